@@ -1,0 +1,18 @@
+"""spinsim: attention heads of transformers as classical spin systems.
+
+Conventions: ``H = -sum_{i!=j} W_ij S_i^T M S_j - sum_i h_i.S_i``, k_B = 1, heads ``L{l}H{h}``
+counted from 0. See SPEC / README.
+"""
+from ._version import __version__
+from .hamiltonian import (Dense, Discrete, Hamiltonian, Heisenberg, Identity, Ising, LowRank,
+                          replace)
+from .lattices import (causal, chain, complete_graph, cubic, lattice, sherrington_kirkpatrick,
+                       square, textbook)
+from .result import Result
+from .solvers import solve
+
+__all__ = [
+    "__version__", "Hamiltonian", "Ising", "Heisenberg", "Discrete", "Identity", "Dense", "LowRank",
+    "replace", "lattice", "chain", "square", "cubic", "complete_graph", "sherrington_kirkpatrick",
+    "causal", "textbook", "Result", "solve",
+]

@@ -1,0 +1,118 @@
+"""Textbook systems as :class:`~spinsim.hamiltonian.Hamiltonian` objects.
+
+Each bond is stored once (``W[i, j] = J`` for one orientation), so that
+``H = -J sum_<ij> S_i . S_j`` with every nearest-neighbour pair counted once.
+"""
+from __future__ import annotations
+
+import itertools
+from typing import Any, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from .hamiltonian import Hamiltonian, Identity, spin_kind
+
+__all__ = ["lattice", "chain", "square", "cubic", "complete_graph", "sherrington_kirkpatrick",
+           "causal", "SYSTEMS", "textbook"]
+
+
+def _site_index(coord: Sequence[int], shape: Sequence[int]) -> int:
+    return int(np.ravel_multi_index(tuple(coord), tuple(shape)))
+
+
+def lattice(kind: Any, shape: int | Sequence[int], J: float = 1.0, periodic: bool = True,
+            h: Any = None, n_comp: int | None = None, name: str | None = None) -> Hamiltonian:
+    """Hypercubic lattice (chain, square, cubic, ...) with nearest-neighbour coupling J.
+
+    ``H = -J sum_<ij> S_i . S_j - sum_i h . S_i``; J > 0 is ferromagnetic. ``shape`` is an int
+    (chain) or a tuple (L1, L2[, L3]); sites are numbered in C order. With ``periodic=True`` a
+    dimension of length 2 gets one bond, not two (no double counting); length 1 gets none.
+    """
+    if isinstance(shape, (int, np.integer)):
+        shape = (int(shape),)
+    shape = tuple(int(s) for s in shape)
+    if not shape or any(s < 1 for s in shape):
+        raise ValueError(f"lattice shape must be positive integers, got {shape}")
+    if not np.isfinite(J):
+        raise ValueError(f"coupling J must be finite, got {J!r}")
+    spin = spin_kind(kind, n_comp)
+    N = int(np.prod(shape))
+    rows, cols = [], []
+    for coord in itertools.product(*[range(s) for s in shape]):
+        i = _site_index(coord, shape)
+        for d, L in enumerate(shape):
+            c = list(coord)
+            if coord[d] + 1 < L:
+                c[d] += 1
+            elif periodic and L > 2:
+                c[d] = 0
+            else:
+                continue
+            rows.append(i)
+            cols.append(_site_index(c, shape))
+    W = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(N, N))
+    dims = {1: "chain", 2: "square", 3: "cubic"}.get(len(shape), f"{len(shape)}d")
+    label = name or f"{spin.name}_{dims}_{'x'.join(map(str, shape))}{'_pbc' if periodic else '_obc'}"
+    return Hamiltonian(W, M=Identity(spin.n_comp, float(J)), h=h, spin=spin, name=label)
+
+
+def chain(kind: Any, L: int, **kw: Any) -> Hamiltonian:
+    return lattice(kind, (L,), **kw)
+
+
+def square(kind: Any, L: int, **kw: Any) -> Hamiltonian:
+    return lattice(kind, (L, L), **kw)
+
+
+def cubic(kind: Any, L: int, **kw: Any) -> Hamiltonian:
+    return lattice(kind, (L, L, L), **kw)
+
+
+def complete_graph(kind: Any, N: int, J: float = 1.0, M: Any = None, h: Any = None,
+                   n_comp: int | None = None, normalize: bool = True) -> Hamiltonian:
+    """All-to-all graph, each pair once: ``H = -(J/N) sum_{i<j} S_i^T M S_j`` (Curie-Weiss when
+    ``normalize``; mean-field T_c = J (n_comp-independent prefactor) / n_comp for isotropic M)."""
+    if N < 2:
+        raise ValueError(f"complete graph needs N >= 2 sites, got {N}")
+    spin = spin_kind(kind, n_comp)
+    w = J / N if normalize else J
+    W = np.triu(np.full((N, N), w), k=1)
+    return Hamiltonian(W, M=M if M is not None else Identity(spin.n_comp, 1.0), h=h, spin=spin,
+                       name=f"{spin.name}_complete_{N}")
+
+
+def sherrington_kirkpatrick(N: int, seed: int = 0, J: float = 1.0, kind: Any = "ising",
+                            h: Any = None) -> Hamiltonian:
+    """SK spin glass: ``W_ij ~ Normal(0, J^2 / N)`` for i < j (each pair once), seeded."""
+    if N < 2:
+        raise ValueError(f"SK model needs N >= 2 sites, got {N}")
+    rng = np.random.default_rng(seed)
+    W = np.triu(rng.standard_normal((N, N)) * J / np.sqrt(N), k=1)
+    spin = spin_kind(kind)
+    return Hamiltonian(W, M=Identity(spin.n_comp, 1.0), h=h, spin=spin, name=f"sk_{N}_seed{seed}")
+
+
+def causal(N: int, include_self: bool = False) -> np.ndarray:
+    """The causal graph of a head: ``W[i, j] = 1`` for key j < i (query i). Self-attention (j = i)
+    is a single-site term and is not part of W (it enters as a field; see models.heads)."""
+    if N < 1:
+        raise ValueError(f"causal graph needs N >= 1 sites, got {N}")
+    del include_self
+    return np.tril(np.ones((N, N)), k=-1)
+
+
+SYSTEMS = ("ising1d", "ising2d", "ising3d", "xy2d", "heisenberg1d", "heisenberg2d", "heisenberg3d", "sk")
+
+
+def textbook(system: str, L: int, J: float = 1.0, seed: int = 0) -> Hamiltonian:
+    """The CLI's ``--system`` names: ising1d|ising2d|ising3d|xy2d|heisenberg{1,2,3}d|sk."""
+    if system not in SYSTEMS:
+        raise ValueError(f"unknown system {system!r}; allowed: {', '.join(SYSTEMS)}")
+    if not isinstance(L, (int, np.integer)) or L < 2:
+        raise ValueError(f"--L must be an integer >= 2, got {L!r}")
+    if system == "sk":
+        return sherrington_kirkpatrick(L, seed=seed, J=J)
+    kind = {"ising": "ising", "xy": "xy", "heisenberg": "heisenberg"}[system[:-2]]
+    d = int(system[-2])
+    return lattice(kind, (L,) * d, J=J)
