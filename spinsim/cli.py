@@ -1,0 +1,83 @@
+"""``spinsim`` command line. Each subcommand lives in ``spinsim/commands/<name>.py`` and defines
+
+    HELP: str                                   # one line
+    def add_arguments(p: argparse.ArgumentParser) -> None
+    def run(args: argparse.Namespace) -> int    # 0 ok, 1 failure
+
+Exit codes: 0 ok, 2 usage error (bad option or value), 1 failure; errors are printed as one line
+``spinsim <cmd>: error: ...``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+from ._version import __version__
+
+COMMANDS = ("extract", "gaps", "ablate", "sweep", "validate", "ground", "plot", "info", "demo")
+
+
+class UsageError(ValueError):
+    """A bad option value: exit code 2."""
+
+
+def add_common(p: argparse.ArgumentParser, out_default: str | None = None, out_help: str = "output HDF5 file") -> None:
+    """Options every command takes: --seed, --device, --out."""
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto",
+                   help="where Monte Carlo runs: cpu, cuda or auto (CUDA when a GPU is present; default)")
+    if out_default is not False:
+        p.add_argument("--out", default=out_default, required=out_default is None, help=out_help)
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
+    parser = argparse.ArgumentParser(
+        prog="spinsim",
+        description="Attention heads of transformers as classical spin systems (H = -sum W_ij S_i.M S_j - sum h.S, k_B = 1).",
+        epilog="Run 'spinsim <command> --help' for a command's options and an example.",
+    )
+    parser.add_argument("--version", action="version", version=f"spinsim {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="command")
+    mods: dict[str, object] = {}
+    for name in COMMANDS:
+        try:
+            mod = importlib.import_module(f"spinsim.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"spinsim.commands.{name}":
+                continue
+            raise
+        p = sub.add_parser(name, help=mod.HELP, description=(mod.__doc__ or mod.HELP),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        mod.add_arguments(p)
+        mods[name] = mod
+    return parser, mods
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser, mods = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        return int(mods[args.command].run(args) or 0)
+    except UsageError as exc:
+        print(f"spinsim {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"spinsim {args.command}: interrupted (finished work is saved; rerun the same command to resume)",
+              file=sys.stderr)
+        return 130
+    except Exception as exc:  # one line, not a traceback
+        from .io import SpinsimFileError
+        kind = "" if isinstance(exc, (ValueError, SpinsimFileError, FileNotFoundError)) else f"{type(exc).__name__}: "
+        print(f"spinsim {args.command}: error: {kind}{exc}", file=sys.stderr)
+        if "SPINSIM_DEBUG" in __import__("os").environ:
+            raise
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
