@@ -1,0 +1,317 @@
+"""Monte Carlo: ``solve(H, T, method="mc", backend="cpu"|"cuda"|"auto", algorithm=..., ...)``.
+
+Algorithms (all sample exp(-H/T), k_B = 1):
+
+* ``"metropolis"``: single-site Metropolis; continuous spins propose ``normalize(sigma + delta
+  eps)`` with isotropic eps (symmetric), delta tuned per temperature to ~50 % acceptance during
+  the discarded equilibration sweeps only (then frozen); discrete spins propose another state
+  uniformly.
+* ``"heatbath"`` (default): exact conditional draw of a site given its local field (von
+  Mises-Fisher for O(n) spins in any n, categorical for discrete/Ising).
+* ``"overrelax"``: ``n_overrelax`` microcanonical reflection sweeps (sigma -> 2(sigma.mu)mu -
+  sigma, dE = 0) followed by one heat-bath sweep, counted as one sweep.
+* ``"pt"``: heat bath plus parallel tempering (replica exchange between neighbouring
+  temperatures after every sweep). ``exchange=True`` adds exchange to any local algorithm.
+* ``"wolff"``: Wolff cluster updates, for isotropic ferromagnets without field or frozen sites.
+
+Every random number comes from a counter-based generator keyed by (seed, replica, sweep, site),
+so a run is reproducible and the CUDA backend draws the same numbers.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..hamiltonian import Dense, Discrete, Hamiltonian, Heisenberg, Identity, Ising, LowRank
+from ..observables import thermodynamics
+from ..result import Result
+from ..validation import check_choice, check_positive_int
+from . import register
+
+__all__ = ["solve_mc", "ALGORITHMS", "BACKENDS", "prepare", "initial_state", "cuda_available"]
+
+ALGORITHMS = ("metropolis", "heatbath", "overrelax", "pt", "wolff")
+BACKENDS = ("cpu", "cuda", "auto")
+_ALG_CODE = {"metropolis": 0, "heatbath": 1, "overrelax": 2, "pt": 1}
+
+
+def cuda_available() -> bool:
+    """True when Numba sees a CUDA GPU (or the CUDA simulator is enabled)."""
+    try:
+        from numba import cuda
+        return bool(cuda.is_available())
+    except Exception:
+        return False
+
+
+def prepare(H: Hamiltonian, direction: Any = None) -> dict[str, Any]:
+    """Flatten a Hamiltonian into the kernel arrays (shared by the CPU and CUDA backends)."""
+    ptr, idx, w_out, w_in = H.neighbours()
+    n = H.n_comp
+    dummy = np.zeros((1, 1))
+    M = H.M
+    if isinstance(M, Identity):
+        code, J, Mmat, A, B = 0, float(M.J), dummy, dummy, dummy
+    elif isinstance(M, Dense):
+        code, J, Mmat, A, B = 1, 0.0, np.ascontiguousarray(M.M), dummy, dummy
+    else:
+        code, J, Mmat, A, B = 2, 0.0, dummy, M.A, M.B
+    discrete = isinstance(H.spin, (Ising, Discrete))
+    V = np.ascontiguousarray(H.spin.vectors) if discrete else np.zeros((1, n))
+    U, u_label = _direction(H, direction)
+    return dict(free=np.flatnonzero(~H.frozen).astype(np.int64), ptr=ptr, idx=idx, w_out=w_out,
+                w_in=w_in, code=code, J=J, Mmat=Mmat, A=A, B=B, h=H.h, lengths=H.lengths, U=U,
+                kind=1 if discrete else 0, V=V, u_label=u_label)
+
+
+def _direction(H: Hamiltonian, direction: Any) -> tuple[np.ndarray, str | None]:
+    """Per-site projection directions u_i (n_sites, n_comp); zero on frozen sites."""
+    N, n = H.n_sites, H.n_comp
+    label: str | None
+    if direction is None:
+        if np.any(H.h != 0):
+            direction = "field"
+        else:
+            return np.zeros((N, n)), None
+    if isinstance(direction, str):
+        if direction == "field":
+            nrm = np.linalg.norm(H.h, axis=1, keepdims=True)
+            U = np.divide(H.h, nrm, out=np.zeros_like(H.h), where=nrm > 0)
+            label = "field direction h_i/|h_i|"
+        elif direction == "top_eigenvector":
+            w, v = np.linalg.eigh(H.M_sym)
+            U = np.broadcast_to(v[:, -1], (N, n)).copy()
+            label = f"top eigenvector of M_s (eigenvalue {w[-1]:.6g})"
+        else:
+            raise ValueError(f"unknown direction {direction!r}; allowed: 'field', 'top_eigenvector', "
+                             f"an ({n},) or ({N}, {n}) array")
+    else:
+        d = np.asarray(direction, dtype=np.float64)
+        if d.shape == (n,):
+            U = np.broadcast_to(d, (N, n)).copy()
+        elif d.shape == (N, n):
+            U = d.copy()
+        else:
+            raise ValueError(f"direction must have shape ({n},) or ({N}, {n}), got {d.shape}")
+        if not np.all(np.isfinite(U)):
+            raise ValueError("direction has non-finite entries")
+        label = "user direction"
+    U[H.frozen] = 0.0
+    return np.ascontiguousarray(U), label
+
+
+def initial_state(H: Hamiltonian, n_replicas: int, init: Any, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Initial spins S (R, N, n) and discrete indices X (R, N), identical for every backend."""
+    N, n = H.n_sites, H.n_comp
+    discrete = isinstance(H.spin, (Ising, Discrete))
+    X = np.zeros((n_replicas, N), dtype=np.int64)
+    if isinstance(init, str):
+        check_choice("init", init, ("random", "ordered"))
+        if init == "random":
+            rng = np.random.default_rng([seed, 0x5EED])
+            if discrete:
+                X = rng.integers(0, H.spin.vectors.shape[0], (n_replicas, N))
+                sig = H.spin.vectors[X]
+            else:
+                g = rng.standard_normal((n_replicas, N, n))
+                sig = g / np.linalg.norm(g, axis=2, keepdims=True)
+        else:
+            if discrete:
+                sig = np.broadcast_to(H.spin.vectors[0], (n_replicas, N, n)).copy()
+            else:
+                sig = np.zeros((n_replicas, N, n))
+                sig[..., 0] = 1.0
+        S = sig * H.lengths[None, :, None]
+    else:
+        S = np.asarray(init, dtype=np.float64)
+        if S.shape == (N, n):
+            S = np.broadcast_to(S, (n_replicas, N, n)).copy()
+        if S.shape != (n_replicas, N, n):
+            raise ValueError(f"init array must have shape ({N}, {n}) or ({n_replicas}, {N}, {n}), got {S.shape}")
+        for s in S:
+            H.check_state(s, only_free=True)
+        if discrete:
+            sig = S / H.lengths[None, :, None]
+            X = np.argmin(np.linalg.norm(sig[:, :, None, :] - H.spin.vectors[None, None], axis=-1), axis=-1)
+    if H.frozen.any():
+        S[:, H.frozen] = H.state[H.frozen]
+    return np.ascontiguousarray(S, dtype=np.float64), np.ascontiguousarray(X, dtype=np.int64)
+
+
+def _check_wolff(H: Hamiltonian, k: dict[str, Any]) -> None:
+    if not isinstance(H.M, Identity) or H.M.J <= 0:
+        raise ValueError("algorithm 'wolff' needs an isotropic ferromagnetic coupling (Identity with J > 0)")
+    if np.any(k["w_out"] + k["w_in"] < 0):
+        raise ValueError("algorithm 'wolff' needs non-negative graph weights W_ij >= 0")
+    if np.any(H.h != 0):
+        raise ValueError("algorithm 'wolff' needs zero field (use 'heatbath' or 'pt' with a field)")
+    if H.frozen.any():
+        raise ValueError("algorithm 'wolff' does not support frozen sites")
+    if isinstance(H.spin, Discrete):
+        raise ValueError("algorithm 'wolff' needs ising or heisenberg spins, not discrete")
+
+
+@register("mc")
+def solve_mc(H: Hamiltonian, T: np.ndarray, *, backend: str = "cpu", algorithm: str = "heatbath",
+             sweeps: int = 2000, discard: int | None = None, seed: int = 0, n_chains: int = 1,
+             exchange: bool | None = None, n_overrelax: int = 1, direction: Any = None,
+             init: Any = "random", progress: bool | None = None, delta: float = 0.5,
+             resync: int = 64, replica_offset: int = 0) -> Result:
+    """Monte Carlo estimates over the temperature grid T.
+
+    Parameters
+    ----------
+    backend : ``"cpu"`` (Numba, replicas in parallel), ``"cuda"`` or ``"auto"``.
+    algorithm : one of ``ALGORITHMS`` (see module docstring).
+    sweeps : measured sweeps per chain (a sweep visits every free site once).
+    discard : equilibration sweeps, thrown away (default ``sweeps // 4``, at least 100);
+        reported in ``Result.n_discard``.
+    seed : non-negative integer; with the replica index, sweep and site it keys every draw.
+    n_chains : independent chains per temperature (replica ids ``chain * n_T + t``).
+    exchange : replica exchange between neighbouring temperatures (default: only for ``"pt"``).
+    n_overrelax : reflection sweeps per heat-bath sweep for ``"overrelax"``.
+    direction : projection direction for ``Result.projection``: ``"field"`` (default when a field
+        is present), ``"top_eigenvector"``, an (n_comp,) or (n_sites, n_comp) array.
+    init : ``"random"`` (default), ``"ordered"`` or an array of spins.
+    progress : show a progress bar (default: when on a terminal).
+    resync : recompute E and m from scratch every ``resync`` sweeps (round-off control).
+    """
+    check_choice("backend", backend, BACKENDS)
+    check_choice("algorithm", algorithm, ALGORITHMS)
+    sweeps = check_positive_int("sweeps", sweeps, 2)
+    n_chains = check_positive_int("n_chains", n_chains)
+    n_overrelax = check_positive_int("n_overrelax", n_overrelax)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2 ** 63:
+        raise ValueError(f"seed must be an integer in [0, 2**63), got {seed!r}")
+    if discard is None:
+        discard = max(100, sweeps // 4)
+    discard = check_positive_int("discard", discard, 0)
+    if not (np.isfinite(delta) and delta > 0):
+        raise ValueError(f"delta (initial Metropolis step) must be > 0, got {delta!r}")
+    discrete = isinstance(H.spin, (Ising, Discrete))
+    if algorithm == "overrelax" and discrete:
+        raise ValueError(f"algorithm 'overrelax' needs continuous (heisenberg) spins, not {H.spin.name}")
+    if exchange is None:
+        exchange = algorithm == "pt"
+    if exchange and algorithm == "wolff":
+        raise ValueError("replica exchange is not combined with 'wolff'; use algorithm='pt'")
+    if backend == "auto":
+        backend = "cuda" if cuda_available() else "cpu"
+    k = prepare(H, direction)
+    if algorithm == "wolff":
+        _check_wolff(H, k)
+    order = np.argsort(T) if exchange else np.arange(T.size)   # exchange needs a sorted ladder
+    Ts = T[order]
+    n_T = Ts.size
+    R = n_T * n_chains
+    beta = np.tile(1.0 / Ts, n_chains)
+    replica_ids = np.arange(R, dtype=np.int64) + int(replica_offset)
+    S, X = initial_state(H, R, init, int(seed))
+
+    if backend == "cuda":
+        from ..kernels import cuda as engine   # noqa: F401  (raises a clear error without a GPU)
+    else:
+        from ..kernels import cpu as engine
+    runner = engine.Runner(S, X, beta, int(seed), replica_ids, k, algorithm=algorithm,
+                           alg_code=_ALG_CODE.get(algorithm, 1), n_overrelax=n_overrelax,
+                           exchange=bool(exchange), n_T=n_T, delta=delta, resync=resync,
+                           n_meas=sweeps)
+    t_start = time.perf_counter()
+    total = discard + sweeps
+    chunk = max(1, total // 100)
+    with tqdm(total=total, desc=f"mc/{backend}/{algorithm}", unit="sweep", disable=_no_bar(progress),
+              leave=False) as bar:
+        done = 0
+        while done < total:
+            n = min(chunk, total - done)
+            if done < discard:
+                n = min(n, discard - done)
+                runner.run(done, n, measure_from=-1, adapt=(algorithm == "metropolis"))
+                if done + n == discard:
+                    runner.reset_counters(discard)
+            else:
+                runner.run(done, n, measure_from=done - discard, adapt=False)
+            done += n
+            bar.update(n)
+    elapsed = time.perf_counter() - t_start
+    out = runner.results()
+    return _assemble(H, Ts, order, out, n_T, n_chains, sweeps, discard, algorithm, backend,
+                     int(seed), bool(exchange), n_overrelax, k["u_label"], elapsed, R)
+
+
+def _no_bar(progress: bool | None) -> bool | None:
+    return None if progress is None else (not progress)
+
+
+def _assemble(H: Hamiltonian, Ts: np.ndarray, order: np.ndarray, out: dict[str, np.ndarray],
+              n_T: int, n_chains: int, sweeps: int, discard: int, algorithm: str, backend: str,
+              seed: int, exchange: bool, n_overrelax: int, u_label: str | None, elapsed: float,
+              R: int) -> Result:
+    """Per-temperature statistics, returned in the caller's order of T."""
+    N, n = H.n_free, H.n_comp
+    fields: dict[str, list[float]] = {k: [] for k in (
+        "energy", "energy_err", "specific_heat", "specific_heat_err", "magnetization",
+        "magnetization_err", "susceptibility", "susceptibility_err", "binder", "binder_err",
+        "projection", "projection_err", "projection_susceptibility",
+        "projection_susceptibility_err", "tau_int")}
+    acc, mvecs, warnings, n_blocks = [], [], [], []
+    for t in range(n_T):
+        rows = np.arange(n_chains) * n_T + t
+        th = thermodynamics(out["E"][rows], out["mabs"][rows], out["mu"][rows], float(Ts[t]), N, n)
+        for key in fields:
+            fields[key].append(getattr(th, key))
+        n_blocks.append(th.n_blocks)
+        if np.isfinite(th.drift_sigma) and th.drift_sigma > 4:
+            warnings.append(f"T={Ts[t]:.6g}: energy drifts by {th.drift_sigma:.1f} sigma between the two halves "
+                            "of the measured run (not equilibrated: raise discard/sweeps or use 'pt')")
+        if th.n_blocks < 16 or sweeps < 20 * th.tau_int:
+            warnings.append(f"T={Ts[t]:.6g}: tau_int = {th.tau_int:.1f} sweeps is long for {sweeps} sweeps; "
+                            "error bars are unreliable")
+        tries = out["tries"][rows].sum()
+        acc.append(out["acc"][rows].sum() / tries if tries > 0 else 1.0)
+        mvecs.append(out["msum"][rows].sum(axis=0) / (sweeps * n_chains))
+    inv = np.argsort(order)
+    arr = {k: np.asarray(v)[inv] for k, v in fields.items()}
+    meta: dict[str, Any] = {
+        "algorithm": algorithm, "exchange": exchange, "n_chains": n_chains,
+        "rng": "counter-based SplitMix64 keyed by (seed, replica, sweep, site)",
+        "elapsed_s": round(elapsed, 4),
+        "updates_per_s": float(R * (sweeps + discard) * H.n_free / max(elapsed, 1e-12)),
+        "n_blocks": list(np.asarray(n_blocks)[inv].tolist()),
+        "warnings": warnings,
+    }
+    if algorithm == "overrelax":
+        meta["n_overrelax"] = n_overrelax
+    if algorithm == "metropolis":
+        meta["metropolis_step"] = out["delta"][:n_T][inv].tolist()
+    if exchange:
+        st = out["swap_tries"].reshape(n_chains, n_T).sum(0)[:-1]
+        sa = out["swap_acc"].reshape(n_chains, n_T).sum(0)[:-1]
+        meta["swap_acceptance"] = (sa / np.maximum(st, 1)).tolist()   # pairs (T_t, T_t+1), sorted T
+    if algorithm == "wolff":
+        per_cluster = out["cluster"] / (sweeps * out["n_clusters"]) / max(H.n_free, 1)
+        meta["mean_cluster_fraction"] = per_cluster.reshape(n_chains, n_T).mean(0)[inv].tolist()
+        meta["clusters_per_sweep"] = out["n_clusters"].reshape(n_chains, n_T)[0][inv].tolist()
+    has_proj = u_label is not None
+    if has_proj:
+        meta["projection_direction"] = u_label
+    return Result(
+        T=Ts[inv], energy=arr["energy"], energy_err=arr["energy_err"],
+        specific_heat=arr["specific_heat"], specific_heat_err=arr["specific_heat_err"],
+        magnetization=arr["magnetization"], magnetization_err=arr["magnetization_err"],
+        susceptibility=arr["susceptibility"], susceptibility_err=arr["susceptibility_err"],
+        binder=arr["binder"], binder_err=arr["binder_err"], method="mc", backend=backend,
+        seed=seed, n_sites=H.n_sites, n_free=H.n_free, n_comp=n,
+        tau_int=arr["tau_int"],
+        acceptance=np.asarray(acc)[inv] if algorithm == "metropolis" else None,
+        magnetization_vector=np.asarray(mvecs)[inv],
+        projection=arr["projection"] if has_proj else None,
+        projection_err=arr["projection_err"] if has_proj else None,
+        projection_susceptibility=arr["projection_susceptibility"] if has_proj else None,
+        projection_susceptibility_err=arr["projection_susceptibility_err"] if has_proj else None,
+        n_sweeps=sweeps, n_discard=discard, n_replicas=R, meta=meta,
+    )
