@@ -190,7 +190,7 @@ Coupling = Union[Identity, Dense, LowRank]
 def _check_finite(x: np.ndarray, what: str) -> None:
     if not np.all(np.isfinite(x)):
         bad = np.argwhere(~np.isfinite(x))[0]
-        raise ValueError(f"{what} has a non-finite entry {x[tuple(bad)]!r} at index {tuple(int(b) for b in bad)}")
+        raise ValueError(f"{what} has a non-finite entry {float(x[tuple(bad)])!r} at index {tuple(int(b) for b in bad)}")
 
 
 # --------------------------------------------------------------------------- Hamiltonian
@@ -238,10 +238,10 @@ class Hamiltonian:
             raise ValueError("W must have at least one site")
 
         # ---- spin kind and coupling
-        if isinstance(spin, Discrete) or isinstance(spin, Ising):
+        if isinstance(spin, (Ising, Heisenberg, Discrete)):
             n_from_spin = spin.n_comp
-        elif isinstance(spin, Heisenberg):
-            n_from_spin = spin.n_comp
+        elif isinstance(spin, str) and spin.lower() in ("ising", "xy"):
+            n_from_spin = spin_kind(spin).n_comp
         else:
             n_from_spin = None
         if M is None:

@@ -15,7 +15,7 @@ def check_temperatures(T: Any) -> np.ndarray:
         raise ValueError(f"T must be a positive number or a 1-D list of them, got shape {np.shape(T)}")
     bad = ~np.isfinite(arr) | (arr <= 0)
     if bad.any():
-        raise ValueError(f"temperatures must be finite and > 0 (k_B = 1); got T = {arr[bad][0]!r}")
+        raise ValueError(f"temperatures must be finite and > 0 (k_B = 1); got T = {float(arr[bad][0])!r}")
     return arr
 
 
