@@ -16,7 +16,7 @@ from numba import njit, prange
 
 from .physics import ALG_HEATBATH, ALG_METROPOLIS, ALG_OVERRELAX, KIND_CONTINUOUS, build
 
-P = build(njit(cache=False, fastmath=True))
+P = build(njit(fastmath=True, inline="always"), jit_heavy=njit(fastmath=True))
 replica_key = P.replica_key
 visit_seed = P.visit_seed
 uniform = P.uniform
