@@ -61,26 +61,32 @@ def _sweep_replica(r, s, alg, key, S, X, E, mvec, mu, beta, delta, acc, tries, f
                    wa, wb, wra, wrb, wphi, wsig, wnew, wlog):
     n = S.shape[2]
     nf = free.shape[0]
+    inv_nf = 1.0 / nf
     Sr = S[r]
     b = beta[r]
+    dlt = delta[r]
+    n_acc = 0
+    e_r = E[r]
+    mu_r = mu[r]
     for q in range(nf):
         k = free[q]
         vs = visit_seed(key, s, k, slots)
         local_field(Sr, k, ptr, idx, w_out, w_in, code, J, Mmat, A, B, h, wa, wb, wra, wrb, wphi)
         m = lengths[k]
-        accept = True
         if kind == KIND_CONTINUOUS:
+            inv_m = 1.0 / m
             for c in range(n):
-                wsig[c] = Sr[k, c] / m
+                wsig[c] = Sr[k, c] * inv_m
             if alg == ALG_METROPOLIS:
-                propose_continuous(wsig, delta[r], vs, 0, wnew)
+                propose_continuous(wsig, dlt, vs, 0, wnew)
             elif alg == ALG_HEATBATH:
                 heatbath_continuous(wphi, m, b, vs, 0, wnew)
             else:
                 overrelax(wsig, wphi, wnew)
             dE = 0.0
             for c in range(n):
-                dE -= m * (wnew[c] - wsig[c]) * wphi[c]
+                dE -= (wnew[c] - wsig[c]) * wphi[c]
+            dE *= m
         else:
             cur = X[r, k]
             K = V.shape[0]
@@ -97,27 +103,29 @@ def _sweep_replica(r, s, alg, key, S, X, E, mvec, mu, beta, delta, acc, tries, f
             dE = 0.0
             for c in range(n):
                 wnew[c] = V[nq, c]
-                dE -= m * (V[nq, c] - V[cur, c]) * wphi[c]
+                dE -= (V[nq, c] - V[cur, c]) * wphi[c]
+            dE *= m
+        if alg == ALG_METROPOLIS and dE > 0.0:
+            # uniform index 1 << 20 keeps it apart from the proposal's draws
+            if uniform(vs, 1 << 20) >= math.exp(-b * dE):
+                continue
+        if kind != KIND_CONTINUOUS:
             X[r, k] = nq
-        if alg == ALG_METROPOLIS:
-            tries[r] += 1
-            if dE > 0.0:
-                # uniform index 1 << 20 keeps it apart from the proposal's draws
-                if uniform(vs, 1 << 20) >= math.exp(-b * dE):
-                    accept = False
-                    if kind != KIND_CONTINUOUS:
-                        X[r, k] = cur
-            if accept:
-                acc[r] += 1
-        if accept:
-            du = 0.0
-            for c in range(n):
-                d = m * wnew[c] - Sr[k, c]
-                mvec[r, c] += d / nf
-                du += d * U[k, c]
-                Sr[k, c] = m * wnew[c]
-            mu[r] += du / nf
-            E[r] += dE
+        n_acc += 1
+        du = 0.0
+        for c in range(n):
+            snew = m * wnew[c]
+            d = snew - Sr[k, c]
+            mvec[r, c] += d * inv_nf
+            du += d * U[k, c]
+            Sr[k, c] = snew
+        mu_r += du * inv_nf
+        e_r += dE
+    E[r] = e_r
+    mu[r] = mu_r
+    if alg == ALG_METROPOLIS:
+        tries[r] += nf
+        acc[r] += n_acc
 
 
 @njit(parallel=True, cache=True)

@@ -34,6 +34,13 @@ _S30 = np.uint64(30)
 _S27 = np.uint64(27)
 _S31 = np.uint64(31)
 _S11 = np.uint64(11)
+_S32 = np.uint64(32)
+_S21 = np.uint64(21)
+_S42 = np.uint64(42)
+_M21 = np.uint64(0x1FFFFF)
+_TWO_M20 = 9.5367431640625e-07  # 2^-20
+_M32 = np.uint64(0xFFFFFFFF)
+_TWO_M31 = 4.656612873077393e-10  # 2^-31
 _TWO_M53 = 1.1102230246251565e-16  # 2^-53
 TWO_PI = 2.0 * math.pi
 
@@ -61,6 +68,24 @@ def replica_key(seed, replica):
 def visit_seed(key, sweep, slot, n_slots):
     ctr = np.uint64(sweep) * np.uint64(n_slots) + np.uint64(slot)
     return mix64(key + mix64(ctr + _C3))
+
+def uniform_pair32(vs, j):
+    """Two uniforms in (-1, 1) with 32-bit resolution from the j-th draw of a visit (one hash
+    for two numbers: used where 2^-32 resolution is plenty, e.g. Metropolis proposals)."""
+    x = mix64(vs + np.uint64(j + 1) * GOLDEN)
+    hi = np.float64(x >> _S32)
+    lo = np.float64(x & _M32)
+    return (hi + 0.5) * _TWO_M31 - 1.0, (lo + 0.5) * _TWO_M31 - 1.0
+
+
+def uniform_triple21(vs, j):
+    """Three uniforms in (-1, 1) with 21-bit resolution from one hash (Metropolis proposals)."""
+    x = mix64(vs + np.uint64(j + 1) * GOLDEN)
+    u0 = np.float64(x & _M21)
+    u1 = np.float64((x >> _S21) & _M21)
+    u2 = np.float64((x >> _S42) & _M21)
+    return (u0 + 0.5) * _TWO_M20 - 1.0, (u1 + 0.5) * _TWO_M20 - 1.0, (u2 + 0.5) * _TWO_M20 - 1.0
+
 
 def uniform(vs, j):
     """j-th uniform of a visit, in (0, 1) (never 0 or 1)."""
@@ -109,6 +134,30 @@ def gamma_draw(a, vs, j):
             return d * v * boost, j
 
 # ------------------------------------------------------------------ fields and energies
+def field_iso3(S, k, ptr, idx, w_out, w_in, J, h, phi):
+    """Isotropic coupling, n_comp = 3 (classic Heisenberg lattices)."""
+    a0 = 0.0
+    a1 = 0.0
+    a2 = 0.0
+    for e in range(ptr[k], ptr[k + 1]):
+        j = idx[e]
+        w = w_out[e] + w_in[e]
+        a0 += w * S[j, 0]
+        a1 += w * S[j, 1]
+        a2 += w * S[j, 2]
+    phi[0] = J * a0 + h[k, 0]
+    phi[1] = J * a1 + h[k, 1]
+    phi[2] = J * a2 + h[k, 2]
+
+
+def field_iso1(S, k, ptr, idx, w_out, w_in, J, h, phi):
+    """Isotropic coupling, n_comp = 1 (Ising)."""
+    a0 = 0.0
+    for e in range(ptr[k], ptr[k + 1]):
+        a0 += (w_out[e] + w_in[e]) * S[idx[e], 0]
+    phi[0] = J * a0 + h[k, 0]
+
+
 def field_iso_small(S, k, ptr, idx, w_out, w_in, J, h, phi):
     """Isotropic coupling, n_comp <= 4 (lattices): accumulate in registers."""
     n = S.shape[1]
@@ -186,7 +235,12 @@ def local_field(S, k, ptr, idx, w_out, w_in, code, J, Mmat, A, B, h, a, b, ra, r
     """phi (n,) <- field on site k of configuration S (n_sites, n):
     phi_k = M sum_j W_kj S_j + M^T sum_j W_jk S_j + h_k.
     a, b: (n,) and ra, rb: (rank,) workspaces."""
-    if code == 0 and S.shape[1] <= 4:
+    n = S.shape[1]
+    if code == 0 and n == 3:
+        field_iso3(S, k, ptr, idx, w_out, w_in, J, h, phi)
+    elif code == 0 and n == 1:
+        field_iso1(S, k, ptr, idx, w_out, w_in, J, h, phi)
+    elif code == 0 and n <= 4:
         field_iso_small(S, k, ptr, idx, w_out, w_in, J, h, phi)
     else:
         field_general(S, k, ptr, idx, w_out, w_in, code, J, Mmat, A, B, h, a, b, ra, rb, phi)
@@ -240,16 +294,34 @@ def dot(x, y):
 # ------------------------------------------------------------------ continuous moves
 def propose_continuous(sig, delta, vs, j, out):
     """Isotropic Metropolis proposal: out = normalize(sig + delta * eps), eps uniform in the
-    unit ball (n <= 4, by rejection) or Gaussian (n > 4). Symmetric: q(s'|s) = f(s.s')."""
+    unit ball (n <= 4, by rejection from the cube) or Gaussian (n > 4). Symmetric:
+    q(s'|s) = f(s.s')."""
     n = sig.shape[0]
-    if n <= 4:
+    if n <= 3:
+        while True:
+            e0, e1, e2 = uniform_triple21(vs, j)
+            j += 1
+            out[0] = e0
+            r2 = e0 * e0
+            if n > 1:
+                out[1] = e1
+                r2 += e1 * e1
+            if n > 2:
+                out[2] = e2
+                r2 += e2 * e2
+            if r2 <= 1.0:
+                break
+    elif n <= 4:
         while True:
             r2 = 0.0
-            for c in range(n):
-                e = 2.0 * uniform(vs, j) - 1.0
+            for c in range(0, n, 2):
+                e0, e1 = uniform_pair32(vs, j)
                 j += 1
-                out[c] = e
-                r2 += e * e
+                out[c] = e0
+                r2 += e0 * e0
+                if c + 1 < n:
+                    out[c + 1] = e1
+                    r2 += e1 * e1
             if r2 <= 1.0:
                 break
     else:
@@ -364,7 +436,7 @@ def heatbath_discrete(V, phi, m, beta, vs, j, logw):
     return K - 1
 
 
-_PHYSICS = ('field_iso_small', 'neighbour_sums', 'field_general', 'mix64', 'replica_key', 'visit_seed', 'uniform', 'gauss2', 'gauss_vector', 'gamma_draw', 'local_field', 'site_energy_out', 'dot', 'propose_continuous', 'vmf_w', 'heatbath_continuous', 'overrelax', 'heatbath_discrete',)
+_PHYSICS = ('field_iso3', 'field_iso1', 'field_iso_small', 'neighbour_sums', 'field_general', 'mix64', 'replica_key', 'visit_seed', 'uniform_pair32', 'uniform_triple21', 'uniform', 'gauss2', 'gauss_vector', 'gamma_draw', 'local_field', 'site_energy_out', 'dot', 'propose_continuous', 'vmf_w', 'heatbath_continuous', 'overrelax', 'heatbath_discrete',)
 
 
 # functions with O(n r) or O(n deg) work: call overhead is negligible, inlining them into the
@@ -383,7 +455,7 @@ def build(jit: Callable, jit_heavy: Callable | None = None) -> SimpleNamespace:
     """
     ns: dict = {"np": np, "math": math}
     ns.update({k: v for k, v in globals().items() if k.isupper() or k.startswith("_C") or k.startswith("_S")
-               or k == "_TWO_M53"})
+               or k.startswith("_TWO_M") or k.startswith("_M")})
     for name in _PHYSICS:
         # exec the source (rather than re-binding the code object): Numba inlines
         # ``inline="always"`` functions only when it can rebuild them from a plain definition
