@@ -64,7 +64,7 @@ s.set_structure([[1.0,0,0],[0,1.0,0],[0,0,1.0]], [[0.0,0.0,0.0]])
 s.set_grid(({L},{L},{L}), 1, [1.0], (True, True, True))
 s.add_exchange(1.0, neighbor_order=1)
 s.set_simulation('random', 'heisenberg', 1, {sweeps}, 'metropolis', 1, [1.0])
-s.set_output(outfile=r'{tempfile.gettempdir()}/spinmc_bench.txt')
+s.set_output(outfile=r'{tempfile.gettempdir()}/spinmc_bench.txt', group_magnetization=False, group_susceptibility=False, group_magnetization_abs=False, group_susceptibility_abs=False)
 t = time.perf_counter(); s.run(); print(time.perf_counter() - t)
 """
     try:

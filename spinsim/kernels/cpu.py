@@ -23,6 +23,7 @@ uniform = P.uniform
 gauss_vector = P.gauss_vector
 local_field = P.local_field
 site_energy_out = P.site_energy_out
+total_energy = P.total_energy
 dot = P.dot
 propose_continuous = P.propose_continuous
 heatbath_continuous = P.heatbath_continuous
@@ -39,10 +40,10 @@ def resync_replica(S, X, E, mvec, mu, r, free, ptr, idx, w_out, code, J, Mmat, A
     """Recompute E[r], mvec[r], mu[r] from scratch (removes accumulated round-off)."""
     N = S.shape[1]
     n = S.shape[2]
-    e = 0.0
-    for i in range(N):
-        e += site_energy_out(S[r], i, ptr, idx, w_out, code, J, Mmat, A, B, h, ra, rb)
-    E[r] = e
+    rk = A.shape[1] if code == 2 else 1
+    P = np.empty((N, rk))
+    Q = np.empty((N, rk))
+    E[r] = total_energy(S[r], ptr, idx, w_out, code, J, Mmat, A, B, h, ra, rb, P, Q)
     nf = free.shape[0]
     for c in range(n):
         mvec[r, c] = 0.0

@@ -285,6 +285,42 @@ def site_energy_out(S, i, ptr, idx, w_out, code, J, Mmat, A, B, h, ra, rb):
         e_tot -= wo * pair
     return e_tot
 
+def total_energy(S, ptr, idx, w_out, code, J, Mmat, A, B, h, ra, rb, P, Q):
+    """H(S) from scratch. For a low-rank coupling every spin is projected once
+    (P_j = B^T S_j, Q_i = A^T S_i; P, Q: (n_sites, rank) workspaces), so the cost is
+    O(n_sites n rank + n_bonds rank) instead of O(n_bonds n rank)."""
+    N = S.shape[0]
+    if code != 2:
+        e = 0.0
+        for i in range(N):
+            e += site_energy_out(S, i, ptr, idx, w_out, code, J, Mmat, A, B, h, ra, rb)
+        return e
+    n = S.shape[1]
+    r = A.shape[1]
+    e = 0.0
+    for i in range(N):
+        for q in range(r):
+            P[i, q] = 0.0
+            Q[i, q] = 0.0
+        for c in range(n):
+            s = S[i, c]
+            e -= h[i, c] * s
+            for q in range(r):
+                P[i, q] += B[c, q] * s
+                Q[i, q] += A[c, q] * s
+    for i in range(N):
+        for ee in range(ptr[i], ptr[i + 1]):
+            wo = w_out[ee]
+            if wo == 0.0:
+                continue
+            j = idx[ee]
+            pair = 0.0
+            for q in range(r):
+                pair += Q[i, q] * P[j, q]
+            e -= wo * pair
+    return e
+
+
 def dot(x, y):
     acc = 0.0
     for c in range(x.shape[0]):
@@ -436,12 +472,12 @@ def heatbath_discrete(V, phi, m, beta, vs, j, logw):
     return K - 1
 
 
-_PHYSICS = ('field_iso3', 'field_iso1', 'field_iso_small', 'neighbour_sums', 'field_general', 'mix64', 'replica_key', 'visit_seed', 'uniform_pair32', 'uniform_triple21', 'uniform', 'gauss2', 'gauss_vector', 'gamma_draw', 'local_field', 'site_energy_out', 'dot', 'propose_continuous', 'vmf_w', 'heatbath_continuous', 'overrelax', 'heatbath_discrete',)
+_PHYSICS = ('field_iso3', 'field_iso1', 'field_iso_small', 'neighbour_sums', 'field_general', 'mix64', 'replica_key', 'visit_seed', 'uniform_pair32', 'uniform_triple21', 'uniform', 'gauss2', 'gauss_vector', 'gamma_draw', 'local_field', 'site_energy_out', 'total_energy', 'dot', 'propose_continuous', 'vmf_w', 'heatbath_continuous', 'overrelax', 'heatbath_discrete',)
 
 
 # functions with O(n r) or O(n deg) work: call overhead is negligible, inlining them into the
 # sweep loop only bloats it (and slowed the lattice fast path 5x in measurements)
-_HEAVY = ("field_general", "neighbour_sums", "site_energy_out", "heatbath_discrete")
+_HEAVY = ("field_general", "neighbour_sums", "site_energy_out", "total_energy", "heatbath_discrete")
 
 
 def build(jit: Callable, jit_heavy: Callable | None = None) -> SimpleNamespace:
