@@ -1,0 +1,534 @@
+"""Numba kernels for exact enumeration (``method="exact"``): pure array functions, no objects.
+
+Conventions (SPEC section 1): ``H = -sum_{i!=j} W_ij S_i^T M S_j - sum_i h_i.S_i``, k_B = 1.
+Only the free sites are enumerated; frozen sites enter through the constant and the fields.
+
+Ising (sigma_k = +-1, free sites k = 0..n-1, spin ``S_k = m_k sigma_k``)::
+
+    E(sigma) = E_c - sum_{k<l} K_kl sigma_k sigma_l - sum_k b_k sigma_k
+    K_kl = (W_kl + W_lk) M m_k m_l,   b_k = m_k phi0_k   (phi0: field of h and frozen sites)
+
+The state with Gray index g is ``gray(g) = g ^ (g >> 1)``; bit k set means sigma_k = -1 (the
+Ising vector index 1). Going from g-1 to g flips the single spin ``k = ctz(g)`` at
+``dE = 2 sigma_k f_k`` with the local field ``f_k = b_k + sum_l K_kl sigma_l``; the fields of the
+neighbours of k are then updated (never the full energy). The 2^n states are cut into blocks
+of ``2^block_bits`` consecutive Gray indices; each block starts from scratch (so round-off never
+accumulates over more than one block) and blocks are shared among ``n_chunks`` chunks that run
+in parallel, each with its own accumulators. Results do not depend on the number of threads.
+
+Integer variants take ``Ki = K/q``, ``bi = b/q`` (energies on a lattice of spacing q) and keep
+E exactly in integers: ``E = E_c + q * E_int``.
+
+Discrete (K states per site, vectors V (K, n_comp), free sites 0..n-1): site 0 is the *leaf*,
+summed in a vectorised inner loop; sites 1..n-1 run through an odometer. ``psi[i, b]`` is the
+energy gain of site i in state b (``E = E_rest - psi[i, b]``): for i >= 1 it excludes the leaf,
+for the leaf it includes every outer site. A change a -> a2 of outer site j updates, for every
+neighbour i, ``psi[i, b] += m_i m_j (W_ij (G[b,a2] - G[b,a]) + W_ji (G[a2,b] - G[a,b]))`` with
+``G = V M V^T`` (a table, or factors ``G[b, a] = X_b . Y_a`` when K is large).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, prange
+from numba.core import types
+from numba.extending import intrinsic
+
+__all__ = [
+    "ising_joint_levels", "ising_levels", "ising_float_pass1", "ising_float_pass2",
+    "discrete_pass", "N_ACC", "BIG",
+]
+
+N_ACC = 9          # Boltzmann sums: Z', x, x^2, |m|, m^2, m^4, m (signed, n_comp = 1), m_u, m_u^2
+BIG = 1 << 62      # "infinite" integer energy
+_EXP_CUT = 745.0   # exp(-x) == 0 in float64 beyond this
+
+
+@intrinsic
+def _cttz(typingctx, x):
+    """Count trailing zeros (LLVM cttz); x > 0."""
+    if not isinstance(x, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.cttz(args[0], ir.Constant(ir.IntType(1), 0))
+
+    return x(x), codegen
+
+
+# ----------------------------------------------------------------------------- Ising helpers
+@njit(cache=True)
+def _ising_init_int(g0, ptr, nbr, Ki, bi, s, f):
+    """Spins of Gray index g0 into s, fields into f; returns the integer energy E_int."""
+    n = bi.shape[0]
+    gray = g0 ^ (g0 >> 1)
+    for k in range(n):
+        s[k] = 1 - 2 * ((gray >> k) & 1)
+    e2 = 0
+    for k in range(n):
+        acc = bi[k]
+        for e in range(ptr[k], ptr[k + 1]):
+            acc += Ki[e] * s[nbr[e]]
+        f[k] = acc
+        e2 += s[k] * (acc + bi[k])
+    return -(e2 // 2)
+
+
+@njit(cache=True)
+def _ising_init_float(g0, ptr, nbr, Kf, bf, s, f):
+    n = bf.shape[0]
+    gray = g0 ^ (g0 >> 1)
+    for k in range(n):
+        s[k] = 1.0 - 2.0 * ((gray >> k) & 1)
+    e2 = 0.0
+    for k in range(n):
+        acc = bf[k]
+        for e in range(ptr[k], ptr[k + 1]):
+            acc += Kf[e] * s[nbr[e]]
+        f[k] = acc
+        e2 += s[k] * (acc + bf[k])
+    return -0.5 * e2
+
+
+@njit(cache=True)
+def _chunk_range(c, n_blocks, n_chunks):
+    return c * n_blocks // n_chunks, (c + 1) * n_blocks // n_chunks
+
+
+# ----------------------------------------------------------------------------- Ising, lattice E
+@njit(cache=True, parallel=True)
+def ising_joint_levels(ptr, nbr, Ki, bi, e_off, n_e, block_bits, n_chunks, cap):
+    """Joint histogram of (E_int, sum_k sigma_k) over all 2^n states (uniform lengths).
+
+    Returns ``hist`` (n_e, n + 1) int64 with row ``E_int + e_off`` and column
+    ``(sum sigma + n) / 2``; per chunk the lowest E_int seen, how many states have it and up to
+    ``cap`` of their Gray indices.
+    """
+    n = bi.shape[0]
+    nM = n + 1
+    n_blocks = 1 << (n - block_bits)
+    bsize = 1 << block_bits
+    hist = np.zeros((n_chunks, n_e * nM), np.int64)
+    gmin = np.full(n_chunks, BIG, np.int64)
+    gcnt = np.zeros(n_chunks, np.int64)
+    gcodes = np.zeros((n_chunks, cap), np.int64)
+    for c in prange(n_chunks):
+        s = np.empty(n, np.int64)
+        f = np.empty(n, np.int64)
+        h = hist[c]
+        em = BIG
+        cnt = 0
+        b0, b1 = _chunk_range(c, n_blocks, n_chunks)
+        for blk in range(b0, b1):
+            g0 = np.int64(blk) << block_bits
+            E = _ising_init_int(g0, ptr, nbr, Ki, bi, s, f)
+            Mi = 0
+            for k in range(n):
+                Mi += s[k]
+            h[(E + e_off) * nM + ((Mi + n) >> 1)] += 1
+            if E <= em:
+                if E < em:
+                    em = E
+                    cnt = 0
+                if cnt < cap:
+                    gcodes[c, cnt] = g0
+                cnt += 1
+            for t in range(1, bsize):
+                k = _cttz(t)
+                sk = s[k]
+                E += 2 * sk * f[k]
+                s[k] = -sk
+                Mi -= 2 * sk
+                d = 2 * sk
+                for e in range(ptr[k], ptr[k + 1]):
+                    f[nbr[e]] -= d * Ki[e]
+                h[(E + e_off) * nM + ((Mi + n) >> 1)] += 1
+                if E <= em:
+                    if E < em:
+                        em = E
+                        cnt = 0
+                    if cnt < cap:
+                        gcodes[c, cnt] = g0 + t
+                    cnt += 1
+        gmin[c] = em
+        gcnt[c] = cnt
+    out = np.zeros(n_e * nM, np.int64)
+    for c in range(n_chunks):
+        out += hist[c]
+    return out.reshape(n_e, nM), gmin, gcnt, gcodes
+
+
+@njit(cache=True)
+def _level_add(lv, le, m, mu):
+    lv[le, 0] += 1.0
+    am = abs(m)
+    m2 = m * m
+    lv[le, 1] += am
+    lv[le, 2] += m2
+    lv[le, 3] += m2 * m2
+    lv[le, 4] += m
+    lv[le, 5] += mu
+    lv[le, 6] += mu * mu
+
+
+@njit(cache=True, parallel=True)
+def ising_levels(ptr, nbr, Ki, bi, mlen, uw, e_off, n_e, block_bits, n_chunks, cap):
+    """Per-level sums over all 2^n states for lattice energies and arbitrary lengths/directions.
+
+    ``lv`` (n_e, 7): count, sum |m|, m^2, m^4, m, m_u, m_u^2 at each ``E_int + e_off`` with
+    ``m = sum_k mlen_k sigma_k / n`` and ``m_u = sum_k uw_k sigma_k / n``. Ground tracking as in
+    :func:`ising_joint_levels`.
+    """
+    n = bi.shape[0]
+    inv_n = 1.0 / n
+    n_blocks = 1 << (n - block_bits)
+    bsize = 1 << block_bits
+    lvs = np.zeros((n_chunks, n_e, 7))
+    gmin = np.full(n_chunks, BIG, np.int64)
+    gcnt = np.zeros(n_chunks, np.int64)
+    gcodes = np.zeros((n_chunks, cap), np.int64)
+    for c in prange(n_chunks):
+        s = np.empty(n, np.int64)
+        f = np.empty(n, np.int64)
+        lv = lvs[c]
+        em = BIG
+        cnt = 0
+        b0, b1 = _chunk_range(c, n_blocks, n_chunks)
+        for blk in range(b0, b1):
+            g0 = np.int64(blk) << block_bits
+            E = _ising_init_int(g0, ptr, nbr, Ki, bi, s, f)
+            Ms = 0.0
+            Us = 0.0
+            for k in range(n):
+                Ms += mlen[k] * s[k]
+                Us += uw[k] * s[k]
+            for t in range(bsize):
+                if t > 0:
+                    k = _cttz(t)
+                    sk = s[k]
+                    E += 2 * sk * f[k]
+                    s[k] = -sk
+                    Ms -= 2.0 * sk * mlen[k]
+                    Us -= 2.0 * sk * uw[k]
+                    d = 2 * sk
+                    for e in range(ptr[k], ptr[k + 1]):
+                        f[nbr[e]] -= d * Ki[e]
+                _level_add(lv, E + e_off, Ms * inv_n, Us * inv_n)
+                if E <= em:
+                    if E < em:
+                        em = E
+                        cnt = 0
+                    if cnt < cap:
+                        gcodes[c, cnt] = g0 + t
+                    cnt += 1
+        gmin[c] = em
+        gcnt[c] = cnt
+    out = np.zeros((n_e, 7))
+    for c in range(n_chunks):
+        out += lvs[c]
+    return out, gmin, gcnt, gcodes
+
+
+# ----------------------------------------------------------------------------- Ising, float E
+@njit(cache=True)
+def _track(E, code, tol, st, codes, cap):
+    """Streaming lowest two distinct levels (within tol). st = [e0, n0, e1, n1, emin, emax]."""
+    if E > st[5]:
+        st[5] = E
+    if E < st[4]:
+        st[4] = E
+    if E < st[0] - tol:
+        st[2] = st[0]
+        st[3] = st[1]
+        st[0] = E
+        st[1] = 1.0
+        codes[0] = code
+    elif E <= st[0] + tol:
+        if st[1] < cap:
+            codes[int(st[1])] = code
+        st[1] += 1.0
+    elif E < st[2] - tol:
+        st[2] = E
+        st[3] = 1.0
+    elif E <= st[2] + tol:
+        st[3] += 1.0
+
+
+@njit(cache=True)
+def _new_track():
+    st = np.empty(6)
+    st[0] = np.inf
+    st[1] = 0.0
+    st[2] = np.inf
+    st[3] = 0.0
+    st[4] = np.inf
+    st[5] = -np.inf
+    return st
+
+
+@njit(cache=True, parallel=True)
+def ising_float_pass1(ptr, nbr, Kf, bf, tol, block_bits, n_chunks, cap):
+    """Pass 1 for real-valued energies: per chunk [e0, n0, e1, n1, emin, emax] and ground codes."""
+    n = bf.shape[0]
+    n_blocks = 1 << (n - block_bits)
+    bsize = 1 << block_bits
+    stats = np.zeros((n_chunks, 6))
+    gcodes = np.zeros((n_chunks, cap), np.int64)
+    for c in prange(n_chunks):
+        s = np.empty(n)
+        f = np.empty(n)
+        st = _new_track()
+        codes = gcodes[c]
+        b0, b1 = _chunk_range(c, n_blocks, n_chunks)
+        for blk in range(b0, b1):
+            g0 = np.int64(blk) << block_bits
+            E = _ising_init_float(g0, ptr, nbr, Kf, bf, s, f)
+            _track(E, g0, tol, st, codes, cap)
+            for t in range(1, bsize):
+                k = _cttz(t)
+                sk = s[k]
+                E += 2.0 * sk * f[k]
+                s[k] = -sk
+                d = 2.0 * sk
+                for e in range(ptr[k], ptr[k + 1]):
+                    f[nbr[e]] -= d * Kf[e]
+                _track(E, g0 + t, tol, st, codes, cap)
+        stats[c] = st
+    return stats, gcodes
+
+
+@njit(cache=True)
+def _boltzmann_add(acc, beta, x, m, mu):
+    """acc (n_T, N_ACC) += w * [1, x, x^2, |m|, m^2, m^4, m, m_u, m_u^2], w = exp(-beta x)."""
+    am = abs(m)
+    m2 = m * m
+    mu2 = mu * mu
+    for t in range(beta.shape[0]):
+        bx = beta[t] * x
+        if bx > _EXP_CUT:
+            continue
+        w = math.exp(-bx)
+        acc[t, 0] += w
+        acc[t, 1] += w * x
+        acc[t, 2] += w * x * x
+        acc[t, 3] += w * am
+        acc[t, 4] += w * m2
+        acc[t, 5] += w * m2 * m2
+        acc[t, 6] += w * m
+        acc[t, 7] += w * mu
+        acc[t, 8] += w * mu2
+
+
+@njit(cache=True)
+def _bin(E, lo, inv_w, off, n_bins):
+    b = int(math.floor((E - lo) * inv_w + off))
+    if b < 0:
+        return 0
+    if b >= n_bins:
+        return n_bins - 1
+    return b
+
+
+@njit(cache=True, parallel=True)
+def ising_float_pass2(ptr, nbr, Kf, bf, mlen, uw, E0, beta, lo, inv_w, off, n_bins,
+                      block_bits, n_chunks):
+    """Pass 2: Boltzmann sums (n_T, N_ACC) with x = E - E0, and the energy histogram.
+
+    The histogram bin of E is ``floor((E - lo) * inv_w + off)`` clipped to [0, n_bins).
+    """
+    n = bf.shape[0]
+    inv_n = 1.0 / n
+    n_T = beta.shape[0]
+    n_blocks = 1 << (n - block_bits)
+    bsize = 1 << block_bits
+    accs = np.zeros((n_chunks, n_T, N_ACC))
+    dos = np.zeros((n_chunks, n_bins), np.int64)
+    for c in prange(n_chunks):
+        s = np.empty(n)
+        f = np.empty(n)
+        blk_acc = np.zeros((n_T, N_ACC))
+        b0, b1 = _chunk_range(c, n_blocks, n_chunks)
+        for blk in range(b0, b1):
+            g0 = np.int64(blk) << block_bits
+            E = _ising_init_float(g0, ptr, nbr, Kf, bf, s, f)
+            Ms = 0.0
+            Us = 0.0
+            for k in range(n):
+                Ms += mlen[k] * s[k]
+                Us += uw[k] * s[k]
+            blk_acc[:, :] = 0.0
+            for t in range(bsize):
+                if t > 0:
+                    k = _cttz(t)
+                    sk = s[k]
+                    E += 2.0 * sk * f[k]
+                    s[k] = -sk
+                    Ms -= 2.0 * sk * mlen[k]
+                    Us -= 2.0 * sk * uw[k]
+                    d = 2.0 * sk
+                    for e in range(ptr[k], ptr[k + 1]):
+                        f[nbr[e]] -= d * Kf[e]
+                dos[c, _bin(E, lo, inv_w, off, n_bins)] += 1
+                _boltzmann_add(blk_acc, beta, E - E0, Ms * inv_n, Us * inv_n)
+            accs[c] += blk_acc
+    acc = np.zeros((n_T, N_ACC))
+    hist = np.zeros(n_bins, np.int64)
+    for c in range(n_chunks):
+        acc += accs[c]
+        hist += dos[c]
+    return acc, hist
+
+
+# ----------------------------------------------------------------------------- discrete
+@njit(cache=True)
+def _discrete_change(j, a, a2, psi, ptr, nbr, w_out, w_in, mlen, G, GT, X, Y, use_table,
+                     V, Mo, uV, state, dy, dx):
+    """Outer site j: state a -> a2. Updates psi of its neighbours, Mo, and returns
+    (dE_outer, dMu_sum)."""
+    K = psi.shape[1]
+    dE = -(psi[j, a2] - psi[j, a])
+    mj = mlen[j]
+    if not use_table:
+        d = X.shape[1]
+        for q in range(d):
+            dy[q] = Y[a2, q] - Y[a, q]
+            dx[q] = X[a2, q] - X[a, q]
+    for e in range(ptr[j], ptr[j + 1]):
+        i = nbr[e]
+        mm = mlen[i] * mj
+        c1 = mm * w_in[e]    # W_ij (i query, j key)
+        c2 = mm * w_out[e]   # W_ji
+        if use_table:
+            for b in range(K):
+                psi[i, b] += c1 * (GT[a2, b] - GT[a, b]) + c2 * (G[a2, b] - G[a, b])
+        else:
+            d = X.shape[1]
+            for b in range(K):
+                g1 = 0.0
+                g2 = 0.0
+                for q in range(d):
+                    g1 += X[b, q] * dy[q]
+                    g2 += dx[q] * Y[b, q]
+                psi[i, b] += c1 * g1 + c2 * g2
+    n_comp = V.shape[1]
+    for q in range(n_comp):
+        Mo[q] += mj * (V[a2, q] - V[a, q])
+    state[j] = a2
+    return dE, mj * (uV[j, a2] - uV[j, a])
+
+
+@njit(cache=True, parallel=True)
+def discrete_pass(stage, psi_base, Eo_base, Mo_base, ptr, nbr, w_out, w_in, mlen, V, uV,
+                  G, GT, X, Y, use_table, tol, cap, E0, beta, lo, inv_w, off, n_bins, n_chunks):
+    """Enumerate the K^n states of n >= 1 discrete free sites (site 0 = leaf, vectorised).
+
+    stage 1: returns (stats (n_chunks, 6) = [e0, n0, e1, n1, emin, emax], codes (n_chunks,
+    cap)) where a code is the flat state index ``sum_i a_i K^i``.
+    stage 2: returns (acc (n_T, N_ACC) Boltzmann sums with x = E - E0, marg (n_T, n, K) summed
+    Boltzmann weight of site i in state a, dos (n_bins,) int64 histogram as in
+    :func:`ising_float_pass2`).
+    ``psi_base``, ``Eo_base``, ``Mo_base`` describe the base state (all outer sites in state 0).
+    """
+    n, K = psi_base.shape
+    n_comp = V.shape[1]
+    n_T = beta.shape[0]
+    inv_n = 1.0 / n
+    n_outer = 1
+    for i in range(n - 1):
+        n_outer *= K
+    stats = np.zeros((n_chunks, 6))
+    gcodes = np.zeros((n_chunks, cap), np.int64)
+    accs = np.zeros((n_chunks, n_T, N_ACC)) if stage == 2 else np.zeros((1, 1, N_ACC))
+    margs = np.zeros((n_chunks, n_T, n, K)) if stage == 2 else np.zeros((1, 1, 1, 1))
+    dos = np.zeros((n_chunks, n_bins), np.int64) if stage == 2 else np.zeros((1, 1), np.int64)
+    dsz = X.shape[1]
+    for c in prange(n_chunks):
+        psi = psi_base.copy()
+        Mo = Mo_base.copy()
+        state = np.zeros(n, np.int64)
+        dy = np.empty(dsz)
+        dx = np.empty(dsz)
+        wsum = np.zeros(n_T)
+        blk_acc = np.zeros((n_T, N_ACC))
+        st = _new_track()
+        codes = gcodes[c]
+        Eo = Eo_base
+        Mu = 0.0
+        for i in range(1, n):
+            Mu += mlen[i] * uV[i, 0]
+        o0, o1 = _chunk_range(c, n_outer, n_chunks)
+        rem = o0
+        for i in range(1, n):           # move from the base state to the chunk's first state
+            a2 = rem % K
+            rem //= K
+            if a2 != 0:
+                dE, dMu = _discrete_change(i, 0, a2, psi, ptr, nbr, w_out, w_in, mlen, G, GT, X, Y,
+                                           use_table, V, Mo, uV, state, dy, dx)
+                Eo += dE
+                Mu += dMu
+        m0 = mlen[0]
+        for o in range(o0, o1):
+            if stage == 1:
+                base_code = o * K
+                for a in range(K):
+                    _track(Eo - psi[0, a], base_code + a, tol, st, codes, cap)
+            else:
+                wsum[:] = 0.0
+                blk_acc[:, :] = 0.0
+                for a in range(K):
+                    E = Eo - psi[0, a]
+                    M2 = 0.0
+                    for q in range(n_comp):
+                        v = Mo[q] + m0 * V[a, q]
+                        M2 += v * v
+                    am = math.sqrt(M2) * inv_n
+                    mu = (Mu + m0 * uV[0, a]) * inv_n
+                    x = E - E0
+                    dos[c, _bin(E, lo, inv_w, off, n_bins)] += 1
+                    m4 = am * am * am * am
+                    for t in range(n_T):
+                        bx = beta[t] * x
+                        if bx > _EXP_CUT:
+                            continue
+                        w = math.exp(-bx)
+                        blk_acc[t, 0] += w
+                        blk_acc[t, 1] += w * x
+                        blk_acc[t, 2] += w * x * x
+                        blk_acc[t, 3] += w * am
+                        blk_acc[t, 4] += w * am * am
+                        blk_acc[t, 5] += w * m4
+                        blk_acc[t, 7] += w * mu
+                        blk_acc[t, 8] += w * mu * mu
+                        margs[c, t, 0, a] += w
+                        wsum[t] += w
+                for t in range(n_T):
+                    for i in range(1, n):
+                        margs[c, t, i, state[i]] += wsum[t]
+                accs[c] += blk_acc
+            if o + 1 < o1:              # odometer step over the outer sites
+                j = 1
+                while j < n:
+                    a = state[j]
+                    a2 = a + 1
+                    if a2 == K:
+                        a2 = 0
+                    dE, dMu = _discrete_change(j, a, a2, psi, ptr, nbr, w_out, w_in, mlen, G, GT,
+                                               X, Y, use_table, V, Mo, uV, state, dy, dx)
+                    Eo += dE
+                    Mu += dMu
+                    if a2 != 0:
+                        break
+                    j += 1
+        stats[c] = st
+    if stage == 1:
+        return stats, gcodes, np.zeros((1, N_ACC)), np.zeros((1, 1, 1)), np.zeros(1, np.int64)
+    acc = np.zeros((n_T, N_ACC))
+    marg = np.zeros((n_T, n, K))
+    hist = np.zeros(n_bins, np.int64)
+    for c in range(n_chunks):
+        acc += accs[c]
+        marg += margs[c]
+        hist += dos[c]
+    return stats, gcodes, acc, marg, hist
