@@ -162,10 +162,15 @@ def test_antiferro_open_chain_and_field_levels():
 
 
 # ----------------------------------------------------------------------------- real couplings
-def test_sk_real_energies_two_pass_matches_brute_force():
-    H = ss.sherrington_kirkpatrick(13, seed=4, h=0.2)
-    T = np.array([0.2, 0.7, 1.5, 5.0])
-    u = np.ones((13, 1))
+@pytest.mark.parametrize("lengths", [None, "random"])
+def test_sk_real_energies_two_pass_matches_brute_force(lengths):
+    # T = 0.02 takes the one-exponential-per-state branch, the others the doubling branch
+    N = 13
+    m = None if lengths is None else np.random.default_rng(9).uniform(0.5, 1.5, N)
+    H = ss.sherrington_kirkpatrick(N, seed=4, h=0.2)
+    H = ss.Hamiltonian(H.W, spin="ising", h=H.h, lengths=m)
+    T = np.array([0.02, 0.2, 0.7, 1.5, 5.0])
+    u = np.ones((N, 1))
     ref = brute(H, T, u)
     res = ss.solve(H, T, method="exact")           # direction defaults to the field
     check(res, ref, proj=True)
@@ -177,8 +182,10 @@ def test_sk_real_energies_two_pass_matches_brute_force():
     E1 = np.unique(E)[1]
     assert res.gap == pytest.approx(E1 - E.min(), abs=1e-12)
     np.testing.assert_allclose(H.energy(res.ground_states[0]), res.ground_energy, atol=1e-12)
-    assert res.dos_count.sum() == 2 ** 13 and res.dos_count.size == 512
+    assert res.dos_count.sum() == 2 ** N and res.dos_count.size == 512
     assert res.meta["dos"].startswith("histogram")
+    counts, _ = np.histogram(E, bins=512, range=(E.min(), E.max()))
+    assert np.abs(res.dos_count - counts).sum() <= 2        # bin edges are float round-off apart
 
 
 def test_lengths_and_frozen_sites_levels_path():

@@ -8,13 +8,18 @@ Ising (sigma_k = +-1, free sites k = 0..n-1, spin ``S_k = m_k sigma_k``)::
     E(sigma) = E_c - sum_{k<l} K_kl sigma_k sigma_l - sum_k b_k sigma_k
     K_kl = (W_kl + W_lk) M m_k m_l,   b_k = m_k phi0_k   (phi0: field of h and frozen sites)
 
-The state with Gray index g is ``gray(g) = g ^ (g >> 1)``; bit k set means sigma_k = -1 (the
-Ising vector index 1). Going from g-1 to g flips the single spin ``k = ctz(g)`` at
-``dE = 2 sigma_k f_k`` with the local field ``f_k = b_k + sum_l K_kl sigma_l``; the fields of the
-neighbours of k are then updated (never the full energy). The 2^n states are cut into blocks
-of ``2^block_bits`` consecutive Gray indices; each block starts from scratch (so round-off never
-accumulates over more than one block) and blocks are shared among ``n_chunks`` chunks that run
-in parallel, each with its own accumulators. Results do not depend on the number of threads.
+The sites split into ``n_low`` low spins (0..n_low-1) and the high spins. The high spins run
+through a Gray code: the configuration with Gray index g is ``gray(g) = g ^ (g >> 1)`` (bit set:
+sigma = -1, the Ising vector index 1) and going from g-1 to g flips the single spin
+``k = n_low + ctz(g)`` at ``dE = 2 sigma_k f_k`` with the local field
+``f_k = b_k + sum_{l high} K_kl sigma_l``; the fields of the neighbours of k are then updated
+(never the full energy). For every high configuration the 2^n_low low states c are summed in a
+vectorised inner loop: ``E(c) = E_high + E_ll[c] - sum_l sigma_l(c) f_l`` with E_ll a table and
+the linear term built by doubling (one add per state). States are reported as *state bits*
+(bit k set: sigma_k = -1). The high Gray indices are cut into blocks of ``2^block_bits``; each
+block starts from scratch (round-off never accumulates over more than one block) and blocks are
+shared among ``n_chunks`` chunks that run in parallel, each with its own accumulators. Results do
+not depend on the number of threads.
 
 Integer variants take ``Ki = K/q``, ``bi = b/q`` (energies on a lattice of spacing q) and keep
 E exactly in integers: ``E = E_c + q * E_int``.
@@ -60,56 +65,102 @@ def _cttz(typingctx, x):
 
 # ----------------------------------------------------------------------------- Ising helpers
 @njit(cache=True)
-def _ising_init_int(g0, ptr, nbr, Ki, bi, s, f):
-    """Spins of Gray index g0 into s, fields into f; returns the integer energy E_int."""
-    n = bi.shape[0]
-    gray = g0 ^ (g0 >> 1)
-    for k in range(n):
-        s[k] = 1 - 2 * ((gray >> k) & 1)
-    e2 = 0
-    for k in range(n):
-        acc = bi[k]
-        for e in range(ptr[k], ptr[k + 1]):
-            acc += Ki[e] * s[nbr[e]]
-        f[k] = acc
-        e2 += s[k] * (acc + bi[k])
-    return -(e2 // 2)
-
-
-@njit(cache=True)
-def _ising_init_float(g0, ptr, nbr, Kf, bf, s, f):
-    n = bf.shape[0]
-    gray = g0 ^ (g0 >> 1)
-    for k in range(n):
-        s[k] = 1.0 - 2.0 * ((gray >> k) & 1)
-    e2 = 0.0
-    for k in range(n):
-        acc = bf[k]
-        for e in range(ptr[k], ptr[k + 1]):
-            acc += Kf[e] * s[nbr[e]]
-        f[k] = acc
-        e2 += s[k] * (acc + bf[k])
-    return -0.5 * e2
-
-
-@njit(cache=True)
 def _chunk_range(c, n_blocks, n_chunks):
     return c * n_blocks // n_chunks, (c + 1) * n_blocks // n_chunks
 
 
+@njit(cache=True)
+def _high_init(g0, n_low, ptr, nbr, K, b, s, f):
+    """High spins (sites >= n_low) of high Gray index g0 into s, low spins set to 0 (summed
+    over separately); fields f_j = b_j + sum_{k high} K_jk s_k for every site j. Returns
+    ``sum_k s_k (f_k + b_k)`` = -2 x (energy of the high spins, -sum_{i<j high} K s s -
+    sum_{high} b s), exact in integers."""
+    n = b.shape[0]
+    gray = g0 ^ (g0 >> 1)
+    for k in range(n):
+        s[k] = 0
+    for k in range(n_low, n):
+        s[k] = 1 - 2 * ((gray >> (k - n_low)) & 1)
+    e2 = b[0] * 0
+    for k in range(n):
+        acc = b[k]
+        for e in range(ptr[k], ptr[k + 1]):
+            acc += K[e] * s[nbr[e]]
+        f[k] = acc
+        e2 += s[k] * (acc + b[k])
+    return e2
+
+
+@njit(cache=True)
+def _low_tables(n_low, ptr, nbr, K, mlen, uw):
+    """Tables over the 2^n_low states c of the low spins (bit l of c set: sigma_l = -1):
+    E_ll[c] = -sum_{l<l' low} K sigma sigma, sum sigma, sum mlen sigma, sum uw sigma."""
+    L = 1 << n_low
+    Ell = np.zeros(L, K.dtype)
+    Ml = np.zeros(L, np.int64)
+    Mlw = np.zeros(L)
+    Ulw = np.zeros(L)
+    for c in range(L):
+        for l in range(n_low):
+            sl = 1 - 2 * ((c >> l) & 1)
+            Ml[c] += sl
+            Mlw[c] += mlen[l] * sl
+            Ulw[c] += uw[l] * sl
+            for e in range(ptr[l], ptr[l + 1]):
+                j = nbr[e]
+                if l < j < n_low:
+                    Ell[c] -= K[e] * sl * (1 - 2 * ((c >> j) & 1))
+    return Ell, Ml, Mlw, Ulw
+
+
+@njit(cache=True)
+def _low_linear(n_low, f, lin):
+    """lin[c] = sum_l sigma_l(c) f_l for every low state c, by doubling (one add per state)."""
+    acc = f[0] * 0
+    for l in range(n_low):
+        acc += f[l]
+    lin[0] = acc
+    for l in range(n_low):
+        st = 1 << l
+        d = 2 * f[l]
+        for c in range(st):
+            lin[c + st] = lin[c] - d
+
+
+@njit(cache=True)
+def _high_flip(t, n_low, ptr, nbr, K, s, f):
+    """Flip high spin n_low + ctz(t); update the neighbours' fields; return (k, dE)."""
+    k = n_low + _cttz(t)
+    sk = s[k]
+    dE = 2 * sk * f[k]
+    s[k] = -sk
+    d = 2 * sk
+    for e in range(ptr[k], ptr[k + 1]):
+        f[nbr[e]] -= d * K[e]
+    return k, dE
+
+
 # ----------------------------------------------------------------------------- Ising, lattice E
 @njit(cache=True, parallel=True)
-def ising_joint_levels(ptr, nbr, Ki, bi, e_off, n_e, block_bits, n_chunks, cap):
+def ising_joint_levels(ptr, nbr, Ki, bi, e_off, n_e, n_low, block_bits, n_chunks, cap):
     """Joint histogram of (E_int, sum_k sigma_k) over all 2^n states (uniform lengths).
 
-    Returns ``hist`` (n_e, n + 1) int64 with row ``E_int + e_off`` and column
-    ``(sum sigma + n) / 2``; per chunk the lowest E_int seen, how many states have it and up to
-    ``cap`` of their Gray indices.
+    The n_low lowest spins are summed in a vectorised inner loop for every configuration of
+    the others, which run through a Gray code. Returns ``hist`` (n_e, n + 1) int64 with row
+    ``E_int + e_off`` and column ``(sum sigma + n) / 2``; per chunk the lowest E_int seen, how
+    many states have it and up to ``cap`` of them as state bits (bit k set: sigma_k = -1).
     """
     n = bi.shape[0]
+    nh = n - n_low
     nM = n + 1
-    n_blocks = 1 << (n - block_bits)
+    L = 1 << n_low
+    n_blocks = 1 << (nh - block_bits)
     bsize = 1 << block_bits
+    dummy = np.zeros(n)
+    Ell, Ml, _, _ = _low_tables(n_low, ptr, nbr, Ki, dummy, dummy)
+    tab = np.empty(L, np.int64)
+    for c in range(L):
+        tab[c] = Ell[c] * nM + ((Ml[c] + n_low) >> 1)
     hist = np.zeros((n_chunks, n_e * nM), np.int64)
     gmin = np.full(n_chunks, BIG, np.int64)
     gcnt = np.zeros(n_chunks, np.int64)
@@ -117,41 +168,41 @@ def ising_joint_levels(ptr, nbr, Ki, bi, e_off, n_e, block_bits, n_chunks, cap):
     for c in prange(n_chunks):
         s = np.empty(n, np.int64)
         f = np.empty(n, np.int64)
+        lin = np.empty(L, np.int64)
         h = hist[c]
         em = BIG
         cnt = 0
         b0, b1 = _chunk_range(c, n_blocks, n_chunks)
         for blk in range(b0, b1):
             g0 = np.int64(blk) << block_bits
-            E = _ising_init_int(g0, ptr, nbr, Ki, bi, s, f)
-            Mi = 0
-            for k in range(n):
-                Mi += s[k]
-            h[(E + e_off) * nM + ((Mi + n) >> 1)] += 1
-            if E <= em:
-                if E < em:
-                    em = E
-                    cnt = 0
-                if cnt < cap:
-                    gcodes[c, cnt] = g0
-                cnt += 1
-            for t in range(1, bsize):
-                k = _cttz(t)
-                sk = s[k]
-                E += 2 * sk * f[k]
-                s[k] = -sk
-                Mi -= 2 * sk
-                d = 2 * sk
-                for e in range(ptr[k], ptr[k + 1]):
-                    f[nbr[e]] -= d * Ki[e]
-                h[(E + e_off) * nM + ((Mi + n) >> 1)] += 1
-                if E <= em:
-                    if E < em:
-                        em = E
+            E = -(_high_init(g0, n_low, ptr, nbr, Ki, bi, s, f) // 2)
+            Mh = 0
+            for k in range(n_low, n):
+                Mh += s[k]
+            for t in range(bsize):
+                if t > 0:
+                    k, dE = _high_flip(t, n_low, ptr, nbr, Ki, s, f)
+                    E += dE
+                    Mh += 2 * s[k]
+                _low_linear(n_low, f, lin)
+                base = (E + e_off) * nM + ((Mh + nh) >> 1)
+                mn = BIG
+                for q in range(L):
+                    h[base + tab[q] - nM * lin[q]] += 1
+                    v = Ell[q] - lin[q]
+                    if v < mn:
+                        mn = v
+                if E + mn <= em:
+                    if E + mn < em:
+                        em = E + mn
                         cnt = 0
-                    if cnt < cap:
-                        gcodes[c, cnt] = g0 + t
-                    cnt += 1
+                    g = g0 + t
+                    hi = (g ^ (g >> 1)) << n_low
+                    for q in range(L):
+                        if E + Ell[q] - lin[q] == em:
+                            if cnt < cap:
+                                gcodes[c, cnt] = hi | q
+                            cnt += 1
         gmin[c] = em
         gcnt[c] = cnt
     out = np.zeros(n_e * nM, np.int64)
@@ -174,17 +225,20 @@ def _level_add(lv, le, m, mu):
 
 
 @njit(cache=True, parallel=True)
-def ising_levels(ptr, nbr, Ki, bi, mlen, uw, e_off, n_e, block_bits, n_chunks, cap):
+def ising_levels(ptr, nbr, Ki, bi, mlen, uw, e_off, n_e, n_low, block_bits, n_chunks, cap):
     """Per-level sums over all 2^n states for lattice energies and arbitrary lengths/directions.
 
     ``lv`` (n_e, 7): count, sum |m|, m^2, m^4, m, m_u, m_u^2 at each ``E_int + e_off`` with
-    ``m = sum_k mlen_k sigma_k / n`` and ``m_u = sum_k uw_k sigma_k / n``. Ground tracking as in
-    :func:`ising_joint_levels`.
+    ``m = sum_k mlen_k sigma_k / n`` and ``m_u = sum_k uw_k sigma_k / n``. Ground tracking and
+    layout as in :func:`ising_joint_levels`.
     """
     n = bi.shape[0]
     inv_n = 1.0 / n
-    n_blocks = 1 << (n - block_bits)
+    nh = n - n_low
+    L = 1 << n_low
+    n_blocks = 1 << (nh - block_bits)
     bsize = 1 << block_bits
+    Ell, _, Mlw, Ulw = _low_tables(n_low, ptr, nbr, Ki, mlen, uw)
     lvs = np.zeros((n_chunks, n_e, 7))
     gmin = np.full(n_chunks, BIG, np.int64)
     gcnt = np.zeros(n_chunks, np.int64)
@@ -192,37 +246,38 @@ def ising_levels(ptr, nbr, Ki, bi, mlen, uw, e_off, n_e, block_bits, n_chunks, c
     for c in prange(n_chunks):
         s = np.empty(n, np.int64)
         f = np.empty(n, np.int64)
+        lin = np.empty(L, np.int64)
         lv = lvs[c]
         em = BIG
         cnt = 0
         b0, b1 = _chunk_range(c, n_blocks, n_chunks)
         for blk in range(b0, b1):
             g0 = np.int64(blk) << block_bits
-            E = _ising_init_int(g0, ptr, nbr, Ki, bi, s, f)
+            E = -(_high_init(g0, n_low, ptr, nbr, Ki, bi, s, f) // 2)
             Ms = 0.0
             Us = 0.0
-            for k in range(n):
+            for k in range(n_low, n):
                 Ms += mlen[k] * s[k]
                 Us += uw[k] * s[k]
             for t in range(bsize):
                 if t > 0:
-                    k = _cttz(t)
-                    sk = s[k]
-                    E += 2 * sk * f[k]
-                    s[k] = -sk
-                    Ms -= 2.0 * sk * mlen[k]
-                    Us -= 2.0 * sk * uw[k]
-                    d = 2 * sk
-                    for e in range(ptr[k], ptr[k + 1]):
-                        f[nbr[e]] -= d * Ki[e]
-                _level_add(lv, E + e_off, Ms * inv_n, Us * inv_n)
-                if E <= em:
-                    if E < em:
-                        em = E
-                        cnt = 0
-                    if cnt < cap:
-                        gcodes[c, cnt] = g0 + t
-                    cnt += 1
+                    k, dE = _high_flip(t, n_low, ptr, nbr, Ki, s, f)
+                    E += dE
+                    Ms += 2.0 * s[k] * mlen[k]
+                    Us += 2.0 * s[k] * uw[k]
+                _low_linear(n_low, f, lin)
+                g = g0 + t
+                hi = (g ^ (g >> 1)) << n_low
+                for q in range(L):
+                    Eq = E + Ell[q] - lin[q]
+                    _level_add(lv, Eq + e_off, (Ms + Mlw[q]) * inv_n, (Us + Ulw[q]) * inv_n)
+                    if Eq <= em:
+                        if Eq < em:
+                            em = Eq
+                            cnt = 0
+                        if cnt < cap:
+                            gcodes[c, cnt] = hi | q
+                        cnt += 1
         gmin[c] = em
         gcnt[c] = cnt
     out = np.zeros((n_e, 7))
@@ -269,56 +324,50 @@ def _new_track():
 
 
 @njit(cache=True, parallel=True)
-def ising_float_pass1(ptr, nbr, Kf, bf, tol, block_bits, n_chunks, cap):
-    """Pass 1 for real-valued energies: per chunk [e0, n0, e1, n1, emin, emax] and ground codes."""
+def ising_float_pass1(ptr, nbr, Kf, bf, tol, n_low, block_bits, n_chunks, cap):
+    """Pass 1 for real-valued energies: per chunk [e0, n0, e1, n1, emin, emax] and ground
+    states (state bits). A configuration of the high spins whose 2^n_low energies all lie above
+    the current E_1 + tol is skipped after one vectorised min/max."""
     n = bf.shape[0]
-    n_blocks = 1 << (n - block_bits)
+    nh = n - n_low
+    L = 1 << n_low
+    n_blocks = 1 << (nh - block_bits)
     bsize = 1 << block_bits
+    dummy = np.zeros(n)
+    Ell, _, _, _ = _low_tables(n_low, ptr, nbr, Kf, dummy, dummy)
     stats = np.zeros((n_chunks, 6))
     gcodes = np.zeros((n_chunks, cap), np.int64)
     for c in prange(n_chunks):
         s = np.empty(n)
         f = np.empty(n)
+        lin = np.empty(L)
         st = _new_track()
         codes = gcodes[c]
         b0, b1 = _chunk_range(c, n_blocks, n_chunks)
         for blk in range(b0, b1):
             g0 = np.int64(blk) << block_bits
-            E = _ising_init_float(g0, ptr, nbr, Kf, bf, s, f)
-            _track(E, g0, tol, st, codes, cap)
-            for t in range(1, bsize):
-                k = _cttz(t)
-                sk = s[k]
-                E += 2.0 * sk * f[k]
-                s[k] = -sk
-                d = 2.0 * sk
-                for e in range(ptr[k], ptr[k + 1]):
-                    f[nbr[e]] -= d * Kf[e]
-                _track(E, g0 + t, tol, st, codes, cap)
+            E = -0.5 * _high_init(g0, n_low, ptr, nbr, Kf, bf, s, f)
+            for t in range(bsize):
+                if t > 0:
+                    k, dE = _high_flip(t, n_low, ptr, nbr, Kf, s, f)
+                    E += dE
+                _low_linear(n_low, f, lin)
+                mn = np.inf
+                mx = -np.inf
+                for q in range(L):
+                    v = Ell[q] - lin[q]
+                    mn = min(mn, v)
+                    mx = max(mx, v)
+                if E + mx > st[5]:
+                    st[5] = E + mx
+                if E + mn > st[2] + tol:
+                    continue
+                g = g0 + t
+                hi = (g ^ (g >> 1)) << n_low
+                for q in range(L):
+                    _track(E + Ell[q] - lin[q], hi | q, tol, st, codes, cap)
         stats[c] = st
     return stats, gcodes
-
-
-@njit(cache=True)
-def _boltzmann_add(acc, beta, x, m, mu):
-    """acc (n_T, N_ACC) += w * [1, x, x^2, |m|, m^2, m^4, m, m_u, m_u^2], w = exp(-beta x)."""
-    am = abs(m)
-    m2 = m * m
-    mu2 = mu * mu
-    for t in range(beta.shape[0]):
-        bx = beta[t] * x
-        if bx > _EXP_CUT:
-            continue
-        w = math.exp(-bx)
-        acc[t, 0] += w
-        acc[t, 1] += w * x
-        acc[t, 2] += w * x * x
-        acc[t, 3] += w * am
-        acc[t, 4] += w * m2
-        acc[t, 5] += w * m2 * m2
-        acc[t, 6] += w * m
-        acc[t, 7] += w * mu
-        acc[t, 8] += w * mu2
 
 
 @njit(cache=True)
@@ -331,48 +380,129 @@ def _bin(E, lo, inv_w, off, n_bins):
     return b
 
 
+_FM = {"reassoc", "contract", "nsz", "arcp"}   # vectorisable reductions; no finite-math assumptions
+
+
+@njit(cache=True, fastmath=_FM)
+def _weighted_sums(q, x, am, m, mu, out):
+    """out[0:9] = sum_c q_c [1, x, x^2, |m|, m^2, m^4, m, m_u, m_u^2]."""
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = s8 = 0.0
+    for c in range(q.shape[0]):
+        w = q[c]
+        xc = x[c]
+        a = am[c]
+        a2 = a * a
+        u = mu[c]
+        s0 += w
+        s1 += w * xc
+        s2 += w * xc * xc
+        s3 += w * a
+        s4 += w * a2
+        s5 += w * a2 * a2
+        s6 += w * m[c]
+        s7 += w * u
+        s8 += w * u * u
+    out[0] = s0
+    out[1] = s1
+    out[2] = s2
+    out[3] = s3
+    out[4] = s4
+    out[5] = s5
+    out[6] = s6
+    out[7] = s7
+    out[8] = s8
+
+
 @njit(cache=True, parallel=True)
 def ising_float_pass2(ptr, nbr, Kf, bf, mlen, uw, E0, beta, lo, inv_w, off, n_bins,
-                      block_bits, n_chunks):
-    """Pass 2: Boltzmann sums (n_T, N_ACC) with x = E - E0, and the energy histogram.
+                      n_low, block_bits, n_chunks):
+    """Pass 2: Boltzmann sums (n_T, N_ACC) with x = E - E0, and the energy histogram (bin of E:
+    ``floor((E - lo) * inv_w + off)`` clipped to [0, n_bins)).
 
-    The histogram bin of E is ``floor((E - lo) * inv_w + off)`` clipped to [0, n_bins).
+    For each configuration of the high spins the 2^n_low weights ``exp(-beta (x_c - x_min))``
+    are built by doubling from n_low + 1 exponentials and a per-T table of the low-low energies
+    (no exponential per state) whenever ``beta * (bound on the range of x_c) < 300`` (every
+    intermediate factor then lies within e^{+-600}: no overflow or underflow);
+    otherwise one exponential per state.
     """
     n = bf.shape[0]
     inv_n = 1.0 / n
+    nh = n - n_low
+    L = 1 << n_low
     n_T = beta.shape[0]
-    n_blocks = 1 << (n - block_bits)
+    n_blocks = 1 << (nh - block_bits)
     bsize = 1 << block_bits
+    Ell, _, Mlw, Ulw = _low_tables(n_low, ptr, nbr, Kf, mlen, uw)
+    ell_rng = Ell.max() - Ell.min()
+    GE = np.empty((n_T, L))
+    for t in range(n_T):
+        for q in range(L):
+            GE[t, q] = math.exp(min(-beta[t] * (Ell[q] - Ell[0]), 700.0))
     accs = np.zeros((n_chunks, n_T, N_ACC))
     dos = np.zeros((n_chunks, n_bins), np.int64)
     for c in prange(n_chunks):
         s = np.empty(n)
         f = np.empty(n)
-        blk_acc = np.zeros((n_T, N_ACC))
+        lin = np.empty(L)
+        x = np.empty(L)
+        am = np.empty(L)
+        mm = np.empty(L)
+        mu = np.empty(L)
+        qw = np.empty(L)
+        sums = np.empty(N_ACC)
+        acc = accs[c]
+        hist = dos[c]
         b0, b1 = _chunk_range(c, n_blocks, n_chunks)
         for blk in range(b0, b1):
             g0 = np.int64(blk) << block_bits
-            E = _ising_init_float(g0, ptr, nbr, Kf, bf, s, f)
+            E = -0.5 * _high_init(g0, n_low, ptr, nbr, Kf, bf, s, f)
             Ms = 0.0
             Us = 0.0
-            for k in range(n):
+            for k in range(n_low, n):
                 Ms += mlen[k] * s[k]
                 Us += uw[k] * s[k]
-            blk_acc[:, :] = 0.0
             for t in range(bsize):
                 if t > 0:
-                    k = _cttz(t)
-                    sk = s[k]
-                    E += 2.0 * sk * f[k]
-                    s[k] = -sk
-                    Ms -= 2.0 * sk * mlen[k]
-                    Us -= 2.0 * sk * uw[k]
-                    d = 2.0 * sk
-                    for e in range(ptr[k], ptr[k + 1]):
-                        f[nbr[e]] -= d * Kf[e]
-                dos[c, _bin(E, lo, inv_w, off, n_bins)] += 1
-                _boltzmann_add(blk_acc, beta, E - E0, Ms * inv_n, Us * inv_n)
-            accs[c] += blk_acc
+                    k, dE = _high_flip(t, n_low, ptr, nbr, Kf, s, f)
+                    E += dE
+                    Ms += 2.0 * s[k] * mlen[k]
+                    Us += 2.0 * s[k] * uw[k]
+                _low_linear(n_low, f, lin)
+                xmin = np.inf
+                rng = ell_rng
+                for l in range(n_low):
+                    rng += 2.0 * abs(f[l])
+                for q in range(L):
+                    Eq = E + Ell[q] - lin[q]
+                    hist[_bin(Eq, lo, inv_w, off, n_bins)] += 1
+                    xq = Eq - E0
+                    x[q] = xq
+                    xmin = min(xmin, xq)
+                    mq = (Ms + Mlw[q]) * inv_n
+                    mm[q] = mq
+                    am[q] = abs(mq)
+                    mu[q] = (Us + Ulw[q]) * inv_n
+                for tt in range(n_T):
+                    bt = beta[tt]
+                    if bt * xmin > _EXP_CUT:
+                        continue
+                    if bt * rng < 300.0:
+                        qw[0] = math.exp(-bt * (x[0] - xmin))
+                        for l in range(n_low):
+                            st = 1 << l
+                            e = math.exp(-2.0 * bt * f[l])
+                            for q in range(st):
+                                qw[q + st] = qw[q] * e
+                        for q in range(L):
+                            qw[q] *= GE[tt, q]
+                    else:
+                        for q in range(L):
+                            d = bt * (x[q] - xmin)
+                            qw[q] = math.exp(-d) if d < _EXP_CUT else 0.0
+                    _weighted_sums(qw, x, am, mm, mu, sums)
+                    scale = math.exp(-bt * xmin)
+                    for j in range(N_ACC):
+                        acc[tt, j] += scale * sums[j]
     acc = np.zeros((n_T, N_ACC))
     hist = np.zeros(n_bins, np.int64)
     for c in range(n_chunks):

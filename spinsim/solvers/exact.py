@@ -151,11 +151,13 @@ def _free_problem(H: Hamiltonian, U: np.ndarray) -> dict[str, Any]:
                 Wff=sp.csr_matrix(Wff), mlen=H.lengths[free].copy(), U=U[free])
 
 
-def _block_layout(n: int) -> tuple[int, int]:
-    if n <= 12:
-        return n, 1
-    bb = min(16, n - 3)
-    return bb, min(_N_CHUNKS, 1 << (n - bb))
+def _block_layout(n: int) -> tuple[int, int, int]:
+    """(n_low, block_bits, n_chunks) for the Ising kernels: up to 8 low spins summed in the
+    vectorised inner loop, the rest in Gray-code blocks shared among at most _N_CHUNKS chunks."""
+    n_low = min(n, 8)
+    nh = n - n_low
+    bb = nh if nh <= 3 else min(14, nh - 3)
+    return n_low, bb, min(_N_CHUNKS, 1 << (nh - bb))
 
 
 def _quantum(values: np.ndarray, max_den: int = 1000) -> float | None:
@@ -250,7 +252,7 @@ def _solve_ising(H: Hamiltonian, T: np.ndarray, prob: dict[str, Any], n_bins: in
     const = prob["const"]
     scale = abs(const) + 0.5 * np.abs(Kv).sum() + np.abs(b).sum()
     tol = DEGENERACY_RTOL * scale
-    bb, n_chunks = _block_layout(n)
+    n_low, bb, n_chunks = _block_layout(n)
     q = _quantum(np.concatenate([Kv, b]))
     meta: dict[str, Any] = {}
     if q is not None:
@@ -261,16 +263,16 @@ def _solve_ising(H: Hamiltonian, T: np.ndarray, prob: dict[str, Any], n_bins: in
         uniform_len = np.all(mlen == mlen[0])
         u_common = np.all(prob["U"][:, 0] == prob["U"][0, 0])
         if uniform_len and u_common and n_e * (n + 1) * n_chunks <= _HIST_CAP:
-            hist, gmin, gcnt, gcodes = kern.ising_joint_levels(ptr, nbr, Ki, bi, e_max, n_e, bb,
-                                                               n_chunks, cap)
+            hist, gmin, gcnt, gcodes = kern.ising_joint_levels(ptr, nbr, Ki, bi, e_max, n_e, n_low,
+                                                               bb, n_chunks, cap)
             Mvals = mlen[0] * (2.0 * np.arange(n + 1) - n) / n      # m for column j
             u0 = prob["U"][0, 0]
             lv = np.stack([hist.sum(1), hist @ np.abs(Mvals), hist @ Mvals ** 2, hist @ Mvals ** 4,
                            hist @ Mvals, u0 * (hist @ Mvals), u0 ** 2 * (hist @ Mvals ** 2)], axis=1)
             meta["enumeration"] = "gray code, integer energies, joint (E, M) histogram"
         elif n_e * 7 * n_chunks <= _HIST_CAP:
-            lv, gmin, gcnt, gcodes = kern.ising_levels(ptr, nbr, Ki, bi, mlen, uw, e_max, n_e, bb,
-                                                       n_chunks, cap)
+            lv, gmin, gcnt, gcodes = kern.ising_levels(ptr, nbr, Ki, bi, mlen, uw, e_max, n_e, n_low,
+                                                       bb, n_chunks, cap)
             meta["enumeration"] = "gray code, integer energies, per-level moments"
         else:
             q = None
@@ -289,11 +291,11 @@ def _solve_ising(H: Hamiltonian, T: np.ndarray, prob: dict[str, Any], n_bins: in
         meta["dos"] = f"exact distinct levels (energies on a lattice of spacing q={q:.12g})"
         meta["energy_quantum"] = q
     else:
-        stats, gcodes = kern.ising_float_pass1(ptr, nbr, Kv, b, tol, bb, n_chunks, cap)
+        stats, gcodes = kern.ising_float_pass1(ptr, nbr, Kv, b, tol, n_low, bb, n_chunks, cap)
         E0r, n0, E1r, n1, emin, emax, codes = _merge_tracks(stats, gcodes, tol, cap)
         lo, inv_w, off, nb, exact = _dos_layout(E0r, emax, None, n_bins)
         acc, hist = kern.ising_float_pass2(ptr, nbr, Kv, b, mlen, uw, E0r, 1.0 / T, lo, inv_w, off,
-                                           nb, bb, n_chunks)
+                                           nb, n_low, bb, n_chunks)
         dE, dC, meta["dos"] = _dos_from_hist(hist, E0r, emax, inv_w, exact, None, nb)
         out = dict(E0=E0r + const, n0=n0, E1=None if E1r is None else E1r + const, n1=n1, acc=acc,
                    var=None, dos_energy=dE + const, dos_count=dC,
@@ -301,9 +303,8 @@ def _solve_ising(H: Hamiltonian, T: np.ndarray, prob: dict[str, Any], n_bins: in
         meta["enumeration"] = "gray code, real energies, two passes"
         meta["degeneracy_tolerance"] = tol
     S_g = np.empty((codes.size, H.n_sites, 1))
-    for r, g in enumerate(codes.astype(np.int64)):
-        gray = int(g) ^ (int(g) >> 1)
-        sigma = 1.0 - 2.0 * ((gray >> np.arange(n)) & 1)
+    for r, bits in enumerate(codes.astype(np.int64)):
+        sigma = 1.0 - 2.0 * ((int(bits) >> np.arange(n)) & 1)
         S = prob["S0"].copy()
         S[prob["free"], 0] = mlen * sigma
         S_g[r] = S
