@@ -1,0 +1,337 @@
+"""Zero-temperature quench and annealing kernels (Numba, pure array functions).
+
+Conventions (SPEC section 1): ``H = -sum_{i!=j} W_ij S_i^T M S_j - sum_i h_i . S_i``, k_B = 1,
+``W[i, j]``: query i, key j. Spins carry their lengths: ``S_i = m_i sigma_i``.
+
+The kernels work in a *working basis* of dimension ``d`` chosen by the caller (the full R^n, or
+an exact reduction to ``span(A, B, h)`` for a low-rank coupling, see ``solvers/ground.py``).
+The coupling is given by ``mode``:
+
+* ``MODE_IDENTITY`` (0): ``M = J * 1``;            projections ``P_j = Q_j = S_j`` (r = d)
+* ``MODE_DENSE``    (1): ``M`` dense (d, d);        projections ``P_j = Q_j = S_j`` (r = d)
+* ``MODE_LOWRANK``  (2): ``M = A B^T``, A, B (d, r); projections ``P_j = B^T S_j``, ``Q_j = A^T S_j``
+
+Each kernel keeps, for every site k, the aggregated projections ``X_k = sum_j W_kj P_j`` and
+``Y_k = sum_j W_jk Q_j`` (both (r,)), updated incrementally in O(deg(k) r) when a spin moves, so
+that the local field
+
+    phi_k = sum_j W_kj M S_j + sum_j W_jk M^T S_j + h_k
+          = J (X_k + Y_k) + h_k  |  M X_k + M^T Y_k + h_k  |  A X_k + B Y_k + h_k
+
+costs O(d) / O(d^2) / O(d r). Never is the full energy recomputed per move.
+
+Neighbour lists are ``(ptr, nbr, w_out, w_in)`` from :meth:`Hamiltonian.neighbours`: for site k
+the entries ``e in ptr[k]:ptr[k+1]`` give ``j = nbr[e]``, ``w_out[e] = W_kj``, ``w_in[e] = W_jk``.
+
+Spin kinds: ``V`` (K, d) empty (K = 0) means continuous (Heisenberg) spins, ``S_k = m_k phi_k/|phi_k|``;
+otherwise site k takes one of the K rows of V (times m_k) and its state index is kept in ``sidx``.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .cpu import heatbath_continuous, heatbath_discrete, replica_key, visit_seed
+
+__all__ = ["MODE_IDENTITY", "MODE_DENSE", "MODE_LOWRANK", "quench_batch", "anneal_batch",
+           "aggregate"]
+
+MODE_IDENTITY = 0
+MODE_DENSE = 1
+MODE_LOWRANK = 2
+
+# reassociation lets LLVM vectorise the O(d r) dot products (no NaN/inf assumptions)
+_FM = {"reassoc", "contract"}
+
+_RHO_RTOL = 2e-3     # adaptive over-relaxation: "steady" contraction rate
+_PROBE_START = 32    # ... or, failing that, the mean rate of plain sweeps 32 -> 40
+_PROBE_END = 40
+_OMEGA_MAX = 1.9
+_REVERT = 20.0       # ... and back to omega = 1 if the change then grows by this factor
+
+
+# ----------------------------------------------------------------------------- pieces
+@njit(cache=True, fastmath=_FM)
+def _project(mode, A, B, s, P, Q):
+    """P = B^T s, Q = A^T s (low rank) or P = Q = s (identity, dense)."""
+    if mode == MODE_LOWRANK:
+        d, r = A.shape
+        for c in range(r):
+            P[c] = 0.0
+            Q[c] = 0.0
+        for a in range(d):
+            x = s[a]
+            if x != 0.0:
+                for c in range(r):
+                    P[c] += B[a, c] * x
+                    Q[c] += A[a, c] * x
+    else:
+        for a in range(s.shape[0]):
+            P[a] = s[a]
+            Q[a] = s[a]
+
+
+@njit(cache=True, fastmath=_FM)
+def _field(mode, J, M, A, B, Xk, Yk, hk, phi):
+    """phi = J (X_k + Y_k) + h_k | M X_k + M^T Y_k + h_k | A X_k + B Y_k + h_k."""
+    d = hk.shape[0]
+    if mode == MODE_IDENTITY:
+        for a in range(d):
+            phi[a] = J * (Xk[a] + Yk[a]) + hk[a]
+    elif mode == MODE_DENSE:
+        for a in range(d):
+            phi[a] = hk[a]
+        for a in range(d):
+            acc = 0.0
+            for b in range(d):
+                acc += M[a, b] * Xk[b]
+            phi[a] += acc
+        for b in range(d):
+            y = Yk[b]
+            if y != 0.0:
+                for a in range(d):
+                    phi[a] += M[b, a] * y
+    else:
+        r = A.shape[1]
+        for a in range(d):
+            acc = hk[a]
+            for c in range(r):
+                acc += A[a, c] * Xk[c] + B[a, c] * Yk[c]
+            phi[a] = acc
+
+
+@njit(cache=True, fastmath=_FM)
+def aggregate(mode, A, B, S, ptr, nbr, w_out, w_in, X, Y):
+    """Fill ``X_k = sum_j W_kj P_j`` and ``Y_k = sum_j W_jk Q_j`` for all sites from scratch."""
+    N = S.shape[0]
+    r = X.shape[1]
+    P = np.empty((N, r))
+    Q = np.empty((N, r))
+    for j in range(N):
+        _project(mode, A, B, S[j], P[j], Q[j])
+    for k in range(N):
+        for c in range(r):
+            X[k, c] = 0.0
+            Y[k, c] = 0.0
+        for e in range(ptr[k], ptr[k + 1]):
+            j = nbr[e]
+            wo = w_out[e]
+            wi = w_in[e]
+            for c in range(r):
+                X[k, c] += wo * P[j, c]
+                Y[k, c] += wi * Q[j, c]
+
+
+@njit(cache=True, fastmath=_FM)
+def _move(mode, A, B, dS, k, ptr, nbr, w_out, w_in, X, Y, dP, dQ):
+    """Propagate a change dS of spin k into the aggregates of its neighbours.
+
+    X_j += W_jk B^T dS (= w_in), Y_j += W_kj A^T dS (= w_out), j in the neighbours of k.
+    """
+    _project(mode, A, B, dS, dP, dQ)
+    r = dP.shape[0]
+    for e in range(ptr[k], ptr[k + 1]):
+        j = nbr[e]
+        wi = w_in[e]
+        wo = w_out[e]
+        if wi != 0.0:
+            for c in range(r):
+                X[j, c] += wi * dP[c]
+        if wo != 0.0:
+            for c in range(r):
+                Y[j, c] += wo * dQ[c]
+
+
+# ----------------------------------------------------------------------------- quench
+@njit(cache=True, fastmath=_FM)
+def _quench_one(S, sidx, mode, J, M, A, B, h, m, sites, ptr, nbr, w_out, w_in, V, tol, max_sweeps, omega):
+    N, d = S.shape
+    r = A.shape[1] if mode == MODE_LOWRANK else d
+    K = V.shape[0]
+    X = np.empty((N, r))
+    Y = np.empty((N, r))
+    aggregate(mode, A, B, S, ptr, nbr, w_out, w_in, X, Y)
+    phi = np.empty(d)
+    dS = np.empty(d)
+    dP = np.empty(r)
+    dQ = np.empty(r)
+    sweeps = 0
+    last = np.inf
+    converged = False
+    auto = omega <= 0.0
+    om = 1.0 if auto else omega
+    prev = 0.0
+    at_switch = 0.0
+    r1 = r2 = r3 = r4 = 0.0
+    while sweeps < max_sweeps:
+        sweeps += 1
+        worst = 0.0
+        for t in range(sites.shape[0]):
+            k = sites[t]
+            _field(mode, J, M, A, B, X[k], Y[k], h[k], phi)
+            mk = m[k]
+            if K == 0:
+                nrm = 0.0
+                for a in range(d):
+                    nrm += phi[a] * phi[a]
+                nrm = np.sqrt(nrm)
+                if nrm == 0.0:
+                    continue              # no torque and no preferred direction: stay
+                if om != 1.0 and sweeps > 1:
+                    # over-relaxed move x = omega phi_hat - (omega - 1) sigma_k, renormalised:
+                    # for 1 <= omega < 2 it lands strictly closer (in angle) to phi_k than
+                    # sigma_k was, so the site energy still decreases; same fixed points
+                    xn = 0.0
+                    for a in range(d):
+                        dS[a] = om * phi[a] / nrm - (om - 1.0) * S[k, a] / mk
+                        xn += dS[a] * dS[a]
+                    xn = np.sqrt(xn)
+                    for a in range(d):
+                        dS[a] = mk * dS[a] / xn
+                else:
+                    for a in range(d):
+                        dS[a] = mk * phi[a] / nrm
+                ch = 0.0
+                for a in range(d):
+                    new = dS[a]
+                    dS[a] = new - S[k, a]
+                    ch += dS[a] * dS[a]
+                    S[k, a] = new
+                ch = np.sqrt(ch) / mk
+                if ch > worst:
+                    worst = ch
+                if ch > 0.0:
+                    _move(mode, A, B, dS, k, ptr, nbr, w_out, w_in, X, Y, dP, dQ)
+            else:
+                cur = sidx[k]
+                e_cur = 0.0
+                for a in range(d):
+                    e_cur -= V[cur, a] * phi[a]
+                best = cur
+                e_best = e_cur
+                for q in range(K):
+                    e = 0.0
+                    for a in range(d):
+                        e -= V[q, a] * phi[a]
+                    if e < e_best:
+                        e_best = e
+                        best = q
+                # move only on a strict decrease beyond rounding (ties keep the current state)
+                if best != cur and (e_best - e_cur) * mk < -1e-13 * mk * (abs(e_cur) + abs(e_best)):
+                    for a in range(d):
+                        new = mk * V[best, a]
+                        dS[a] = new - S[k, a]
+                        S[k, a] = new
+                    sidx[k] = best
+                    worst = 1.0
+                    _move(mode, A, B, dS, k, ptr, nbr, w_out, w_in, X, Y, dP, dQ)
+        last = worst
+        if worst <= tol:
+            converged = True
+            break
+        if auto and K == 0 and prev > 0.0 and worst > 0.0:
+            # adaptive over-relaxation (Hageman & Young's adaptive SOR, used heuristically):
+            # once the contraction rate lam = change_t / change_{t-1} is steady and < 1 (4
+            # ratios within _RHO_RTOL), estimate the plain-sweep rate mu2 from
+            # (lam + om - 1)^2 = lam om^2 mu2 and move to the optimum om = 2 / (1 + sqrt(1 - mu2))
+            r4, r3, r2, r1 = r3, r2, r1, worst / prev
+            if om != 1.0 and worst > _REVERT * at_switch:
+                # left the linear regime (e.g. escaping a saddle): back to plain sweeps
+                om = 1.0
+                r1 = r2 = r3 = r4 = 0.0
+            elif (r4 > 0.0 and max(max(r1, r2), max(r3, r4)) < 1.0
+                    and max(max(r1, r2), max(r3, r4)) - min(min(r1, r2), min(r3, r4)) <= _RHO_RTOL * r1):
+                mu2 = (r1 + om - 1.0) ** 2 / (r1 * om * om)
+                if mu2 < 1.0:
+                    new = min(2.0 / (1.0 + np.sqrt(1.0 - mu2)), _OMEGA_MAX)
+                    if new > om + 1e-3:
+                        om = new
+                        at_switch = worst
+                        r1 = r2 = r3 = r4 = 0.0
+        prev = worst
+    return sweeps, converged, last
+
+
+@njit(cache=True)
+def quench_batch(S, sidx, mode, J, M, A, B, h, m, sites, ptr, nbr, w_out, w_in, V, tol, max_sweeps, omega):
+    """Quench every replica to a fixed point of ``S_k = m_k phi_k / |phi_k|`` (in place).
+
+    S (R, N, d) spins (lengths included; frozen sites hold their fixed values); sidx (R, N) int64
+    state indices (discrete spins; ignored when V is empty); J float; M (d, d); A, B (d, r);
+    h (N, d) fields; m (N,) lengths; sites (n_free,) int64 the free sites, swept in this order;
+    V (K, d) allowed unit vectors or (0, d) for continuous spins; tol: stop when the largest
+    change ``|sigma_k' - sigma_k|`` of a sweep is <= tol (discrete: when no spin moves);
+    max_sweeps per replica. Each move sets S_k to its exact single-site minimiser, so the energy
+    never increases. Returns (sweeps (R,) int64, converged (R,) bool, last_change (R,) float).
+    """
+    R = S.shape[0]
+    sweeps = np.zeros(R, np.int64)
+    conv = np.zeros(R, np.bool_)
+    last = np.zeros(R)
+    for q in range(R):
+        s, c, l = _quench_one(S[q], sidx[q], mode, J, M, A, B, h, m, sites, ptr, nbr, w_out, w_in,
+                              V, tol, max_sweeps, omega)
+        sweeps[q] = s
+        conv[q] = c
+        last[q] = l
+    return sweeps, conv, last
+
+
+# ----------------------------------------------------------------------------- heat bath
+@njit(cache=True)
+def _heat_bath_sweep(S, sidx, mode, J, M, A, B, h, m, sites, ptr, nbr, w_out, w_in, V, beta,
+                     key, step, X, Y, phi, dS, dP, dQ, out, logw):
+    N, d = S.shape
+    K = V.shape[0]
+    for t in range(sites.shape[0]):
+        k = sites[t]
+        vs = visit_seed(key, step, k, N)
+        _field(mode, J, M, A, B, X[k], Y[k], h[k], phi)
+        mk = m[k]
+        if K == 0:
+            heatbath_continuous(phi, mk, beta, vs, 0, out)
+            for a in range(d):
+                new = mk * out[a]
+                dS[a] = new - S[k, a]
+                S[k, a] = new
+            _move(mode, A, B, dS, k, ptr, nbr, w_out, w_in, X, Y, dP, dQ)
+        else:
+            q = heatbath_discrete(V, phi, mk, beta, vs, 0, logw)
+            if q != sidx[k]:
+                for a in range(d):
+                    new = mk * V[q, a]
+                    dS[a] = new - S[k, a]
+                    S[k, a] = new
+                sidx[k] = q
+                _move(mode, A, B, dS, k, ptr, nbr, w_out, w_in, X, Y, dP, dQ)
+
+
+@njit(cache=True)
+def anneal_batch(S, sidx, mode, J, M, A, B, h, m, sites, ptr, nbr, w_out, w_in, V, betas, seed,
+                 first_replica):
+    """Simulated annealing by heat-bath sweeps, one sweep per entry of ``betas`` (in place).
+
+    Same arrays as :func:`quench_batch`; betas (n_steps,) inverse temperatures (k_B = 1), usually
+    increasing; replica q draws from the counter RNG keyed by ``(seed, first_replica + q)``, with
+    visit ``(step, site)`` (SPEC section 2), so a replica's chain does not depend on how many
+    others run. Continuous spins are drawn from the exact conditional ``exp(beta S_k . phi_k)``
+    on the unit sphere of the working basis (von Mises-Fisher), discrete ones from the
+    Boltzmann weights of the K candidates: the heat-bath physics of :mod:`.physics`.
+    """
+    R, N, d = S.shape
+    r = A.shape[1] if mode == MODE_LOWRANK else d
+    K = V.shape[0]
+    for q in range(R):
+        key = replica_key(seed, first_replica + q)
+        X = np.empty((N, r))
+        Y = np.empty((N, r))
+        aggregate(mode, A, B, S[q], ptr, nbr, w_out, w_in, X, Y)
+        phi = np.empty(d)
+        dS = np.empty(d)
+        dP = np.empty(r)
+        dQ = np.empty(r)
+        out = np.empty(d)
+        logw = np.empty(max(K, 1))
+        for t in range(betas.shape[0]):
+            _heat_bath_sweep(S[q], sidx[q], mode, J, M, A, B, h, m, sites, ptr, nbr, w_out, w_in, V,
+                             betas[t], key, t, X, Y, phi, dS, dP, dQ, out, logw)
