@@ -54,7 +54,7 @@ def solve(H: Hamiltonian, T: Any = 1.0, method: str = "mc", **kwargs: Any) -> Re
     """
     if not isinstance(H, Hamiltonian):
         raise TypeError(f"solve() needs a spinsim.Hamiltonian, got {type(H).__name__}")
-    if not METHODS:
+    if method not in METHODS:      # (importing one method module directly must not hide the others)
         _load_methods()
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; allowed: {', '.join(repr(m) for m in sorted(METHODS))}")
