@@ -291,6 +291,26 @@ def test_low_rank_reduction_is_exact():
     assert ex.n_negative_modes == 0 and ex.max_torque < 1e-9
 
 
+def test_frozen_bath_low_rank():
+    """Frozen sites (a pinned bath) with a reduced low-rank quench: the working-basis energies
+    equal H.energy of the lifted states, frozen sites keep H.state exactly, and the full-space
+    quench agrees."""
+    rng = np.random.default_rng(2)
+    H0 = head_like(7, 20, 2, seed=1, field=0.3)
+    st = rng.standard_normal((7, 20))
+    st *= (H0.lengths / np.linalg.norm(st, axis=1))[:, None]
+    frozen = np.array([1, 0, 1, 0, 0, 0, 1], bool)
+    H = ss.Hamiltonian(H0.W, M=H0.M, h=H0.h, spin=H0.spin, lengths=H0.lengths, frozen=frozen, state=st)
+    red = find_minima(H, restarts=8)
+    assert red.working_dim < 20
+    assert close(red.restart_energies[red.best_restart], red.energies[0], 1e-12)
+    assert np.array_equal(red.states[0][frozen], st[frozen])
+    full = find_minima(H, restarts=8, reduce=False)
+    assert close(full.energies[0], red.energies[0], 1e-10)
+    ex = excitations(H, red.states[0], n_modes=4)
+    assert ex.n_tangent == 4 * 19 and ex.n_negative_modes == 0
+
+
 def test_hessian_matches_finite_differences():
     """Derivation check: second differences of H.energy along the geodesics
     S_k(t) = m_k (sigma_k cos|t| + t_hat sin|t|) at the ground state of a small system with a

@@ -23,6 +23,10 @@ costs O(d) / O(d^2) / O(d r). Never is the full energy recomputed per move.
 Neighbour lists are ``(ptr, nbr, w_out, w_in)`` from :meth:`Hamiltonian.neighbours`: for site k
 the entries ``e in ptr[k]:ptr[k+1]`` give ``j = nbr[e]``, ``w_out[e] = W_kj``, ``w_in[e] = W_jk``.
 
+Floating point: the O(d r) reductions are compiled with reassociation (``fastmath`` reassoc +
+contract, no NaN/inf assumptions) so LLVM vectorises them; results are deterministic on one
+machine, and may differ in the last bits between CPUs of different vector width.
+
 Spin kinds: ``V`` (K, d) empty (K = 0) means continuous (Heisenberg) spins, ``S_k = m_k phi_k/|phi_k|``;
 otherwise site k takes one of the K rows of V (times m_k) and its state index is kept in ``sidx``.
 """
@@ -261,8 +265,12 @@ def quench_batch(S, sidx, mode, J, M, A, B, h, m, sites, ptr, nbr, w_out, w_in, 
     h (N, d) fields; m (N,) lengths; sites (n_free,) int64 the free sites, swept in this order;
     V (K, d) allowed unit vectors or (0, d) for continuous spins; tol: stop when the largest
     change ``|sigma_k' - sigma_k|`` of a sweep is <= tol (discrete: when no spin moves);
-    max_sweeps per replica. Each move sets S_k to its exact single-site minimiser, so the energy
-    never increases. Returns (sweeps (R,) int64, converged (R,) bool, last_change (R,) float).
+    max_sweeps per replica; omega: over-relaxation of continuous moves, 1 = plain alignment, a
+    value in (1, 2) = fixed, <= 0 = adaptive (see :func:`_quench_one`). A plain move sets S_k to
+    its exact single-site minimiser; an over-relaxed one, ``x = omega phi_hat - (omega - 1)
+    sigma_k`` renormalised, lands strictly closer in angle to phi_k than sigma_k was (for
+    1 <= omega < 2): either way the energy never increases and the fixed points are the same.
+    Returns (sweeps (R,) int64, converged (R,) bool, last_change (R,) float).
     """
     R = S.shape[0]
     sweeps = np.zeros(R, np.int64)

@@ -55,7 +55,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from ..hamiltonian import Dense, Discrete, Hamiltonian, Heisenberg, Identity, Ising, LowRank
+from ..hamiltonian import Dense, Discrete, Hamiltonian, Heisenberg, Identity, LowRank
 from ..kernels import quench as kern
 from ..result import Result
 from ..validation import check_positive_int
