@@ -413,6 +413,31 @@ def _weighted_sums(q, x, am, m, mu, out):
     out[8] = s8
 
 
+@njit(cache=True, fastmath=_FM)
+def _scale_by(q, g):
+    for c in range(q.shape[0]):
+        q[c] *= g[c]
+
+
+@njit(cache=True, fastmath=_FM)
+def _low_states(E, E0, Ell, lin, Ms, Mlw, Us, Ulw, inv_n, lo, inv_w, off, n_bins, x, mm, am, mu, bins):
+    """Per low state c: x = E_c - E0, m, |m|, m_u and the DOS bin of E_c; returns min x."""
+    top = n_bins - 1.0
+    xmin = np.inf
+    for q in range(Ell.shape[0]):
+        Eq = E + Ell[q] - lin[q]
+        xq = Eq - E0
+        x[q] = xq
+        xmin = min(xmin, xq)
+        mq = (Ms + Mlw[q]) * inv_n
+        mm[q] = mq
+        am[q] = abs(mq)
+        mu[q] = (Us + Ulw[q]) * inv_n
+        bf = min(max((Eq - lo) * inv_w + off, 0.0), top)
+        bins[q] = np.int64(bf)
+    return xmin
+
+
 @njit(cache=True, parallel=True)
 def ising_float_pass2(ptr, nbr, Kf, bf, mlen, uw, E0, beta, lo, inv_w, off, n_bins,
                       n_low, block_bits, n_chunks):
@@ -449,6 +474,7 @@ def ising_float_pass2(ptr, nbr, Kf, bf, mlen, uw, E0, beta, lo, inv_w, off, n_bi
         mm = np.empty(L)
         mu = np.empty(L)
         qw = np.empty(L)
+        bins = np.empty(L, np.int64)
         sums = np.empty(N_ACC)
         acc = accs[c]
         hist = dos[c]
@@ -468,38 +494,32 @@ def ising_float_pass2(ptr, nbr, Kf, bf, mlen, uw, E0, beta, lo, inv_w, off, n_bi
                     Ms += 2.0 * s[k] * mlen[k]
                     Us += 2.0 * s[k] * uw[k]
                 _low_linear(n_low, f, lin)
-                xmin = np.inf
+                xmin = _low_states(E, E0, Ell, lin, Ms, Mlw, Us, Ulw, inv_n, lo, inv_w, off, n_bins,
+                                   x, mm, am, mu, bins)
+                for q in range(L):
+                    hist[bins[q]] += 1
                 rng = ell_rng
                 for l in range(n_low):
                     rng += 2.0 * abs(f[l])
-                for q in range(L):
-                    Eq = E + Ell[q] - lin[q]
-                    hist[_bin(Eq, lo, inv_w, off, n_bins)] += 1
-                    xq = Eq - E0
-                    x[q] = xq
-                    xmin = min(xmin, xq)
-                    mq = (Ms + Mlw[q]) * inv_n
-                    mm[q] = mq
-                    am[q] = abs(mq)
-                    mu[q] = (Us + Ulw[q]) * inv_n
                 for tt in range(n_T):
                     bt = beta[tt]
                     if bt * xmin > _EXP_CUT:
                         continue
                     if bt * rng < 300.0:
+                        # q_c = exp(-bt (x_0 - xmin)) prod_{l in c} exp(-2 bt f_l) GE[c], by doubling
                         qw[0] = math.exp(-bt * (x[0] - xmin))
                         for l in range(n_low):
                             st = 1 << l
                             e = math.exp(-2.0 * bt * f[l])
                             for q in range(st):
                                 qw[q + st] = qw[q] * e
-                        for q in range(L):
-                            qw[q] *= GE[tt, q]
+                        _scale_by(qw, GE[tt])
+                        _weighted_sums(qw, x, am, mm, mu, sums)
                     else:
                         for q in range(L):
                             d = bt * (x[q] - xmin)
                             qw[q] = math.exp(-d) if d < _EXP_CUT else 0.0
-                    _weighted_sums(qw, x, am, mm, mu, sums)
+                        _weighted_sums(qw, x, am, mm, mu, sums)
                     scale = math.exp(-bt * xmin)
                     for j in range(N_ACC):
                         acc[tt, j] += scale * sums[j]
