@@ -4,6 +4,16 @@
   scaling estimate of T_c), with an error from resampling the curves within their errors.
 * :func:`susceptibility_peak`: T (or h) of the maximum of chi along a line, refined by a parabola
   through the top three points, with an error from resampling.
+
+Lines over a (T, h) sweep (each a dict labelled by ``method``, written to ``/boundary/<name>``):
+
+* :func:`susceptibility_peak_line`: chi peak in T for every h, resampling error, edge flags;
+* :func:`binder_crossing_line`: Binder crossings across a size family, for every h;
+* :func:`mean_field_line`: T_c^MF(h) from the mean-field stability of the paramagnetic branch
+  (at h = 0: ``c lambda_max`` of the coupling, i.e. the spectrum of M_s);
+* :func:`level_crossing_line`: the candidate level-crossing line h*(T) = (E_A - E_B)/(p_A - p_B);
+* :func:`coexistence_line`: the h = 0 first-order line of a field-flip symmetric system;
+* :func:`sweep_boundaries`: all of those a single sweep supports.
 """
 from __future__ import annotations
 
@@ -89,3 +99,413 @@ def susceptibility_peak(x: np.ndarray, chi: np.ndarray, chi_err: np.ndarray | No
     i = int(np.nanargmax(chi))
     return {"x": xp, "x_err": xerr, "chi_max": float(chi[i]), "at_edge": i in (0, x.size - 1),
             "method": "susceptibility peak"}
+
+
+# ============================================================================= lines over a sweep
+#
+# A boundary *line* is a plain dict: arrays (``T``, ``h``, ``T_err``, ``at_edge`` ...), a
+# ``param`` key naming the array it is parametrised by, ``method`` (how it was obtained),
+# ``units`` ({array: units}) and ``description``. spinsim.sweep writes each to /boundary/<name>.
+
+T_UNITS = "energy (k_B = 1)"
+H_UNITS = "energy (field strength along u_i)"
+_UNITS = {"T": T_UNITS, "T_err": T_UNITS, "h": H_UNITS, "h_err": H_UNITS,
+          "chi_max": "1/energy", "at_edge": "flag", "found": "flag"}
+
+__all__ += ["susceptibility_peak_line", "binder_crossing_line", "mean_field_line", "mean_field_T_c",
+            "candidate_energies", "level_crossing_line", "coexistence_line", "sweep_boundaries"]
+
+
+def susceptibility_peak_line(T: np.ndarray, h: np.ndarray, chi: np.ndarray, chi_err: np.ndarray | None = None,
+                             n_resample: int = 1000, seed: int = 0,
+                             observable: str = "susceptibility") -> dict[str, Any]:
+    """For every field h, the temperature of the maximum of chi(T) (see :func:`susceptibility_peak`).
+
+    ``chi``, ``chi_err``: (n_h, n_T) over the grid ``h`` x ``T``. The error ``T_err`` is the spread
+    of the refined peak over ``n_resample`` curves redrawn as chi + chi_err * z (chi_err is the
+    jackknife error over bins of each point; z standard normal). ``at_edge[k]`` flags a maximum on
+    the first or last temperature (no interior peak: not a boundary point). Rows that are all NaN
+    (not yet computed) give NaN. Returns a line dict parametrised by ``h``.
+    """
+    T = np.asarray(T, float)
+    h = np.asarray(h, float)
+    chi = np.atleast_2d(np.asarray(chi, float))
+    err = None if chi_err is None else np.atleast_2d(np.asarray(chi_err, float))
+    n_h = h.size
+    Tp, Te, cm = np.full(n_h, np.nan), np.full(n_h, np.nan), np.full(n_h, np.nan)
+    edge = np.zeros(n_h, bool)
+    for k in range(n_h):
+        row = chi[k]
+        if not np.any(np.isfinite(row)):
+            continue
+        e = None if err is None else np.nan_to_num(err[k], nan=0.0)
+        pk = susceptibility_peak(T, np.nan_to_num(row, nan=-np.inf), e, n_resample=n_resample, seed=seed + k)
+        Tp[k], Te[k], cm[k], edge[k] = pk["x"], pk["x_err"], pk["chi_max"], pk["at_edge"]
+    return {"h": h, "T": Tp, "T_err": Te, "chi_max": cm, "at_edge": edge, "param": "h",
+            "method": f"{observable} peak in T at fixed h (parabola through the top 3 points; "
+                      f"error: {n_resample} resamples within the jackknife errors)",
+            "observable": observable, "units": dict(_UNITS),
+            "description": "T of the maximum of chi(T) for each h; at_edge = 1: maximum on the grid "
+                           "edge, no interior peak"}
+
+
+def binder_crossing_line(family: Mapping[int, Any], n_resample: int = 500, seed: int = 0) -> dict[str, dict[str, Any]]:
+    """Binder-cumulant crossings across a size family, for every field h of a common grid.
+
+    ``family``: ``{L: sweep}`` with each sweep a :class:`spinsim.sweep.SweepResult` (or any object
+    with ``T``, ``h`` and ``data['binder']``, ``data['binder_err']`` of shape (n_h, n_T)) on one
+    shared (T, h) grid. For each consecutive size pair (L1, L2) and each h the crossing of
+    U_L1(T) and U_L2(T) (:func:`binder_crossings`); NaN where the curves do not cross (a field
+    along the order parameter smooths the transition away: typically only h = 0 crosses).
+    Returns ``{"binder_crossing_L{L1}_{L2}": line}`` (lines parametrised by ``h``).
+    """
+    sizes = sorted(family)
+    if len(sizes) < 2:
+        raise ValueError(f"Binder crossings need at least two sizes, got {sizes}")
+    ref = family[sizes[0]]
+    for L in sizes[1:]:
+        s = family[L]
+        if s.T.shape != ref.T.shape or not np.allclose(s.T, ref.T) or s.h.shape != ref.h.shape \
+                or not np.allclose(s.h, ref.h):
+            raise ValueError(f"sweeps for L={sizes[0]} and L={L} must share one (T, h) grid")
+    out = {}
+    for L1, L2 in zip(sizes[:-1], sizes[1:]):
+        Tc, Te = np.full(ref.h.size, np.nan), np.full(ref.h.size, np.nan)
+        for k in range(ref.h.size):
+            curves = {L: (family[L].T, family[L].data["binder"][k], family[L].data["binder_err"][k])
+                      for L in (L1, L2)}
+            if any(not np.all(np.isfinite(c[1])) for c in curves.values()):
+                continue
+            c = binder_crossings(curves, n_resample=n_resample, seed=seed + k)
+            if c:
+                Tc[k], Te[k] = c[0]["T"], c[0]["T_err"]
+        out[f"binder_crossing_L{L1}_{L2}"] = {
+            "h": np.asarray(ref.h, float), "T": Tc, "T_err": Te, "param": "h", "sizes": [int(L1), int(L2)],
+            "method": f"Binder cumulant crossing U_L{L1}(T) = U_L{L2}(T) at fixed h (finite-size scaling)",
+            "units": dict(_UNITS),
+            "description": "NaN where the curves of the two sizes do not cross on the grid"}
+    return out
+
+
+# ----------------------------------------------------------------------------- mean field
+def _site_moments(spin: Any, Bf: np.ndarray, beta: float) -> tuple[np.ndarray, Any]:
+    """Mean ``m_i = <sigma_i>`` and the covariance ``D_i`` of one unit spin in the field Bf_i.
+
+    Returns ``m`` (N, n) and ``sqrtD(x)``: x (N, n) -> D^{1/2} x applied site by site.
+    O(n): ``m = R(kappa) b_hat``, ``D = R'(kappa) b_hat b_hat^T + (R/kappa)(1 - b_hat b_hat^T)``,
+    kappa = beta |b|, R = I_{n/2}/I_{n/2-1}. Discrete (Ising): the moments of the softmax over the
+    allowed vectors.
+    """
+    from spinsim.hamiltonian import Heisenberg
+    from spinsim.solvers.analytic import _ratio_and_slope
+
+    N, n = Bf.shape
+    if isinstance(spin, Heisenberg):
+        b = np.linalg.norm(Bf, axis=1)
+        bh = np.divide(Bf, b[:, None], out=np.zeros_like(Bf), where=b[:, None] > 0)
+        R, Rk, dR = _ratio_and_slope(n, beta * b)
+        m = R[:, None] * bh
+        sp_, st = np.sqrt(np.clip(dR, 0, None)), np.sqrt(np.clip(Rk, 0, None))
+
+        def sqrtD(x: np.ndarray) -> np.ndarray:
+            par = np.sum(x * bh, axis=1, keepdims=True)
+            return st[:, None] * (x - par * bh) + sp_[:, None] * par * bh
+        return m, sqrtD
+    V = spin.vectors                                    # (K, n)
+    logits = beta * Bf @ V.T                            # (N, K)
+    logits -= logits.max(axis=1, keepdims=True)
+    w = np.exp(logits)
+    w /= w.sum(axis=1, keepdims=True)
+    m = w @ V
+    D = np.einsum("ik,ka,kb->iab", w, V, V) - m[:, :, None] * m[:, None, :]
+    lam, Q = np.linalg.eigh(D)
+    Dh = np.einsum("iab,ib,icb->iac", Q, np.sqrt(np.clip(lam, 0, None)), Q)
+
+    def sqrtD(x: np.ndarray) -> np.ndarray:
+        return np.einsum("iab,ib->ia", Dh, x)
+    return m, sqrtD
+
+
+class _MeanFieldProblem:
+    """Site-resolved mean field of H with the added field h u_i, over the free sites.
+
+    Spins S_i = l_i sigma_i; the field on sigma_i is
+    ``b_i = sum_j (W'_ij M + W'_ji M^T) m_j + l_i (h0_i + h u_i) + l_i sum_{j frozen} (W_ij M + W_ji M^T) S_j``
+    with ``W'_ij = l_i l_j W_ij`` and ``m_j = <sigma_j>``. The coupling operator
+    ``K = W' (x) M + W'^T (x) M^T`` is symmetric on R^{N n}.
+    """
+
+    def __init__(self, H: Any, U: np.ndarray) -> None:
+        import scipy.sparse as sp
+        from spinsim.hamiltonian import LowRank
+
+        self.H = H
+        free = np.flatnonzero(~H.frozen)
+        l = H.lengths
+        W = sp.csr_matrix(H.W) if not sp.issparse(H.W) else H.W.tocsr()
+        Wff = W[free][:, free]
+        lf = l[free]
+        self.Wp = sp.csr_matrix(Wff.multiply(np.outer(lf, lf)) if Wff.nnz else Wff)
+        self.WpT = self.Wp.T.tocsr()
+        self.lowrank = isinstance(H.M, LowRank)
+        self.Md = None if self.lowrank else H.M_dense
+        self.free, self.lf = free, lf
+        n = H.n_comp
+        base = H.h[free] * lf[:, None]
+        if H.frozen.any():
+            fz = np.flatnonzero(H.frozen)
+            Sz = H.state[fz]
+            X = np.zeros((H.n_sites, n))
+            X[fz] = Sz
+            ext = W @ self._apply_M(X, transpose=True) + W.T @ self._apply_M(X, transpose=False)
+            base = base + lf[:, None] * np.asarray(ext)[free]
+        self.base = base
+        self.U = U[free] * lf[:, None]
+        self.shape = (free.size, n)
+
+    def _apply_M(self, X: np.ndarray, transpose: bool) -> np.ndarray:
+        """Rows x_j -> (M x_j)^T = x_j M^T (transpose=True) or (M^T x_j)^T = x_j M."""
+        if self.lowrank:
+            A, B = self.H.M.A, self.H.M.B
+            return (X @ B) @ A.T if transpose else (X @ A) @ B.T
+        return X @ self.Md.T if transpose else X @ self.Md
+
+    def K(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(self.Wp @ self._apply_M(X, True) + self.WpT @ self._apply_M(X, False))
+
+    def fields(self, m: np.ndarray, h: float) -> np.ndarray:
+        return self.K(m) + self.base + h * self.U
+
+    def solve(self, beta: float, h: float, m0: np.ndarray, tol: float = 1e-10, max_iter: int = 3000) -> np.ndarray:
+        m = m0
+        for _ in range(max_iter):
+            new, _ = _site_moments(self.H.spin, self.fields(m, h), beta)
+            if np.max(np.abs(new - m)) < tol:
+                return new
+            m = 0.5 * (m + new)
+        return m
+
+    def top_eig(self, beta: float, h: float, m: np.ndarray) -> float:
+        """lambda_max of D^{1/2} K D^{1/2} at the mean-field state m."""
+        _, sqrtD = _site_moments(self.H.spin, self.fields(m, h), beta)
+        N, n = self.shape
+        size = N * n
+
+        def op(x: np.ndarray) -> np.ndarray:
+            X = sqrtD(x.reshape(N, n))
+            return sqrtD(self.K(X)).reshape(-1)
+
+        if size <= 400:
+            A = np.column_stack([op(e) for e in np.eye(size)])
+            return float(np.linalg.eigvalsh(0.5 * (A + A.T))[-1])
+        from scipy.sparse.linalg import LinearOperator, eigsh
+        L = LinearOperator((size, size), matvec=op, dtype=np.float64)
+        v0 = np.ones(size) / np.sqrt(size)
+        return float(eigsh(L, k=1, which="LA", tol=1e-8, v0=v0, return_eigenvectors=False)[0])
+
+
+def mean_field_T_c(H: Any) -> float:
+    """Mean-field T_c of H at zero added field (:func:`spinsim.solvers.analytic.mean_field`):
+    ``T_c = c lambda_max(W' (x) M + W'^T (x) M^T)``, c = 1 (Ising) or 1/n (O(n)); for a complete
+    graph or a head with symmetric M this is ``c lambda_max(W' + W'^T) mu_max(M_s)``, the top
+    eigenvalue of the symmetrised coupling M_s = (M + M^T)/2."""
+    from spinsim.solvers.analytic import mean_field
+    return float(mean_field(H).T_c)
+
+
+def mean_field_line(H: Any, h: Any, direction: Any = None, T_min: float | None = None,
+                    n_scan: int = 24) -> dict[str, Any]:
+    """Mean-field critical line T_c^MF(h) of H with the field ``h u_i`` added.
+
+    Derivation (k_B = 1). Mean field replaces each site's neighbours by their means
+    m_j = <sigma_j>: one unit spin sigma_i in the field b_i (see :class:`_MeanFieldProblem`) has
+    ``m_i = f(beta b_i)`` (O(n): ``R_{n/2}(beta|b_i|) b_i/|b_i|``; Ising: ``tanh``; discrete: the
+    softmax mean), and the self-consistent solution connected to the high-T paramagnet is
+    followed down in T (continuation). A small deviation of the means obeys
+    ``dm = beta D K dm`` (linear response of each site to the change ``db = K dm`` of its field),
+    D_i the covariance of sigma_i in its field (O(n): ``R'(kappa)`` along
+    b_i, ``R/kappa`` across). The branch becomes unstable - T_c^MF(h) - at the largest T with
+
+        beta * lambda_max(D^{1/2} K D^{1/2}) = 1.
+
+    At h = 0 with no other field D = c 1 (c = 1 Ising, 1/n O(n)) and this is the familiar
+    ``T_c = c lambda_max(K)`` (:func:`mean_field_T_c`; complete graph / head: top eigenvalue of the
+    symmetrised coupling). A field along the order parameter (Ising, or O(n) in a uniform field)
+    keeps the branch stable: no line for h != 0 (NaN), only the critical point at h = 0. A field
+    across the ordering direction (e.g. a head's prompt field versus the top eigenvector of
+    M_s) gives a genuine line that ends at T = 0 at h_c; where the field breaks the symmetry
+    completely the instability is the spinodal of the paramagnetic branch (a first-order jump
+    happens at or before it). Returns a line dict parametrised by ``h`` (T NaN: no instability
+    above ``T_min``).
+    """
+    from spinsim.sweep import resolve_direction
+
+    hs = np.atleast_1d(np.asarray(h, float))
+    U, _ = resolve_direction(H, direction)
+    prob = _MeanFieldProblem(H, U)
+    N, n = prob.shape
+    # upper bound: beta * max_i ||D_i|| * lambda_max(K) with ||D_i|| <= c0 (the zero-field value)
+    from spinsim.hamiltonian import Discrete, Heisenberg
+    if isinstance(H.spin, Heisenberg):
+        c0 = 1.0 / n
+    else:
+        V = H.spin.vectors
+        c0 = float(np.linalg.eigvalsh(np.cov(V.T, bias=True).reshape(n, n))[-1]) if V.shape[0] > 1 else 0.0
+    lamK = _top_K(prob)
+    T_top = 1.05 * c0 * lamK
+    Tc = np.full(hs.size, np.nan)
+    zero_field = not np.any(prob.base)
+    if T_top <= 0:
+        return _mf_dict(hs, Tc, T_min)
+    T_lo = (T_min if T_min is not None else 0.02 * T_top)
+    T_lo = min(T_lo, T_top) * 0.999
+    grid = np.geomspace(T_top, T_lo, n_scan)
+    for k, hv in enumerate(hs):
+        if hv == 0 and zero_field and not isinstance(H.spin, Discrete):
+            Tc[k] = mean_field_T_c(H)
+            continue
+        m = np.zeros((N, n))
+        prev_T, prev_m = None, None
+        for Tg in grid:
+            m = prob.solve(1.0 / Tg, hv, m)
+            g = prob.top_eig(1.0 / Tg, hv, m) / Tg - 1.0
+            if g >= 0:
+                if prev_T is None:
+                    Tc[k] = Tg
+                    break
+                lo, hi, m_hi = Tg, prev_T, prev_m
+                for _ in range(40):
+                    mid = 0.5 * (lo + hi)
+                    mm = prob.solve(1.0 / mid, hv, m_hi)
+                    if prob.top_eig(1.0 / mid, hv, mm) / mid >= 1.0:
+                        lo = mid
+                    else:
+                        hi, m_hi = mid, mm
+                    if hi - lo < 1e-7 * hi:
+                        break
+                Tc[k] = 0.5 * (lo + hi)
+                break
+            prev_T, prev_m = Tg, m
+    return _mf_dict(hs, Tc, T_lo)
+
+
+def _top_K(prob: _MeanFieldProblem) -> float:
+    N, n = prob.shape
+    size = N * n
+    if size <= 400:
+        A = np.column_stack([prob.K(e.reshape(N, n)).reshape(-1) for e in np.eye(size)])
+        return float(np.linalg.eigvalsh(0.5 * (A + A.T))[-1])
+    from scipy.sparse.linalg import LinearOperator, eigsh
+    L = LinearOperator((size, size), matvec=lambda x: prob.K(x.reshape(N, n)).reshape(-1), dtype=np.float64)
+    return float(eigsh(L, k=1, which="LA", tol=1e-8, v0=np.ones(size) / np.sqrt(size),
+                       return_eigenvectors=False)[0])
+
+
+def _mf_dict(hs: np.ndarray, Tc: np.ndarray, T_lo: float | None) -> dict[str, Any]:
+    return {"h": hs, "T": Tc, "param": "h", "units": dict(_UNITS),
+            "method": "mean field: largest T with beta lambda_max(D^1/2 K D^1/2) = 1 on the "
+                      "paramagnetic branch (K = W' (x) M + W'^T (x) M^T; at h = 0: c lambda_max(K))",
+            "description": "NaN: the field-polarised mean-field state stays stable down to "
+                           f"T = {T_lo if T_lo is not None else 0:.4g} (no transition in this field)"}
+
+
+# ----------------------------------------------------------------------------- candidates
+def candidate_energies(H: Any, probe: int, S_A: Any, S_B: Any, direction: Any = None,
+                       bath: Any = None) -> dict[str, float]:
+    """Energies of a probe site in state A or B in the field of a quenched bath, and their
+    projections on the added-field direction.
+
+    ``E_X = -S_X . phi_probe(bath)`` with ``phi_k = sum_j W_kj M S_j + sum_i W_ik M^T S_i + h_k``
+    (the bath's own energy is the same for A and B and drops out); ``p_X = S_X . u_probe``. The
+    bath is ``bath`` (n_sites, n_comp) or H.state. S_A, S_B: (n_comp,) spins, lengths included.
+    """
+    from spinsim.sweep import resolve_direction
+
+    S = np.array(bath if bath is not None else H.state, dtype=np.float64)
+    if S.ndim != 2 or S.shape != (H.n_sites, H.n_comp):
+        raise ValueError(f"candidate level crossing needs a bath state of shape ({H.n_sites}, {H.n_comp}): "
+                         "pass bath= or give H a state")
+    if not 0 <= int(probe) < H.n_sites:
+        raise ValueError(f"probe site {probe!r} out of range 0..{H.n_sites - 1}")
+    S[int(probe)] = 0.0
+    phi = H.local_field(S, int(probe))
+    U, _ = resolve_direction(H, direction)
+    u = U[int(probe)]
+    S_A, S_B = np.asarray(S_A, float), np.asarray(S_B, float)
+    return {"E_A": float(-S_A @ phi), "E_B": float(-S_B @ phi), "p_A": float(S_A @ u), "p_B": float(S_B @ u)}
+
+
+def level_crossing_line(T: Any, E_A: Any, E_B: Any, p_A: Any, p_B: Any,
+                        labels: tuple[str, str] = ("A", "B")) -> dict[str, Any]:
+    """Candidate level-crossing line h*(T): the field where the probe's ground state switches
+    between candidates A and B.
+
+    With the added field h along u the candidate energies are ``E_X(h) = E_X - h p_X``
+    (p_X = S_X . u), so ``E_A(h*) = E_B(h*)`` at
+
+        h* = (E_A - E_B) / (p_A - p_B).
+
+    For h > h* the candidate with the larger projection p is the lower level. The energies may be
+    arrays over T (bath-averaged energies of an annealed bath) or numbers (a quenched bath: h* is
+    the same at every T, and there the log-odds ``beta (E_B(h) - E_A(h))`` vanish at every T:
+    a first-order line). NaN where p_A == p_B (the levels never cross). Parametrised by ``T``.
+    """
+    T = np.atleast_1d(np.asarray(T, float))
+    EA, EB, pA, pB = np.broadcast_arrays(*(np.asarray(x, float) for x in (E_A, E_B, p_A, p_B)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        hstar = np.where(pA != pB, (EA - EB) / np.where(pA != pB, pA - pB, 1.0), np.nan)
+    hstar = np.broadcast_to(hstar, T.shape).astype(float).copy()
+    return {"T": T, "h": hstar, "param": "T", "units": dict(_UNITS), "candidates": list(labels),
+            "method": "candidate level crossing h* = (E_A - E_B)/(p_A - p_B) (probe site, quenched bath)",
+            "description": f"ground state of the probe switches between {labels[0]!r} and {labels[1]!r}"}
+
+
+def coexistence_line(T_low: float, T_end: float, T_end_err: float = float("nan"),
+                     method: str = "") -> dict[str, Any]:
+    """The first-order (coexistence) line at h = 0 from ``T_low`` up to the critical end point
+    ``T_end``: for a field-flip symmetric system (no field of its own) the magnetisation along u
+    jumps from -|m| to +|m| as h crosses 0 in the ordered phase. Parametrised by ``T``."""
+    return {"T": np.array([T_low, T_end]), "h": np.zeros(2), "T_end_err": float(T_end_err), "param": "T",
+            "units": dict(_UNITS),
+            "method": method or "coexistence at h = 0 (field-flip symmetry), ending at the h = 0 chi peak",
+            "description": "first-order line: <m.u> jumps sign across h = 0 below the critical point"}
+
+
+def sweep_boundaries(sw: Any, H: Any = None, candidates: Mapping[str, Any] | None = None,
+                     n_resample: int = 1000) -> dict[str, dict[str, Any]]:
+    """Every boundary a single sweep supports, by name (what ``spinsim.sweep`` writes to /boundary).
+
+    * ``chi_peak``: :func:`susceptibility_peak_line` of ``susceptibility`` over T at each h;
+    * ``mean_field``: :func:`mean_field_line` (when H is given and is not too large);
+    * ``coexistence``: :func:`coexistence_line` when H has no field of its own, the h grid spans
+      0 and the h = 0 chi peak is interior;
+    * ``level_crossing``: :func:`level_crossing_line` when ``candidates`` = ``{"probe": k,
+      "A": S_A, "B": S_B, "labels": (a, b), "bath": S}`` is given.
+    Binder crossings need a size family: :func:`binder_crossing_line`.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    T, h = np.asarray(sw.T, float), np.asarray(sw.h, float)
+    chi = susceptibility_peak_line(T, h, sw.data["susceptibility"], sw.data.get("susceptibility_err"),
+                                   n_resample=n_resample)
+    out["chi_peak"] = chi
+    if H is None:
+        return out
+    if H.n_free * H.n_comp <= 200_000:
+        try:
+            out["mean_field"] = mean_field_line(H, h, sw.direction if np.any(sw.direction) else None,
+                                                T_min=0.5 * float(T.min()))
+        except (ValueError, np.linalg.LinAlgError, ArithmeticError) as exc:   # pragma: no cover
+            out["mean_field"] = {"h": h, "T": np.full(h.size, np.nan), "param": "h", "units": dict(_UNITS),
+                                 "method": "mean field (failed)", "description": str(exc)}
+    own_field = np.any(H.h[~H.frozen] != 0)
+    zero = np.flatnonzero(np.isclose(h, 0.0, atol=1e-12 * max(1.0, float(np.abs(h).max()))))
+    if not own_field and zero.size and h.min() <= 0 <= h.max():
+        k = int(zero[0])
+        if np.isfinite(chi["T"][k]) and not chi["at_edge"][k]:
+            out["coexistence"] = coexistence_line(float(T.min()), float(chi["T"][k]), float(chi["T_err"][k]))
+    if candidates:
+        e = candidate_energies(H, candidates["probe"], candidates["A"], candidates["B"],
+                               sw.direction, candidates.get("bath"))
+        out["level_crossing"] = level_crossing_line(T, e["E_A"], e["E_B"], e["p_A"], e["p_B"],
+                                                    tuple(candidates.get("labels", ("A", "B"))))
+    return out
