@@ -229,7 +229,17 @@ def potts_vectors(q: int) -> np.ndarray:
     return np.stack([np.cos(a), np.sin(a)], axis=1)
 
 
-def test_potts_three_state_exact_levels():
+@pytest.fixture(params=[1, 9, 1024], ids=["leaf1", "leaf9", "leaf1024"])
+def leaf(request, monkeypatch):
+    """Leaf-block size cap of the discrete enumeration: 1 site (odometer over all others), a
+    small block, or the default (here: every free site in the block)."""
+    from spinsim.solvers import exact as ex
+
+    monkeypatch.setattr(ex, "_LEAF_STATES", request.param)
+    return request.param
+
+
+def test_potts_three_state_exact_levels(leaf):
     rng = np.random.default_rng(0)
     W = np.triu(rng.integers(-1, 3, (6, 6)), 1).astype(float)
     H = ss.Hamiltonian(W, M=ss.Identity(2, 1.0), spin=ss.Discrete(potts_vectors(3)), h=np.array([0.5, 0.0]))
@@ -249,7 +259,7 @@ def test_potts_three_state_exact_levels():
 
 
 @pytest.mark.parametrize("coupling", ["dense", "lowrank"])
-def test_random_vectors_general_coupling_with_frozen_bath(coupling):
+def test_random_vectors_general_coupling_with_frozen_bath(coupling, leaf):
     rng = np.random.default_rng(7)
     N, n, K = 6, 3, 4
     V = rng.standard_normal((K, n))
@@ -274,7 +284,7 @@ def test_random_vectors_general_coupling_with_frozen_bath(coupling):
     np.testing.assert_allclose(res.ground_states[0], ref["confs"][i0], atol=1e-12)
 
 
-def test_pair_energies_from_factors_match_table(monkeypatch):
+def test_pair_energies_from_factors_match_table(monkeypatch, leaf):
     # K^2 above the table cap: the kernel computes G[b, a] = X_b . Y_a on the fly
     from spinsim.solvers import exact as ex
 

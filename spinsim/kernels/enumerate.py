@@ -24,12 +24,13 @@ not depend on the number of threads.
 Integer variants take ``Ki = K/q``, ``bi = b/q`` (energies on a lattice of spacing q) and keep
 E exactly in integers: ``E = E_c + q * E_int``.
 
-Discrete (K states per site, vectors V (K, n_comp), free sites 0..n-1): site 0 is the *leaf*,
-summed in a vectorised inner loop; sites 1..n-1 run through an odometer. ``psi[i, b]`` is the
-energy gain of site i in state b (``E = E_rest - psi[i, b]``): for i >= 1 it excludes the leaf,
-for the leaf it includes every outer site. A change a -> a2 of outer site j updates, for every
-neighbour i, ``psi[i, b] += m_i m_j (W_ij (G[b,a2] - G[b,a]) + W_ji (G[a2,b] - G[a,b]))`` with
-``G = V M V^T`` (a table, or factors ``G[b, a] = X_b . Y_a`` when K is large).
+Discrete (K states per site, vectors V (K, n_comp), free sites 0..n-1): sites 0..nb-1 are the
+*leaf block*, summed in a vectorised inner loop over its K^nb states; the other sites run
+through an odometer. ``psi[i, b]`` is the energy gain of site i in state b (``E = E_rest -
+psi[i, b]``), from h, the frozen sites and the outer free sites (never the leaf block). A change
+a -> a2 of outer site j updates, for every neighbour i, ``psi[i, b] += m_i m_j (W_ij (G[b,a2] -
+G[b,a]) + W_ji (G[a2,b] - G[a,b]))`` with ``G = V M V^T`` (a table, or factors
+``G[b, a] = X_b . Y_a`` when K is large).
 """
 from __future__ import annotations
 
@@ -569,30 +570,64 @@ def _discrete_change(j, a, a2, psi, ptr, nbr, w_out, w_in, mlen, G, GT, X, Y, us
     return dE, mj * (uV[j, a2] - uV[j, a])
 
 
+@njit(cache=True)
+def _block_linear(psi, nb, K, lin):
+    """lin[c] = sum_{l < nb} psi[l, a_l(c)] over the K^nb leaf-block states c = sum_l a_l K^l."""
+    acc = 0.0
+    for l in range(nb):
+        acc += psi[l, 0]
+    lin[0] = acc
+    stride = 1
+    for l in range(nb):
+        for a in range(1, K):
+            d = psi[l, a] - psi[l, 0]
+            o = a * stride
+            for c in range(stride):
+                lin[o + c] = lin[c] + d
+        stride *= K
+
+
 @njit(cache=True, parallel=True)
-def discrete_pass(stage, psi_base, Eo_base, Mo_base, ptr, nbr, w_out, w_in, mlen, V, uV,
-                  G, GT, X, Y, use_table, tol, cap, E0, beta, lo, inv_w, off, n_bins, n_chunks):
-    """Enumerate the K^n states of n >= 1 discrete free sites (site 0 = leaf, vectorised).
+def discrete_pass(stage, nb, psi_base, Eo_base, Mo_base, Ebb, Mb, Ub, ptr, nbr, w_out, w_in, mlen,
+                  V, uV, G, GT, X, Y, use_table, tol, cap, E0, beta, lo, inv_w, off, n_bins,
+                  n_chunks):
+    """Enumerate the K^n states of n >= 1 discrete free sites.
+
+    Sites 0..nb-1 form the *leaf block*, summed in a vectorised inner loop over its K^nb states
+    c = sum_l a_l K^l for every configuration of the outer sites nb..n-1 (an odometer with
+    incremental psi tables). ``psi[i]`` excludes the leaf block for every site i (the block's
+    couplings to the outer sites sit in the block's own psi rows); ``Ebb`` (K^nb,) is the pair
+    energy inside the block, ``Mb`` (K^nb, n_comp) and ``Ub`` (K^nb,) its magnetisation and
+    projection sums. Then ``E(c) = E_outer + Ebb[c] - sum_{l<nb} psi[l, a_l(c)]``.
 
     stage 1: returns (stats (n_chunks, 6) = [e0, n0, e1, n1, emin, emax], codes (n_chunks,
-    cap)) where a code is the flat state index ``sum_i a_i K^i``.
+    cap)), a code being the flat state index ``sum_i a_i K^i``.
     stage 2: returns (acc (n_T, N_ACC) Boltzmann sums with x = E - E0, marg (n_T, n, K) summed
-    Boltzmann weight of site i in state a, dos (n_bins,) int64 histogram as in
-    :func:`ising_float_pass2`).
-    ``psi_base``, ``Eo_base``, ``Mo_base`` describe the base state (all outer sites in state 0).
+    Boltzmann weight of outer site i in state a (rows < nb unused), wb (n_T, K^nb) summed weight
+    of each leaf-block state, dos (n_bins,) int64 histogram as in :func:`ising_float_pass2`).
+    ``psi_base``, ``Eo_base``, ``Mo_base`` describe the base state (every outer site in state 0).
     """
     n, K = psi_base.shape
+    LB = Ebb.shape[0]
     n_comp = V.shape[1]
     n_T = beta.shape[0]
     inv_n = 1.0 / n
     n_outer = 1
-    for i in range(n - 1):
+    for i in range(n - nb):
         n_outer *= K
+    ebb_rng = Ebb.max() - Ebb.min()
+    products = nb * (K - 1) * 4 < LB       # weights by products: fewer exponentials than states
+    GE = np.empty((n_T, LB))
+    for t in range(n_T):
+        for c in range(LB):
+            GE[t, c] = math.exp(min(-beta[t] * (Ebb[c] - Ebb[0]), 700.0))
     stats = np.zeros((n_chunks, 6))
     gcodes = np.zeros((n_chunks, cap), np.int64)
-    accs = np.zeros((n_chunks, n_T, N_ACC)) if stage == 2 else np.zeros((1, 1, N_ACC))
-    margs = np.zeros((n_chunks, n_T, n, K)) if stage == 2 else np.zeros((1, 1, 1, 1))
-    dos = np.zeros((n_chunks, n_bins), np.int64) if stage == 2 else np.zeros((1, 1), np.int64)
+    s2 = stage == 2
+    accs = np.zeros((n_chunks, n_T if s2 else 1, N_ACC))
+    margs = np.zeros((n_chunks, n_T if s2 else 1, n if s2 else 1, K if s2 else 1))
+    wbs = np.zeros((n_chunks, n_T if s2 else 1, LB if s2 else 1))
+    dos = np.zeros((n_chunks, n_bins if s2 else 1), np.int64)
     dsz = X.shape[1]
     for c in prange(n_chunks):
         psi = psi_base.copy()
@@ -600,17 +635,23 @@ def discrete_pass(stage, psi_base, Eo_base, Mo_base, ptr, nbr, w_out, w_in, mlen
         state = np.zeros(n, np.int64)
         dy = np.empty(dsz)
         dx = np.empty(dsz)
-        wsum = np.zeros(n_T)
-        blk_acc = np.zeros((n_T, N_ACC))
+        lin = np.empty(LB)
+        x = np.empty(LB)
+        am = np.empty(LB)
+        mm = np.zeros(LB)
+        mu = np.empty(LB)
+        qw = np.empty(LB)
+        bins = np.empty(LB, np.int64)
+        sums = np.empty(N_ACC)
         st = _new_track()
         codes = gcodes[c]
         Eo = Eo_base
         Mu = 0.0
-        for i in range(1, n):
+        for i in range(nb, n):
             Mu += mlen[i] * uV[i, 0]
         o0, o1 = _chunk_range(c, n_outer, n_chunks)
         rem = o0
-        for i in range(1, n):           # move from the base state to the chunk's first state
+        for i in range(nb, n):           # move from the base state to the chunk's first state
             a2 = rem % K
             rem //= K
             if a2 != 0:
@@ -618,47 +659,69 @@ def discrete_pass(stage, psi_base, Eo_base, Mo_base, ptr, nbr, w_out, w_in, mlen
                                            use_table, V, Mo, uV, state, dy, dx)
                 Eo += dE
                 Mu += dMu
-        m0 = mlen[0]
         for o in range(o0, o1):
-            if stage == 1:
-                base_code = o * K
-                for a in range(K):
-                    _track(Eo - psi[0, a], base_code + a, tol, st, codes, cap)
+            _block_linear(psi, nb, K, lin)
+            if not s2:
+                mn = np.inf
+                mx = -np.inf
+                for q in range(LB):
+                    v = Ebb[q] - lin[q]
+                    mn = min(mn, v)
+                    mx = max(mx, v)
+                if Eo + mx > st[5]:
+                    st[5] = Eo + mx
+                if Eo + mn <= st[2] + tol:
+                    base_code = o * LB
+                    for q in range(LB):
+                        _track(Eo + Ebb[q] - lin[q], base_code + q, tol, st, codes, cap)
             else:
-                wsum[:] = 0.0
-                blk_acc[:, :] = 0.0
-                for a in range(K):
-                    E = Eo - psi[0, a]
+                xmin = np.inf
+                rng = ebb_rng
+                for l in range(nb):
+                    rng += psi[l].max() - psi[l].min()
+                for q in range(LB):
+                    Eq = Eo + Ebb[q] - lin[q]
+                    xq = Eq - E0
+                    x[q] = xq
+                    xmin = min(xmin, xq)
                     M2 = 0.0
-                    for q in range(n_comp):
-                        v = Mo[q] + m0 * V[a, q]
+                    for k in range(n_comp):
+                        v = Mo[k] + Mb[q, k]
                         M2 += v * v
-                    am = math.sqrt(M2) * inv_n
-                    mu = (Mu + m0 * uV[0, a]) * inv_n
-                    x = E - E0
-                    dos[c, _bin(E, lo, inv_w, off, n_bins)] += 1
-                    m4 = am * am * am * am
-                    for t in range(n_T):
-                        bx = beta[t] * x
-                        if bx > _EXP_CUT:
-                            continue
-                        w = math.exp(-bx)
-                        blk_acc[t, 0] += w
-                        blk_acc[t, 1] += w * x
-                        blk_acc[t, 2] += w * x * x
-                        blk_acc[t, 3] += w * am
-                        blk_acc[t, 4] += w * am * am
-                        blk_acc[t, 5] += w * m4
-                        blk_acc[t, 7] += w * mu
-                        blk_acc[t, 8] += w * mu * mu
-                        margs[c, t, 0, a] += w
-                        wsum[t] += w
+                    am[q] = math.sqrt(M2) * inv_n
+                    mu[q] = (Mu + Ub[q]) * inv_n
+                    dos[c, _bin(Eq, lo, inv_w, off, n_bins)] += 1
                 for t in range(n_T):
-                    for i in range(1, n):
-                        margs[c, t, i, state[i]] += wsum[t]
-                accs[c] += blk_acc
+                    bt = beta[t]
+                    if bt * xmin > _EXP_CUT:
+                        continue
+                    if products and bt * rng < 300.0:
+                        qw[0] = math.exp(-bt * (x[0] - xmin))
+                        stride = 1
+                        for l in range(nb):
+                            for a in range(1, K):
+                                e = math.exp(bt * (psi[l, a] - psi[l, 0]))
+                                ofs = a * stride
+                                for q in range(stride):
+                                    qw[ofs + q] = qw[q] * e
+                            stride *= K
+                        _scale_by(qw, GE[t])
+                    else:
+                        for q in range(LB):
+                            d = bt * (x[q] - xmin)
+                            qw[q] = math.exp(-d) if d < _EXP_CUT else 0.0
+                    _weighted_sums(qw, x, am, mm, mu, sums)
+                    scale = math.exp(-bt * xmin)
+                    for j in range(N_ACC):
+                        accs[c, t, j] += scale * sums[j]
+                    wrow = wbs[c, t]
+                    for q in range(LB):
+                        wrow[q] += scale * qw[q]
+                    ws = scale * sums[0]
+                    for i in range(nb, n):
+                        margs[c, t, i, state[i]] += ws
             if o + 1 < o1:              # odometer step over the outer sites
-                j = 1
+                j = nb
                 while j < n:
                     a = state[j]
                     a2 = a + 1
@@ -672,13 +735,14 @@ def discrete_pass(stage, psi_base, Eo_base, Mo_base, ptr, nbr, w_out, w_in, mlen
                         break
                     j += 1
         stats[c] = st
-    if stage == 1:
-        return stats, gcodes, np.zeros((1, N_ACC)), np.zeros((1, 1, 1)), np.zeros(1, np.int64)
-    acc = np.zeros((n_T, N_ACC))
-    marg = np.zeros((n_T, n, K))
-    hist = np.zeros(n_bins, np.int64)
-    for c in range(n_chunks):
-        acc += accs[c]
-        marg += margs[c]
-        hist += dos[c]
-    return stats, gcodes, acc, marg, hist
+    acc = np.zeros((accs.shape[1], N_ACC))
+    marg = np.zeros(margs.shape[1:])
+    wb = np.zeros(wbs.shape[1:])
+    hist = np.zeros(dos.shape[1], np.int64)
+    if s2:
+        for c in range(n_chunks):
+            acc += accs[c]
+            marg += margs[c]
+            wb += wbs[c]
+            hist += dos[c]
+    return stats, gcodes, acc, marg, wb, hist

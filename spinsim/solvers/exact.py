@@ -14,9 +14,11 @@ How the states are visited (kernels in :mod:`spinsim.kernels.enumerate`):
   all lengths are equal); all temperatures then follow from the levels. Otherwise two passes:
   the first finds E_0, E_1, the degeneracies and the energy range, the second accumulates
   ``exp(-beta (E - E_0))``-weighted sums for every T (cost ~ 2^n n_T exponentials).
-* Discrete (K vectors per site): an odometer over sites 1..n-1 with incremental local-field
-  tables; site 0 is summed in a vectorised inner loop. One free site (a probe over a vocabulary
-  of any size) is a single vectorised ``V @ phi``. Two passes as above.
+* Discrete (K vectors per site): an odometer over the outer sites with incremental local-field
+  tables; a leaf block of the first sites (up to 1024 joint states) is summed in a vectorised
+  inner loop, with Boltzmann weights built as products (few exponentials per block). One free
+  site (a probe over a vocabulary of any size) is a single vectorised ``V @ phi``. Two passes as
+  above (cost ~ K^n (n_comp + n_T)).
 * Heisenberg spins are continuous: not enumerable (use ``method="analytic"`` or ``"mc"``).
 
 Degenerate levels: two energies are the same level when they differ by at most
@@ -50,6 +52,7 @@ _HIST_CAP = 1 << 24        # entries of per-chunk level tables (memory bound)
 _MAX_LEVELS = 1 << 20      # exact DOS levels for real-valued (discrete) enumeration
 _TABLE_CAP = 1 << 22       # K^2 above this: pair energies from factors, not a table
 _N_CHUNKS = 8              # fixed, so results do not depend on the number of threads
+_LEAF_STATES = 1024        # discrete: states of the leaf block summed in the inner loop
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -97,6 +100,9 @@ def solve_exact(H: Hamiltonian, T: np.ndarray, *, max_states: int | float | None
     if not np.isfinite(float(limit)) or limit < 1:
         raise ValueError(f"max_states must be a number >= 1, got {max_states!r}")
     n_states = K ** n
+    if n_states > 2 ** 62:       # state codes are int64
+        raise ValueError(f"exact enumeration of {n} free {H.spin.name} sites needs {K}^{n} states, beyond the "
+                         "2^62 a state code can hold; use method='mc'")
     if n_states > limit:
         raise ValueError(f"exact enumeration of {n} free {H.spin.name} sites needs {K}^{n} = {n_states:.4g} "
                          f"states, over max_states={float(limit):.4g}; freeze sites, raise max_states or "
@@ -366,9 +372,26 @@ def _solve_discrete(H: Hamiltonian, T: np.ndarray, prob: dict[str, Any], n_bins:
              + gmax * float((Wabs.multiply(np.outer(mlen, mlen))).sum()))
     tol = DEGENERACY_RTOL * scale
 
-    # base state: outer sites in state 0, leaf removed
+    # leaf block: the nb first free sites, K^nb <= _LEAF_STATES states summed per outer state
+    nb = 1
+    while nb < n and K ** (nb + 1) <= _LEAF_STATES:
+        nb += 1
+    LB = K ** nb
+    D = (np.arange(LB)[:, None] // K ** np.arange(nb)[None, :]) % K        # (LB, nb) digits a_l(c)
+    Wd = prob["Wff"].toarray() if nb > 1 else np.zeros((1, 1))
+    Ebb = np.zeros(LB)
+    for l in range(nb):
+        for l2 in range(nb):
+            w = Wd[l, l2] * mlen[l] * mlen[l2]
+            if l != l2 and w != 0:
+                g = G[D[:, l], D[:, l2]] if use_table else np.einsum("cq,cq->c", X[D[:, l]], Y[D[:, l2]])
+                Ebb -= w * g
+    Mb = np.ascontiguousarray(np.einsum("l,clq->cq", mlen[:nb], V[D]))
+    Ub = (mlen[:nb][None, :] * uV[np.arange(nb)[None, :], D]).sum(axis=1)
+
+    # base state: every outer site in state 0, the leaf block removed
     S_free = mlen[:, None] * V[0][None, :]
-    S_free[0] = 0.0
+    S_free[:nb] = 0.0
     S_full = prob["S0"].copy()
     S_full[prob["free"]] = S_free
     Eo_base = float(H.energy(S_full))
@@ -376,23 +399,27 @@ def _solve_discrete(H: Hamiltonian, T: np.ndarray, prob: dict[str, Any], n_bins:
     Phi = np.asarray(Wff @ _apply_M(H, S_free, False)) + np.asarray(Wff.T @ _apply_M(H, S_free, True)) + phi0
     psi_base = np.ascontiguousarray(mlen[:, None] * (Phi @ V.T))
     Mo_base = S_free.sum(axis=0)
-    n_outer = K ** (n - 1)
+    n_outer = K ** (n - nb)
     n_chunks = int(min(_N_CHUNKS, n_outer))
     Xk, Yk = (dummy, dummy) if use_table else (X, Y)
     beta = 1.0 / T
-    common = (psi_base, Eo_base, Mo_base, ptr, nbr, w_out, w_in, mlen, V, uV, G, GT, Xk, Yk,
-              use_table, tol, cap)
-    stats, gcodes, _, _, _ = kern.discrete_pass(1, *common, 0.0, beta, 0.0, 0.0, 0.0, 1, n_chunks)
+    common = (nb, psi_base, Eo_base, Mo_base, Ebb, Mb, Ub, ptr, nbr, w_out, w_in, mlen, V, uV, G, GT,
+              Xk, Yk, use_table, tol, cap)
+    stats, gcodes = kern.discrete_pass(1, *common, 0.0, beta, 0.0, 0.0, 0.0, 1, n_chunks)[:2]
     E0, n0, E1, n1, emin, emax, codes = _merge_tracks(stats, gcodes, tol, cap)
     q = _discrete_quantum(site, G if use_table else None, prob["Wff"], mlen)
-    lo, inv_w, off, nb, exact = _dos_layout(E0, emax, q, n_bins)
-    _, _, acc, marg, hist = kern.discrete_pass(2, *common, E0, beta, lo, inv_w, off, nb, n_chunks)
-    dE, dC, meta["dos"] = _dos_from_hist(hist, E0, emax, inv_w, exact, q, nb)
+    lo, inv_w, off, n_b, exact = _dos_layout(E0, emax, q, n_bins)
+    _, _, acc, marg, wb, hist = kern.discrete_pass(2, *common, E0, beta, lo, inv_w, off, n_b, n_chunks)
+    dE, dC, meta["dos"] = _dos_from_hist(hist, E0, emax, inv_w, exact, q, n_b)
     if exact:
         meta["energy_quantum"] = q
-    meta["enumeration"] = (f"odometer over {n - 1} outer sites, leaf site vectorised over {K} states; "
-                           f"pair energies from a {'table' if use_table else 'factorisation'}")
+    meta["enumeration"] = (f"odometer over {n - nb} outer sites, leaf block of {nb} sites vectorised over "
+                           f"{LB} states; pair energies from a {'table' if use_table else 'factorisation'}")
     meta["degeneracy_tolerance"] = tol
+    wbr = wb.reshape((T.size,) + (K,) * nb)             # axis 1 + nb - 1 - l holds a_l
+    for l in range(nb):
+        ax = tuple(1 + i for i in range(nb) if i != nb - 1 - l)
+        marg[:, l, :] = wbr.sum(axis=ax) if ax else wbr
     mvec = np.einsum("tia,i,ac->tc", marg, mlen, V) / (n * acc[:, 0][:, None])
     S_g = np.empty((codes.size, H.n_sites, n_comp))
     for r, code in enumerate(codes):
