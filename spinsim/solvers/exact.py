@@ -177,10 +177,15 @@ def _quantum(values: np.ndarray, max_den: int = 1000) -> float | None:
     if v.size == 0:
         return 1.0
     vmin = v[0]
+    tol = 64 * np.finfo(float).eps * v[-1]
+    probe = v[np.linspace(0, v.size - 1, min(v.size, 64)).astype(int)]   # cheap first screen
     for d in range(1, max_den + 1):
         q = vmin / d
-        r = v / q
-        if np.all(np.abs(r - np.rint(r)) <= 64 * np.finfo(float).eps * max(r[-1], 1.0)):
+        for vals in (probe, v):
+            r = vals / q
+            if not np.all(np.abs(r - np.rint(r)) * q <= max(tol, 64 * np.finfo(float).eps * q)):
+                break
+        else:
             return float(q)
     return None
 
@@ -343,10 +348,10 @@ def _solve_discrete(H: Hamiltonian, T: np.ndarray, prob: dict[str, Any], n_bins:
     mlen, const, phi0 = prob["mlen"], prob["const"], prob["phi0"]
     uV = np.ascontiguousarray(prob["U"] @ V.T)                     # (n, K): u_i . V_a
     site = mlen[:, None] * (phi0 @ V.T)                             # (n, K) field gains
-    vmax = float(np.max(np.linalg.norm(V, axis=1)))
     meta: dict[str, Any] = {}
     if n == 1:
         return _solve_probe(H, T, prob, V, site[0], uV[0], n_bins, cap)
+    vmax = float(np.sqrt(np.max(np.einsum("ac,ac->a", V, V))))
 
     # pair-energy table G[b, a] = V_b^T M V_a, or its factors
     if isinstance(H.M, Identity):
@@ -466,7 +471,7 @@ def _solve_probe(H: Hamiltonian, T: np.ndarray, prob: dict[str, Any], V: np.ndar
     E1 = float(rest.min()) if rest.size else None
     n1 = int(np.sum(np.abs(rest - E1) <= tol)) if rest.size else 0
     x = E - E0
-    am = m0 * np.linalg.norm(V, axis=1)
+    am = m0 * np.sqrt(np.einsum("ac,ac->a", V, V))
     mu = m0 * uV
     beta = 1.0 / T
     acc = np.zeros((T.size, kern.N_ACC))
