@@ -7,13 +7,16 @@ the per-site observables divide by the number of free sites (see :mod:`spinsim.r
 
 How the states are visited (kernels in :mod:`spinsim.kernels.enumerate`):
 
-* Ising: a Gray code, one spin flip per state at ``dE = -(S_k' - S_k).phi_k``, neighbour fields
-  updated incrementally. If every coupling and field is an integer multiple of one quantum q
-  (detected to within 64 ulp; "lattice energies"), energies are kept exactly in integers and one
-  pass accumulates, per energy level, the counts and moments of m (a joint (E, M) histogram when
-  all lengths are equal); all temperatures then follow from the levels. Otherwise two passes:
-  the first finds E_0, E_1, the degeneracies and the energy range, the second accumulates
-  ``exp(-beta (E - E_0))``-weighted sums for every T (cost ~ 2^n n_T exponentials).
+* Ising: a Gray code over all but the 8 lowest spins, one spin flip per step at
+  ``dE = -(S_k' - S_k).phi_k`` with the neighbours' fields updated incrementally; for every step
+  the 2^8 states of the low spins are summed in a vectorised inner loop (their energies from a
+  table plus a linear term built by doubling). If every coupling and field is an integer
+  multiple of one quantum q (detected to within 64 ulp of the largest; "lattice energies"),
+  energies are kept exactly in integers and one pass accumulates, per energy level, the counts
+  and moments of m (a joint (E, M) histogram when all lengths are equal); all temperatures then
+  follow from the levels. Otherwise two passes: the first finds E_0, E_1, the degeneracies and
+  the energy range, the second accumulates ``exp(-beta (E - E_0))``-weighted sums for every T
+  (~ 2^n n_T multiply-adds: the weights of a low block are products of a few exponentials).
 * Discrete (K vectors per site): an odometer over the outer sites with incremental local-field
   tables; a leaf block of the first sites (up to 1024 joint states) is summed in a vectorised
   inner loop, with Boltzmann weights built as products (few exponentials per block). One free
@@ -97,8 +100,9 @@ def solve_exact(H: Hamiltonian, T: np.ndarray, *, max_states: int | float | None
     K = 2 if ising else H.spin.n_states
     n = H.n_free
     limit = (MAX_STATES_ISING if ising else MAX_STATES_DISCRETE) if max_states is None else max_states
-    if not np.isfinite(float(limit)) or limit < 1:
-        raise ValueError(f"max_states must be a number >= 1, got {max_states!r}")
+    if (isinstance(limit, bool) or not isinstance(limit, (int, float, np.integer, np.floating))
+            or not np.isfinite(limit) or limit < 1):
+        raise ValueError(f"max_states must be a finite number >= 1, got {max_states!r}")
     n_states = K ** n
     if n_states > 2 ** 62:       # state codes are int64
         raise ValueError(f"exact enumeration of {n} free {H.spin.name} sites needs {K}^{n} states, beyond the "
@@ -264,7 +268,7 @@ def _solve_ising(H: Hamiltonian, T: np.ndarray, prob: dict[str, Any], n_bins: in
     scale = abs(const) + 0.5 * np.abs(Kv).sum() + np.abs(b).sum()
     tol = DEGENERACY_RTOL * scale
     n_low, bb, n_chunks = _block_layout(n)
-    q = _quantum(np.concatenate([Kv, b]))
+    q = q_lat = _quantum(np.concatenate([Kv, b]))
     meta: dict[str, Any] = {}
     if q is not None:
         Ki = np.rint(Kv / q).astype(np.int64)
@@ -304,10 +308,10 @@ def _solve_ising(H: Hamiltonian, T: np.ndarray, prob: dict[str, Any], n_bins: in
     else:
         stats, gcodes = kern.ising_float_pass1(ptr, nbr, Kv, b, tol, n_low, bb, n_chunks, cap)
         E0r, n0, E1r, n1, emin, emax, codes = _merge_tracks(stats, gcodes, tol, cap)
-        lo, inv_w, off, nb, exact = _dos_layout(E0r, emax, None, n_bins)
+        lo, inv_w, off, nb, exact = _dos_layout(E0r, emax, q_lat, n_bins)
         acc, hist = kern.ising_float_pass2(ptr, nbr, Kv, b, mlen, uw, E0r, 1.0 / T, lo, inv_w, off,
                                            nb, n_low, bb, n_chunks)
-        dE, dC, meta["dos"] = _dos_from_hist(hist, E0r, emax, inv_w, exact, None, nb)
+        dE, dC, meta["dos"] = _dos_from_hist(hist, E0r, emax, inv_w, exact, q_lat, nb)
         out = dict(E0=E0r + const, n0=n0, E1=None if E1r is None else E1r + const, n1=n1, acc=acc,
                    var=None, dos_energy=dE + const, dos_count=dC,
                    mvec=(acc[:, 6] / acc[:, 0])[:, None])
