@@ -382,3 +382,17 @@ def test_result_round_trips_through_hdf5(tmp_path):
     np.testing.assert_array_equal(back.log_Z, res.log_Z)
     np.testing.assert_array_equal(back.dos_count, res.dos_count)
     assert back.ground_degeneracy == res.ground_degeneracy and back.gap == res.gap
+
+
+def test_two_pass_fallback_when_level_tables_are_too_large(monkeypatch):
+    # integer energies but the level tables over the memory cap: the real-valued two-pass path,
+    # still with the exact distinct levels as DOS
+    from spinsim.solvers import exact as ex
+
+    monkeypatch.setattr(ex, "_HIST_CAP", 1)
+    res = ss.solve(ss.square("ising", 4), T_GRID, method="exact")
+    assert res.meta["enumeration"] == "gray code, real energies, two passes"
+    check(res, torus_ising(4, 4, T_GRID))
+    assert res.meta["dos"].startswith("exact distinct levels")
+    assert res.dos_count.sum() == 2 ** 16 and res.dos_count[0] == 2 and res.dos_energy[0] == -32.0
+    assert res.ground_degeneracy == 2 and res.gap == pytest.approx(8.0) and res.excited_degeneracy == 32
