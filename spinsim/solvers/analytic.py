@@ -25,7 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import gammaln, ive
 
-from ..hamiltonian import Discrete, Hamiltonian, Heisenberg, Identity, Ising
+from ..hamiltonian import Hamiltonian, Heisenberg, Identity, Ising
 from ..result import Result
 from . import register
 
@@ -347,7 +347,9 @@ class _Jet:
         self.v, self.d, self.dd = np.asarray(v, float), np.asarray(d, float), np.asarray(dd, float)
 
     def __add__(self, o: Any) -> "_Jet":
-        return _Jet(self.v + o.v, self.d + o.d, self.dd + o.dd) if isinstance(o, _Jet) else _Jet(self.v + o, self.d, self.dd)
+        if isinstance(o, _Jet):
+            return _Jet(self.v + o.v, self.d + o.d, self.dd + o.dd)
+        return _Jet(self.v + o, self.d, self.dd)
 
     __radd__ = __add__
 

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ..hamiltonian import Dense, Discrete, Hamiltonian, Heisenberg, Identity, Ising
+from ..hamiltonian import Dense, Hamiltonian, Heisenberg, Identity, Ising
 from ..kernels import enumerate as kern
 from ..result import Result
 from . import register
