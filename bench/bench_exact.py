@@ -81,18 +81,22 @@ def main() -> dict:
                      "ground_energy": res.ground_energy, "ground_degeneracy": res.ground_degeneracy})
         print(f"{name:>16}: {n_states:>11d} states, n_T={T.size:>2d}  {min(times) * 1e3:9.2f} ms  "
               f"{rate:9.3g} states/s   [{res.meta['enumeration']}]", flush=True)
-    ising24 = [r["states_per_s"] for r in rows if r["n_free"] == 24]
+    for r in rows:
+        r["meets_target"] = bool(r["states_per_s"] >= TARGET) if r["n_free"] == 24 else None
+    ising24 = [r for r in rows if r["n_free"] == 24]
     out = {
         "benchmark": "exact_enumeration",
         "machine": {"platform": platform.platform(), "processor": platform.processor(),
                     "cpu_count": os.cpu_count(), "numba_threads": numba.get_num_threads(),
                     "numba": numba.__version__},
         "target_states_per_s": TARGET,
-        "pass": bool(min(ising24) >= TARGET),
+        "pass": all(r["meets_target"] for r in ising24),
         "results": rows,
     }
-    print(f"N = 24 Ising: {min(ising24):.3g} .. {max(ising24):.3g} states/s on {numba.get_num_threads()} "
-          f"thread(s); target {TARGET:.0e}: {'met' if out['pass'] else 'NOT met'} for all")
+    met = [r["system"] for r in ising24 if r["meets_target"]]
+    missed = [r["system"] for r in ising24 if not r["meets_target"]]
+    print(f"N = 24 Ising on {numba.get_num_threads()} thread(s), target {TARGET:.0e} states/s: met by "
+          f"{', '.join(met) or 'none'}; missed by {', '.join(missed) or 'none'}")
     path = Path(__file__).resolve().parent / "results" / "exact.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=2))
