@@ -112,7 +112,7 @@ H_UNITS = "energy (field strength along u_i)"
 _UNITS = {"T": T_UNITS, "T_err": T_UNITS, "h": H_UNITS, "h_err": H_UNITS,
           "chi_max": "1/energy", "at_edge": "flag", "found": "flag"}
 
-__all__ += ["susceptibility_peak_line", "binder_crossing_line", "mean_field_line", "mean_field_T_c",
+__all__ += ["field_along_order", "susceptibility_peak_line", "binder_crossing_line", "mean_field_line", "mean_field_T_c",
             "candidate_energies", "level_crossing_line", "coexistence_line", "sweep_boundaries"]
 
 
@@ -149,15 +149,17 @@ def susceptibility_peak_line(T: np.ndarray, h: np.ndarray, chi: np.ndarray, chi_
                            "edge, no interior peak"}
 
 
-def binder_crossing_line(family: Mapping[int, Any], n_resample: int = 500, seed: int = 0) -> dict[str, dict[str, Any]]:
+def binder_crossing_line(family: Mapping[int, Any], n_resample: int = 500, seed: int = 0,
+                         fields: str = "all") -> dict[str, dict[str, Any]]:
     """Binder-cumulant crossings across a size family, for every field h of a common grid.
 
     ``family``: ``{L: sweep}`` with each sweep a :class:`spinsim.sweep.SweepResult` (or any object
     with ``T``, ``h`` and ``data['binder']``, ``data['binder_err']`` of shape (n_h, n_T)) on one
     shared (T, h) grid. For each consecutive size pair (L1, L2) and each h the crossing of
     U_L1(T) and U_L2(T) (:func:`binder_crossings`); NaN where the curves do not cross (a field
-    along the order parameter smooths the transition away: typically only h = 0 crosses).
-    Returns ``{"binder_crossing_L{L1}_{L2}": line}`` (lines parametrised by ``h``).
+    along the order parameter smooths the transition away, and the curves of two sizes may still
+    cross there as a crossover: pass ``fields="zero"`` to keep only h = 0 rows, as for a
+    field-flip symmetric system such as Ising). Returns ``{"binder_crossing_L{L1}_{L2}": line}`` (lines parametrised by ``h``).
     """
     sizes = sorted(family)
     if len(sizes) < 2:
@@ -168,10 +170,14 @@ def binder_crossing_line(family: Mapping[int, Any], n_resample: int = 500, seed:
         if s.T.shape != ref.T.shape or not np.allclose(s.T, ref.T) or s.h.shape != ref.h.shape \
                 or not np.allclose(s.h, ref.h):
             raise ValueError(f"sweeps for L={sizes[0]} and L={L} must share one (T, h) grid")
+    if fields not in ("all", "zero"):
+        raise ValueError(f"fields must be 'all' or 'zero', got {fields!r}")
     out = {}
     for L1, L2 in zip(sizes[:-1], sizes[1:]):
         Tc, Te = np.full(ref.h.size, np.nan), np.full(ref.h.size, np.nan)
         for k in range(ref.h.size):
+            if fields == "zero" and ref.h[k] != 0:
+                continue
             curves = {L: (family[L].T, family[L].data["binder"][k], family[L].data["binder_err"][k])
                       for L in (L1, L2)}
             if any(not np.all(np.isfinite(c[1])) for c in curves.values()):
@@ -471,14 +477,34 @@ def coexistence_line(T_low: float, T_end: float, T_end_err: float = float("nan")
             "description": "first-order line: <m.u> jumps sign across h = 0 below the critical point"}
 
 
+def field_along_order(H: Any, direction: np.ndarray) -> bool:
+    """True when the added field couples to the order parameter of a field-flip symmetric H:
+    no field of its own on the free sites, a ferromagnetic graph (sum W' > 0), one uniform
+    direction u on every free site, and u in the top eigenspace of M_s (always for Ising and
+    isotropic couplings). Then h = 0 below T_c is a first-order (coexistence) line."""
+    free = ~H.frozen
+    if np.any(H.h[free] != 0) or H.frozen.any():
+        return False
+    U = np.asarray(direction, float)[free]
+    if U.size == 0 or not np.allclose(U, U[0], atol=1e-12):
+        return False
+    import scipy.sparse as sp
+    Wc = sp.csr_matrix(H.W)
+    if float(H.lengths @ (Wc @ H.lengths)) <= 0:
+        return False
+    lam = np.linalg.eigvalsh(H.M_sym)
+    u = U[0] / np.linalg.norm(U[0])
+    return bool(u @ H.M_sym @ u >= lam[-1] - 1e-9 * max(1.0, abs(lam[-1])))
+
+
 def sweep_boundaries(sw: Any, H: Any = None, candidates: Mapping[str, Any] | None = None,
                      n_resample: int = 1000) -> dict[str, dict[str, Any]]:
     """Every boundary a single sweep supports, by name (what ``spinsim.sweep`` writes to /boundary).
 
     * ``chi_peak``: :func:`susceptibility_peak_line` of ``susceptibility`` over T at each h;
     * ``mean_field``: :func:`mean_field_line` (when H is given and is not too large);
-    * ``coexistence``: :func:`coexistence_line` when H has no field of its own, the h grid spans
-      0 and the h = 0 chi peak is interior;
+    * ``coexistence``: :func:`coexistence_line` when the field couples to the order parameter
+      (:func:`field_along_order`), the h grid spans 0 and the h = 0 chi peak is interior;
     * ``level_crossing``: :func:`level_crossing_line` when ``candidates`` = ``{"probe": k,
       "A": S_A, "B": S_B, "labels": (a, b), "bath": S}`` is given.
     Binder crossings need a size family: :func:`binder_crossing_line`.
@@ -497,9 +523,8 @@ def sweep_boundaries(sw: Any, H: Any = None, candidates: Mapping[str, Any] | Non
         except (ValueError, np.linalg.LinAlgError, ArithmeticError) as exc:   # pragma: no cover
             out["mean_field"] = {"h": h, "T": np.full(h.size, np.nan), "param": "h", "units": dict(_UNITS),
                                  "method": "mean field (failed)", "description": str(exc)}
-    own_field = np.any(H.h[~H.frozen] != 0)
     zero = np.flatnonzero(np.isclose(h, 0.0, atol=1e-12 * max(1.0, float(np.abs(h).max()))))
-    if not own_field and zero.size and h.min() <= 0 <= h.max():
+    if zero.size and h.min() <= 0 <= h.max() and field_along_order(H, sw.direction):
         k = int(zero[0])
         if np.isfinite(chi["T"][k]) and not chi["at_edge"][k]:
             out["coexistence"] = coexistence_line(float(T.min()), float(chi["T"][k]), float(chi["T_err"][k]))
