@@ -368,7 +368,7 @@ def test_mean_field_tc_general_coupling_against_kron_and_iteration():
 
 def test_mean_field_large_operator_uses_iterative_eigensolver():
     rng = np.random.default_rng(6)
-    N, n, r = 30, 64, 4
+    N, n, r = 20, 80, 4          # N n = 1600 > 1500: the LinearOperator / eigsh branch
     A, B = rng.standard_normal((n, r)) / 4, rng.standard_normal((n, r)) / 4
     W = ss.causal(N) / N
     H = ss.Hamiltonian(W, M=ss.LowRank(A, B), spin="heisenberg", lengths=rng.uniform(0.5, 2, N))
