@@ -13,10 +13,7 @@ from scipy import integrate
 from scipy.special import ellipk, i0, i1, iv
 
 import spinsim as ss
-from spinsim.solvers import _load_methods
-
-_load_methods()   # register every method before importing one directly (see solvers.solve)
-from spinsim.solvers.analytic import (bessel_ratio, heisenberg_chain, kaufman_log_z,  # noqa: E402
+from spinsim.solvers.analytic import (bessel_ratio, heisenberg_chain, kaufman_log_z,
                                       kaufman_thermo, level_crossing_field, log_bessel_i,
                                       log_sphere_area, mean_field, on_spin_in_field,
                                       two_candidate_log_odds)

@@ -13,10 +13,7 @@ import numpy as np
 import pytest
 
 import spinsim as ss
-from spinsim.solvers import _load_methods
-
-_load_methods()   # register every method before importing one directly (see solvers.solve)
-from spinsim.solvers.analytic import kaufman_thermo  # noqa: E402
+from spinsim.solvers.analytic import kaufman_thermo
 
 TOL = 1e-10
 
