@@ -1,0 +1,285 @@
+"""Logit gaps: what a head's spin-bath picture predicts (dL_theory) against what the model does
+(dL_actual), for every head and prompt.
+
+The paper's computation (Bhattacharjee & Lee, SPEC section 0), for head (l, h) and a prompt of
+tokens t_0..t_T with correct answer A and wrong answer B:
+
+    s_i      = wte[t_i]                                  (raw token embeddings; no position, no LN)
+    alpha_i  = softmax_i( s_T J s_i^T ),  i = 0..T       (the last token attends to itself too)
+    J        = W_Q W_K^T / sqrt(d_head)                  (not symmetrised; no biases)
+    N0       = sum_i alpha_i s_i W_V W_O                 (context field, a d_model vector)
+    dL_theory = N0 . (u_A - u_B)                         (u = unembedding rows = wte for GPT-2)
+    dL_actual = logit_A - logit_B                        (full model, last position)
+
+with the first sub-token of each answer and W_O the *columns* of c_proj (a bug). The options of
+:class:`GapMode` reproduce it (:meth:`GapMode.paper`) and correct it (:meth:`GapMode.corrected`):
+
+* ``input``: ``embed`` (raw embeddings, and no rotary: the paper), ``embed+pos`` (GPT-2: wte +
+  wpe; Llama: embeddings with rotary positions), ``residual`` (the normalised input the head really
+  sees, captured from the forward pass; rotary included). No LayerNorm is applied to embed inputs.
+* ``o_slice``: ``paper`` (columns of GPT-2's c_proj) or ``correct`` (rows; Llama: only this).
+* ``candidates``: ``first`` (first sub-tokens; dL_actual is the logit difference at the last
+  prompt position) or ``full`` (teacher forcing: dL_actual = sum_k log p(A_k | prompt, A_<k) -
+  the same for B; dL_theory = sum_k N0(t_k) . (u_{A_k} - E_p[u](t_k)) - the same for B: the
+  head's direct contribution to the log-probability of every answer sub-token at the position that
+  predicts it, with the context field N0 recomputed at each position of the teacher-forced
+  sequence and the log-softmax normaliser linearised, ``d log p(a) = d logit_a - E_p[d logit]``
+  with p the model's own next-token distribution there; for the first sub-token the normaliser
+  terms of A and B cancel exactly).
+* ``biases``: ``exact`` (q, k, v with their biases: N0 then includes b_V W_O) or ``drop``.
+* ``final_norm``: ``none`` (N0 . u, the paper) or ``linear`` (N0 through the final norm linearised
+  at the model's own residual stream at that position: the head's first-order direct logit
+  contribution, see :meth:`spinsim.models.arch.FinalNorm.linear_readout`).
+
+``corrected`` = residual, correct, full, exact, linear: dL_theory is then the head's direct
+contribution to the model's own gap (its true attention, its true output map).
+For Llama-family models the paper's column slice does not exist: their paper-mode analogue is
+``embed`` (no rotary), ``correct`` rows, ``first`` sub-tokens, biases dropped, no final norm.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Sequence
+
+import numpy as np
+
+from spinsim.models import arch
+from spinsim.models.capture import Capture, capture
+from spinsim.models.heads import HeadSet, apply_rotary
+
+from .prompts import TokenizedItem
+
+__all__ = ["INPUTS", "CANDIDATES", "BIASES", "FINAL_NORMS", "GapMode", "Study", "run_forward",
+           "actual_gaps", "theory_gaps", "context_field", "head_inputs", "readouts"]
+
+INPUTS = ("embed", "embed+pos", "residual")
+CANDIDATES = ("first", "full")
+BIASES = ("exact", "drop")
+FINAL_NORMS = ("none", "linear")
+
+
+def _check(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"unknown {name} {value!r}; allowed: {', '.join(map(repr, allowed))}")
+
+
+@dataclass(frozen=True)
+class GapMode:
+    """How dL_theory and dL_actual are computed (see module docstring)."""
+
+    input: str = "residual"
+    o_slice: str = "correct"
+    candidates: str = "full"
+    biases: str = "exact"
+    final_norm: str = "linear"
+    name: str = "corrected"
+
+    def __post_init__(self) -> None:
+        _check("input mode", self.input, INPUTS)
+        _check("o-slice", self.o_slice, ("paper", "correct"))
+        _check("candidates mode", self.candidates, CANDIDATES)
+        _check("biases", self.biases, BIASES)
+        _check("final-norm", self.final_norm, FINAL_NORMS)
+
+    @classmethod
+    def paper(cls, family: str = "gpt2") -> "GapMode":
+        """The published computation (GPT-2); for Llama its analogue with the correct rows."""
+        return cls("embed", "paper" if family == "gpt2" else "correct", "first", "drop", "none", "paper")
+
+    @classmethod
+    def corrected(cls) -> "GapMode":
+        return cls()
+
+    def for_family(self, family: str) -> "GapMode":
+        """Raise if the mode does not exist for the family (the column slice is GPT-2 only)."""
+        if self.o_slice == "paper" and family != "gpt2":
+            raise ValueError(f"o-slice 'paper' (columns of GPT-2's c_proj) does not exist for {family!r} models; "
+                             "use --o-slice correct")
+        return self
+
+    def attrs(self) -> dict[str, str]:
+        d = asdict(self)
+        return {"mode_name": d.pop("name"), "input_mode": d["input"], "o_slice": d["o_slice"],
+                "candidates_mode": d["candidates"], "biases": d["biases"], "final_norm": d["final_norm"]}
+
+    def with_(self, **kw: Any) -> "GapMode":
+        return replace(self, **kw)
+
+
+@dataclass
+class Study:
+    """The forward-pass data that every mode shares, for P items.
+
+    seqs 2p (prompt + correct) and 2p + 1 (prompt + wrong); ``cap`` holds their captured inputs,
+    final-norm inputs and logits at positions ``n_prompt - 1 + k`` (k over the answer's tokens).
+    """
+
+    items: list[TokenizedItem]
+    cap: Capture
+
+    @property
+    def n_prompts(self) -> int:
+        return len(self.items)
+
+
+def run_forward(lm: Any, items: Sequence[TokenizedItem], residual: bool = True, batch_size: int = 16) -> Study:
+    """One forward pass over (prompt + correct, prompt + wrong) for every item."""
+    seqs, pos = [], []
+    for it in items:
+        for ans in (it.correct_ids, it.wrong_ids):
+            seqs.append(list(it.prompt_ids) + list(ans))
+            pos.append([it.n_prompt - 1 + k for k in range(len(ans))])
+    cap = capture(lm, seqs, logit_positions=pos, inputs=residual, batch_size=batch_size)
+    return Study(list(items), cap)
+
+
+def _log_softmax(z: np.ndarray) -> np.ndarray:
+    m = z.max(-1, keepdims=True)
+    return z - m - np.log(np.exp(z - m).sum(-1, keepdims=True))
+
+
+def actual_gaps(study: Study, candidates: str) -> np.ndarray:
+    """dL_actual (P,) from the full model: ``first``: logit_A1 - logit_B1 at the last prompt
+    position; ``full``: sum of teacher-forced log-probabilities of A's tokens minus B's (nats)."""
+    _check("candidates mode", candidates, CANDIDATES)
+    out = np.empty(study.n_prompts)
+    for p, it in enumerate(study.items):
+        la, lb = study.cap.logits[2 * p], study.cap.logits[2 * p + 1]
+        if candidates == "first":
+            out[p] = la[0, it.correct_ids[0]] - la[0, it.wrong_ids[0]]
+        else:
+            lpa, lpb = _log_softmax(la), _log_softmax(lb)
+            out[p] = (sum(lpa[k, t] for k, t in enumerate(it.correct_ids))
+                      - sum(lpb[k, t] for k, t in enumerate(it.wrong_ids)))
+    return out
+
+
+def head_inputs(weights: Any, tokens: Sequence[int], mode: GapMode, cap: Capture | None = None,
+                seq: int | None = None) -> tuple[np.ndarray, bool]:
+    """Spin vectors of one sequence: ``(X, rotary)`` with X (n_layers or 1, T, d_model) float64
+    and whether q/k get rotary positions. ``embed``: embedding rows (shared by all layers);
+    ``embed+pos``: plus GPT-2's learned positions (Llama: rotary on); ``residual``: the captured
+    normalised attention inputs (needs ``cap`` and ``seq``)."""
+    w = getattr(weights, "weights", weights)
+    rotary = w.family != "gpt2" and mode.input != "embed"
+    if mode.input == "residual":
+        if cap is None or seq is None or not cap.x:
+            raise ValueError("input mode 'residual' needs a capture with the attention inputs")
+        return np.asarray(cap.x[seq], np.float64), rotary
+    toks = np.asarray(tokens, np.int64)
+    X = np.asarray(arch.embedding_matrix(w)[toks], np.float64)
+    if mode.input == "embed+pos" and w.family == "gpt2":
+        X = X + np.asarray(arch.position_matrix(w)[: len(toks)], np.float64)
+    return X[None], rotary
+
+
+def readouts(study: Study, weights: Any, mode: GapMode) -> list[list[tuple[int, int, np.ndarray, float]]]:
+    """Per item, the (seq, query position, readout vector (d_model,), sign) terms whose sum over
+    heads' N0 . vector * sign is dL_theory (see module docstring)."""
+    w = getattr(weights, "weights", weights)
+    U = arch.unembedding(w)
+    norm = arch.final_norm(w) if mode.final_norm == "linear" else None
+    out = []
+    for p, it in enumerate(study.items):
+        t0 = it.n_prompt - 1
+        if mode.candidates == "first":
+            terms = [(2 * p, t0, it.correct_ids[0], 1.0), (2 * p, t0, it.wrong_ids[0], -1.0)]
+        else:
+            terms = [(2 * p, t0 + k, t, 1.0) for k, t in enumerate(it.correct_ids)]
+            terms += [(2 * p + 1, t0 + k, t, -1.0) for k, t in enumerate(it.wrong_ids)]
+        rs = []
+        for s, t, tok, sign in terms:
+            u = np.asarray(U[tok], np.float64)
+            if mode.candidates == "full":
+                # log-softmax normaliser: d log p(tok) = d logit_tok - E_p[d logit]
+                lg = study.cap.logits[s][t - t0]
+                pr = np.exp(lg - lg.max())
+                u = u - np.asarray((pr / pr.sum()).astype(U.dtype) @ U, np.float64)
+            if norm is not None:
+                u = norm.linear_readout(study.cap.final_in[s][t], u)
+            rs.append((s, t, u, sign))
+        out.append(rs)
+    return out
+
+
+def _z_at(heads: HeadSet, X: np.ndarray, positions: np.ndarray, rotary: bool, biases: bool) -> np.ndarray:
+    """Head outputs before W_O at query positions: z[l, h, r] = sum_{i <= t_r} alpha_i v_i.
+
+    X (n_layers or 1, T, d_model). Returns (n_layers, n_heads, R, d_head) float64.
+    """
+    L, H, dh = heads.n_layers, heads.n_heads, heads.d_head
+    tmax = int(positions.max()) + 1
+    out = np.empty((L, H, len(positions), dh))
+    pos_all = np.arange(tmax)
+    causal = pos_all[None, :] <= positions[:, None]                              # (R, tmax)
+    for l in range(L):
+        Xl = X[l if X.shape[0] > 1 else 0, :tmax]
+        q = np.einsum("rd,hde->hre", Xl[positions], heads.W_Q[l].astype(np.float64))
+        k = np.einsum("td,hde->hte", Xl, heads.W_K[l].astype(np.float64))
+        v = np.einsum("td,hde->hte", Xl, heads.W_V[l].astype(np.float64))
+        if biases:
+            q += heads.b_Q[l][:, None, :]
+            k += heads.b_K[l][:, None, :]
+            v += heads.b_V[l][:, None, :]
+        if rotary:
+            q = apply_rotary(q, positions, heads.inv_freq, heads.rotary_scaling)
+            k = apply_rotary(k, pos_all, heads.inv_freq, heads.rotary_scaling)
+        s = heads.scale[l] * q @ k.transpose(0, 2, 1)                             # (H, R, tmax)
+        s = np.where(causal[None], s, -np.inf)
+        s -= s.max(-1, keepdims=True)
+        a = np.exp(s)
+        a /= a.sum(-1, keepdims=True)
+        out[l] = a @ v
+    return out
+
+
+def theory_gaps(study: Study, heads: HeadSet, weights: Any, mode: GapMode) -> np.ndarray:
+    """dL_theory (P, n_layers, n_heads) for every head and item (see module docstring).
+
+    ``heads`` must have been extracted with ``o_slice = mode.o_slice``.
+    """
+    if heads.o_slice != mode.o_slice:
+        raise ValueError(f"heads were extracted with o_slice {heads.o_slice!r} but the mode needs {mode.o_slice!r}")
+    w = getattr(weights, "weights", weights)
+    mode.for_family(w.family)
+    biases = mode.biases == "exact"
+    L, H = heads.n_layers, heads.n_heads
+    WO = heads.W_O.astype(np.float64)                                             # (L, H, dh, d)
+    result = np.zeros((study.n_prompts, L, H))
+    for p, terms in enumerate(readouts(study, w, mode)):
+        by_seq: dict[int, list[int]] = {}
+        for r, (s, t, _, _) in enumerate(terms):
+            by_seq.setdefault(s, []).append(r)
+        for s, rs in by_seq.items():
+            positions = np.array([terms[r][1] for r in rs])
+            X, rotary = head_inputs(w, study.cap.tokens[s], mode, study.cap, s)
+            z = _z_at(heads, X, positions, rotary, biases)                        # (L, H, R, dh)
+            Uv = np.stack([terms[r][2] * terms[r][3] for r in rs], axis=1)        # (d, R) signed
+            WOu = np.einsum("lhed,dr->lher", WO, Uv)                              # (L, H, dh, R)
+            result[p] += np.einsum("lhre,lher->lh", z, WOu)
+    return result
+
+
+def context_field(head: Any, X: np.ndarray, t: int | None = None, biases: bool = False,
+                  rotary: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One head's context field at query position t (default: the last) of inputs X (T, d_model).
+
+    Returns ``(N0, alpha)``: ``N0 = sum_{i<=t} alpha_i (x_i W_V + b_V) W_O`` (d_model,) and the
+    attention ``alpha`` (t + 1,) of the query on keys 0..t (self included). ``head`` is a
+    :class:`~spinsim.models.heads.HeadWeights`; rotary defaults to the head's own flag.
+    """
+    X = np.asarray(X, np.float64)
+    t = X.shape[0] - 1 if t is None else int(t)
+    rot = head.rotary if rotary is None else rotary
+    q = X[t] @ head.W_Q.astype(np.float64)
+    k = X[: t + 1] @ head.W_K.astype(np.float64)
+    v = X[: t + 1] @ head.W_V.astype(np.float64)
+    if biases:
+        q, k, v = q + head.b_Q, k + head.b_K, v + head.b_V
+    if rot:
+        q = apply_rotary(q[None], np.array([t]), head.inv_freq, head.rotary_scaling)[0]
+        k = apply_rotary(k, np.arange(t + 1), head.inv_freq, head.rotary_scaling)
+    s = head.scale * k @ q
+    a = np.exp(s - s.max())
+    a /= a.sum()
+    return (a @ v) @ head.W_O.astype(np.float64), a

