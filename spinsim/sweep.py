@@ -603,7 +603,8 @@ def sweep(H: Hamiltonian, T: Any, fields: Any, direction: Any = None, method: st
     method : ``"mc"`` (default), ``"exact"`` or ``"analytic"``.
     out : HDF5 path; rows stream into it and a rerun resumes (module docstring). None: memory only.
     overwrite : start afresh even if ``out`` holds another sweep.
-    progress : progress bar with ETA and messages on stderr.
+    progress : progress bar with ETA on stderr (a resumed run and a long-run warning are announced
+        on stderr regardless).
     seed : Monte Carlo seed; row k uses ``replica_offset = k * n_T * n_chains``.
     executor : ``executor(tasks) -> iterable of row results`` (default :func:`serial_executor`).
     boundaries : compute the phase boundaries (analysis.boundaries) when every row is done.
@@ -652,7 +653,7 @@ def sweep(H: Hamiltonian, T: Any, fields: Any, direction: Any = None, method: st
                 run_attrs["created"] = state.attrs.get("created", run_attrs["created"])
                 state.attrs = run_attrs
                 _say(f"spinsim sweep: resuming {path}: {int(state.done.sum())} of {hs.size} field rows "
-                     "already done", progress and not state.complete)
+                     "already done", not state.complete)
         fresh = state is None
         if fresh:
             state = _empty_state(T, hs, H.n_comp, U, fp, run_attrs)

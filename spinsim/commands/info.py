@@ -1,0 +1,155 @@
+"""Summarise any spinsim HDF5 file: root attributes, groups and datasets (shapes, dimensions,
+units), the completion of a sweep, result tables and phase boundaries.
+
+Examples:
+  spinsim info s.h5
+  spinsim info result.h5 --attrs all
+
+A file that is not spinsim's, or is truncated, gives a one-line error and exit code 1.
+"""
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import numpy as np
+
+from ..cli import add_common
+
+HELP = "print a readable summary of a spinsim HDF5 file (sweep, result, extraction ...)"
+
+_MAIN_ATTRS = ("spinsim_version", "spinsim_kind", "created", "command_line", "seed", "method",
+               "hamiltonian_name", "spin_kind", "n_sites", "n_comp", "n_free", "coupling",
+               "hamiltonian_sha256", "model_id", "weights_sha256", "head", "prompt", "direction",
+               "sign_convention", "k_B", "head_naming")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", help="a spinsim HDF5 file")
+    p.add_argument("--attrs", choices=("main", "all"), default="main",
+                   help="root attributes to show: the main ones (default) or all")
+    p.add_argument("--max-rows", type=int, default=40, help="rows of result tables to print (default 40)")
+    add_common(p, out_default=False)
+
+
+def _fmt_attr(v: Any, width: int = 100) -> str:
+    from ..io import from_attr
+    v = from_attr(v)
+    if isinstance(v, np.ndarray):
+        s = np.array2string(v, threshold=8, precision=6, max_line_width=width)
+    elif isinstance(v, float):
+        s = f"{v:.6g}"
+    else:
+        s = str(v)
+    s = s.replace("\n", " ")
+    return s if len(s) <= width else s[:width - 3] + "..."
+
+
+def _dataset_line(name: str, d: Any) -> str:
+    from ..io import from_attr
+    dims = d.attrs.get("dims")
+    if dims is not None:
+        dims = [x.decode() if isinstance(x, bytes) else str(x) for x in dims]
+    elif d.ndim and all(len(d.dims[i].keys()) for i in range(d.ndim)):
+        dims = [d.dims[i].label or list(d.dims[i].keys())[0] for i in range(d.ndim)]
+    shape = "(" + ", ".join(f"{dn}={n}" for dn, n in zip(dims, d.shape)) + ")" if dims and len(dims) == d.ndim \
+        else str(d.shape)
+    units = from_attr(d.attrs.get("units"))
+    scale = " [scale]" if d.attrs.get("CLASS") == b"DIMENSION_SCALE" else ""
+    extra = ""
+    if d.ndim == 1 and 0 < d.size <= 6 and d.dtype.kind in "fiu":
+        extra = "  " + np.array2string(d[()], precision=4, separator=", ")
+    elif d.ndim == 1 and d.dtype.kind in "fiu" and d.size > 6:
+        a = d[()]
+        extra = f"  {a[0]:.4g} .. {a[-1]:.4g}"
+    u = f"  [{units}]" if units else ""
+    return f"  {name:<36} {str(d.dtype):<8} {shape}{u}{scale}{extra}"
+
+
+def _sweep_summary(f: Any) -> list[str]:
+    g = f["sweep"]
+    done = g["done"][()].astype(bool) if "done" in g else np.zeros(0, bool)
+    lines = [f"sweep: {int(done.sum())} of {done.size} field rows done ({100 * done.mean() if done.size else 0:.0f}%)"
+             + ("" if done.all() else "  -> rerun the same command to resume")]
+    if "T" in g and "h" in g:
+        T, h = g["T"][()], g["h"][()]
+        lines.append(f"  grid: T {T.min():.4g}..{T.max():.4g} ({T.size} points) x h {h.min():.4g}..{h.max():.4g} "
+                     f"({h.size} points)")
+        if done.size and not done.all():
+            lines.append("  missing rows at h = " + ", ".join(f"{x:.4g}" for x in h[~done][:12])
+                         + (" ..." if (~done).sum() > 12 else ""))
+        if "susceptibility" in g and done.any():
+            chi = g["susceptibility"][()]
+            lines.append(f"  {'h':>10} {'T at max chi':>14} {'max chi':>12} {'max <|m|>':>10}")
+            for k in np.flatnonzero(done)[:20]:
+                j = int(np.nanargmax(chi[k]))
+                m = g["magnetization"][k] if "magnetization" in g else np.full(T.size, np.nan)
+                lines.append(f"  {h[k]:>10.4g} {T[j]:>14.4g} {chi[k, j]:>12.4g} {np.nanmax(m):>10.4g}")
+    return lines
+
+
+def _boundary_summary(f: Any) -> list[str]:
+    from ..io import from_attr
+    lines = ["boundaries:"]
+    for name, g in f["boundary"].items():
+        method = from_attr(g.attrs.get("method", ""))
+        T = g["T"][()] if "T" in g else np.zeros(0)
+        h = g["h"][()] if "h" in g else np.zeros(0)
+        n_ok = int(np.isfinite(T).sum()) if T.size else 0
+        lines.append(f"  {name}: {method}")
+        pts = [(a, b) for a, b in zip(np.atleast_1d(h), np.atleast_1d(T)) if np.isfinite(a) and np.isfinite(b)]
+        if "T_err" in g:
+            err = g["T_err"][()]
+            pts_s = [f"(h={a:.3g}, T={b:.4g}+-{e:.2g})" for a, b, e in zip(h, T, err) if np.isfinite(b)]
+        else:
+            pts_s = [f"(h={a:.3g}, T={b:.4g})" for a, b in pts]
+        lines.append(f"    {n_ok} of {T.size} points: " + (", ".join(pts_s[:6]) + (" ..." if len(pts_s) > 6 else "")
+                                                        if pts_s else "none (see description)"))
+    return lines
+
+
+def run(args: argparse.Namespace) -> int:
+    import h5py
+
+    from ..io import open_spinsim
+    from ..result import Result
+
+    with open_spinsim(args.file) as f:
+        print(f"{args.file}: spinsim {_fmt_attr(f.attrs.get('spinsim_kind', '?'))} file "
+              f"(spinsim {_fmt_attr(f.attrs['spinsim_version'])})")
+        keys = list(f.attrs.keys()) if args.attrs == "all" else [k for k in _MAIN_ATTRS if k in f.attrs]
+        if args.attrs == "main":
+            keys += sorted(k for k in f.attrs.keys() if k.startswith("solver_") and k not in keys)
+        for k in keys:
+            print(f"  {k:<24} {_fmt_attr(f.attrs[k])}")
+        hidden = len(f.attrs) - len(keys)
+        if hidden > 0:
+            print(f"  ... {hidden} more attributes (--attrs all)")
+        print("contents:")
+
+        def visit(name: str, obj: Any) -> None:
+            if isinstance(obj, h5py.Group):
+                print(f"  {name}/")
+            else:
+                print(_dataset_line(name, obj))
+        f.visititems(visit)
+        if "sweep" in f:
+            print("\n".join(_sweep_summary(f)))
+        if "boundary" in f:
+            print("\n".join(_boundary_summary(f)))
+        result_groups = []
+        if "result" in f:
+            result_groups.append("result")
+        for name, g in f.items():
+            if isinstance(g, h5py.Group) and name != "result" and "energy" in g and "T" in g \
+                    and g["energy"].ndim == 1:
+                result_groups.append(name)
+    for name in result_groups:
+        res = Result.from_hdf5(args.file, group=name)
+        rows = res.summary().splitlines()
+        print(f"{name}:")
+        limit = max(args.max_rows, 1) + 2
+        print("\n".join("  " + r for r in rows[:limit]))
+        if len(rows) > limit:
+            print(f"  ... {len(rows) - limit} more rows (--max-rows)")
+    return 0
