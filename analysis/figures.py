@@ -153,8 +153,7 @@ def phase_diagram(sw: Any, observable: str = "susceptibility", ax: plt.Axes | No
     Z = np.asarray(sw.data[observable], float)
     T, h = np.asarray(sw.T, float), np.asarray(sw.h, float)
     label, cmap = LABELS.get(observable, (observable, "viridis"))
-    cm = plt.get_cmap(cmap).copy()
-    cm.set_bad("#dddddd")
+    cm = plt.get_cmap(cmap).with_extremes(bad="#dddddd")
     finite = Z[np.isfinite(Z)]
     norm = None
     if finite.size:
@@ -292,8 +291,7 @@ def head_grid(values: Any, ax: plt.Axes | None = None, label: str = "value", cen
                             vmax=center + span if vmax is None else hi)
     else:
         norm = Normalize(vmin=lo, vmax=hi if hi > lo else lo + 1)
-    cm = plt.get_cmap(cmap).copy()
-    cm.set_bad("#dddddd")
+    cm = plt.get_cmap(cmap).with_extremes(bad="#dddddd")
     im = ax.imshow(np.ma.masked_invalid(V), cmap=cm, norm=norm, aspect="auto", interpolation="nearest")
     plt.colorbar(im, ax=ax, label=label, pad=0.02)
     ax.set_xticks(range(n_heads), [f"H{j}" for j in range(n_heads)])

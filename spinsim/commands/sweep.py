@@ -83,8 +83,9 @@ def _direction(text: str | None) -> Any:
 
 def head_hamiltonian(model: str, head: str, prompt: str) -> tuple[Any, dict[str, Any]]:
     """The head's Hamiltonian from ``spinsim.models.hamiltonians`` (the transformer side)."""
+    import importlib
     try:
-        from spinsim.models import hamiltonians as hm   # type: ignore[attr-defined]
+        hm = importlib.import_module("spinsim.models.hamiltonians")
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.startswith("spinsim.models"):
             raise UsageError("--model sweeps need spinsim.models (not installed in this build)") from None

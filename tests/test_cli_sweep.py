@@ -1,0 +1,143 @@
+"""``spinsim sweep``, ``spinsim info`` and ``spinsim plot``: help with examples, exit codes 0/1/2 and
+one-line errors naming the bad value."""
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+
+from spinsim.cli import main
+
+RUN = ["sweep", "--system", "ising2d", "--L", "4", "--T", "1.5:3.5:3", "--field", "0:0.4:3",
+       "--sweeps", "200", "--seed", "5", "--no-progress"]
+
+
+def one_line_error(err: str, *needles: str) -> str:
+    lines = [x for x in err.strip().splitlines() if x.strip()]
+    assert len(lines) == 1, err
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+    return lines[0]
+
+
+@pytest.mark.parametrize("cmd", ["sweep", "info", "plot"])
+def test_help_has_an_example(cmd, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([cmd, "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "Example" in out and f"spinsim {cmd} " in out
+    for opt in ("--seed", "--device"):
+        assert opt in out
+
+
+def test_sweep_info_plot_exit_0(tmp_path, capsys):
+    out = tmp_path / "s.h5"
+    assert main(RUN + ["--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["info", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "spinsim sweep file" in text and "3 of 3 field rows done (100%)" in text
+    assert "sweep/susceptibility" in text and "(h=3, T=3)" in text and "chi_peak" in text
+    assert main(["plot", str(out), "--out", str(tmp_path / "figs")]) == 0
+    assert (tmp_path / "figs" / "s_phase_diagram.png").stat().st_size > 10_000
+
+
+def test_info_reports_an_unfinished_sweep(tmp_path, capsys):
+    from spinsim.sweep import _commit, read_sweep
+
+    out = tmp_path / "s.h5"
+    assert main(RUN + ["--out", str(out)]) == 0
+    st = read_sweep(out)
+    st.done[1:] = False
+    st.boundaries = {}
+    _commit(out, st)
+    capsys.readouterr()
+    assert main(["info", str(out)]) == 0
+    assert "1 of 3 field rows done (33%)  -> rerun the same command to resume" in capsys.readouterr().out
+
+
+def test_info_on_a_result_file(tmp_path, capsys):
+    import spinsim as ss
+
+    p = tmp_path / "r.h5"
+    ss.solve(ss.lattice("ising", (3, 3)), [1.0, 2.0], method="exact").to_hdf5(p)
+    assert main(["info", str(p)]) == 0
+    out = capsys.readouterr().out
+    assert "spinsim result file" in out and "result:" in out and "E/N" in out
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["--T", "1.5:3.5"], ["--T", "'1.5:3.5'", "start:stop:count"]),
+    (["--T", "0:2:3"], ["--T", "'0:2:3'", "> 0"]),
+    (["--field", "0:x:3"], ["--field", "'0:x:3'"]),
+    (["--field", "0:1:0"], ["--field", "count must be >= 1"]),
+    (["--L", "1"], ["--L", "1", ">= 2"]),
+    (["--sweeps", "1"], ["--sweeps", "1"]),
+    (["--direction", "up"], ["--direction", "'up'", "top_eigenvector"]),
+    (["--algorithm", "wolff"], ["wolff", "zero field"]),
+])
+def test_bad_values_exit_2_naming_the_value(tmp_path, capsys, args, needles):
+    argv = list(RUN) + ["--out", str(tmp_path / "s.h5")]
+    for i in range(0, len(args), 2):
+        k = argv.index(args[i]) if args[i] in argv else None
+        if k is None:
+            argv += args[i:i + 2]
+        else:
+            argv[k + 1] = args[i + 1]
+    assert main(argv) == 2
+    one_line_error(capsys.readouterr().err, "spinsim sweep: error:", *needles)
+    assert not (tmp_path / "s.h5").exists()
+
+
+def test_unknown_system_is_an_argparse_usage_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["sweep", "--system", "potts2d", "--T", "1", "--field", "0", "--out", "x.h5"])
+    assert e.value.code == 2
+    assert "potts2d" in capsys.readouterr().err
+
+
+def test_model_sweep_without_models_is_a_usage_error(tmp_path, capsys, monkeypatch):
+    import importlib.util
+    if importlib.util.find_spec("spinsim.models.hamiltonians") is not None:
+        pytest.skip("spinsim.models.hamiltonians is installed in this build")
+    rc = main(["sweep", "--model", "gpt2", "--head", "L3H5", "--prompt", "Hi", "--T", "1:2:2", "--field", "0:1:2",
+               "--out", str(tmp_path / "h.h5")])
+    assert rc == 2
+    one_line_error(capsys.readouterr().err, "--model sweeps need spinsim.models")
+
+
+def test_system_and_model_together_exit_2(tmp_path, capsys):
+    assert main(RUN + ["--model", "gpt2", "--out", str(tmp_path / "s.h5")]) == 2
+    one_line_error(capsys.readouterr().err, "exactly one of --system")
+
+
+def test_mismatched_resume_exits_1_naming_the_parameter(tmp_path, capsys):
+    out = str(tmp_path / "s.h5")
+    assert main(RUN + ["--out", out]) == 0
+    capsys.readouterr()
+    argv = list(RUN) + ["--out", out]
+    argv[argv.index("--seed") + 1] = "6"
+    assert main(argv) == 1
+    one_line_error(capsys.readouterr().err, "cannot resume: parameter 'seed' differs (file has 5, this run 6)",
+                   "--overwrite")
+    assert main(argv + ["--overwrite"]) == 0
+
+
+@pytest.mark.parametrize("cmd", ["info", "plot"])
+def test_foreign_truncated_and_missing_files_exit_1(tmp_path, capsys, cmd):
+    foreign = tmp_path / "foreign.h5"
+    with h5py.File(foreign, "w") as f:
+        f["x"] = np.arange(3)
+    good = tmp_path / "s.h5"
+    assert main(RUN + ["--out", str(good)]) == 0
+    truncated = tmp_path / "cut.h5"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    text = tmp_path / "notes.txt"
+    text.write_text("hello\n")
+    capsys.readouterr()
+    extra = ["--out", str(tmp_path / "figs")] if cmd == "plot" else []
+    for path, needle in ((foreign, "not written by spinsim"), (truncated, "truncated"),
+                         (text, "not a readable HDF5"), (tmp_path / "none.h5", "no such file")):
+        assert main([cmd, str(path)] + extra) == 1
+        one_line_error(capsys.readouterr().err, f"spinsim {cmd}: error:", str(path), needle)
