@@ -132,7 +132,7 @@ def _sweep_replica(r, s, alg, key, S, X, E, mvec, mu, beta, delta, acc, tries, f
 @njit(parallel=True, cache=True)
 def run_local(S, X, E, mvec, mu, beta, delta, acc, tries, seed, replica_ids, sweep0, n_sweeps,
               alg, n_overrelax, exchange, n_T, adapt, free, ptr, idx, w_out, w_in, code, J, Mmat,
-              A, B, h, lengths, U, kind, V, resync, out_E, out_mabs, out_mu, out_msum, t0,
+              A, B, h_all, lengths, U, kind, V, resync, out_E, out_mabs, out_mu, out_msum, t0,
               swap_acc, swap_tries):
     """Run ``n_sweeps`` sweeps of a local algorithm on every replica (in parallel).
 
@@ -140,7 +140,7 @@ def run_local(S, X, E, mvec, mu, beta, delta, acc, tries, seed, replica_ids, swe
     heat-bath sweep). exchange: replica exchange between neighbouring temperatures after every
     sweep (replicas are laid out chain-major: r = chain * n_T + t). adapt: tune the Metropolis
     step towards 50 % acceptance (discard phase only). If t0 >= 0 every sweep is measured into
-    out_*[:, t0 + i].
+    out_*[:, t0 + i]. h_all: (1, N, n) one field for all replicas, or (R, N, n) per replica.
     """
     R = S.shape[0]
     N = S.shape[1]
@@ -164,6 +164,7 @@ def run_local(S, X, E, mvec, mu, beta, delta, acc, tries, seed, replica_ids, swe
         for r in prange(R):
             a0 = acc[r]
             t0r = tries[r]
+            h = h_all[r] if h_all.shape[0] > 1 else h_all[0]
             if alg == ALG_OVERRELAX:
                 for o in range(n_overrelax):
                     _sweep_replica(r, s, ALG_OVERRELAX, keys[r], S, X, E, mvec, mu, beta, delta, acc,
@@ -308,13 +309,37 @@ def run_wolff(S, X, E, mvec, mu, beta, seed, replica_ids, sweep0, n_sweeps, free
             _measure(E, mvec, mu, out_E, out_mabs, out_mu, out_msum, t0 + i)
 
 
+def per_replica_fields(h, h_rep, R, exchange, n_T):
+    """The fields as the kernels take them: (1, N, n) = ``h`` for every replica, or ``h_rep``
+    (R, N, n), one field per replica (e.g. a (T, h) grid in one launch). With replica exchange the
+    field must be the same along each chain of n_T temperatures (replicas ch * n_T + t)."""
+    if h_rep is None:
+        return np.ascontiguousarray(h, dtype=np.float64)[None]
+    hr = np.ascontiguousarray(h_rep, dtype=np.float64)
+    if hr.shape != (R,) + h.shape:
+        raise ValueError(f"h_rep must have shape {(R,) + h.shape} (replicas, sites, components), got {hr.shape}")
+    if not np.all(np.isfinite(hr)):
+        raise ValueError("h_rep has non-finite entries")
+    if exchange and not np.array_equal(hr.reshape(R // n_T, n_T, -1),
+                                       np.broadcast_to(hr.reshape(R // n_T, n_T, -1)[:, :1], (R // n_T, n_T, hr[0].size))):
+        raise ValueError("with replica exchange h_rep must be equal along each chain of n_T temperatures "
+                         "(replicas ch * n_T + t), since only configurations at equal fields are swapped")
+    return hr
+
+
 class Runner:
     """Holds the replica state between calls so that a run can be chunked (progress bars,
-    checkpoints). The CUDA backend exposes the same interface."""
+    checkpoints). The CUDA backend exposes the same interface.
+
+    ``h_rep`` (R, N, n), optional: a field per replica instead of the Hamiltonian's ``k["h"]``
+    (the projection directions ``k["U"]`` stay shared)."""
 
     def __init__(self, S, X, beta, seed, replica_ids, k, *, algorithm, alg_code, n_overrelax,
-                 exchange, n_T, delta, resync, n_meas):
+                 exchange, n_T, delta, resync, n_meas, h_rep=None):
         R, N, n = S.shape
+        self.h_all = per_replica_fields(k["h"], h_rep, R, exchange, n_T)
+        if h_rep is not None and algorithm == "wolff":
+            raise ValueError("algorithm 'wolff' needs zero field; per-replica fields h_rep are not supported")
         self.S, self.X = S.copy(), X.copy()
         self.beta = np.ascontiguousarray(beta, dtype=np.float64)
         self.seed = np.uint64(seed)
@@ -344,7 +369,8 @@ class Runner:
         rb = np.empty_like(ra)
         for r in range(R):
             resync_replica(self.S, self.X, self.E, self.mvec, self.mu, r, k["free"], k["ptr"], k["idx"],
-                           k["w_out"], k["code"], k["J"], k["Mmat"], k["A"], k["B"], k["h"], k["U"], ra, rb)
+                           k["w_out"], k["code"], k["J"], k["Mmat"], k["A"], k["B"],
+                           self.h_all[r if self.h_all.shape[0] > 1 else 0], k["U"], ra, rb)
 
     def run(self, sweep0: int, n_sweeps: int, measure_from: int, adapt: bool) -> None:
         k = self.k
@@ -357,7 +383,7 @@ class Runner:
         run_local(self.S, self.X, self.E, self.mvec, self.mu, self.beta, self.delta, self.acc,
                   self.tries, self.seed, self.replica_ids, sweep0, n_sweeps, self.alg_code,
                   self.n_overrelax, self.exchange, self.n_T, adapt, k["free"], k["ptr"], k["idx"],
-                  k["w_out"], k["w_in"], k["code"], k["J"], k["Mmat"], k["A"], k["B"], k["h"],
+                  k["w_out"], k["w_in"], k["code"], k["J"], k["Mmat"], k["A"], k["B"], self.h_all,
                   k["lengths"], k["U"], k["kind"], k["V"], self.resync, self.out_E, self.out_mabs,
                   self.out_mu, self.out_msum, measure_from, self.swap_acc, self.swap_tries)
 

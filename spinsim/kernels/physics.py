@@ -428,7 +428,10 @@ def heatbath_continuous(phi, m, beta, vs, j, out):
             out[c] -= proj * phi[c] / pn
             nrm += out[c] * out[c]
         nrm = math.sqrt(nrm)
-        sw = math.sqrt(max(0.0, 1.0 - w * w))
+        sw2 = 1.0 - w * w
+        if sw2 < 0.0:   # (not max(): Numba's built-in CUDA target mis-types the varargs max)
+            sw2 = 0.0
+        sw = math.sqrt(sw2)
         for c in range(n):
             out[c] = w * phi[c] / pn + sw * out[c] / nrm
     else:
