@@ -264,11 +264,13 @@ def observable_curves(sw: Any, stem: str | os.PathLike | None = None,
 def head_grid(values: Any, ax: plt.Axes | None = None, label: str = "value", center: float | None = 0.0,
               cmap: str = "RdBu_r", annotate: bool = True, mark: Any = None, mark_label: str = "survives",
               vmin: float | None = None, vmax: float | None = None, fmt: str = "{:.2f}",
-              title: str | None = None) -> plt.Axes:
+              title: str | None = None, symmetric: bool = True) -> plt.Axes:
     """Layer x head heat map of a per-head value, shape (n_layers, n_heads), layer 0 at the top.
 
-    Diverging ``cmap`` centred on ``center`` (None: plain linear scale, e.g. for p-values use
-    ``center=0.05`` with a log-free 'RdBu' or pass -log10 p). Each cell shows its head label
+    Diverging ``cmap`` centred on ``center`` (None: plain linear scale). ``symmetric``: the same
+    range on both sides of the centre (right for r around 0); ``symmetric=False`` stretches each
+    side to its own data extreme (for a family-wise p pass ``-log10(p)`` with
+    ``center=-log10(0.05)``, or p itself with ``center=0.05``). Each cell shows its head label
     ``L{layer}H{head}`` and, with ``annotate``, the value. ``mark`` (bool, same shape) outlines
     cells, e.g. heads that survive a family-wise correction.
     """
@@ -285,10 +287,13 @@ def head_grid(values: Any, ax: plt.Axes | None = None, label: str = "value", cen
     fin = V[np.isfinite(V)]
     lo = vmin if vmin is not None else (float(fin.min()) if fin.size else 0.0)
     hi = vmax if vmax is not None else (float(fin.max()) if fin.size else 1.0)
-    if center is not None:
+    if center is not None and symmetric:
         span = max(abs(hi - center), abs(center - lo), 1e-12)
         norm = TwoSlopeNorm(vcenter=center, vmin=center - span if vmin is None else lo,
                             vmax=center + span if vmax is None else hi)
+    elif center is not None:
+        eps = 1e-9 * max(1.0, abs(center))
+        norm = TwoSlopeNorm(vcenter=center, vmin=min(lo, center - eps), vmax=max(hi, center + eps))
     else:
         norm = Normalize(vmin=lo, vmax=hi if hi > lo else lo + 1)
     cm = plt.get_cmap(cmap).with_extremes(bad="#dddddd")
