@@ -59,8 +59,10 @@ Without a GPU (and without ``NUMBA_ENABLE_CUDASIM=1``) the :class:`Runner` raise
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
+import sys
 import warnings
 
 import numpy as np
@@ -81,6 +83,22 @@ if SIMULATOR:   # the simulator runs the uint64 hash in NumPy scalars, which war
     warnings.filterwarnings("ignore", message="overflow encountered in scalar", category=RuntimeWarning)
 
 P = build(cuda.jit(device=True))
+
+
+@contextlib.contextmanager
+def _sim_speed():
+    """Under the simulator, hand the GIL between the block's Python threads and the simulator's
+    polling main thread every 0.5 ms instead of 5 ms (each syncthreads waits for a hand-over:
+    3-6x faster); restored afterwards. No effect on a GPU."""
+    if not SIMULATOR:
+        yield
+        return
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(5e-4)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(old)
 
 
 def available() -> bool:
@@ -733,10 +751,11 @@ class Runner:
         self.n_clusters = np.ones(R, dtype=np.int64)
         c = self._const
         sh = 8 * self.plan["work_len"] if self.plan["sh_work"] else 0
-        _k_resync[R, self.plan["threads"], 0, sh](
-            self._S, self._E, self._mvec, self._mu, c["free"], c["ptr"], c["idx"], c["w_out"],
-            c["code"], c["J"], c["Mmat"], c["A2"], c["B2"], c["Af"], c["Bf"], rk, c["h_all"],
-            c["U"], self._PQ, self._gwork, self.plan["sh_work"])
+        with _sim_speed():
+            _k_resync[R, self.plan["threads"], 0, sh](
+                self._S, self._E, self._mvec, self._mu, c["free"], c["ptr"], c["idx"], c["w_out"],
+                c["code"], c["J"], c["Mmat"], c["A2"], c["B2"], c["Af"], c["Bf"], rk, c["h_all"],
+                c["U"], self._PQ, self._gwork, self.plan["sh_work"])
 
     # host copies of the live state (like cpu.Runner's attributes)
     @property
@@ -771,6 +790,10 @@ class Runner:
     def run(self, sweep0: int, n_sweeps: int, measure_from: int, adapt: bool) -> None:
         """Sweeps sweep0 .. sweep0 + n_sweeps - 1; measured into columns measure_from + i when
         measure_from >= 0 (the semantics of cpu.run_local)."""
+        with _sim_speed():
+            self._run(sweep0, n_sweeps, measure_from, adapt)
+
+    def _run(self, sweep0: int, n_sweeps: int, measure_from: int, adapt: bool) -> None:
         if not self.exchange:
             self._sweeps(sweep0, n_sweeps, measure_from, True, adapt)
             return
