@@ -133,6 +133,13 @@ def check_lowrank_heisenberg_big_n_paths():
     H = _lowrank_heisenberg()
     for alg in ("metropolis", "heatbath", "overrelax"):
         _assert_same_chain(H, [0.5, 2.0], alg, 4, f"low-rank n=6 {alg}", threads_per_block=2)
+    # rank projections split into component chunks (8 threads > rank 2: 4 chunks per rank index)
+    _assert_same_chain(H, [0.7], "heatbath", 3, "chunked rank projections", threads_per_block=8)
+    # workspaces in global memory (what n > ~1000 uses)
+    _assert_same_chain(H, [0.7], "metropolis", 3, "global workspaces", threads_per_block=2,
+                       shared_work=False, shared_factors=False)
+    # more rank indices than threads (rank 4, 2 threads)
+    _assert_same_chain(_lowrank_heisenberg(r=4), [0.7], "heatbath", 3, "rank > threads", threads_per_block=2)
 
 
 def check_per_replica_fields():

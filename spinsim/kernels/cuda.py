@@ -660,11 +660,14 @@ def _pow2_at_most(x: int, cap: int) -> int:
 
 
 def plan(n_comp: int, code: int, rank: int, threads_per_block: int | None = None,
-         cooperative: bool | None = None, shared_factors: bool | None = None) -> dict:
+         cooperative: bool | None = None, shared_factors: bool | None = None,
+         shared_work: bool | None = None) -> dict:
     """Launch plan: cooperative or serial path, threads per block, what lives in shared memory.
 
     Serial (one thread per block, thread 0 runs the CPU sweep) for identity couplings with
-    n_comp <= 4 (lattices), cooperative otherwise; ``cooperative`` forces either."""
+    n_comp <= 4 (lattices), cooperative otherwise; ``cooperative`` forces either.
+    ``shared_work=False`` / ``shared_factors=False`` force the global-memory placements that
+    large n uses (for tests); ``None`` decides by the 48 KiB budget."""
     coop = (not (code == 0 and n_comp <= 4)) if cooperative is None else bool(cooperative)
     rk = rank if code == 2 else 1
     if not coop:
@@ -678,6 +681,10 @@ def plan(n_comp: int, code: int, rank: int, threads_per_block: int | None = None
     work_len = 5 * n_comp + 2 * rk + 2 * max(nt, rk) + 2 * nt
     fac_len = 4 * n_comp * rk if code == 2 else 0
     sh_work = 8 * work_len <= SHARED_BYTES
+    if shared_work is not None:
+        if shared_work and not sh_work:
+            raise ValueError(f"shared_work=True: workspaces need {8 * work_len} bytes > {SHARED_BYTES}")
+        sh_work = bool(shared_work)
     fits = sh_work and coop and code == 2 and 8 * (work_len + fac_len) <= SHARED_BYTES
     if shared_factors is None:
         sh_fac = fits
@@ -696,11 +703,11 @@ class Runner:
     ``reset_counters`` and ``results``). State stays on the device between ``run`` calls.
 
     Extra keywords: ``h_rep`` (R, N, n) per-replica fields (see cpu.Runner), and the launch plan
-    ``threads_per_block``, ``cooperative``, ``shared_factors`` (see :func:`plan`)."""
+    ``threads_per_block``, ``cooperative``, ``shared_factors``, ``shared_work`` (see :func:`plan`)."""
 
     def __init__(self, S, X, beta, seed, replica_ids, k, *, algorithm, alg_code, n_overrelax,
                  exchange, n_T, delta, resync, n_meas, h_rep=None, threads_per_block=None,
-                 cooperative=None, shared_factors=None):
+                 cooperative=None, shared_factors=None, shared_work=None):
         if algorithm == "wolff":
             raise ValueError("algorithm 'wolff' is CPU-only; use backend='cpu'")
         if not available():
@@ -717,7 +724,7 @@ class Runner:
         self.seed = np.uint64(seed)
         code = int(k["code"])
         rank = k["A"].shape[1] if code == 2 else 1
-        self.plan = plan(n, code, rank, threads_per_block, cooperative, shared_factors)
+        self.plan = plan(n, code, rank, threads_per_block, cooperative, shared_factors, shared_work)
         rk = self.plan["rank"]
         h_all = cpu.per_replica_fields(k["h"], h_rep, R, exchange, n_T)
         if code == 2:
