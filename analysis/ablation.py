@@ -238,12 +238,17 @@ class AblationResult:
     def correlations(self) -> dict[str, dict[str, Any]]:
         """Per ablation mode: ``pooled`` r over head x prompt, ``per_prompt`` r across heads (P,),
         ``head_mean`` r of the prompt-averaged shifts across heads."""
+        import warnings
+
         out = {}
         for i, m in enumerate(self.modes):
             meas, pred = self.measured[i], self.predicted[i]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)   # heads not ablated: all-nan columns
+                m_mean, p_mean = np.nanmean(meas, 0), np.nanmean(pred, 0)
             out[m] = {"pooled": correlation(meas, pred),
                       "per_prompt": np.array([correlation(meas[p], pred[p]) for p in range(meas.shape[0])]),
-                      "head_mean": correlation(np.nanmean(meas, 0), np.nanmean(pred, 0))}
+                      "head_mean": correlation(m_mean, p_mean)}
         return out
 
 

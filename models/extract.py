@@ -96,7 +96,9 @@ def write_heads(path: str | os.PathLike, heads: HeadSet, spec: Spectra | None = 
         write_values(s, "eigenvalues", spec.eigenvalues, ("layer", "head", "eig"), "score units",
                      "eigenvalues of M_s, descending")
         s.create_dataset("ferro_class", data=np.array(spec.ferro_class, dtype=h5py.string_dtype()))
-        write_values(f, "b_O", heads.b_O, ("layer", None), "residual units", "output projection bias per layer")
+        d = f.create_dataset("b_O", data=heads.b_O)
+        d.dims[0].attach_scale(f["layer"])
+        d.attrs.update({"units": "residual units", "long_name": "output projection bias per layer (layer, d_model)"})
         if heads.rotary:
             r = f.create_group("rotary")
             r.create_dataset("inv_freq", data=heads.inv_freq)

@@ -1,0 +1,140 @@
+"""spinsim extract / gaps / ablate on tiny saved models: files, layouts, exit codes, one-line errors."""
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+
+from _tiny_models import PAPER20, SHARED_GPT2, gpt2_dir, llama_dir
+from spinsim.cli import main
+from spinsim.models import loading
+
+
+def _err_line(capsys):
+    err = capsys.readouterr().err.strip().splitlines()
+    return err[-1] if err else ""
+
+
+@pytest.mark.parametrize("cmd", ["extract", "gaps", "ablate"])
+def test_help_has_an_example(cmd, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([cmd, "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "Examples:" in out and f"spinsim {cmd} --model" in out and "smollm2-135m" in out
+
+
+def test_extract_tiny_gpt2_verified(tmp_path, capsys):
+    out = tmp_path / "heads.h5"
+    assert main(["extract", "--model", str(gpt2_dir()), "--out", str(out)]) == 0
+    assert "max |diff|" in capsys.readouterr().err
+    with h5py.File(out) as f:
+        assert f.attrs["spinsim_kind"] == "extract" and f.attrs["family"] == "gpt2"
+        assert float(f.attrs["verify_max_abs_err"]) < 1e-5
+        g = f["heads/L3H5"]
+        assert g["W_Q"].shape == (48, 8) and g["W_O"].shape == (8, 48)
+        assert g.attrs["layer"] == 3 and g.attrs["head"] == 5 and g.attrs["scale"] == pytest.approx(8 ** -0.5)
+        assert f["spectrum/lambda_max"].shape == (4, 6)
+        assert f["spectrum/lambda_max"].dims[0].label == "layer"
+        assert f["layer"].attrs["units"] == "index"
+        assert set(f["spectrum/ferro_class"][()].astype(str).ravel()) <= {"ferro", "antiferro"}
+    # an existing file is refused without --overwrite (usage error, exit 2)
+    assert main(["extract", "--model", str(gpt2_dir()), "--out", str(out)]) == 2
+    assert "exists; pass --overwrite" in _err_line(capsys)
+
+
+def test_extract_llama_and_paper_slice_error(tmp_path, capsys):
+    out = tmp_path / "ll.h5"
+    assert main(["extract", "--model", str(llama_dir()), "--out", str(out)]) == 0
+    with h5py.File(out) as f:
+        assert bool(f.attrs["rotary"]) and f["heads/L0H3"].attrs["kv_head"] == 1
+        assert f["rotary/inv_freq"].shape == (4,)
+    rc = main(["extract", "--model", str(llama_dir()), "--o-slice", "paper", "--out", str(tmp_path / "x.h5")])
+    assert rc == 2
+    assert "o_slice 'paper' is GPT-2 only" in _err_line(capsys)
+
+
+def test_extract_shared_attention_only_gpt2(tmp_path, capsys):
+    if not (SHARED_GPT2 / "config.json").is_file():
+        pytest.skip(f"real GPT-2 small weights not present at {SHARED_GPT2}")
+    out = tmp_path / "g.h5"
+    assert main(["extract", "--model", str(SHARED_GPT2), "--out", str(out)]) == 0
+    with h5py.File(out) as f:
+        WQ, WK = f["heads/L0H0/W_Q"][()].astype(float), f["heads/L0H0/W_K"][()].astype(float)
+        assert np.linalg.norm(WQ @ WK.T / 8) == pytest.approx(46.4226, abs=1e-4)
+        assert "not verified" in f.attrs["verify_max_abs_err"]
+
+
+def test_gaps_both_modes_file_layout(tmp_path, capsys):
+    out = tmp_path / "gaps.h5"
+    rc = main(["gaps", "--model", str(gpt2_dir()), "--prompts", str(PAPER20), "--permutations", "500",
+               "--ablation", "zero", "--out", str(out)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "[corrected]" in text and "[paper]" in text and "family-wise p" in text and "[ablation zero]" in text
+    with h5py.File(out) as f:
+        a = f.attrs
+        assert a["spinsim_kind"] == "gaps" and a["primary_mode"] == "corrected"
+        assert a["input_mode"] == "residual" and a["o_slice"] == "correct" and a["candidates_mode"] == "full"
+        assert len(a["weights_sha256"]) == 64 and a["model_id"] == str(gpt2_dir())
+        th = f["gaps/theory"]
+        assert th.shape == (20, 4, 6) and [d.label for d in th.dims] == ["prompt", "layer", "head"]
+        assert f["gaps/actual"].shape == (20,)
+        for name in ("pearson_r", "pearson_p", "spearman_rho", "spearman_p", "fwer_p", "bonferroni_p", "bh_q"):
+            assert f[f"stats/{name}"].shape == (4, 6)
+        assert f["paper"].attrs["o_slice"] == "paper" and f["paper"].attrs["input_mode"] == "embed"
+        np.testing.assert_array_equal(f["gaps/theory"][()], f["corrected/gaps/theory"][()])
+        assert f["paper/gaps/theory"].shape == (20, 4, 6)
+        assert f["paper/stats/null_max_abs_r"].shape == (500,)
+        assert f["prompts/text"][0].decode() == "The capital of France is Paris. The capital of Germany is"
+        assert f["ablation/zero/measured"].shape == (20, 4, 6)
+        assert np.isfinite(f["ablation/zero"].attrs["pooled_r"])
+        assert f["corrected/stats/classification_table"][()].sum() == 24
+        p = f["stats/fwer_p"][()]
+        assert np.all((p > 0) & (p <= 1))
+
+
+def test_gaps_custom_mode_is_the_paper_with_embed(tmp_path, capsys):
+    out = tmp_path / "p.h5"
+    rc = main(["gaps", "--model", str(gpt2_dir()), "--input", "embed", "--o-slice", "paper", "--candidates", "first",
+               "--permutations", "50", "--out", str(out)])
+    assert rc == 0
+    with h5py.File(out) as f:
+        assert list(f.attrs["modes"]) == ["custom"]
+        assert (f.attrs["biases"], f.attrs["final_norm"]) == ("drop", "none")
+
+
+def test_ablate_heads_and_paper_test(tmp_path, capsys):
+    out = tmp_path / "a.h5"
+    rc = main(["ablate", "--model", str(llama_dir()), "--heads", "L0H1,L2H3", "--prompts", str(PAPER20),
+               "--mode", "zero", "--out", str(out)])
+    assert rc == 0
+    with h5py.File(out) as f:
+        m = f["ablation/zero/measured"][()]
+        assert m.shape == (20, 3, 4) and np.isfinite(m[:, 0, 1]).all() and np.isnan(m[:, 1, 1]).all()
+    capsys.readouterr()
+    rc = main(["ablate", "--model", str(gpt2_dir()), "--paper-test", "--out", str(tmp_path / "l.h5")])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "L3H5" in text and "L0H0" in text
+
+
+def test_one_line_errors(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(loading, "_hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    out = str(tmp_path / "o.h5")
+    assert main(["gaps", "--model", "gpt2", "--out", out]) == 1
+    line = _err_line(capsys)
+    assert line.startswith("spinsim gaps: error: cannot load 'gpt2'") and "local folder" in line
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("a\tb\tc\nno tabs here\n")
+    assert main(["gaps", "--model", str(gpt2_dir()), "--prompts", str(bad), "--out", out]) == 1
+    assert f"{bad}:2: expected 3 tab-separated fields" in _err_line(capsys)
+    assert main(["ablate", "--model", str(gpt2_dir()), "--heads", "L7H0", "--out", out]) == 2
+    assert "--heads: head 'L7H0' out of range" in _err_line(capsys)
+    assert main(["gaps", "--model", str(llama_dir()), "--o-slice", "paper", "--out", out]) == 2
+    assert "does not exist for 'llama'" in _err_line(capsys)
+    assert main(["gaps", "--model", str(gpt2_dir()), "--permutations", "0", "--out", out]) == 2
+    assert "--permutations must be an integer >= 1, got 0" in _err_line(capsys)
+    assert main(["gaps", "--model", str(tmp_path / "missing"), "--out", out]) == 1
+    assert "does not exist" in _err_line(capsys)
