@@ -317,9 +317,11 @@ def _write_state(f: h5py.File, state: SweepResult) -> None:
 
 
 def _write_boundary(g: h5py.Group, line: dict[str, Any]) -> None:
-    """A boundary line: arrays become datasets (attached to the ``param`` axis), the rest attrs."""
+    """A boundary line: numeric arrays become datasets (attached to the ``param`` axis); strings,
+    lists and tuples become attributes."""
     param = line.get("param")
-    arrays = {k: np.asarray(v) for k, v in line.items() if isinstance(v, (np.ndarray, list, tuple))}
+    arrays = {k: np.asarray(v) for k, v in line.items()
+              if isinstance(v, np.ndarray) and v.dtype.kind in "fiub"}
     units = line.get("units", {}) if isinstance(line.get("units"), dict) else {}
     if param in arrays:
         write_axis(g, param, arrays[param].astype(np.float64), units.get(param, ""), param)
@@ -336,6 +338,8 @@ def _write_boundary(g: h5py.Group, line: dict[str, Any]) -> None:
     for k, v in line.items():
         if k in arrays:
             continue
+        if isinstance(v, (list, tuple)) and not all(isinstance(x, str) for x in v):
+            v = np.asarray(v)
         g.attrs[k] = to_attr(v)
 
 

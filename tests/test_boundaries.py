@@ -172,3 +172,26 @@ def test_sweep_boundaries_labels_every_line():
     assert out["coexistence"]["T"].tolist() == [1.5, pytest.approx(2.4, abs=0.02)]
     # probe in the field of 4 up neighbours: E_up - E_down = -8; p_up - p_down = 2: h* = -4
     np.testing.assert_allclose(out["level_crossing"]["h"], -4.0)
+
+
+def test_large_systems_get_the_zero_field_mean_field_point_only():
+    H = ss.complete_graph("heisenberg", 6, M=np.diag([2.0, 1.0, 0.5]))
+    T = np.linspace(0.2, 1.0, 5)
+    h = np.array([0.0, 0.5])
+    sw = SimpleNamespace(T=T, h=h, data={"susceptibility": np.ones((2, 5))}, direction=np.tile([0, 0, 1.0], (6, 1)))
+    line = bd.sweep_boundaries(sw, H, n_resample=10, mean_field_max_size=10)["mean_field"]
+    np.testing.assert_allclose(line["T"][0], bd.mean_field_T_c(H))
+    assert np.isnan(line["T"][1]) and "only h = 0" in line["description"]
+    full = bd.sweep_boundaries(sw, H, n_resample=10)["mean_field"]
+    assert np.isfinite(full["T"]).all() and full["T"][1] < full["T"][0]
+
+
+def test_add_boundary_to_a_sweep_file(tmp_path):
+    from spinsim.sweep import add_boundary, read_sweep, sweep
+
+    out = tmp_path / "s.h5"
+    sweep(ss.lattice("ising", (3, 3)), [1.0, 2.0], [0.0, 0.5], method="exact", out=out, progress=False)
+    add_boundary(out, "level_crossing", bd.level_crossing_line([1.0, 2.0], -1.0, -0.5, 1.0, -1.0, ("a", "b")))
+    line = read_sweep(out).boundaries["level_crossing"]
+    np.testing.assert_allclose(line["h"], -0.25)
+    assert line["candidates"] == ["a", "b"] and line["param"] == "T" and "level crossing" in line["method"]
