@@ -158,15 +158,16 @@ class _Replay:
         """Logits (n_pos, vocab) per copy and sequence at the requested positions."""
         import torch
 
-        out = []
+        rows, cols, sizes = [], [], []
+        for r in range(reps):
+            for b in range(self.n):
+                rows += [r * self.n + b] * len(self.positions[b])
+                cols += list(self.positions[b])
+                sizes.append(len(self.positions[b]))
         with torch.no_grad():
-            for r in range(reps):
-                per = []
-                for b in range(self.n):
-                    pos = torch.as_tensor(self.positions[b])
-                    per.append(self.model.lm_head(hidden[r * self.n + b, pos]).double().numpy())
-                out.append(per)
-        return out
+            logits = self.model.lm_head(hidden[torch.as_tensor(rows), torch.as_tensor(cols)]).double().numpy()
+        parts = np.split(logits, np.cumsum(sizes)[:-1])
+        return [parts[r * self.n:(r + 1) * self.n] for r in range(reps)]
 
     @staticmethod
     def _expand(obj: Any, n: int, reps: int) -> Any:
@@ -207,6 +208,55 @@ class _Replay:
         finally:
             handle.remove()
         return self._logits(hidden, reps)
+
+
+def _buckets(lengths: Sequence[int], waste: float = 0.2) -> list[list[int]]:
+    """Indices grouped by length (sorted) so that padding wastes at most ``waste`` of each batch."""
+    order = sorted(range(len(lengths)), key=lambda b: lengths[b])
+    out: list[list[int]] = []
+    for b in order:
+        if out:
+            cand = out[-1] + [b]
+            total = sum(lengths[i] for i in cand)
+            if len(cand) * lengths[b] - total <= waste * len(cand) * lengths[b]:
+                out[-1] = cand
+                continue
+        out.append([b])
+    return out
+
+
+class _GroupedReplay:
+    """:class:`_Replay` per bucket of similar-length sequences (little padding), results in input order."""
+
+    def __init__(self, lm: Any, seqs: Sequence[Sequence[int]], positions: Sequence[Sequence[int]]):
+        self.n = len(seqs)
+        self.groups = [(idx, _Replay(lm, [seqs[b] for b in idx], [positions[b] for b in idx]))
+                       for idx in _buckets([len(s) for s in seqs])]
+        self.where = {}
+        for g, (idx, _) in enumerate(self.groups):
+            for r, b in enumerate(idx):
+                self.where[b] = (g, r)
+        self.clean_logits = [self.groups[self.where[b][0]][1].clean_logits[self.where[b][1]] for b in range(self.n)]
+
+    def z(self, layer: int, b: int) -> Any:
+        """Head outputs (T_b, n_heads * d_head) of sequence b entering layer's output projection."""
+        g, r = self.where[b]
+        rp = self.groups[g][1]
+        return rp.z[layer][r, : len(rp.seqs[r])]
+
+    def final_in(self, b: int) -> np.ndarray:
+        g, r = self.where[b]
+        rp = self.groups[g][1]
+        return rp.final_in[r, : len(rp.seqs[r])].float().numpy()
+
+    def run_from(self, layer: int, plan: Sequence[Sequence[int]], values: Any = None) -> list[list[np.ndarray]]:
+        out: list[list[Any]] = [[None] * self.n for _ in plan]
+        for idx, rp in self.groups:
+            res = rp.run_from(layer, plan, values)
+            for i in range(len(plan)):
+                for r, b in enumerate(idx):
+                    out[i][b] = res[i][r]
+        return out
 
 
 # --------------------------------------------------------------------------- the study
@@ -296,21 +346,18 @@ def ablation_study(lm: Any, heads: HeadSet, items: Sequence[TokenizedItem],
     L, H, dh = heads.n_layers, heads.n_heads, heads.d_head
     which = [(l, h) for l in range(L) for h in range(H)] if which is None else [tuple(map(int, x)) for x in which]
     seqs, positions = _study_sequences(items, candidates)
-    rp = _Replay(lm, seqs, positions)
+    rp = _GroupedReplay(lm, seqs, positions)
     P = len(items)
     clean = _gaps_from_logits(items, rp.clean_logits, candidates)
 
-    # mean head outputs over every real token of every sequence (per layer, (H, d_head))
-    lengths = [len(s) for s in seqs]
-    mask = torch.zeros(rp.z[0].shape[:2], dtype=torch.bool)
-    for b, n in enumerate(lengths):
-        mask[b, :n] = True
-    means = [rp.z[l][mask].double().mean(0).reshape(H, dh).numpy() for l in range(L)]
+    # mean head outputs over every token of every sequence (per layer, (H, d_head))
+    means = [torch.cat([rp.z(l, b) for b in range(len(seqs))]).double().mean(0).reshape(H, dh).numpy()
+             for l in range(L)]
 
     # readout vectors (final norm linearised at the clean run) for the predicted direct shift
     from spinsim.models.capture import Capture
     cap = Capture(tokens=[np.asarray(s) for s in seqs], x=[], final_in=[], logits=[], logit_positions=[])
-    fin = [rp.final_in[b, :n].float().numpy() for b, n in enumerate(lengths)]
+    fin = [rp.final_in(b) for b in range(len(seqs))]
     if candidates == "first":
         cap.final_in = [f for f in fin for _ in (0, 1)]
         cap.logits = [lg for lg in rp.clean_logits for _ in (0, 1)]
@@ -338,7 +385,7 @@ def ablation_study(lm: Any, heads: HeadSet, items: Sequence[TokenizedItem],
                     tot = 0.0
                     for s, t, u, sign in terms:
                         b = s // 2 if candidates == "first" else s
-                        z = rp.z[l][b, t, h * dh:(h + 1) * dh].double().numpy()
+                        z = rp.z(l, b)[t, h * dh:(h + 1) * dh].double().numpy()
                         repl = np.zeros(dh) if mode == "zero" else means[l][h]
                         tot += sign * float((repl - z) @ (WO[l, h] @ u))
                     predicted[mi, p, l, h] = tot

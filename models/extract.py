@@ -26,7 +26,7 @@ import numpy as np
 
 from spinsim.io import atomic_h5, root_attrs, write_axis, write_values
 
-from .heads import HeadSet, classify_spectrum, head_label, symmetric_spectrum
+from .heads import HeadSet, classify_spectrum, head_label
 
 __all__ = ["Spectra", "spectra", "write_heads"]
 
@@ -52,12 +52,24 @@ def spectra(heads: HeadSet) -> Spectra:
     cls = np.empty((L, H), dtype=object)
     fi = np.zeros((L, H))
     fro = np.zeros((L, H))
-    for hw in heads:
-        A, B = hw.coupling_factors()
-        w, _ = symmetric_spectrum(A, B)
-        ev[hw.layer, hw.head, : w.size] = w
-        cls[hw.layer, hw.head], fi[hw.layer, hw.head] = classify_spectrum(w)
-        fro[hw.layer, hw.head] = float(np.sqrt(np.sum((A.T @ A) * (B.T @ B))))  # ||A B^T||_F
+    C = np.zeros((2 * dh, 2 * dh))
+    C[:dh, dh:] = C[dh:, :dh] = 0.5 * np.eye(dh)
+    for l in range(L):
+        # batched form of symmetric_spectrum over the layer's heads: M_s = Q (R C R^T) Q^T
+        A = heads.scale[l] * heads.W_Q[l].astype(np.float64)                # (H, d, dh)
+        B = heads.W_K[l].astype(np.float64)
+        U = np.concatenate([A, B], axis=2)                                 # (H, d, 2dh)
+        try:    # U = Q R with R^T R = U^T U: Cholesky of the Gram matrix (fast; exact in exact arithmetic)
+            R = np.swapaxes(np.linalg.cholesky(np.swapaxes(U, 1, 2) @ U), 1, 2)
+        except np.linalg.LinAlgError:   # rank-deficient head: QR
+            import scipy.linalg as sl
+            R = np.stack([sl.qr(u, mode="r")[0][: 2 * dh] for u in U])
+        small = R @ C @ np.swapaxes(R, 1, 2)
+        ev[l] = np.linalg.eigvalsh(0.5 * (small + np.swapaxes(small, 1, 2)))[:, ::-1]
+        AtA, BtB = np.swapaxes(A, 1, 2) @ A, np.swapaxes(B, 1, 2) @ B
+        fro[l] = np.sqrt(np.sum(AtA * BtB, axis=(1, 2)))                    # ||A B^T||_F
+        for h in range(H):
+            cls[l, h], fi[l, h] = classify_spectrum(ev[l, h])
     return Spectra(ev, ev.max(-1), ev.min(-1), fi, cls.astype(str), ev.sum(-1), fro)
 
 

@@ -91,6 +91,14 @@ def test_symmetric_spectrum_matches_dense():
     dense = np.sort(np.linalg.eigvalsh(Ms))[::-1]
     np.testing.assert_allclose(w, np.concatenate([dense[:4], dense[-4:]]), atol=1e-10)
     np.testing.assert_allclose(Ms @ v[:, 0], w[0] * v[:, 0], atol=1e-10)
+    from spinsim.models.extract import spectra
+    hs = extract_heads(loaded("llama"))
+    sp = spectra(hs)
+    for l, h in ((0, 0), (2, 3)):
+        w, _ = symmetric_spectrum(*hs.head(l, h).coupling_factors())
+        np.testing.assert_allclose(sp.eigenvalues[l, h], w, atol=1e-9 * np.abs(w).max())
+        assert sp.frobenius[l, h] == pytest.approx(np.linalg.norm(hs.head(l, h).J()), rel=1e-10)
+        assert sp.ferro_class[l, h] == classify_spectrum(w)[0]
     assert classify_spectrum(np.array([3.0, -1.0]))[0] == "ferro"
     assert classify_spectrum(np.array([1.0, -3.0]))[0] == "antiferro"
     assert classify_spectrum(np.array([2.0, 0.0]))[1] == pytest.approx(1.0)
