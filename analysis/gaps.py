@@ -214,9 +214,9 @@ def _z_at(heads: HeadSet, X: np.ndarray, positions: np.ndarray, rotary: bool, bi
     causal = pos_all[None, :] <= positions[:, None]                              # (R, tmax)
     for l in range(L):
         Xl = X[l if X.shape[0] > 1 else 0, :tmax]
-        q = np.einsum("rd,hde->hre", Xl[positions], heads.W_Q[l].astype(np.float64))
-        k = np.einsum("td,hde->hte", Xl, heads.W_K[l].astype(np.float64))
-        v = np.einsum("td,hde->hte", Xl, heads.W_V[l].astype(np.float64))
+        q = np.matmul(Xl[positions][None], heads.W_Q[l].astype(np.float64))     # (H, R, dh)
+        k = np.matmul(Xl[None], heads.W_K[l].astype(np.float64))                # (H, tmax, dh)
+        v = np.matmul(Xl[None], heads.W_V[l].astype(np.float64))
         if biases:
             q += heads.b_Q[l][:, None, :]
             k += heads.b_K[l][:, None, :]
