@@ -138,3 +138,28 @@ def test_one_line_errors(tmp_path, capsys, monkeypatch):
     assert "--permutations must be an integer >= 1, got 0" in _err_line(capsys)
     assert main(["gaps", "--model", str(tmp_path / "missing"), "--out", out]) == 1
     assert "does not exist" in _err_line(capsys)
+
+
+@pytest.mark.slow
+def test_smollm2_study_one_command(tmp_path, capsys):
+    """The real study: SmolLM2-135M (270 heads) x the paper's 20 prompts, both modes, 10,000
+    permutations, in one command."""
+    from spinsim.models.loading import ModelLoadError, resolve_model
+
+    try:
+        resolve_model("smollm2-135m")
+    except ModelLoadError as exc:
+        pytest.skip(str(exc))
+    out = tmp_path / "gaps.h5"
+    assert main(["gaps", "--model", "smollm2-135m", "--prompts", str(PAPER20), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "[corrected]" in text and "[paper]" in text
+    with h5py.File(out) as f:
+        assert f["gaps/theory"].shape == (20, 30, 9) and f["paper/gaps/theory"].shape == (20, 30, 9)
+        assert f.attrs["family"] == "llama" and f["paper"].attrs["o_slice"] == "correct"
+        assert f["stats/null_max_abs_r"].shape == (10_000,)
+        assert f["paper/gaps/actual"][0] > 0                      # " Berlin" over " Rome"
+        for mode in ("corrected", "paper"):
+            p = f[f"{mode}/stats/fwer_p"][()]
+            assert np.all((p >= 1 / 10_001) & (p <= 1))
+            assert 0.5 < np.median(f[f"{mode}/stats/null_max_abs_r"][()]) < 0.75

@@ -120,3 +120,23 @@ def test_head_system_errors():
     assert sysm.rotary == "none"
     np.testing.assert_allclose(sysm.H.h, 2.0 * sysm.prompt_directions)
     np.testing.assert_allclose(np.linalg.norm(sysm.H.prompt_directions, axis=1), 1.0)
+
+
+def test_engine_solves_the_probe_exactly():
+    """The probe system goes straight into spinsim.solve: exact enumeration over the candidates
+    gives the Boltzmann average of the probe energies at every T."""
+    from spinsim import solve
+
+    lm = loaded("llama")
+    sysm = head_system(lm, "L1H2", "The capital of France is", candidates=["Berlin", "Rome", "Paris", "cold"])
+    H = sysm.H
+    E = []
+    for k in range(4):
+        S = H.state.copy()
+        S[-1] = sysm.candidate_vectors[k]
+        E.append(H.energy(S))
+    E = np.array(E)
+    for T in (0.5, 1.0, 2.0):
+        w = np.exp(-(E - E.min()) / T)
+        w /= w.sum()
+        assert solve(H, T=T, method="exact").energy[0] == pytest.approx(w @ E / H.n_free, rel=1e-10)
