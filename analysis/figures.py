@@ -189,9 +189,14 @@ def phase_diagram(sw: Any, observable: str = "susceptibility", ax: plt.Axes | No
 
 def _system_title(sw: Any) -> str:
     a = getattr(sw, "attrs", {}) or {}
-    parts = [str(a.get("hamiltonian_name") or "sweep")]
     if a.get("head"):
-        parts.append(str(a["head"]))
+        model = os.path.basename(str(a.get("model_id", "")).rstrip("/")) or "model"
+        parts = [f"{model} head {a['head']}" + (f" ({a['input_mode']} inputs)" if a.get("input_mode") else "")]
+        if a.get("prompt"):
+            p = str(a["prompt"])
+            parts.append(repr(p if len(p) <= 40 else p[:37] + "..."))
+    else:
+        parts = [str(a.get("hamiltonian_name") or "sweep")]
     if a.get("method"):
         alg = a.get("solver_algorithm")
         parts.append(f"{a['method']}{'/' + str(alg) if alg else ''}")

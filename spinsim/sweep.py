@@ -10,12 +10,15 @@ which order.
 
 Directions ``u_i`` (unit vectors per site; zero on frozen sites):
 
-* ``"field"``: H's own field direction ``h_i/|h_i|`` (the prompt field of a head);
+* ``"field"``: H's own field direction ``h_i/|h_i|``;
+* ``"prompt"``: a head's prompt directions ``x_i/|x_i|`` (``H.prompt_directions``, set by
+  ``spinsim.models.hamiltonians``): the prompt field of SPEC section 1;
 * ``"top_eigenvector"``: the top eigenvector of ``M_s = (M + M^T)/2`` on every site (sign fixed
   so its largest component is positive; for Ising spins simply ``+1``);
 * an (n_comp,) vector (e.g. a candidate token's vector), the same on every site;
 * an (n_sites, n_comp) array, one direction per site (rows are normalised; zero rows get no field).
-Default: ``"field"`` when H has a field, else ``"top_eigenvector"``.
+Default: ``"prompt"`` for a head (H has ``prompt_directions``), else ``"field"`` when H has a
+field, else ``"top_eigenvector"``.
 
 File layout (HDF5, SPEC section 6)::
 
@@ -96,10 +99,20 @@ def resolve_direction(H: Hamiltonian, direction: Any = None) -> tuple[np.ndarray
     See the module docstring for the accepted values. Frozen sites get ``u_i = 0``.
     """
     N, n = H.n_sites, H.n_comp
+    prompt_dirs = getattr(H, "prompt_directions", None)
     if direction is None:
-        direction = "field" if np.any(H.h[~H.frozen] != 0) else "top_eigenvector"
+        direction = ("prompt" if prompt_dirs is not None else
+                     "field" if np.any(H.h[~H.frozen] != 0) else "top_eigenvector")
     if isinstance(direction, str):
-        if direction == "field":
+        if direction == "prompt":
+            if prompt_dirs is None:
+                raise ValueError("direction 'prompt' needs a head Hamiltonian (H.prompt_directions, from "
+                                 "spinsim.models); allowed otherwise: 'field', 'top_eigenvector', an array")
+            U = np.array(prompt_dirs, dtype=np.float64).reshape(N, n)
+            nrm = np.linalg.norm(U, axis=1, keepdims=True)
+            U = np.divide(U, nrm, out=np.zeros_like(U), where=nrm > 0)
+            label = "prompt: u_i = x_i/|x_i| (each site pinned toward its own token)"
+        elif direction == "field":
             nrm = np.linalg.norm(H.h, axis=1, keepdims=True)
             nrm[H.frozen] = 0.0
             if not np.any(nrm > 0):
@@ -114,7 +127,7 @@ def resolve_direction(H: Hamiltonian, direction: Any = None) -> tuple[np.ndarray
             U = np.broadcast_to(top, (N, n)).copy()
             label = f"top_eigenvector: top eigenvector of M_s (eigenvalue {w[-1]:.6g}), every site"
         else:
-            raise ValueError(f"unknown direction {direction!r}; allowed: 'field', 'top_eigenvector', "
+            raise ValueError(f"unknown direction {direction!r}; allowed: 'prompt', 'field', 'top_eigenvector', "
                              f"an ({n},) vector or an ({N}, {n}) array")
     else:
         d = np.asarray(direction, dtype=np.float64)
@@ -639,11 +652,17 @@ def sweep(H: Hamiltonian, T: Any, fields: Any, direction: Any = None, method: st
     U, u_label = resolve_direction(H, direction)
     opts = _solver_options(method, solve_kwargs)
     fp = _fingerprint(H, T, hs, U, method, int(seed), opts)
-    run_attrs = root_attrs("sweep", seed=int(seed), method=method, direction=u_label,
-                           row_seeding="row k: seed, replica_offset = k * n_T * n_chains",
-                           **{f"solver_{k}": json.dumps(_jsonable(v)) if isinstance(v, (np.ndarray, list, tuple))
-                              else v for k, v in opts.items()},
-                           **H.describe(), **(attrs or {}))
+    meta = getattr(H, "meta", None)
+    head_meta = {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool))} \
+        if isinstance(meta, dict) else {}
+    params: dict[str, Any] = {"seed": int(seed), "method": method, "direction": u_label,
+                              "row_seeding": "row k: seed, replica_offset = k * n_T * n_chains"}
+    params.update({f"solver_{k}": json.dumps(_jsonable(v)) if isinstance(v, (np.ndarray, list, tuple)) else v
+                   for k, v in opts.items()})
+    params.update(H.describe())
+    params.update(head_meta)
+    params.update(attrs or {})
+    run_attrs = root_attrs("sweep", **params)
     path = Path(out) if out is not None else None
     ctx = _lock(path) if path is not None else contextlib.nullcontext()
     if path is not None:

@@ -98,13 +98,44 @@ def test_unknown_system_is_an_argparse_usage_error(capsys):
 
 
 def test_model_sweep_without_models_is_a_usage_error(tmp_path, capsys, monkeypatch):
-    import importlib.util
-    if importlib.util.find_spec("spinsim.models.hamiltonians") is not None:
-        pytest.skip("spinsim.models.hamiltonians is installed in this build")
+    import importlib
+
+    real = importlib.import_module
+
+    def missing(name, *a, **k):
+        if name == "spinsim.models.hamiltonians":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(importlib, "import_module", missing)
     rc = main(["sweep", "--model", "gpt2", "--head", "L3H5", "--prompt", "Hi", "--T", "1:2:2", "--field", "0:1:2",
                "--out", str(tmp_path / "h.h5")])
     assert rc == 2
     one_line_error(capsys.readouterr().err, "--model sweeps need spinsim.models")
+
+
+@pytest.mark.slow
+def test_model_sweep_of_a_tiny_gpt2_head(tmp_path, capsys):
+    """--model/--head/--prompt: a head's (T, h) sweep along the prompt field, end to end."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _tiny_models import gpt2_dir
+
+    from spinsim.sweep import read_sweep
+
+    out = tmp_path / "head.h5"
+    rc = main(["sweep", "--model", str(gpt2_dir()), "--head", "L1H2", "--prompt", "A dog says woof. A cat says",
+               "--input", "embed", "--T", "0.5:4:3", "--field", "0:2:2", "--sweeps", "100", "--no-progress",
+               "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    sw = read_sweep(out)
+    assert sw.complete and sw.attrs["head"] == "L1H2" and sw.attrs["input_mode"] == "embed"
+    assert sw.attrs["weights_sha256"] and sw.attrs["direction"].startswith("prompt")
+    nrm = np.linalg.norm(sw.direction, axis=1)
+    np.testing.assert_allclose(nrm, 1.0)
+    assert main(["plot", str(out), "--out", str(tmp_path / "figs")]) == 0
+    assert (tmp_path / "figs" / "head_phase_diagram.png").exists()
 
 
 def test_system_and_model_together_exit_2(tmp_path, capsys):

@@ -41,13 +41,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--model", help="transformer model (HF name, local folder, GGUF file or smollm2-135m)")
     src.add_argument("--head", help="head label L{layer}H{head}, counted from 0 (with --model)")
     src.add_argument("--prompt", help="prompt text (with --model)")
+    src.add_argument("--input", choices=("embed", "embed+pos", "residual"), default="residual",
+                     help="site vectors of a head (with --model): raw embeddings, + positions, or the "
+                          "normalised residual input the head sees (default)")
     grid = p.add_argument_group("grid")
     grid.add_argument("--T", required=True, help="temperatures start:stop:count, > 0 (e.g. 1.5:3.5:12)")
     grid.add_argument("--field", required=True, help="added field strengths h start:stop:count (e.g. 0:0.5:4)")
     grid.add_argument("--direction", default=None,
-                      help="field direction u_i: 'field' (the system's own field, e.g. a head's prompt field), "
-                           "'top_eigenvector' (of M_s) or a comma-separated vector 'x1,x2,...' "
-                           "(default: 'field' when the system has one, else 'top_eigenvector')")
+                      help="field direction u_i: 'prompt' (a head's prompt field x_i/|x_i|), 'field' (the "
+                           "system's own field), 'top_eigenvector' (of M_s) or a comma-separated vector "
+                           "'x1,x2,...' (default: 'prompt' for --model, else 'top_eigenvector')")
     sol = p.add_argument_group("solver")
     sol.add_argument("--method", choices=("mc", "exact", "analytic"), default="mc", help="solver (default mc)")
     sol.add_argument("--algorithm", choices=_ALGORITHMS, default="heatbath",
@@ -56,6 +59,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sol.add_argument("--discard", type=int, default=None,
                      help="equilibration sweeps thrown away (default max(100, sweeps/4))")
     sol.add_argument("--chains", type=int, default=1, help="independent chains per temperature (default 1)")
+    run_ = p.add_argument_group("execution")
+    run_.add_argument("--executor", choices=("local", "dask"), default="local",
+                      help="where rows run: here (default) or on a Dask cluster (this process writes the file)")
+    run_.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (with --executor dask)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing file instead of resuming")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_common(p)
@@ -69,20 +76,22 @@ def _range(text: str, name: str) -> np.ndarray:
 
 
 def _direction(text: str | None) -> Any:
-    if text is None or text in ("field", "top_eigenvector"):
+    if text is None or text in ("prompt", "field", "top_eigenvector"):
         return text
     try:
         v = np.array([float(x) for x in text.split(",")])
     except ValueError:
-        raise UsageError(f"--direction {text!r}: allowed 'field', 'top_eigenvector' or a comma-separated "
-                         "vector such as '1,0,0'") from None
+        raise UsageError(f"--direction {text!r}: allowed 'prompt', 'field', 'top_eigenvector' or a "
+                         "comma-separated vector such as '1,0,0'") from None
     if not np.all(np.isfinite(v)) or not np.any(v):
         raise UsageError(f"--direction {text!r}: the vector must be finite and nonzero")
     return v
 
 
-def head_hamiltonian(model: str, head: str, prompt: str) -> tuple[Any, dict[str, Any]]:
-    """The head's Hamiltonian from ``spinsim.models.hamiltonians`` (the transformer side)."""
+def head_hamiltonian(model: str, head: str, prompt: str, **kw: Any) -> tuple[Any, dict[str, Any]]:
+    """The head's Hamiltonian from ``spinsim.models.hamiltonians`` (the transformer side): every
+    prompt site free (O(d_model) spins of length |x_i|), causal graph, M = scale W_Q W_K^T; the
+    sweep's field axis is the prompt field h x_i/|x_i| (``--direction prompt``)."""
     import importlib
     try:
         hm = importlib.import_module("spinsim.models.hamiltonians")
@@ -93,8 +102,8 @@ def head_hamiltonian(model: str, head: str, prompt: str) -> tuple[Any, dict[str,
     builder = getattr(hm, "head_hamiltonian", None)
     if builder is None:
         raise UsageError("--model sweeps need spinsim.models (not installed in this build)")
-    H = builder(model, head, prompt)
-    return H, {"model_id": model, "head": head, "prompt": prompt}
+    H = builder(model, head, prompt, **kw)
+    return H, {"model_id": model, "head": head, "prompt": prompt, **kw}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -126,18 +135,25 @@ def run(args: argparse.Namespace) -> int:
     else:
         if not args.head or not args.prompt:
             raise UsageError("--model needs --head L{layer}H{head} and --prompt TEXT")
-        H, extra = head_hamiltonian(args.model, args.head, args.prompt)
+        H, extra = head_hamiltonian(args.model, args.head, args.prompt, input=args.input)
     if args.algorithm == "wolff" and args.method == "mc" and (np.any(fields != 0) or np.any(H.h != 0)):
         raise UsageError("--algorithm wolff needs zero field (--field 0); use heatbath or pt for h != 0")
     kw: dict[str, Any] = {}
     if args.method == "mc":
         kw = dict(algorithm=args.algorithm, sweeps=args.sweeps, discard=args.discard, n_chains=args.chains,
                   backend=args.device)
-    from ..sweep import sweep
+    from ..sweep import run_task, sweep
+    executor = None
+    if args.executor != "local" or args.scheduler:
+        from ..executors import make_executor
+        try:
+            executor = make_executor(args.executor, run_task, scheduler=args.scheduler)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     try:
         res = sweep(H, T, fields, direction=direction, method=args.method, out=args.out,
                     overwrite=args.overwrite, progress=not args.no_progress, seed=args.seed,
-                    attrs=extra, **kw)
+                    attrs=extra, executor=executor, **kw)
     except ValueError as exc:
         if "direction" in str(exc):
             raise UsageError(f"--direction: {exc}") from None
