@@ -326,7 +326,7 @@ class _MeanFieldProblem:
             X = sqrtD(x.reshape(N, n))
             return sqrtD(self.K(X)).reshape(-1)
 
-        if size <= 400:
+        if size <= 64:
             A = np.column_stack([op(e) for e in np.eye(size)])
             return float(np.linalg.eigvalsh(0.5 * (A + A.T))[-1])
         from scipy.sparse.linalg import LinearOperator, eigsh
@@ -366,7 +366,8 @@ def mean_field_line(H: Any, h: Any, direction: Any = None, T_min: float | None =
     At h = 0 with no other field D = c 1 (c = 1 Ising, 1/n O(n)) and this is the familiar
     ``T_c = c lambda_max(K)`` (:func:`mean_field_T_c`; complete graph / head: top eigenvalue of the
     symmetrised coupling). A field along the order parameter (Ising, or O(n) in a uniform field)
-    keeps the branch stable: no line for h != 0 (NaN), only the critical point at h = 0. A field
+    keeps the branch stable: no line for h != 0 (NaN), only the critical point at h = 0 (returned
+    without numerics when :func:`field_along_order` holds). A field
     across the ordering direction (e.g. a head's prompt field versus the top eigenvector of
     M_s) gives a genuine line that ends at T = 0 at h_c; where the field breaks the symmetry
     completely the instability is the spinodal of the paramagnetic branch (a first-order jump
@@ -381,6 +382,11 @@ def mean_field_line(H: Any, h: Any, direction: Any = None, T_min: float | None =
 
     hs = np.atleast_1d(np.asarray(h, float))
     U, _ = resolve_direction(H, direction)
+    if field_along_order(H, U):
+        # a uniform field along the (ferro) order parameter: the polarised branch never goes
+        # unstable (tanh / R_{n/2} in a field along the ordering axis), only h = 0 is critical
+        Tc = np.where(hs == 0, mean_field_T_c(H), np.nan)
+        return _mf_dict(hs, Tc.astype(float), T_min)
     prob = _MeanFieldProblem(H, U)
     N, n = prob.shape
     # upper bound: beta * max_i ||D_i|| * lambda_max(K) with ||D_i|| <= c0 (the zero-field value)
