@@ -103,6 +103,24 @@ def _get_lm(model: Any) -> Any:
     return _LM_CACHE[model]
 
 
+_RESIDUAL_CACHE: dict[tuple[int, tuple[int, ...]], np.ndarray] = {}
+_RESIDUAL_CACHE_SIZE = 32
+
+
+def _residual_inputs(lm: Any, toks: np.ndarray) -> np.ndarray:
+    """Every layer's normalised attention input (n_layers, T, d_model) for one token sequence,
+    from one forward pass; the last few sequences per model are memoised (a study builds every
+    head of every layer on the same prompt)."""
+    key = (id(lm), tuple(int(t) for t in toks))
+    if key not in _RESIDUAL_CACHE:
+        from .capture import capture
+        cap = capture(lm, [toks])
+        if len(_RESIDUAL_CACHE) >= _RESIDUAL_CACHE_SIZE:
+            _RESIDUAL_CACHE.pop(next(iter(_RESIDUAL_CACHE)))
+        _RESIDUAL_CACHE[key] = np.stack([np.asarray(x, np.float64) for x in cap.x[0]])
+    return _RESIDUAL_CACHE[key]
+
+
 def site_vectors(lm: Any, layer: int, tokens: Sequence[int], input: str = "residual") -> np.ndarray:
     """Input vectors (T, d_model) float64 of the tokens at one layer (see module docstring)."""
     if input not in INPUT_MODES:
@@ -110,9 +128,7 @@ def site_vectors(lm: Any, layer: int, tokens: Sequence[int], input: str = "resid
     w = lm.weights
     toks = np.asarray(tokens, np.int64)
     if input == "residual":
-        from .capture import capture
-        cap = capture(lm, [toks])
-        return np.asarray(cap.x[0][layer], np.float64)
+        return _residual_inputs(lm, toks)[layer].copy()
     X = np.asarray(arch.embedding_matrix(w)[toks], np.float64)
     if input == "embed+pos" and w.family == "gpt2":
         X = X + np.asarray(arch.position_matrix(w)[: len(toks)], np.float64)
