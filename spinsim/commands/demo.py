@@ -119,12 +119,23 @@ def run(args: argparse.Namespace) -> int:
     with clock.step("phase", f"phase diagram of {best} on {item0.prompt!r}"):
         sw, phase_info = _phase_diagram(lm, best, item0.prompt, out, args, backend, hs)
     # ---- analytic vs sampled gap of the same head's probe
-    with clock.step("validate", f"analytic vs sampled candidate gap ({best}: {item0.correct!r} vs {item0.wrong!r})"):
-        hsys = head_system(lm, best, item0.prompt, input="residual", candidates=[item0.correct, item0.wrong], heads=hs)
-        val = validate_candidates(hsys.H, sweeps=2000 if args.quick else 4000, seed=args.seed,
-                                  backend="cpu" if backend == "auto" else backend,
-                                  labels=(item0.correct, item0.wrong))
-        plot_validation(val, out / "validate.png", title=f"{best}: {item0.correct!r} vs {item0.wrong!r}")
+    with clock.step("validate", f"analytic vs sampled candidate gap of {best}"):
+        val, vitem = None, None
+        for it in items:                    # the first prompt whose two candidates differ in energy
+            hsys = head_system(lm, best, it.prompt, input="residual", candidates=[it.correct, it.wrong], heads=hs)
+            try:
+                val = validate_candidates(hsys.H, sweeps=2000 if args.quick else 4000, seed=args.seed,
+                                          backend="cpu" if backend == "auto" else backend,
+                                          labels=(it.correct, it.wrong))
+            except ValueError as exc:
+                if "degenerate" in str(exc) or "parallel" in str(exc):
+                    continue
+                raise
+            vitem = it
+            break
+        if val is None:
+            raise ValueError("every prompt's two candidates are degenerate for this head: nothing to validate")
+        plot_validation(val, out / "validate.png", title=f"{best}: {vitem.correct!r} vs {vitem.wrong!r}")
     # ---- ground states and spin-wave gaps of every head on the first prompt
     with clock.step("ground", f"ground states and excitation gaps of all {L * Hn} heads on the first prompt"):
         ground = _ground_study(lm, hs, item0.prompt, args.quick, args.seed)
@@ -143,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
         for name in ("analytic", "exact", "mc", "mc_err", "z"):
             d = gv.create_dataset(name, data=getattr(val, name))
             d.dims[0].attach_scale(gv["T"])
-        gv.attrs.update({"head": best, "prompt": item0.prompt, "E_A": val.E_A, "E_B": val.E_B,
+        gv.attrs.update({"head": best, "prompt": vitem.prompt, "E_A": val.E_A, "E_B": val.E_B,
                          "labels": list(val.labels), "units": "log-odds (natural log); T in energy units"})
         gg = f.create_group("ground")
         for name in ("E0", "gap", "zero_modes", "spin_wave_gap", "n_minima", "hit_fraction"):
@@ -158,8 +169,8 @@ def run(args: argparse.Namespace) -> int:
         F.plot_sweep(sw, out, stem="phase")
     timings = dict(clock.timings)
     total = time.perf_counter() - clock.t0
-    sections = _report_sections(lm, gs, corr, paper, summary, best, item0, sw, phase_info, val, ground, figs,
-                                timings, total, args, n_perm, L, Hn)
+    sections = _report_sections(lm, gs, corr, paper, summary, best, item0, vitem, sw, phase_info, val, ground,
+                                figs, timings, total, args, n_perm, L, Hn)
     md, html = write_report(out, f"spinsim study of {lm.model_id}", sections)
     print(f"spinsim demo: wrote {study_path}, {out / 'phase.h5'}, figures, {md} and {html} in {total:.0f} s",
           file=sys.stderr)
@@ -261,8 +272,8 @@ def _survivors(res: Any, alpha: float, Hn: int) -> dict[str, list[str]]:
     return {k: [head_label(int(i) // Hn, int(i) % Hn) for i in v] for k, v in res.stats.survivors(alpha).items()}
 
 
-def _report_sections(lm, gs, corr, paper, summary, best, item0, sw, phase_info, val, ground, figs, timings, total,
-                     args, n_perm, L, Hn):
+def _report_sections(lm, gs, corr, paper, summary, best, item0, vitem, sw, phase_info, val, ground, figs, timings,
+                     total, args, n_perm, L, Hn):
     from scipy.stats import spearmanr
 
     from spinsim.analysis.report import fmt
@@ -360,7 +371,7 @@ def _report_sections(lm, gs, corr, paper, summary, best, item0, sw, phase_info, 
                                                      "boundaries (labelled by method)."},
         ]),
         ("Analytic vs sampled gaps", [
-            f"A probe site over {item0.correct!r} and {item0.wrong!r} in the frozen field of the prompt "
+            f"A probe site over {vitem.correct!r} and {vitem.wrong!r} in the frozen field of {vitem.prompt!r} "
             f"({best}, residual inputs): E_B - E_A = {val.gap:.5g}. The closed form log P_A/P_B = beta (E_B - E_A) "
             f"equals exact enumeration to {float(np.max(np.abs(val.exact - val.analytic))):.1e} and the heat-bath "
             f"Monte Carlo within {max_z:.2f} standard errors at every T.",
