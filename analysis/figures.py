@@ -269,7 +269,7 @@ def observable_curves(sw: Any, stem: str | os.PathLike | None = None,
 def head_grid(values: Any, ax: plt.Axes | None = None, label: str = "value", center: float | None = 0.0,
               cmap: str = "RdBu_r", annotate: bool = True, mark: Any = None, mark_label: str = "survives",
               vmin: float | None = None, vmax: float | None = None, fmt: str = "{:.2f}",
-              title: str | None = None, symmetric: bool = True) -> plt.Axes:
+              title: str | None = None, symmetric: bool = True, annot: Any = None) -> plt.Axes:
     """Layer x head heat map of a per-head value, shape (n_layers, n_heads), layer 0 at the top.
 
     Diverging ``cmap`` centred on ``center`` (None: plain linear scale). ``symmetric``: the same
@@ -277,7 +277,8 @@ def head_grid(values: Any, ax: plt.Axes | None = None, label: str = "value", cen
     side to its own data extreme (for a family-wise p pass ``-log10(p)`` with
     ``center=-log10(0.05)``, or p itself with ``center=0.05``). Each cell shows its head label
     ``L{layer}H{head}`` and, with ``annotate``, the value. ``mark`` (bool, same shape) outlines
-    cells, e.g. heads that survive a family-wise correction.
+    cells, e.g. heads that survive a family-wise correction. ``annot`` (same shape) gives the
+    numbers printed in the cells instead of ``values`` (e.g. p when the colour shows -log10 p).
     """
     from matplotlib.colors import Normalize, TwoSlopeNorm
     from matplotlib.patches import Rectangle
@@ -310,13 +311,15 @@ def head_grid(values: Any, ax: plt.Axes | None = None, label: str = "value", cen
     ax.set_ylabel("layer")
     small = n_heads > 16 or n_layers > 32
     fs = 5.5 if small else 7
+    shown = V if annot is None else np.asarray(annot, float)
     if annotate and not (n_heads * n_layers > 600):
         for i in range(n_layers):
             for j in range(n_heads):
                 v = V[i, j]
                 rgba = cm(norm(v)) if np.isfinite(v) else (0.87, 0.87, 0.87, 1)
                 lum = 0.299 * rgba[0] + 0.587 * rgba[1] + 0.114 * rgba[2]
-                txt = _head_label(i, j) + ("" if not np.isfinite(v) else "\n" + fmt.format(v))
+                a = shown[i, j]
+                txt = _head_label(i, j) + ("" if not np.isfinite(a) else "\n" + fmt.format(a))
                 ax.text(j, i, txt, ha="center", va="center", fontsize=fs,
                         color="white" if lum < 0.5 else "black")
     if mark is not None:
@@ -328,7 +331,11 @@ def head_grid(values: Any, ax: plt.Axes | None = None, label: str = "value", cen
             ax.add_patch(Rectangle((j - 0.44, i - 0.44), 0.88, 0.88, fill=False, ec="#ffd700", lw=1.4))
             first = False
         if not first:
-            ax.legend(loc="upper left", bbox_to_anchor=(0, -0.12), fontsize=8, frameon=False)
+            fig = ax.figure
+            if fig.get_layout_engine() is not None and len(fig.axes) <= 2:
+                fig.legend(*ax.get_legend_handles_labels(), loc="outside lower left", fontsize=8, frameon=False)
+            else:
+                ax.legend(loc="best", fontsize=8)
     if title:
         ax.set_title(title)
     return ax
@@ -359,16 +366,56 @@ def plot_result(res: Any, outdir: str | os.PathLike, stem: str = "result") -> li
     return observable_curves(res, Path(outdir) / f"{stem}_curves")
 
 
-def _head_datasets(f: Any) -> list[tuple[str, np.ndarray]]:
-    """Every 2-D dataset whose dims are (layer, head)."""
-    found: list[tuple[str, np.ndarray]] = []
+def _plot_head_grids(path: Path, heads: list[tuple[str, np.ndarray, str]], outdir: Path) -> list[Path]:
+    """One layer x head grid per dataset. Probabilities (units 'probability' or names *_p, *_q)
+    are drawn as -log10 p, white at p = 0.05; correlations (r, rho) diverge around 0 with the heads
+    whose family-wise p (``fwer_p`` beside them) is below 0.05 outlined; other values use a
+    sequential scale."""
+    written: list[Path] = []
+    by_group: dict[str, dict[str, np.ndarray]] = {}
+    for name, V, _ in heads:
+        grp, _, leaf = name.rpartition("/")
+        by_group.setdefault(grp, {})[leaf] = V
+    for name, V, units in heads:
+        grp, _, leaf = name.rpartition("/")
+        V = np.asarray(V, float)
+        kw: dict[str, Any] = {"label": leaf}
+        is_p = units == "probability" or leaf.endswith(("_p", "_q")) or leaf in ("p", "q")
+        if is_p:
+            kw.update(label=f"{leaf} (log scale; white at 0.05)", center=-np.log10(0.05), symmetric=False,
+                      cmap="RdBu_r", annot=V, fmt="{:.2g}")
+            V = -np.log10(np.clip(V, 1e-300, 1.0))
+        elif leaf.endswith(("_r", "_rho")) or leaf in ("r", "rho"):
+            kw.update(center=0.0, cmap="RdBu_r")
+            fw = by_group.get(grp, {}).get("fwer_p")
+            if fw is not None and np.shape(fw) == V.shape:
+                kw.update(mark=np.asarray(fw) < 0.05, mark_label="family-wise p < 0.05 (permutation max-|r|)")
+        else:
+            kw.update(center=None, cmap="viridis")
+        with plt.rc_context(STYLE):
+            ax = head_grid(V, title=f"{path.stem}: {name}", **kw)
+            if is_p:                                   # colour bar ticks as p values
+                cb = ax.images[0].colorbar
+                ps = np.array([1.0, 0.3, 0.1, 0.05, 0.01, 1e-3, 1e-4, 1e-6])
+                lo, hi = cb.norm.vmin, cb.norm.vmax
+                ticks = [(-np.log10(q), f"{q:g}") for q in ps if lo <= -np.log10(q) <= hi]
+                if ticks:
+                    cb.set_ticks([t for t, _ in ticks], labels=[lab for _, lab in ticks])
+            written += save(ax.figure, outdir / f"{path.stem}_{name.replace('/', '_')}")
+    return written
+
+
+def _head_datasets(f: Any) -> list[tuple[str, np.ndarray, str]]:
+    """Every 2-D numeric dataset whose dims are (layer, head): (name, values, units)."""
+    found: list[tuple[str, np.ndarray, str]] = []
 
     def visit(name: str, obj: Any) -> None:
         import h5py
         if isinstance(obj, h5py.Dataset) and obj.ndim == 2 and "dims" in obj.attrs:
             dims = [d.decode() if isinstance(d, bytes) else str(d) for d in obj.attrs["dims"]]
-            if dims == ["layer", "head"]:
-                found.append((name, obj[()]))
+            if dims == ["layer", "head"] and obj.dtype.kind in "fiub":
+                u = obj.attrs.get("units", "")
+                found.append((name, obj[()], u.decode() if isinstance(u, bytes) else str(u)))
     f.visititems(visit)
     return found
 
@@ -407,10 +454,7 @@ def plot_files(paths: Iterable[str | os.PathLike], outdir: str | os.PathLike) ->
             sweeps.append((p, read_sweep(p)))
         elif has_result:
             written += plot_result(Result.from_hdf5(p), outdir, stem=p.stem)
-        for name, V in heads:
-            with plt.rc_context(STYLE):
-                ax = head_grid(V, label=name.split("/")[-1], title=f"{p.stem}: {name}")
-                written += save(ax.figure, outdir / f"{p.stem}_{name.replace('/', '_')}")
+        written += _plot_head_grids(p, heads, outdir)
         if kind != "sweep" and not has_result and not heads:
             raise SpinsimFileError(f"{p}: nothing to plot in a spinsim {kind!r} file "
                                    "(no /sweep, /result or (layer, head) datasets)")

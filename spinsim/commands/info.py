@@ -59,11 +59,46 @@ def _dataset_line(name: str, d: Any) -> str:
     extra = ""
     if d.ndim == 1 and 0 < d.size <= 6 and d.dtype.kind in "fiu":
         extra = "  " + np.array2string(d[()], precision=4, separator=", ")
-    elif d.ndim == 1 and d.dtype.kind in "fiu" and d.size > 6:
-        a = d[()]
-        extra = f"  {a[0]:.4g} .. {a[-1]:.4g}"
+    elif d.ndim >= 1 and d.dtype.kind in "fiu" and 6 < d.size <= 5_000_000:
+        a = np.asarray(d[()], dtype=np.float64)
+        fin = a[np.isfinite(a)]
+        n_nan = a.size - fin.size
+        extra = (f"  range {fin.min():.4g} .. {fin.max():.4g}" if fin.size else "  all NaN") + \
+            (f" ({n_nan} NaN)" if fin.size and n_nan else "")
     u = f"  [{units}]" if units else ""
     return f"  {name:<36} {str(d.dtype):<8} {shape}{u}{scale}{extra}"
+
+
+def _shape_of(g: Any) -> tuple:
+    import h5py
+    return tuple(sorted((k, v.shape if isinstance(v, h5py.Dataset) else "group") for k, v in g.items()))
+
+
+def _walk(g: Any, prefix: str, max_alike: int = 3) -> None:
+    """Print a group's tree; runs of many sibling groups with the same layout (heads/L0H0 ...)
+    are shown once and counted."""
+    import h5py
+    items = list(g.items())
+    subgroups = [(k, v) for k, v in items if isinstance(v, h5py.Group)]
+    alike: dict[tuple, list[str]] = {}
+    for k, v in subgroups:
+        alike.setdefault(_shape_of(v), []).append(k)
+    shown: set[str] = set()
+    for names in alike.values():
+        shown.update(names[:max_alike] if len(names) > max_alike + 1 else names)
+    for k, v in items:
+        name = f"{prefix}{k}"
+        if isinstance(v, h5py.Group):
+            if k not in shown:
+                continue
+            print(f"  {name}/")
+            _walk(v, name + "/", max_alike)
+            names = alike[_shape_of(v)]
+            if len(names) > max_alike + 1 and k == names[max_alike - 1]:
+                print(f"  {prefix}... {len(names) - max_alike} more groups laid out like {name}/ "
+                      f"({names[max_alike]} .. {names[-1]})")
+        else:
+            print(_dataset_line(name, v))
 
 
 def _sweep_summary(f: Any) -> list[str]:
@@ -109,6 +144,16 @@ def _boundary_summary(f: Any) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except BrokenPipeError:        # `spinsim info f.h5 | head`: stop quietly
+        import os
+        import sys
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _run(args: argparse.Namespace) -> int:
     import h5py
 
     from ..io import open_spinsim
@@ -127,12 +172,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"  ... {hidden} more attributes (--attrs all)")
         print("contents:")
 
-        def visit(name: str, obj: Any) -> None:
-            if isinstance(obj, h5py.Group):
-                print(f"  {name}/")
-            else:
-                print(_dataset_line(name, obj))
-        f.visititems(visit)
+        _walk(f, "")
         if "sweep" in f:
             print("\n".join(_sweep_summary(f)))
         if "boundary" in f:
