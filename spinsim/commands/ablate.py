@@ -88,9 +88,10 @@ def run(args: argparse.Namespace) -> int:
                 for p in range(len(titems)):
                     print(f"{head_label(l, h):>7} {m:>5} {p:>6} {res.clean[p]:>10.4f} {res.measured[mi, p, l, h]:>+10.4f} "
                           f"{res.predicted[mi, p, l, h]:>+10.4f}")
+    fmt = lambda r: "n/a (fewer than 3 points)" if r != r else f"{r:.3f}"  # noqa: E731
     for m, c in res.correlations().items():
-        print(f"[{m}] measured vs predicted shift ({unit}): pooled r = {c['pooled']:.3f}, "
-              f"head-mean r = {c['head_mean']:.3f}")
+        print(f"[{m}] measured vs predicted shift ({unit}): pooled r = {fmt(c['pooled'])}, "
+              f"head-mean r = {fmt(c['head_mean'])}")
     print(f"spinsim ablate: wrote {args.out} ({len(which)} heads x {len(titems)} prompts, modes {', '.join(modes)})",
           file=sys.stderr)
     return 0
