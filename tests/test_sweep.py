@@ -3,6 +3,7 @@ SIGKILL), refusal of mismatched resumes, crash safety of commits, and the 2D Isi
 from __future__ import annotations
 
 import fcntl
+import importlib
 import os
 import re
 import signal
@@ -16,9 +17,10 @@ import numpy as np
 import pytest
 
 import spinsim as ss
-from spinsim import sweep as sweep_mod
 from spinsim.io import SpinsimFileError
 from spinsim.sweep import SweepMismatchError, compute_row, read_sweep, serial_executor, sweep
+
+sweep_mod = importlib.import_module("spinsim.sweep")   # the module (ss.sweep may be the function)
 
 TC_ONSAGER = 2.0 / np.log(1.0 + np.sqrt(2.0))
 T3 = np.array([1.5, 2.5, 3.5])
