@@ -615,8 +615,9 @@ def sweep(H: Hamiltonian, T: Any, fields: Any, direction: Any = None, method: st
     ----------
     H : the Hamiltonian (its own fields ``H.h`` stay; ``h u_i`` is added on top).
     T : (n_T,) temperatures > 0 (k_B = 1). fields : (n_h,) added field strengths h (any sign).
-    direction : ``"field"``, ``"top_eigenvector"``, an (n_comp,) or (n_sites, n_comp) array (see
-        module docstring); also the projection direction of ``projection``.
+    direction : ``"prompt"`` (a head's x_i/|x_i|), ``"field"``, ``"top_eigenvector"``, an (n_comp,)
+        or (n_sites, n_comp) array (see module docstring); also the projection direction of
+        ``projection``.
     method : ``"mc"`` (default), ``"exact"`` or ``"analytic"``.
     out : HDF5 path; rows stream into it and a rerun resumes (module docstring). None: memory only.
     overwrite : start afresh even if ``out`` holds another sweep.
