@@ -21,7 +21,16 @@ __all__ = ["PromptItem", "TokenizedItem", "PromptFileError", "load_prompts", "to
            "shipped_prompt_file", "SHIPPED"]
 
 SHIPPED = ("paper20",)
-_DATA = Path(__file__).resolve().parent.parent / "data" / "prompts"
+def _data_dir() -> Path:
+    """The shipped prompt folder: the ``spinsim.data`` package (wheel or editable install)."""
+    try:
+        from importlib.resources import files
+        return Path(str(files("spinsim.data") / "prompts"))
+    except (ModuleNotFoundError, TypeError):
+        return Path(__file__).resolve().parent.parent / "data" / "prompts"
+
+
+_DATA = _data_dir()
 
 
 class PromptFileError(ValueError):

@@ -1,0 +1,1 @@
+"""Data shipped with spinsim (import name ``spinsim.data``): ``prompts/paper20.tsv``."""
