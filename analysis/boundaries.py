@@ -537,7 +537,7 @@ def field_along_order(H: Any, direction: np.ndarray) -> bool:
 
 
 def sweep_boundaries(sw: Any, H: Any = None, candidates: Mapping[str, Any] | None = None,
-                     n_resample: int = 1000, mean_field_max_size: int = 5000) -> dict[str, dict[str, Any]]:
+                     n_resample: int = 1000, mean_field_max_size: int = 10_000) -> dict[str, dict[str, Any]]:
     """Every boundary a single sweep supports, by name (what ``spinsim.sweep`` writes to /boundary).
 
     * ``chi_peak``: :func:`susceptibility_peak_line` of ``susceptibility`` over T at each h;
