@@ -10,9 +10,11 @@ from .lattices import (causal, chain, complete_graph, cubic, lattice, sherringto
                        square, textbook)
 from .result import Result
 from .solvers import solve
+from .sweep import read_sweep, sweep  # noqa: E402  (the function shadows the module name: use
+                                      # `from spinsim.sweep import ...` for the module's other names)
 
 __all__ = [
     "__version__", "Hamiltonian", "Ising", "Heisenberg", "Discrete", "Identity", "Dense", "LowRank",
     "replace", "lattice", "chain", "square", "cubic", "complete_graph", "sherrington_kirkpatrick",
-    "causal", "textbook", "Result", "solve",
+    "causal", "textbook", "Result", "solve", "sweep", "read_sweep",
 ]

@@ -72,9 +72,12 @@ def cubic(kind: Any, L: int, **kw: Any) -> Hamiltonian:
 def complete_graph(kind: Any, N: int, J: float = 1.0, M: Any = None, h: Any = None,
                    n_comp: int | None = None, normalize: bool = True) -> Hamiltonian:
     """All-to-all graph, each pair once: ``H = -(J/N) sum_{i<j} S_i^T M S_j`` (Curie-Weiss when
-    ``normalize``; mean-field T_c = J (n_comp-independent prefactor) / n_comp for isotropic M)."""
+    ``normalize``: for isotropic M = 1 and unit O(n) spins the mean-field T_c is
+    J (N - 1) / (N n), -> J / n for large N). ``n_comp`` defaults to M's size."""
     if N < 2:
         raise ValueError(f"complete graph needs N >= 2 sites, got {N}")
+    if n_comp is None and M is not None:
+        n_comp = np.asarray(M).shape[0] if isinstance(M, (np.ndarray, list, tuple)) else M.n_comp
     spin = spin_kind(kind, n_comp)
     w = J / N if normalize else J
     W = np.triu(np.full((N, N), w), k=1)

@@ -104,15 +104,17 @@ def _direction(H: Hamiltonian, direction: Any) -> tuple[np.ndarray, str | None]:
     return np.ascontiguousarray(U), label
 
 
-def initial_state(H: Hamiltonian, n_replicas: int, init: Any, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Initial spins S (R, N, n) and discrete indices X (R, N), identical for every backend."""
+def initial_state(H: Hamiltonian, n_replicas: int, init: Any, seed: int,
+                  replica_offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Initial spins S (R, N, n) and discrete indices X (R, N), identical for every backend;
+    random starts are keyed by (seed, replica_offset) so that sweep rows start differently."""
     N, n = H.n_sites, H.n_comp
     discrete = isinstance(H.spin, (Ising, Discrete))
     X = np.zeros((n_replicas, N), dtype=np.int64)
     if isinstance(init, str):
         check_choice("init", init, ("random", "ordered"))
         if init == "random":
-            rng = np.random.default_rng([seed, 0x5EED])
+            rng = np.random.default_rng([seed, 0x5EED, int(replica_offset)])
             if discrete:
                 X = rng.integers(0, H.spin.vectors.shape[0], (n_replicas, N))
                 sig = H.spin.vectors[X]
@@ -210,7 +212,7 @@ def solve_mc(H: Hamiltonian, T: np.ndarray, *, backend: str = "cpu", algorithm: 
     R = n_T * n_chains
     beta = np.tile(1.0 / Ts, n_chains)
     replica_ids = np.arange(R, dtype=np.int64) + int(replica_offset)
-    S, X = initial_state(H, R, init, int(seed))
+    S, X = initial_state(H, R, init, int(seed), int(replica_offset))
 
     if backend == "cuda":
         from ..kernels import cuda as engine   # noqa: F401  (raises a clear error without a GPU)
