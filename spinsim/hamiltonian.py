@@ -231,7 +231,7 @@ class Hamiltonian:
             _check_finite(Wd, "graph W")
             if np.any(np.diag(Wd) != 0):
                 i = int(np.flatnonzero(np.diag(Wd))[0])
-                raise ValueError(f"W must have a zero diagonal (no self-coupling); W[{i}, {i}] = {Wd[i, i]!r}")
+                raise ValueError(f"W must have a zero diagonal (no self-coupling); W[{i}, {i}] = {float(Wd[i, i])!r}")
             self.W = Wd
         self.n_sites = int(self.W.shape[0])
         if self.n_sites < 1:
@@ -298,7 +298,7 @@ class Hamiltonian:
             _check_finite(m, "lengths")
             if np.any(m <= 0):
                 i = int(np.flatnonzero(m <= 0)[0])
-                raise ValueError(f"spin lengths must be > 0; lengths[{i}] = {m[i]!r}")
+                raise ValueError(f"spin lengths must be > 0; lengths[{i}] = {float(m[i])!r}")
             self.lengths = m
 
         # ---- frozen mask
