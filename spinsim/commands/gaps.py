@@ -61,6 +61,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also ablate every head (first sub-token gap) and compare with its direct "
                         "contribution (default none; see 'spinsim ablate')")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    p.add_argument("--executor", choices=("local", "dask"), default="local",
+                   help="where the per-head ablations run: here (default) or on a Dask cluster (--scheduler)")
+    p.add_argument("--scheduler", default=None, help="Dask scheduler address, e.g. tcp://10.0.0.5:8786")
     add_common(p)
 
 
@@ -99,6 +102,10 @@ def run(args: argparse.Namespace) -> int:
     if not 0 < args.alpha < 1:
         raise UsageError(f"--alpha must be in (0, 1), got {args.alpha}")
     check_out(args.out, args.overwrite)
+    if args.executor == "dask" and not args.scheduler:
+        raise UsageError("--executor dask needs --scheduler ADDRESS (e.g. tcp://10.0.0.5:8786)")
+    if args.executor == "local" and args.scheduler:
+        raise UsageError("--scheduler is only meaningful with --executor dask")
     items = load_prompts(args.prompts)
     t0 = time.perf_counter()
     lm = load_model(args.model)
@@ -126,7 +133,15 @@ def run(args: argparse.Namespace) -> int:
         from spinsim.analysis.ablation import ablation_study
         t = time.perf_counter()
         amodes = ("zero", "mean") if args.ablation == "both" else (args.ablation,)
-        gs.ablation = ablation_study(lm, hs_correct, titems, None, amodes, "first")
+        if args.executor == "dask":
+            from spinsim.analysis.distributed import ablation_distributed, run_ablation_task
+            from spinsim.executors import make_executor
+
+            ex = make_executor("dask", run_ablation_task, scheduler=args.scheduler)
+            all_heads = [(l, h) for l in range(hs_correct.n_layers) for h in range(hs_correct.n_heads)]
+            gs.ablation = ablation_distributed(args.model, items, all_heads, amodes, "first", ex, n_chunks=16)
+        else:
+            gs.ablation = ablation_study(lm, hs_correct, titems, None, amodes, "first")
         gs.timings["ablation"] = time.perf_counter() - t
     write_gap_study(args.out, lm, gs, alpha=args.alpha, seed=args.seed, prompts_file=str(args.prompts))
     for line in summary_lines(gs, args.alpha):
