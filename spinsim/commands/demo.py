@@ -203,25 +203,11 @@ def _phase_diagram(lm: Any, head: str, prompt: str, out: Path, args: Any, backen
 
 
 def _ground_study(lm: Any, hs: Any, prompt: str, quick: bool, seed: int) -> dict[str, np.ndarray]:
-    from spinsim.models.hamiltonians import head_system
-    from spinsim.solvers import solve
-    from spinsim.solvers.ground import excitations
+    from spinsim.analysis.ground_study import ground_study, model_builder
 
-    L, Hn = hs.n_layers, hs.n_heads
-    out = {k: np.full((L, Hn), np.nan) for k in ("E0", "gap", "zero_modes", "spin_wave_gap", "n_minima",
-                                                 "hit_fraction")}
-    for l in range(L):
-        for h in range(Hn):
-            H = head_system(lm, (l, h), prompt, input="residual", heads=hs).H
-            r = solve(H, method="ground", restarts=4 if quick else 8, seed=seed)
-            ex = excitations(H, r.ground_states[0], n_modes=6, method="eigsh")
-            out["E0"][l, h] = r.ground_energy
-            out["gap"][l, h] = np.nan if r.gap is None else r.gap
-            out["zero_modes"][l, h] = ex.n_zero_modes
-            out["spin_wave_gap"][l, h] = ex.spin_wave_gap
-            out["n_minima"][l, h] = r.meta["n_minima"]
-            out["hit_fraction"][l, h] = r.meta["best_hit_fraction"]
-    return out
+    gs = ground_study(hs, model_builder(lm, prompt, "residual", hs), restarts=4 if quick else 8, seed=seed, n_modes=6)
+    return {"E0": gs.E0, "gap": gs.gap, "zero_modes": gs.n_zero_modes, "spin_wave_gap": gs.spin_wave_gap,
+            "n_minima": gs.n_minima, "hit_fraction": gs.best_hit_fraction}
 
 
 def _figures(F: Any, gs: Any, corr: Any, paper: Any, ground: dict, out: Path, alpha: float, L: int, Hn: int) -> dict:
