@@ -71,6 +71,7 @@ import h5py
 import numpy as np
 
 from ._version import __version__
+from .directions import resolve_direction
 from .hamiltonian import Discrete, Hamiltonian, Ising, replace
 from .io import SpinsimFileError, from_attr, open_spinsim, root_attrs, to_attr, write_axis, write_values
 from .result import OBSERVABLES
@@ -90,63 +91,6 @@ _LONG_HOUR = 3600.0
 
 class SweepMismatchError(SpinsimFileError):
     """An existing sweep file was written with different parameters."""
-
-
-# ----------------------------------------------------------------------------- directions
-def resolve_direction(H: Hamiltonian, direction: Any = None) -> tuple[np.ndarray, str]:
-    """Per-site unit directions ``u_i`` (n_sites, n_comp) of the added field, and a label.
-
-    See the module docstring for the accepted values. Frozen sites get ``u_i = 0``.
-    """
-    N, n = H.n_sites, H.n_comp
-    prompt_dirs = getattr(H, "prompt_directions", None)
-    if direction is None:
-        direction = ("prompt" if prompt_dirs is not None else
-                     "field" if np.any(H.h[~H.frozen] != 0) else "top_eigenvector")
-    if isinstance(direction, str):
-        if direction == "prompt":
-            if prompt_dirs is None:
-                raise ValueError("direction 'prompt' needs a head Hamiltonian (H.prompt_directions, from "
-                                 "spinsim.models); allowed otherwise: 'field', 'top_eigenvector', an array")
-            U = np.array(prompt_dirs, dtype=np.float64).reshape(N, n)
-            nrm = np.linalg.norm(U, axis=1, keepdims=True)
-            U = np.divide(U, nrm, out=np.zeros_like(U), where=nrm > 0)
-            label = "prompt: u_i = x_i/|x_i| (each site pinned toward its own token)"
-        elif direction == "field":
-            nrm = np.linalg.norm(H.h, axis=1, keepdims=True)
-            nrm[H.frozen] = 0.0
-            if not np.any(nrm > 0):
-                raise ValueError("direction 'field' needs a Hamiltonian with a nonzero field on a free site; "
-                                 "allowed otherwise: 'top_eigenvector', an (n_comp,) or (n_sites, n_comp) array")
-            U = np.divide(H.h, nrm, out=np.zeros_like(H.h), where=nrm > 0)
-            label = "field: u_i = h_i/|h_i| (H's own field direction)"
-        elif direction == "top_eigenvector":
-            w, v = np.linalg.eigh(H.M_sym)
-            top = v[:, -1]
-            top = top * (1.0 if top[np.argmax(np.abs(top))] >= 0 else -1.0)
-            U = np.broadcast_to(top, (N, n)).copy()
-            label = f"top_eigenvector: top eigenvector of M_s (eigenvalue {w[-1]:.6g}), every site"
-        else:
-            raise ValueError(f"unknown direction {direction!r}; allowed: 'prompt', 'field', 'top_eigenvector', "
-                             f"an ({n},) vector or an ({N}, {n}) array")
-    else:
-        d = np.asarray(direction, dtype=np.float64)
-        if d.shape == (n,):
-            U = np.broadcast_to(d, (N, n)).copy()
-            label = "vector: one user/candidate direction on every site"
-        elif d.shape == (N, n):
-            U = d.copy()
-            label = "per-site: user directions u_i"
-        else:
-            raise ValueError(f"direction array must have shape ({n},) or ({N}, {n}), got {d.shape}")
-        if not np.all(np.isfinite(U)):
-            raise ValueError("direction has a non-finite entry")
-        nrm = np.linalg.norm(U, axis=1, keepdims=True)
-        U = np.divide(U, nrm, out=np.zeros_like(U), where=nrm > 0)
-    U[H.frozen] = 0.0
-    if not np.any(U != 0):
-        raise ValueError("direction is zero on every free site: the added field would do nothing")
-    return np.ascontiguousarray(U), label
 
 
 def _sha(*arrays: np.ndarray) -> str:

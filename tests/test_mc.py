@@ -265,7 +265,7 @@ def test_result_roundtrip_hdf5(tmp_path):
     (dict(T=1.0, backend="tpu"), "unknown backend 'tpu'"),
     (dict(T=1.0, sweeps=0), "sweeps must be an integer >= 2"),
     (dict(T=1.0, seed=-3), "seed must be an integer"),
-    (dict(T=1.0, direction=np.ones(7)), r"direction must have shape \(3,\)"),
+    (dict(T=1.0, direction=np.ones(7)), r"direction array must have shape \(3,\)"),
 ])
 def test_bad_mc_input_is_rejected_with_a_clear_message(kwargs, match):
     H = ss.lattice("heisenberg", 4)

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..directions import resolve_direction
 from ..hamiltonian import Dense, Discrete, Hamiltonian, Heisenberg, Identity, Ising, LowRank
 from ..observables import thermodynamics
 from ..result import Result
@@ -69,39 +70,13 @@ def prepare(H: Hamiltonian, direction: Any = None) -> dict[str, Any]:
 
 
 def _direction(H: Hamiltonian, direction: Any) -> tuple[np.ndarray, str | None]:
-    """Per-site projection directions u_i (n_sites, n_comp); zero on frozen sites."""
-    N, n = H.n_sites, H.n_comp
-    label: str | None
+    """Projection directions u_i for ``Result.projection`` (arrays used as given, zero on frozen
+    sites); default: the field direction when a free site has a field, else no projection."""
     if direction is None:
-        if np.any(H.h != 0):
-            direction = "field"
-        else:
-            return np.zeros((N, n)), None
-    if isinstance(direction, str):
-        if direction == "field":
-            nrm = np.linalg.norm(H.h, axis=1, keepdims=True)
-            U = np.divide(H.h, nrm, out=np.zeros_like(H.h), where=nrm > 0)
-            label = "field direction h_i/|h_i|"
-        elif direction == "top_eigenvector":
-            w, v = np.linalg.eigh(H.M_sym)
-            U = np.broadcast_to(v[:, -1], (N, n)).copy()
-            label = f"top eigenvector of M_s (eigenvalue {w[-1]:.6g})"
-        else:
-            raise ValueError(f"unknown direction {direction!r}; allowed: 'field', 'top_eigenvector', "
-                             f"an ({n},) or ({N}, {n}) array")
-    else:
-        d = np.asarray(direction, dtype=np.float64)
-        if d.shape == (n,):
-            U = np.broadcast_to(d, (N, n)).copy()
-        elif d.shape == (N, n):
-            U = d.copy()
-        else:
-            raise ValueError(f"direction must have shape ({n},) or ({N}, {n}), got {d.shape}")
-        if not np.all(np.isfinite(U)):
-            raise ValueError("direction has non-finite entries")
-        label = "user direction"
-    U[H.frozen] = 0.0
-    return np.ascontiguousarray(U), label
+        if not np.any(H.h[~H.frozen] != 0):
+            return np.zeros((H.n_sites, H.n_comp)), None
+        direction = "field"
+    return resolve_direction(H, direction, normalize=False)
 
 
 def initial_state(H: Hamiltonian, n_replicas: int, init: Any, seed: int,
