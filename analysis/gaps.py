@@ -44,13 +44,15 @@ from typing import Any, Sequence
 import numpy as np
 
 from spinsim.models import arch
-from spinsim.models.capture import Capture, capture
-from spinsim.models.heads import HeadSet, apply_rotary
+from spinsim.models.attention import context_field  # noqa: F401  old import path (hamiltonians.py, tests)
+from spinsim.models.attention import layer_outputs
+from spinsim.models.capture import Capture, run_capture
+from spinsim.models.heads import HeadSet
 
 from .prompts import TokenizedItem
 
 __all__ = ["INPUTS", "CANDIDATES", "BIASES", "FINAL_NORMS", "GapMode", "Study", "run_forward",
-           "actual_gaps", "theory_gaps", "context_field", "head_inputs", "readouts"]
+           "actual_gaps", "theory_gaps", "head_inputs", "readouts"]
 
 INPUTS = ("embed", "embed+pos", "residual")
 CANDIDATES = ("first", "full")
@@ -129,7 +131,7 @@ def run_forward(lm: Any, items: Sequence[TokenizedItem], residual: bool = True, 
         for ans in (it.correct_ids, it.wrong_ids):
             seqs.append(list(it.prompt_ids) + list(ans))
             pos.append([it.n_prompt - 1 + k for k in range(len(ans))])
-    cap = capture(lm, seqs, logit_positions=pos, inputs=residual, batch_size=batch_size)
+    cap = run_capture(lm, seqs, logit_positions=pos, inputs=residual, batch_size=batch_size)
     return Study(list(items), cap)
 
 
@@ -202,37 +204,6 @@ def readouts(study: Study, weights: Any, mode: GapMode) -> list[list[tuple[int, 
     return out
 
 
-def _z_at(heads: HeadSet, X: np.ndarray, positions: np.ndarray, rotary: bool, biases: bool) -> np.ndarray:
-    """Head outputs before W_O at query positions: z[l, h, r] = sum_{i <= t_r} alpha_i v_i.
-
-    X (n_layers or 1, T, d_model). Returns (n_layers, n_heads, R, d_head) float64.
-    """
-    L, H, dh = heads.n_layers, heads.n_heads, heads.d_head
-    tmax = int(positions.max()) + 1
-    out = np.empty((L, H, len(positions), dh))
-    pos_all = np.arange(tmax)
-    causal = pos_all[None, :] <= positions[:, None]                              # (R, tmax)
-    for l in range(L):
-        Xl = X[l if X.shape[0] > 1 else 0, :tmax]
-        q = np.matmul(Xl[positions][None], heads.W_Q[l].astype(np.float64))     # (H, R, dh)
-        k = np.matmul(Xl[None], heads.W_K[l].astype(np.float64))                # (H, tmax, dh)
-        v = np.matmul(Xl[None], heads.W_V[l].astype(np.float64))
-        if biases:
-            q += heads.b_Q[l][:, None, :]
-            k += heads.b_K[l][:, None, :]
-            v += heads.b_V[l][:, None, :]
-        if rotary:
-            q = apply_rotary(q, positions, heads.inv_freq, heads.rotary_scaling)
-            k = apply_rotary(k, pos_all, heads.inv_freq, heads.rotary_scaling)
-        s = heads.scale[l] * q @ k.transpose(0, 2, 1)                             # (H, R, tmax)
-        s = np.where(causal[None], s, -np.inf)
-        s -= s.max(-1, keepdims=True)
-        a = np.exp(s)
-        a /= a.sum(-1, keepdims=True)
-        out[l] = a @ v
-    return out
-
-
 def theory_gaps(study: Study, heads: HeadSet, weights: Any, mode: GapMode) -> np.ndarray:
     """dL_theory (P, n_layers, n_heads) for every head and item (see module docstring).
 
@@ -253,33 +224,9 @@ def theory_gaps(study: Study, heads: HeadSet, weights: Any, mode: GapMode) -> np
         for s, rs in by_seq.items():
             positions = np.array([terms[r][1] for r in rs])
             X, rotary = head_inputs(w, study.cap.tokens[s], mode, study.cap, s)
-            z = _z_at(heads, X, positions, rotary, biases)                        # (L, H, R, dh)
+            z = np.stack([layer_outputs(heads, X[l if X.shape[0] > 1 else 0], l, positions, biases, rotary)
+                          for l in range(L)])                                      # (L, H, R, dh)
             Uv = np.stack([terms[r][2] * terms[r][3] for r in rs], axis=1)        # (d, R) signed
             WOu = np.einsum("lhed,dr->lher", WO, Uv)                              # (L, H, dh, R)
             result[p] += np.einsum("lhre,lher->lh", z, WOu)
     return result
-
-
-def context_field(head: Any, X: np.ndarray, t: int | None = None, biases: bool = False,
-                  rotary: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """One head's context field at query position t (default: the last) of inputs X (T, d_model).
-
-    Returns ``(N0, alpha)``: ``N0 = sum_{i<=t} alpha_i (x_i W_V + b_V) W_O`` (d_model,) and the
-    attention ``alpha`` (t + 1,) of the query on keys 0..t (self included). ``head`` is a
-    :class:`~spinsim.models.heads.HeadWeights`; rotary defaults to the head's own flag.
-    """
-    X = np.asarray(X, np.float64)
-    t = X.shape[0] - 1 if t is None else int(t)
-    rot = head.rotary if rotary is None else rotary
-    q = X[t] @ head.W_Q.astype(np.float64)
-    k = X[: t + 1] @ head.W_K.astype(np.float64)
-    v = X[: t + 1] @ head.W_V.astype(np.float64)
-    if biases:
-        q, k, v = q + head.b_Q, k + head.b_K, v + head.b_V
-    if rot:
-        q = apply_rotary(q[None], np.array([t]), head.inv_freq, head.rotary_scaling)[0]
-        k = apply_rotary(k, np.arange(t + 1), head.inv_freq, head.rotary_scaling)
-    s = head.scale * k @ q
-    a = np.exp(s - s.max())
-    a /= a.sum()
-    return (a @ v) @ head.W_O.astype(np.float64), a

@@ -6,8 +6,8 @@ Conventions: row vectors, ``q = x W_Q + b_Q``; ``W_Q, W_K, W_V`` (d_model, d_hea
 """
 from .heads import (HeadSet, HeadWeights, all_head_labels, apply_rotary, classify_spectrum, extract_heads,
                     head_label, parse_head, parse_heads, symmetric_spectrum)
-from .capture import Capture, recompute_attention, verify_extraction
-from .capture import capture as run_capture
+from .attention import context_field, recompute_attention
+from .capture import Capture, run_capture, verify_extraction
 from .loading import (EMBEDDED_MODELS, LoadedModel, ModelLoadError, ModelSource, ModelWeights, load_model,
                       load_weights, model_from_module, resolve_model, weights_hash)
 
@@ -15,5 +15,5 @@ __all__ = ["HeadSet", "HeadWeights", "all_head_labels", "apply_rotary", "classif
            "head_label", "parse_head", "parse_heads", "symmetric_spectrum", "EMBEDDED_MODELS", "LoadedModel",
            "ModelLoadError", "ModelSource", "ModelWeights", "load_model", "load_weights", "model_from_module",
            "resolve_model", "weights_hash", "Capture", "run_capture", "recompute_attention",
-           "verify_extraction"]
+           "verify_extraction", "context_field"]
 

@@ -1,6 +1,6 @@
 """Forward passes that record what each head sees, and the check that extraction is right.
 
-:func:`capture` runs the model on token sequences (right-padded into batches; causal attention
+:func:`run_capture` runs the model on token sequences (right-padded into batches; causal attention
 makes the padding invisible to real positions, and positions stay 0..T-1) and records per
 sequence:
 
@@ -13,9 +13,10 @@ sequence:
   when asked (mean ablation);
 * ``logits[s]`` (n_pos, vocab) at the requested positions (default: the last one).
 
-:func:`recompute_attention` rebuilds the probabilities from the extracted factors
-(:class:`~spinsim.models.heads.HeadSet`) and captured inputs, biases and rotary included;
-:func:`verify_extraction` compares them with the model's own.
+:func:`verify_extraction` compares the model's own probabilities with those rebuilt from the
+extracted factors and captured inputs by :func:`spinsim.models.attention.recompute_attention`.
+(The function was called ``capture`` before; that name stays as an alias for existing callers.
+The package exports ``run_capture`` so that ``spinsim.models.capture`` stays the module.)
 """
 from __future__ import annotations
 
@@ -25,9 +26,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import arch
-from .heads import HeadSet, apply_rotary
+from .attention import recompute_attention
+from .heads import HeadSet
 
-__all__ = ["Capture", "capture", "recompute_attention", "verify_extraction"]
+__all__ = ["Capture", "run_capture", "verify_extraction"]
 
 
 @dataclass
@@ -50,7 +52,7 @@ def _base(model: Any) -> Any:
     return model.transformer if hasattr(model, "transformer") else model.model
 
 
-def capture(lm: Any, seqs: Sequence[Sequence[int]], attentions: bool = False, head_outputs: bool = False,
+def run_capture(lm: Any, seqs: Sequence[Sequence[int]], attentions: bool = False, head_outputs: bool = False,
             logit_positions: Sequence[Sequence[int]] | None = None, batch_size: int = 32,
             inputs: bool = True) -> Capture:
     """Run ``lm`` (a :class:`~spinsim.models.loading.LoadedModel`) on token sequences.
@@ -64,7 +66,7 @@ def capture(lm: Any, seqs: Sequence[Sequence[int]], attentions: bool = False, he
     n_layers = len(arch.blocks(model))
     seqs = [np.asarray(s, dtype=np.int64) for s in seqs]
     if any(s.ndim != 1 or s.size == 0 for s in seqs):
-        raise ValueError("capture needs non-empty 1-D token sequences")
+        raise ValueError("run_capture needs non-empty 1-D token sequences")
     if logit_positions is None:
         logit_positions = [[len(s) - 1] for s in seqs]
     pos_lists = [np.asarray(p, dtype=np.int64) for p in logit_positions]
@@ -74,8 +76,8 @@ def capture(lm: Any, seqs: Sequence[Sequence[int]], attentions: bool = False, he
 
     def attn_hook(l: int):
         def hook(mod, args, kwargs):
-            hs = args[0] if args else kwargs["hidden_states"]
-            store.setdefault("x", [None] * n_layers)[l] = hs.detach()
+            hidden = args[0] if args else kwargs["hidden_states"]
+            store.setdefault("x", [None] * n_layers)[l] = hidden.detach()
         return hook
 
     def z_hook(l: int):
@@ -122,37 +124,6 @@ def capture(lm: Any, seqs: Sequence[Sequence[int]], attentions: bool = False, he
     return out
 
 
-def recompute_attention(heads: HeadSet, x: np.ndarray, biases: bool = True,
-                        layers: Sequence[int] | None = None) -> np.ndarray:
-    """Attention probabilities from the extracted factors and captured inputs.
-
-    x: (n_layers, T, d_model) the normalised attention inputs of one sequence. Scores
-    ``scale (x_i W_Q + b_Q) R_i . (x_j W_K + b_K) R_j`` (R: rotary, Llama family), causal mask
-    ``j <= i``, softmax over j. Returns (n_layers, n_heads, T, T) float64 (rows: queries).
-    """
-    layers = range(heads.n_layers) if layers is None else layers
-    T = x.shape[1]
-    out = np.zeros((len(layers), heads.n_heads, T, T))
-    mask = np.triu(np.ones((T, T), bool), k=1)
-    pos = np.arange(T)
-    for i, l in enumerate(layers):
-        xl = np.asarray(x[l], np.float64)
-        q = np.einsum("td,hde->hte", xl, heads.W_Q[l].astype(np.float64))
-        k = np.einsum("td,hde->hte", xl, heads.W_K[l].astype(np.float64))
-        if biases:
-            q = q + heads.b_Q[l][:, None, :]
-            k = k + heads.b_K[l][:, None, :]
-        if heads.rotary:
-            q = apply_rotary(q, pos, heads.inv_freq, heads.rotary_scaling)
-            k = apply_rotary(k, pos, heads.inv_freq, heads.rotary_scaling)
-        s = heads.scale[l] * q @ k.transpose(0, 2, 1)
-        s[:, mask] = -np.inf
-        s -= s.max(-1, keepdims=True)
-        p = np.exp(s)
-        out[i] = p / p.sum(-1, keepdims=True)
-    return out
-
-
 def verify_extraction(heads: HeadSet, cap: Capture) -> float:
     """Largest |recomputed - model| attention probability over every sequence, layer, head and
     (query, key) pair of a capture made with ``attentions=True``."""
@@ -162,3 +133,6 @@ def verify_extraction(heads: HeadSet, cap: Capture) -> float:
     for x, a in zip(cap.x, cap.attn):
         err = max(err, float(np.max(np.abs(recompute_attention(heads, x) - a))))
     return err
+
+
+capture = run_capture   # the old name (models/hamiltonians.py and tests call it); new code: run_capture

@@ -9,7 +9,7 @@ from _tiny_models import gpt2_model, llama_model, loaded, random_items
 from spinsim.analysis.ablation import ablate_heads, ablation_study, paper_ablation_test
 from spinsim.analysis.gaps import GapMode, actual_gaps, run_forward, theory_gaps
 from spinsim.models import arch
-from spinsim.models.capture import capture
+from spinsim.models.capture import run_capture
 from spinsim.models.heads import extract_heads
 from spinsim.models.loading import model_from_module
 
@@ -25,7 +25,7 @@ def test_hook_removes_exactly_the_heads_contribution_in_one_layer(kind, mode):
     lm = model_from_module(m, None)
     hs = extract_heads(lm)
     ids = [5, 17, 3, 99, 42, 7, 250, 11]
-    clean = capture(lm, [ids], head_outputs=True, logit_positions=[list(range(len(ids)))])
+    clean = run_capture(lm, [ids], head_outputs=True, logit_positions=[list(range(len(ids)))])
     dh = hs.d_head
     norm = arch.final_norm(lm)
     U = lm.weights.get("lm_head.weight").astype(np.float64)
@@ -34,7 +34,7 @@ def test_hook_removes_exactly_the_heads_contribution_in_one_layer(kind, mode):
         repl = np.zeros(dh) if mode == "zero" else np.array([0.3, -1.0] * (dh // 2))
         means = {(0, h): repl}
         with ablate_heads(lm, [(0, h)], mode, means):
-            abl = capture(lm, [ids], logit_positions=[list(range(len(ids)))])
+            abl = run_capture(lm, [ids], logit_positions=[list(range(len(ids)))])
         delta = (repl[None, :] - z) @ hs.W_O[0, h]
         np.testing.assert_allclose(abl.final_in[0], clean.final_in[0] + delta, atol=1e-5)
         expect = norm(clean.final_in[0].astype(np.float64) + delta) @ U.T

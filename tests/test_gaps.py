@@ -8,7 +8,7 @@ import pytest
 from _tiny_models import PAPER20, loaded, random_items
 from spinsim.analysis.gaps import GapMode, actual_gaps, run_forward, theory_gaps
 from spinsim.analysis.prompts import PromptFileError, load_prompts, tokenize_items
-from spinsim.models.capture import capture
+from spinsim.models.capture import run_capture
 from spinsim.models.heads import extract_heads
 
 
@@ -97,7 +97,7 @@ def test_residual_theory_is_the_heads_direct_logit_contribution(kind):
     hs = extract_heads(lm)
     mode = GapMode(input="residual", o_slice="correct", candidates="first", biases="exact", final_norm="none")
     th = theory_gaps(study, hs, lm, mode)
-    cap = capture(lm, [it.prompt_ids for it in items], head_outputs=True, inputs=False)
+    cap = run_capture(lm, [it.prompt_ids for it in items], head_outputs=True, inputs=False)
     U = lm.weights.get("lm_head.weight").astype(np.float64)
     dh = hs.d_head
     for p, it in enumerate(items):

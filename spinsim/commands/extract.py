@@ -73,12 +73,12 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         if not args.no_verify:
-            from spinsim.models.capture import capture, verify_extraction
+            from spinsim.models.capture import run_capture, verify_extraction
             ids = lm.encode(args.verify_prompt)
             if not ids:
                 raise UsageError(f"--verify-prompt {args.verify_prompt!r} tokenises to nothing")
             err = verify_extraction(heads if args.o_slice == "correct" else extract_heads(lm, "correct"),
-                                    capture(lm, [ids], attentions=True))
+                                    run_capture(lm, [ids], attentions=True))
             attrs["verify_max_abs_err"] = err
             attrs["verify_prompt"] = args.verify_prompt
             print(f"spinsim extract: attention recomputed from the factors vs the model: max |diff| = {err:.2e}",

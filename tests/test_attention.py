@@ -1,0 +1,73 @@
+"""models.attention against the model's own attention (HF ``output_attentions`` and the head
+outputs entering the output projection) on the tiny random GPT-2 and Llama (rotary, grouped kv,
+q/k/v biases): an independent answer, not the code compared with itself."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from _tiny_models import loaded
+from spinsim.models.attention import context_field, layer_outputs, pattern, recompute_attention, scores
+from spinsim.models.capture import run_capture
+from spinsim.models.heads import extract_heads
+
+PROMPTS = ("The capital of France is Paris. The capital of Germany is", "A dog says woof.")
+
+
+@pytest.fixture(scope="module", params=["gpt2", "llama"])
+def captured(request):
+    lm = loaded(request.param)
+    heads = extract_heads(lm)
+    cap = run_capture(lm, [lm.encode(p) for p in PROMPTS], attentions=True, head_outputs=True)
+    return lm, heads, cap
+
+
+def test_pattern_equals_output_attentions(captured):
+    _, heads, cap = captured
+    for x, attn in zip(cap.x, cap.attn):
+        np.testing.assert_allclose(recompute_attention(heads, x), attn, atol=2e-6)
+        T = x.shape[1]
+        uniform = np.tril(np.ones((T, T))) / np.arange(1, T + 1)[:, None]
+        assert np.max(np.abs(attn - uniform)) > 0.1         # far from uniform: the comparison has teeth
+    # dropping the biases changes the pattern: every term of the score is exercised
+    assert np.max(np.abs(recompute_attention(heads, cap.x[0], biases=False) - cap.attn[0])) > 1e-3
+
+
+def test_head_outputs_equal_the_models_z(captured):
+    """z of every head at every position equals what the model feeds its output projection."""
+    _, heads, cap = captured
+    dh = heads.d_head
+    for x, z_model in zip(cap.x, cap.z):
+        for l in range(heads.n_layers):
+            z = layer_outputs(heads, x[l], l)                             # (n_heads, T, d_head)
+            want = z_model[l].reshape(z_model.shape[1], heads.n_heads, dh).transpose(1, 0, 2)
+            np.testing.assert_allclose(z, want, atol=2e-5, rtol=1e-4)
+
+
+def test_query_subset_and_context_field(captured):
+    _, heads, cap = captured
+    x = cap.x[0]
+    T = x.shape[1]
+    l, h = heads.n_layers - 1, 1
+    rows = np.array([2, T - 1])
+    full = layer_outputs(heads, x[l], l)
+    np.testing.assert_allclose(layer_outputs(heads, x[l], l, rows), full[:, rows], rtol=1e-12, atol=1e-12)
+    hw = heads.head(l, h)
+    N0, alpha = context_field(hw, x[l], t=4, biases=True)
+    np.testing.assert_allclose(alpha, cap.attn[0][l, h, 4, :5], atol=2e-6)
+    dh = heads.d_head
+    np.testing.assert_allclose(N0, cap.z[0][l, 4, h * dh:(h + 1) * dh] @ hw.W_O.astype(np.float64),
+                               atol=2e-5, rtol=1e-4)
+
+
+def test_scores_are_causal_and_check_positions():
+    rng = np.random.default_rng(0)
+    X, WQ, WK = rng.normal(size=(5, 4)), rng.normal(size=(4, 2)), rng.normal(size=(4, 2))
+    s = scores(X, WQ, WK, 0.5)
+    assert np.isneginf(s[np.triu_indices(5, 1)]).all() and np.isfinite(s[np.tril_indices(5)]).all()
+    assert s[3, 1] == pytest.approx(0.5 * (X[3] @ WQ) @ (X[1] @ WK), rel=1e-12)
+    p = pattern(s)
+    np.testing.assert_allclose(p.sum(-1), 1.0, rtol=1e-12)
+    assert p[0, 0] == 1.0
+    with pytest.raises(ValueError, match=r"query positions must be in 0..4, got \[5\]"):
+        scores(X, WQ, WK, 0.5, queries=[5])
