@@ -21,6 +21,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from spinsim.solvers.mean_field import critical_temperatures, field_along_order, mean_field_T_c
+
 __all__ = ["binder_crossings", "susceptibility_peak", "crossing"]
 
 
@@ -194,256 +196,21 @@ def binder_crossing_line(family: Mapping[int, Any], n_resample: int = 500, seed:
 
 
 # ----------------------------------------------------------------------------- mean field
-def _site_moments(spin: Any, Bf: np.ndarray, beta: float) -> tuple[np.ndarray, Any]:
-    """Mean ``m_i = <sigma_i>`` and the covariance ``D_i`` of one unit spin in the field Bf_i.
-
-    Returns ``m`` (N, n) and ``sqrtD(x)``: x (N, n) -> D^{1/2} x applied site by site.
-    O(n): ``m = R(kappa) b_hat``, ``D = R'(kappa) b_hat b_hat^T + (R/kappa)(1 - b_hat b_hat^T)``,
-    kappa = beta |b|, R = I_{n/2}/I_{n/2-1}. Discrete (Ising): the moments of the softmax over the
-    allowed vectors.
-    """
-    from spinsim.hamiltonian import Heisenberg
-    from spinsim.solvers.analytic import _ratio_and_slope
-
-    N, n = Bf.shape
-    if isinstance(spin, Heisenberg):
-        b = np.linalg.norm(Bf, axis=1)
-        bh = np.divide(Bf, b[:, None], out=np.zeros_like(Bf), where=b[:, None] > 0)
-        R, Rk, dR = _ratio_and_slope(n, beta * b)
-        m = R[:, None] * bh
-        sp_, st = np.sqrt(np.clip(dR, 0, None)), np.sqrt(np.clip(Rk, 0, None))
-
-        def sqrtD(x: np.ndarray) -> np.ndarray:
-            par = np.sum(x * bh, axis=1, keepdims=True)
-            return st[:, None] * (x - par * bh) + sp_[:, None] * par * bh
-        return m, sqrtD
-    V = spin.vectors                                    # (K, n)
-    logits = beta * Bf @ V.T                            # (N, K)
-    logits -= logits.max(axis=1, keepdims=True)
-    w = np.exp(logits)
-    w /= w.sum(axis=1, keepdims=True)
-    m = w @ V
-    D = np.einsum("ik,ka,kb->iab", w, V, V) - m[:, :, None] * m[:, None, :]
-    lam, Q = np.linalg.eigh(D)
-    Dh = np.einsum("iab,ib,icb->iac", Q, np.sqrt(np.clip(lam, 0, None)), Q)
-
-    def sqrtD(x: np.ndarray) -> np.ndarray:
-        return np.einsum("iab,ib->ia", Dh, x)
-    return m, sqrtD
-
-
-class _MeanFieldProblem:
-    """Site-resolved mean field of H with the added field h u_i, over the free sites.
-
-    Spins S_i = l_i sigma_i; the field on sigma_i is
-    ``b_i = sum_j (W'_ij M + W'_ji M^T) m_j + l_i (h0_i + h u_i) + l_i sum_{j frozen} (W_ij M + W_ji M^T) S_j``
-    with ``W'_ij = l_i l_j W_ij`` and ``m_j = <sigma_j>``. The coupling operator
-    ``K = W' (x) M + W'^T (x) M^T`` is symmetric on R^{N n}.
-    """
-
-    def __init__(self, H: Any, U: np.ndarray) -> None:
-        import scipy.sparse as sp
-        from spinsim.hamiltonian import LowRank
-
-        self.H = H
-        free = np.flatnonzero(~H.frozen)
-        l = H.lengths
-        W = sp.csr_matrix(H.W) if not sp.issparse(H.W) else H.W.tocsr()
-        Wff = W[free][:, free]
-        lf = l[free]
-        self.Wp = sp.csr_matrix(Wff.multiply(np.outer(lf, lf)) if Wff.nnz else Wff)
-        self.WpT = self.Wp.T.tocsr()
-        self.lowrank = isinstance(H.M, LowRank)
-        self.Md = None if self.lowrank else H.M_dense
-        self.free, self.lf = free, lf
-        n = H.n_comp
-        base = H.h[free] * lf[:, None]
-        if H.frozen.any():
-            fz = np.flatnonzero(H.frozen)
-            Sz = H.state[fz]
-            X = np.zeros((H.n_sites, n))
-            X[fz] = Sz
-            ext = W @ self._apply_M(X, transpose=True) + W.T @ self._apply_M(X, transpose=False)
-            base = base + lf[:, None] * np.asarray(ext)[free]
-        self.base = base
-        self.U = U[free] * lf[:, None]
-        self.shape = (free.size, n)
-
-    def _apply_M(self, X: np.ndarray, transpose: bool) -> np.ndarray:
-        """Rows x_j -> (M x_j)^T = x_j M^T (transpose=True) or (M^T x_j)^T = x_j M."""
-        if self.lowrank:
-            A, B = self.H.M.A, self.H.M.B
-            return (X @ B) @ A.T if transpose else (X @ A) @ B.T
-        return X @ self.Md.T if transpose else X @ self.Md
-
-    def K(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray(self.Wp @ self._apply_M(X, True) + self.WpT @ self._apply_M(X, False))
-
-    def fields(self, m: np.ndarray, h: float) -> np.ndarray:
-        return self.K(m) + self.base + h * self.U
-
-    def solve(self, beta: float, h: float, m0: np.ndarray, tol: float = 1e-10, max_iter: int = 3000,
-              depth: int = 6) -> np.ndarray:
-        """Self-consistent means ``m = f(beta b(m))`` from ``m0``: Anderson-accelerated fixed point
-        iteration (falls back to damped steps when an extrapolation does not reduce the residual)."""
-        shape = m0.shape
-
-        def resid(x: np.ndarray) -> np.ndarray:
-            new, _ = _site_moments(self.H.spin, self.fields(x.reshape(shape), h), beta)
-            return new.reshape(-1) - x
-
-        x = m0.reshape(-1).astype(float)
-        g = resid(x)
-        xs, gs = [x], [g]
-        for _ in range(max_iter):
-            if np.max(np.abs(g)) < tol:
-                break
-            if len(xs) > 1:
-                dX = np.diff(np.array(xs), axis=0).T
-                dG = np.diff(np.array(gs), axis=0).T
-                gamma = np.linalg.lstsq(dG, g, rcond=None)[0]
-                x_new = x + g - (dX + dG) @ gamma
-            else:
-                x_new = x + 0.5 * g
-            g_new = resid(x_new)
-            if not np.all(np.isfinite(g_new)) or np.max(np.abs(g_new)) > 2.0 * np.max(np.abs(g)):
-                x_new = x + 0.5 * g                      # safeguard: a damped step, fresh history
-                g_new = resid(x_new)
-                xs, gs = [], []
-            x, g = x_new, g_new
-            xs.append(x)
-            gs.append(g)
-            xs, gs = xs[-(depth + 1):], gs[-(depth + 1):]
-        return (x + g).reshape(shape)
-
-    def top_eig(self, beta: float, h: float, m: np.ndarray) -> float:
-        """lambda_max of D^{1/2} K D^{1/2} at the mean-field state m."""
-        _, sqrtD = _site_moments(self.H.spin, self.fields(m, h), beta)
-        N, n = self.shape
-        size = N * n
-
-        def op(x: np.ndarray) -> np.ndarray:
-            X = sqrtD(x.reshape(N, n))
-            return sqrtD(self.K(X)).reshape(-1)
-
-        if size <= 64:
-            A = np.column_stack([op(e) for e in np.eye(size)])
-            return float(np.linalg.eigvalsh(0.5 * (A + A.T))[-1])
-        from scipy.sparse.linalg import LinearOperator, eigsh
-        L = LinearOperator((size, size), matvec=op, dtype=np.float64)
-        v0 = getattr(self, "_v0", None)
-        if v0 is None or v0.size != size:
-            v0 = np.ones(size) / np.sqrt(size)
-        w, v = eigsh(L, k=1, which="LA", tol=1e-8, v0=v0)
-        self._v0 = v[:, 0]                                  # warm start for the next, nearby state
-        return float(w[0])
-
-
-def mean_field_T_c(H: Any) -> float:
-    """Mean-field T_c of H at zero added field (:func:`spinsim.solvers.analytic.mean_field`):
-    ``T_c = c lambda_max(W' (x) M + W'^T (x) M^T)``, c = 1 (Ising) or 1/n (O(n)); for a complete
-    graph or a head with symmetric M this is ``c lambda_max(W' + W'^T) mu_max(M_s)``, the top
-    eigenvalue of the symmetrised coupling M_s = (M + M^T)/2."""
-    from spinsim.solvers.analytic import mean_field
-    return float(mean_field(H).T_c)
-
-
+# The physics and numerics live in spinsim.solvers.mean_field; here they become boundary lines.
 def mean_field_line(H: Any, h: Any, direction: Any = None, T_min: float | None = None,
                     n_scan: int = 24, rtol: float = 1e-6) -> dict[str, Any]:
-    """Mean-field critical line T_c^MF(h) of H with the field ``h u_i`` added.
+    """Mean-field critical line T_c^MF(h) of H with the field ``h u_i`` added, as a boundary line.
 
-    Derivation (k_B = 1). Mean field replaces each site's neighbours by their means
-    m_j = <sigma_j>: one unit spin sigma_i in the field b_i (see :class:`_MeanFieldProblem`) has
-    ``m_i = f(beta b_i)`` (O(n): ``R_{n/2}(beta|b_i|) b_i/|b_i|``; Ising: ``tanh``; discrete: the
-    softmax mean), and the self-consistent solution connected to the high-T paramagnet is
-    followed down in T (continuation). A small deviation of the means obeys
-    ``dm = beta D K dm`` (linear response of each site to the change ``db = K dm`` of its field),
-    D_i the covariance of sigma_i in its field (O(n): ``R'(kappa)`` along
-    b_i, ``R/kappa`` across). The branch becomes unstable - T_c^MF(h) - at the largest T with
-
-        beta * lambda_max(D^{1/2} K D^{1/2}) = 1.
-
-    At h = 0 with no other field D = c 1 (c = 1 Ising, 1/n O(n)) and this is the familiar
-    ``T_c = c lambda_max(K)`` (:func:`mean_field_T_c`; complete graph / head: top eigenvalue of the
-    symmetrised coupling). A field along the order parameter (Ising, or O(n) in a uniform field)
-    keeps the branch stable: no line for h != 0 (NaN), only the critical point at h = 0 (returned
-    without numerics when :func:`field_along_order` holds). A field
-    across the ordering direction (e.g. a head's prompt field versus the top eigenvector of
-    M_s) gives a genuine line that ends at T = 0 at h_c; where the field breaks the symmetry
-    completely the instability is the spinodal of the paramagnetic branch (a first-order jump
-    happens at or before it), or only a crossover: then its location is fuzzy at the level of
-    the symmetry-breaking part of the field. Numerics: the branch is followed on ``n_scan``
-    geometric steps from the bound ``1.05 c0 lambda_max(K)`` (no instability can lie above it)
-    down to ``T_min``, each solved by Anderson-accelerated iteration, and the first sign change
-    is bisected to relative precision ``rtol``. Returns a line dict parametrised by ``h`` (T NaN:
-    no instability above ``T_min``).
+    The largest T with ``beta lambda_max(D^{1/2} K D^{1/2}) = 1`` on the paramagnetic branch,
+    from :func:`spinsim.solvers.mean_field.critical_temperatures` (derivation, numerics and the
+    meaning of ``T_min``, ``n_scan``, ``rtol`` there). At h = 0 with no other field this is
+    :func:`mean_field_T_c`; a field along the order parameter (:func:`field_along_order`) gives
+    only the critical point at h = 0. Returns a line dict parametrised by ``h`` (T NaN: no
+    instability above the lowest temperature scanned).
     """
-    from spinsim.sweep import resolve_direction
-
     hs = np.atleast_1d(np.asarray(h, float))
-    U, _ = resolve_direction(H, direction)
-    if field_along_order(H, U):
-        # a uniform field along the (ferro) order parameter: the polarised branch never goes
-        # unstable (tanh / R_{n/2} in a field along the ordering axis), only h = 0 is critical
-        Tc = np.where(hs == 0, mean_field_T_c(H), np.nan)
-        return _mf_dict(hs, Tc.astype(float), T_min)
-    prob = _MeanFieldProblem(H, U)
-    N, n = prob.shape
-    # upper bound: beta * max_i ||D_i|| * lambda_max(K) with ||D_i|| <= c0 (the zero-field value)
-    from spinsim.hamiltonian import Discrete, Heisenberg
-    if isinstance(H.spin, Heisenberg):
-        c0 = 1.0 / n
-    else:
-        V = H.spin.vectors
-        c0 = float(np.linalg.eigvalsh(np.cov(V.T, bias=True).reshape(n, n))[-1]) if V.shape[0] > 1 else 0.0
-    lamK = _top_K(prob)
-    T_top = 1.05 * c0 * lamK
-    Tc = np.full(hs.size, np.nan)
-    zero_field = not np.any(prob.base)
-    if T_top <= 0:
-        return _mf_dict(hs, Tc, T_min)
-    T_lo = (T_min if T_min is not None else 0.02 * T_top)
-    T_lo = min(T_lo, T_top) * 0.999
-    grid = np.geomspace(T_top, T_lo, n_scan)
-    for k, hv in enumerate(hs):
-        if hv == 0 and zero_field and not isinstance(H.spin, Discrete):
-            Tc[k] = mean_field_T_c(H)
-            continue
-        m = np.zeros((N, n))
-        prev_T, prev_m = None, None
-        for Tg in grid:
-            m = prob.solve(1.0 / Tg, hv, m)
-            g = prob.top_eig(1.0 / Tg, hv, m) / Tg - 1.0
-            if g >= 0:
-                if prev_T is None:
-                    Tc[k] = Tg
-                    break
-                lo, hi, m_hi = Tg, prev_T, prev_m
-                for _ in range(60):
-                    mid = 0.5 * (lo + hi)
-                    mm = prob.solve(1.0 / mid, hv, m_hi)
-                    if prob.top_eig(1.0 / mid, hv, mm) / mid >= 1.0:
-                        lo = mid
-                    else:
-                        hi, m_hi = mid, mm
-                    if hi - lo < rtol * hi:
-                        break
-                Tc[k] = 0.5 * (lo + hi)
-                break
-            prev_T, prev_m = Tg, m
+    Tc, T_lo = critical_temperatures(H, hs, direction, T_min=T_min, n_scan=n_scan, rtol=rtol)
     return _mf_dict(hs, Tc, T_lo)
-
-
-def _top_K(prob: _MeanFieldProblem) -> float:
-    N, n = prob.shape
-    size = N * n
-    if size <= 400:
-        A = np.column_stack([prob.K(e.reshape(N, n)).reshape(-1) for e in np.eye(size)])
-        return float(np.linalg.eigvalsh(0.5 * (A + A.T))[-1])
-    from scipy.sparse.linalg import LinearOperator, eigsh
-    L = LinearOperator((size, size), matvec=lambda x: prob.K(x.reshape(N, n)).reshape(-1), dtype=np.float64)
-    return float(eigsh(L, k=1, which="LA", tol=1e-8, v0=np.ones(size) / np.sqrt(size),
-                       return_eigenvectors=False)[0])
 
 
 def _mf_dict(hs: np.ndarray, Tc: np.ndarray, T_lo: float | None) -> dict[str, Any]:
@@ -514,26 +281,6 @@ def coexistence_line(T_low: float, T_end: float, T_end_err: float = float("nan")
             "units": dict(_UNITS),
             "method": method or "coexistence at h = 0 (field-flip symmetry), ending at the h = 0 chi peak",
             "description": "first-order line: <m.u> jumps sign across h = 0 below the critical point"}
-
-
-def field_along_order(H: Any, direction: np.ndarray) -> bool:
-    """True when the added field couples to the order parameter of a field-flip symmetric H:
-    no field of its own on the free sites, a ferromagnetic graph (sum W' > 0), one uniform
-    direction u on every free site, and u in the top eigenspace of M_s (always for Ising and
-    isotropic couplings). Then h = 0 below T_c is a first-order (coexistence) line."""
-    free = ~H.frozen
-    if np.any(H.h[free] != 0) or H.frozen.any():
-        return False
-    U = np.asarray(direction, float)[free]
-    if U.size == 0 or not np.allclose(U, U[0], atol=1e-12):
-        return False
-    import scipy.sparse as sp
-    Wc = sp.csr_matrix(H.W)
-    if float(H.lengths @ (Wc @ H.lengths)) <= 0:
-        return False
-    lam = np.linalg.eigvalsh(H.M_sym)
-    u = U[0] / np.linalg.norm(U[0])
-    return bool(u @ H.M_sym @ u >= lam[-1] - 1e-9 * max(1.0, abs(lam[-1])))
 
 
 def sweep_boundaries(sw: Any, H: Any = None, candidates: Mapping[str, Any] | None = None,

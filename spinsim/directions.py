@@ -8,7 +8,7 @@ import numpy as np
 
 from .hamiltonian import Hamiltonian
 
-__all__ = ["resolve_direction"]
+__all__ = ["resolve_direction", "projection_direction"]
 
 
 def resolve_direction(H: Hamiltonian, direction: Any = None, normalize: bool = True) -> tuple[np.ndarray, str]:
@@ -71,3 +71,17 @@ def resolve_direction(H: Hamiltonian, direction: Any = None, normalize: bool = T
     if normalize and not np.any(U != 0):
         raise ValueError("direction is zero on every free site: the added field would do nothing")
     return np.ascontiguousarray(U), label
+
+
+def projection_direction(H: Hamiltonian, direction: Any = None) -> tuple[np.ndarray, str | None]:
+    """Projection directions u_i (n_sites, n_comp) of ``Result.projection`` and their label.
+
+    ``direction`` as :func:`resolve_direction`, arrays used as given (not normalised; zero on
+    frozen sites). Default (None): the field direction when a free site has a field, else no
+    projection: zeros and the label None. The one rule every solver (exact, analytic, mc) uses.
+    """
+    if direction is None:
+        if not np.any(H.h[~H.frozen] != 0):
+            return np.zeros((H.n_sites, H.n_comp)), None
+        direction = "field"
+    return resolve_direction(H, direction, normalize=False)

@@ -5,7 +5,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["check_temperatures", "check_choice", "check_positive_int", "parse_range"]
+__all__ = ["check_temperatures", "check_choice", "check_positive_int", "check_positive_float", "parse_range"]
 
 
 def check_temperatures(T: Any) -> np.ndarray:
@@ -29,6 +29,17 @@ def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
+
+
+def check_positive_float(name: str, value: Any) -> float:
+    """``float(value)``; raise unless it is a finite number > 0."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a positive number, got {value!r}") from None
+    if not np.isfinite(v) or v <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return v
 
 
 def parse_range(text: str, name: str = "range") -> np.ndarray:

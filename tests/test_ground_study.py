@@ -1,9 +1,15 @@
 """Per-head ground-state study (issue 7 item 4): analysis.ground_study and `spinsim ground`."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import h5py
+import matplotlib
 import numpy as np
 import pytest
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
 
 from _tiny_models import SHARED_GPT2, gpt2_dir, llama_dir, loaded
 from spinsim.analysis.ground_study import (ARRAYS, compare_ablation, compare_ferro, ground_study, model_builder,
@@ -11,9 +17,24 @@ from spinsim.analysis.ground_study import (ARRAYS, compare_ablation, compare_fer
                                            write_ground_study)
 from spinsim.cli import main
 from spinsim.models.heads import extract_heads
-from spinsim.solvers.ground import local_fields
+from spinsim.reduction import local_fields
 
 PROMPT = "The capital of France is Paris"
+
+
+def check_ground_figure(fig, gs) -> None:
+    """The ground-study figure by content: two layer x head grids holding log10 |spin-wave gap|
+    (+1e-12) and the zero-mode counts, labelled axes and titles."""
+    ax_gap, ax_zero = fig.axes[:2]
+    n_layers, n_heads = gs.shape
+    for ax in (ax_gap, ax_zero):
+        assert ax.get_xlabel() == "head" and ax.get_ylabel() == "layer"
+        assert [t.get_text() for t in ax.get_xticklabels()] == [f"H{j}" for j in range(n_heads)]
+        assert [t.get_text() for t in ax.get_yticklabels()] == [f"L{i}" for i in range(n_layers)]
+    np.testing.assert_allclose(np.ma.filled(ax_gap.images[0].get_array(), np.nan),
+                               np.log10(np.abs(gs.spin_wave_gap) + 1e-12), rtol=1e-12)
+    np.testing.assert_array_equal(np.ma.filled(ax_zero.images[0].get_array(), np.nan), gs.n_zero_modes)
+    assert "log10" in ax_gap.get_title() and "Goldstone" in ax_zero.get_title()
 
 
 def test_ground_study_llama_residual_matches_per_head_solve(tmp_path):
@@ -27,8 +48,23 @@ def test_ground_study_llama_residual_matches_per_head_solve(tmp_path):
     for name in ("E0", "n_minima", "best_hit_fraction", "n_zero_modes", "spin_wave_gap"):
         assert np.isfinite(getattr(gs, name)).all(), name
     assert (gs.n_negative_modes == 0).all() and (gs.max_torque < 1e-6).all()
-    r = solve(build(1, 2), method="ground", restarts=3, seed=2)     # same seed -> same numbers
-    assert gs.E0[1, 2] == r.ground_energy
+    # head (1, 2): E0 is the energy of the returned ground state by explicit sums (rel 1e-9), that
+    # state is stationary (every spin along its explicit local field, torque < 1e-6 |phi|) and E0
+    # obeys the bound E >= -sum_{i!=j} |W_ij| m_i m_j ||M||_2 - sum_i m_i |h_i| (rel 1e-12)
+    H = build(1, 2)
+    S = solve(H, method="ground", restarts=3, seed=2).ground_states[0]
+    W, M = H.W_dense, H.M_dense
+    assert gs.E0[1, 2] == pytest.approx(-np.einsum("ij,ia,ab,jb->", W, S, M, S) - np.sum(H.h * S), rel=1e-9)
+    phi = W @ S @ M.T + W.T @ S @ M + H.h
+    sigma = S / np.linalg.norm(S, axis=1, keepdims=True)
+    along = np.sum(phi * sigma, axis=1)
+    free = ~H.frozen
+    assert np.all(along[free] > 0)
+    torque = np.linalg.norm(phi - along[:, None] * sigma, axis=1)
+    assert np.all(torque[free] <= 1e-6 * np.linalg.norm(phi[free], axis=1))
+    m = H.lengths
+    bound = -(np.abs(W) * np.outer(m, m)).sum() * np.linalg.norm(M, 2) - m @ np.linalg.norm(H.h, axis=1)
+    assert gs.E0[1, 2] >= bound * (1 + 1e-12)
     # HDF5 layout and figure
     path = tmp_path / "g.h5"
     write_ground_study(path, gs, **compare_ferro(gs, np.full(gs.shape, "ferro")))
@@ -38,8 +74,10 @@ def test_ground_study_llama_residual_matches_per_head_solve(tmp_path):
             assert d.shape == gs.shape and d.dims[0][0].name == "/layer" and d.dims[1][0].name == "/head"
             np.testing.assert_array_equal(d[()], getattr(gs, name))
         assert f["ground"].attrs["restarts"] == 3 and f["ground"].attrs["n_ferro"] == gs.E0.size
-    plot_ground_study(gs, tmp_path / "g", formats=("png",))
-    assert (tmp_path / "g.png").stat().st_size > 0
+    fig = plot_ground_study(gs, tmp_path / "g", formats=("png",))
+    check_ground_figure(fig, gs)
+    img = plt.imread(tmp_path / "g.png")                    # the saved file is a picture, not blank
+    assert img.ndim == 3 and min(img.shape[:2]) > 100 and len(np.unique(img.reshape(-1, img.shape[2]), axis=0)) > 10
 
 
 def test_positional_hamiltonian_gpt2_is_stationary_and_biases_enter_as_fields():
@@ -67,7 +105,17 @@ def test_compare_ablation_spearman_and_shape_check():
         compare_ablation(gs, np.zeros((1, 1)))
 
 
-def test_cli_ground_with_ablation_file_and_errors(tmp_path, capsys):
+def test_cli_ground_with_ablation_file_and_errors(tmp_path, capsys, monkeypatch):
+    import spinsim.analysis.ground_study as gs_mod
+
+    figures = []
+    plot = gs_mod.plot_ground_study
+
+    def keep_figure(*args, **kwargs):
+        figures.append(plot(*args, **kwargs))
+        return figures[-1]
+
+    monkeypatch.setattr(gs_mod, "plot_ground_study", keep_figure)
     lm = loaded("gpt2")
     hs = extract_heads(lm)
     abl = tmp_path / "abl.h5"
@@ -82,7 +130,10 @@ def test_cli_ground_with_ablation_file_and_errors(tmp_path, capsys):
     with h5py.File(out) as f:
         assert np.isfinite(f["ground"].attrs["ablation_spearman_rho"])
         assert f["ground"].attrs["input"] == "residual"
-    assert fig.stat().st_size > 0
+        written = SimpleNamespace(shape=(hs.n_layers, hs.n_heads), spin_wave_gap=f["ground/spin_wave_gap"][()],
+                                  n_zero_modes=f["ground/n_zero_modes"][()])
+    assert len(figures) == 1 and fig.is_file()
+    check_ground_figure(figures[0], written)          # the figure shows what the file holds
     assert main(["ground", "--model", model, "--input", "pos", "--positions", "5", "--restarts", "1",
                  "--out", str(tmp_path / "p.h5")]) == 0
     # usage errors: exit 2, one line

@@ -1,0 +1,174 @@
+"""Ising enumeration kernels for real-valued energies: two passes (levels, then Boltzmann sums).
+
+Conventions: :mod:`spinsim.kernels.enumerate`; the Gray-code helpers are in :mod:`.enum_ising`.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from .enum_common import EXP_CUT, FM, N_ACC, chunk_range, new_track, scale_by, track, weighted_sums
+from .enum_ising import high_flip, high_init, low_linear, low_tables
+
+__all__ = ["ising_float_pass1", "ising_float_pass2"]
+
+
+@njit(cache=True, parallel=True)
+def ising_float_pass1(ptr, nbr, Kf, bf, tol, n_low, block_bits, n_chunks, cap):
+    """Pass 1 for real-valued energies: per chunk [e0, n0, e1, n1, emin, emax] and ground
+    states (state bits). A configuration of the high spins whose 2^n_low energies all lie above
+    the current E_1 + tol is skipped after one vectorised min/max."""
+    n = bf.shape[0]
+    nh = n - n_low
+    L = 1 << n_low
+    n_blocks = 1 << (nh - block_bits)
+    bsize = 1 << block_bits
+    dummy = np.zeros(n)
+    Ell, _, _, _ = low_tables(n_low, ptr, nbr, Kf, dummy, dummy)
+    stats = np.zeros((n_chunks, 6))
+    gcodes = np.zeros((n_chunks, cap), np.int64)
+    for c in prange(n_chunks):
+        s = np.empty(n)
+        f = np.empty(n)
+        lin = np.empty(L)
+        st = new_track()
+        codes = gcodes[c]
+        b0, b1 = chunk_range(c, n_blocks, n_chunks)
+        for blk in range(b0, b1):
+            g0 = np.int64(blk) << block_bits
+            E = -0.5 * high_init(g0, n_low, ptr, nbr, Kf, bf, s, f)
+            for t in range(bsize):
+                if t > 0:
+                    k, dE = high_flip(t, n_low, ptr, nbr, Kf, s, f)
+                    E += dE
+                low_linear(n_low, f, lin)
+                mn = np.inf
+                mx = -np.inf
+                for q in range(L):
+                    v = Ell[q] - lin[q]
+                    mn = min(mn, v)
+                    mx = max(mx, v)
+                if E + mx > st[5]:
+                    st[5] = E + mx
+                if E + mn > st[2] + tol:
+                    continue
+                g = g0 + t
+                hi = (g ^ (g >> 1)) << n_low
+                for q in range(L):
+                    track(E + Ell[q] - lin[q], hi | q, tol, st, codes, cap)
+        stats[c] = st
+    return stats, gcodes
+
+
+@njit(cache=True, fastmath=FM)
+def _low_states(E, E0, Ell, lin, Ms, Mlw, Us, Ulw, inv_n, lo, inv_w, off, n_bins, x, mm, am, mu, bins):
+    """Per low state c: x = E_c - E0, m, |m|, m_u and the DOS bin of E_c; returns min x."""
+    top = n_bins - 1.0
+    xmin = np.inf
+    for q in range(Ell.shape[0]):
+        Eq = E + Ell[q] - lin[q]
+        xq = Eq - E0
+        x[q] = xq
+        xmin = min(xmin, xq)
+        mq = (Ms + Mlw[q]) * inv_n
+        mm[q] = mq
+        am[q] = abs(mq)
+        mu[q] = (Us + Ulw[q]) * inv_n
+        bf = min(max((Eq - lo) * inv_w + off, 0.0), top)
+        bins[q] = np.int64(bf)
+    return xmin
+
+
+@njit(cache=True, parallel=True)
+def ising_float_pass2(ptr, nbr, Kf, bf, mlen, uw, E0, beta, lo, inv_w, off, n_bins,
+                      n_low, block_bits, n_chunks):
+    """Pass 2: Boltzmann sums (n_T, N_ACC) with x = E - E0, and the energy histogram (bin of E:
+    ``floor((E - lo) * inv_w + off)`` clipped to [0, n_bins)).
+
+    For each configuration of the high spins the 2^n_low weights ``exp(-beta (x_c - x_min))``
+    are built by doubling from n_low + 1 exponentials and a per-T table of the low-low energies
+    (no exponential per state) whenever ``beta * (bound on the range of x_c) < 300`` (every
+    intermediate factor then lies within e^{+-600}: no overflow or underflow);
+    otherwise one exponential per state.
+    """
+    n = bf.shape[0]
+    inv_n = 1.0 / n
+    nh = n - n_low
+    L = 1 << n_low
+    n_T = beta.shape[0]
+    n_blocks = 1 << (nh - block_bits)
+    bsize = 1 << block_bits
+    Ell, _, Mlw, Ulw = low_tables(n_low, ptr, nbr, Kf, mlen, uw)
+    ell_rng = Ell.max() - Ell.min()
+    GE = np.empty((n_T, L))
+    for t in range(n_T):
+        for q in range(L):
+            GE[t, q] = math.exp(min(-beta[t] * (Ell[q] - Ell[0]), 700.0))
+    accs = np.zeros((n_chunks, n_T, N_ACC))
+    dos = np.zeros((n_chunks, n_bins), np.int64)
+    for c in prange(n_chunks):
+        s = np.empty(n)
+        f = np.empty(n)
+        lin = np.empty(L)
+        x = np.empty(L)
+        am = np.empty(L)
+        mm = np.empty(L)
+        mu = np.empty(L)
+        qw = np.empty(L)
+        bins = np.empty(L, np.int64)
+        sums = np.empty(N_ACC)
+        acc = accs[c]
+        hist = dos[c]
+        b0, b1 = chunk_range(c, n_blocks, n_chunks)
+        for blk in range(b0, b1):
+            g0 = np.int64(blk) << block_bits
+            E = -0.5 * high_init(g0, n_low, ptr, nbr, Kf, bf, s, f)
+            Ms = 0.0
+            Us = 0.0
+            for k in range(n_low, n):
+                Ms += mlen[k] * s[k]
+                Us += uw[k] * s[k]
+            for t in range(bsize):
+                if t > 0:
+                    k, dE = high_flip(t, n_low, ptr, nbr, Kf, s, f)
+                    E += dE
+                    Ms += 2.0 * s[k] * mlen[k]
+                    Us += 2.0 * s[k] * uw[k]
+                low_linear(n_low, f, lin)
+                xmin = _low_states(E, E0, Ell, lin, Ms, Mlw, Us, Ulw, inv_n, lo, inv_w, off, n_bins,
+                                   x, mm, am, mu, bins)
+                for q in range(L):
+                    hist[bins[q]] += 1
+                rng = ell_rng
+                for l in range(n_low):
+                    rng += 2.0 * abs(f[l])
+                for tt in range(n_T):
+                    bt = beta[tt]
+                    if bt * xmin > EXP_CUT:
+                        continue
+                    if bt * rng < 300.0:
+                        # q_c = exp(-bt (x_0 - xmin)) prod_{l in c} exp(-2 bt f_l) GE[c], by doubling
+                        qw[0] = math.exp(-bt * (x[0] - xmin))
+                        for l in range(n_low):
+                            st = 1 << l
+                            e = math.exp(-2.0 * bt * f[l])
+                            for q in range(st):
+                                qw[q + st] = qw[q] * e
+                        scale_by(qw, GE[tt])
+                        weighted_sums(qw, x, am, mm, mu, sums)
+                    else:
+                        for q in range(L):
+                            d = bt * (x[q] - xmin)
+                            qw[q] = math.exp(-d) if d < EXP_CUT else 0.0
+                        weighted_sums(qw, x, am, mm, mu, sums)
+                    scale = math.exp(-bt * xmin)
+                    for j in range(N_ACC):
+                        acc[tt, j] += scale * sums[j]
+    acc = np.zeros((n_T, N_ACC))
+    hist = np.zeros(n_bins, np.int64)
+    for c in range(n_chunks):
+        acc += accs[c]
+        hist += dos[c]
+    return acc, hist
