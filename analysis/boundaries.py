@@ -5,7 +5,8 @@
 * :func:`susceptibility_peak`: T (or h) of the maximum of chi along a line, refined by a parabola
   through the top three points, with an error from resampling.
 
-Lines over a (T, h) sweep (each a dict labelled by ``method``, written to ``/boundary/<name>``):
+Lines over a (T, h) sweep (each a :class:`spinsim.result.Boundary` labelled by ``method``, stored
+in the sweep file's ``/boundary/<name>`` by :func:`add_sweep_boundaries`):
 
 * :func:`susceptibility_peak_line`: chi peak in T for every h, resampling error, edge flags;
 * :func:`binder_crossing_line`: Binder crossings across a size family, for every h;
@@ -13,7 +14,8 @@ Lines over a (T, h) sweep (each a dict labelled by ``method``, written to ``/bou
   (at h = 0: ``c lambda_max`` of the coupling, i.e. the spectrum of M_s);
 * :func:`level_crossing_line`: the candidate level-crossing line h*(T) = (E_A - E_B)/(p_A - p_B);
 * :func:`coexistence_line`: the h = 0 first-order line of a field-flip symmetric system;
-* :func:`sweep_boundaries`: all of those a single sweep supports.
+* :func:`sweep_boundaries`: all of those a single sweep supports;
+* :func:`add_sweep_boundaries`: compute them for a finished sweep and store them in its file.
 """
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from spinsim.directions import resolve_direction
+from spinsim.result import Boundary
 from spinsim.solvers.mean_field import critical_temperatures, field_along_order, mean_field_T_c
 
 __all__ = ["binder_crossings", "susceptibility_peak", "crossing"]
@@ -105,29 +109,25 @@ def susceptibility_peak(x: np.ndarray, chi: np.ndarray, chi_err: np.ndarray | No
 
 # ============================================================================= lines over a sweep
 #
-# A boundary *line* is a plain dict: arrays (``T``, ``h``, ``T_err``, ``at_edge`` ...), a
-# ``param`` key naming the array it is parametrised by, ``method`` (how it was obtained),
-# ``units`` ({array: units}) and ``description``. spinsim.sweep writes each to /boundary/<name>.
-
-T_UNITS = "energy (k_B = 1)"
-H_UNITS = "energy (field strength along u_i)"
-_UNITS = {"T": T_UNITS, "T_err": T_UNITS, "h": H_UNITS, "h_err": H_UNITS,
-          "chi_max": "1/energy", "at_edge": "flag", "found": "flag"}
+# A boundary *line* is a spinsim.result.Boundary: T and h over the line's parameter ``param``,
+# optional T_err, chi_max, at_edge, the ``method`` that produced it and a ``description``;
+# units come from the Boundary's field metadata.
 
 __all__ += ["field_along_order", "susceptibility_peak_line", "binder_crossing_line", "mean_field_line", "mean_field_T_c",
-            "candidate_energies", "level_crossing_line", "coexistence_line", "sweep_boundaries"]
+            "candidate_energies", "level_crossing_line", "coexistence_line", "sweep_boundaries",
+            "add_sweep_boundaries"]
 
 
 def susceptibility_peak_line(T: np.ndarray, h: np.ndarray, chi: np.ndarray, chi_err: np.ndarray | None = None,
                              n_resample: int = 1000, seed: int = 0,
-                             observable: str = "susceptibility") -> dict[str, Any]:
+                             observable: str = "susceptibility") -> Boundary:
     """For every field h, the temperature of the maximum of chi(T) (see :func:`susceptibility_peak`).
 
     ``chi``, ``chi_err``: (n_h, n_T) over the grid ``h`` x ``T``. The error ``T_err`` is the spread
     of the refined peak over ``n_resample`` curves redrawn as chi + chi_err * z (chi_err is the
     jackknife error over bins of each point; z standard normal). ``at_edge[k]`` flags a maximum on
     the first or last temperature (no interior peak: not a boundary point). Rows that are all NaN
-    (not yet computed) give NaN. Returns a line dict parametrised by ``h``.
+    (not yet computed) give NaN. Returns a :class:`Boundary` parametrised by ``h``.
     """
     T = np.asarray(T, float)
     h = np.asarray(h, float)
@@ -143,21 +143,21 @@ def susceptibility_peak_line(T: np.ndarray, h: np.ndarray, chi: np.ndarray, chi_
         e = None if err is None else np.nan_to_num(err[k], nan=0.0)
         pk = susceptibility_peak(T, np.nan_to_num(row, nan=-np.inf), e, n_resample=n_resample, seed=seed + k)
         Tp[k], Te[k], cm[k], edge[k] = pk["x"], pk["x_err"], pk["chi_max"], pk["at_edge"]
-    return {"h": h, "T": Tp, "T_err": Te, "chi_max": cm, "at_edge": edge, "param": "h",
-            "method": f"{observable} peak in T at fixed h (parabola through the top 3 points; "
-                      f"error: {n_resample} resamples within the jackknife errors)",
-            "observable": observable, "units": dict(_UNITS),
-            "description": "T of the maximum of chi(T) for each h; at_edge = 1: maximum on the grid "
-                           "edge, no interior peak"}
+    return Boundary(param="h", h=h, T=Tp, T_err=Te, chi_max=cm, at_edge=edge,
+                    method=f"{observable} peak in T at fixed h (parabola through the top 3 points; "
+                           f"error: {n_resample} resamples within the jackknife errors)",
+                    observable=observable,
+                    description="T of the maximum of chi(T) for each h; at_edge = 1: maximum on the "
+                                "grid edge, no interior peak")
 
 
 def binder_crossing_line(family: Mapping[int, Any], n_resample: int = 500, seed: int = 0,
-                         fields: str = "all") -> dict[str, dict[str, Any]]:
+                         fields: str = "all") -> dict[str, Boundary]:
     """Binder-cumulant crossings across a size family, for every field h of a common grid.
 
-    ``family``: ``{L: sweep}`` with each sweep a :class:`spinsim.sweep.SweepResult` (or any object
-    with ``T``, ``h`` and ``data['binder']``, ``data['binder_err']`` of shape (n_h, n_T)) on one
-    shared (T, h) grid. For each consecutive size pair (L1, L2) and each h the crossing of
+    ``family``: ``{L: sweep}`` with each sweep a :class:`spinsim.phase.SweepResult` (or any
+    :class:`spinsim.Result` over (h, T) with ``binder`` and ``binder_err`` of shape (n_h, n_T)) on
+    one shared (T, h) grid. For each consecutive size pair (L1, L2) and each h the crossing of
     U_L1(T) and U_L2(T) (:func:`binder_crossings`); NaN where the curves do not cross (a field
     along the order parameter smooths the transition away, and the curves of two sizes may still
     cross there as a crossover: pass ``fields="zero"`` to keep only h = 0 rows, as for a
@@ -180,32 +180,31 @@ def binder_crossing_line(family: Mapping[int, Any], n_resample: int = 500, seed:
         for k in range(ref.h.size):
             if fields == "zero" and ref.h[k] != 0:
                 continue
-            curves = {L: (family[L].T, family[L].data["binder"][k], family[L].data["binder_err"][k])
+            curves = {L: (family[L].T, family[L].binder[k], family[L].binder_err[k])
                       for L in (L1, L2)}
             if any(not np.all(np.isfinite(c[1])) for c in curves.values()):
                 continue
             c = binder_crossings(curves, n_resample=n_resample, seed=seed + k)
             if c:
                 Tc[k], Te[k] = c[0]["T"], c[0]["T_err"]
-        out[f"binder_crossing_L{L1}_{L2}"] = {
-            "h": np.asarray(ref.h, float), "T": Tc, "T_err": Te, "param": "h", "sizes": [int(L1), int(L2)],
-            "method": f"Binder cumulant crossing U_L{L1}(T) = U_L{L2}(T) at fixed h (finite-size scaling)",
-            "units": dict(_UNITS),
-            "description": "NaN where the curves of the two sizes do not cross on the grid"}
+        out[f"binder_crossing_L{L1}_{L2}"] = Boundary(
+            param="h", h=np.asarray(ref.h, float), T=Tc, T_err=Te, sizes=[int(L1), int(L2)],
+            method=f"Binder cumulant crossing U_L{L1}(T) = U_L{L2}(T) at fixed h (finite-size scaling)",
+            description="NaN where the curves of the two sizes do not cross on the grid")
     return out
 
 
 # ----------------------------------------------------------------------------- mean field
 # The physics and numerics live in spinsim.solvers.mean_field; here they become boundary lines.
 def mean_field_line(H: Any, h: Any, direction: Any = None, T_min: float | None = None,
-                    n_scan: int = 24, rtol: float = 1e-6) -> dict[str, Any]:
+                    n_scan: int = 24, rtol: float = 1e-6) -> Boundary:
     """Mean-field critical line T_c^MF(h) of H with the field ``h u_i`` added, as a boundary line.
 
     The largest T with ``beta lambda_max(D^{1/2} K D^{1/2}) = 1`` on the paramagnetic branch,
     from :func:`spinsim.solvers.mean_field.critical_temperatures` (derivation, numerics and the
     meaning of ``T_min``, ``n_scan``, ``rtol`` there). At h = 0 with no other field this is
     :func:`mean_field_T_c`; a field along the order parameter (:func:`field_along_order`) gives
-    only the critical point at h = 0. Returns a line dict parametrised by ``h`` (T NaN: no
+    only the critical point at h = 0. Returns a :class:`Boundary` parametrised by ``h`` (T NaN: no
     instability above the lowest temperature scanned).
     """
     hs = np.atleast_1d(np.asarray(h, float))
@@ -213,12 +212,12 @@ def mean_field_line(H: Any, h: Any, direction: Any = None, T_min: float | None =
     return _mf_dict(hs, Tc, T_lo)
 
 
-def _mf_dict(hs: np.ndarray, Tc: np.ndarray, T_lo: float | None) -> dict[str, Any]:
-    return {"h": hs, "T": Tc, "param": "h", "units": dict(_UNITS),
-            "method": "mean field: largest T with beta lambda_max(D^1/2 K D^1/2) = 1 on the "
-                      "paramagnetic branch (K = W' (x) M + W'^T (x) M^T; at h = 0: c lambda_max(K))",
-            "description": "NaN: the field-polarised mean-field state stays stable down to "
-                           f"T = {T_lo if T_lo is not None else 0:.4g} (no transition in this field)"}
+def _mf_dict(hs: np.ndarray, Tc: np.ndarray, T_lo: float | None) -> Boundary:
+    return Boundary(param="h", h=hs, T=Tc,
+                    method="mean field: largest T with beta lambda_max(D^1/2 K D^1/2) = 1 on the "
+                           "paramagnetic branch (K = W' (x) M + W'^T (x) M^T; at h = 0: c lambda_max(K))",
+                    description="NaN: the field-polarised mean-field state stays stable down to "
+                                f"T = {T_lo if T_lo is not None else 0:.4g} (no transition in this field)")
 
 
 # ----------------------------------------------------------------------------- candidates
@@ -231,8 +230,6 @@ def candidate_energies(H: Any, probe: int, S_A: Any, S_B: Any, direction: Any = 
     (the bath's own energy is the same for A and B and drops out); ``p_X = S_X . u_probe``. The
     bath is ``bath`` (n_sites, n_comp) or H.state. S_A, S_B: (n_comp,) spins, lengths included.
     """
-    from spinsim.sweep import resolve_direction
-
     S = np.array(bath if bath is not None else H.state, dtype=np.float64)
     if S.ndim != 2 or S.shape != (H.n_sites, H.n_comp):
         raise ValueError(f"candidate level crossing needs a bath state of shape ({H.n_sites}, {H.n_comp}): "
@@ -248,7 +245,7 @@ def candidate_energies(H: Any, probe: int, S_A: Any, S_B: Any, direction: Any = 
 
 
 def level_crossing_line(T: Any, E_A: Any, E_B: Any, p_A: Any, p_B: Any,
-                        labels: tuple[str, str] = ("A", "B")) -> dict[str, Any]:
+                        labels: tuple[str, str] = ("A", "B")) -> Boundary:
     """Candidate level-crossing line h*(T): the field where the probe's ground state switches
     between candidates A and B.
 
@@ -267,25 +264,30 @@ def level_crossing_line(T: Any, E_A: Any, E_B: Any, p_A: Any, p_B: Any,
     with np.errstate(divide="ignore", invalid="ignore"):
         hstar = np.where(pA != pB, (EA - EB) / np.where(pA != pB, pA - pB, 1.0), np.nan)
     hstar = np.broadcast_to(hstar, T.shape).astype(float).copy()
-    return {"T": T, "h": hstar, "param": "T", "units": dict(_UNITS), "candidates": list(labels),
-            "method": "candidate level crossing h* = (E_A - E_B)/(p_A - p_B) (probe site, quenched bath)",
-            "description": f"ground state of the probe switches between {labels[0]!r} and {labels[1]!r}"}
+    return Boundary(param="T", T=T, h=hstar, candidates=list(labels),
+                    method="candidate level crossing h* = (E_A - E_B)/(p_A - p_B) (probe site, "
+                           "quenched bath)",
+                    description=f"ground state of the probe switches between {labels[0]!r} and "
+                                f"{labels[1]!r}")
 
 
 def coexistence_line(T_low: float, T_end: float, T_end_err: float = float("nan"),
-                     method: str = "") -> dict[str, Any]:
+                     method: str = "") -> Boundary:
     """The first-order (coexistence) line at h = 0 from ``T_low`` up to the critical end point
     ``T_end``: for a field-flip symmetric system (no field of its own) the magnetisation along u
     jumps from -|m| to +|m| as h crosses 0 in the ordered phase. Parametrised by ``T``."""
-    return {"T": np.array([T_low, T_end]), "h": np.zeros(2), "T_end_err": float(T_end_err), "param": "T",
-            "units": dict(_UNITS),
-            "method": method or "coexistence at h = 0 (field-flip symmetry), ending at the h = 0 chi peak",
-            "description": "first-order line: <m.u> jumps sign across h = 0 below the critical point"}
+    return Boundary(param="T", T=np.array([T_low, T_end]), h=np.zeros(2), T_end_err=float(T_end_err),
+                    method=method or "coexistence at h = 0 (field-flip symmetry), ending at the h = 0 "
+                                     "chi peak",
+                    description="first-order line: <m.u> jumps sign across h = 0 below the critical point")
 
 
 def sweep_boundaries(sw: Any, H: Any = None, candidates: Mapping[str, Any] | None = None,
-                     n_resample: int = 1000, mean_field_max_size: int = 10_000) -> dict[str, dict[str, Any]]:
-    """Every boundary a single sweep supports, by name (what ``spinsim.sweep`` writes to /boundary).
+                     n_resample: int = 1000, mean_field_max_size: int = 10_000) -> dict[str, Boundary]:
+    """Every boundary a single sweep supports, by name (what :func:`add_sweep_boundaries` stores).
+
+    ``sw``: a :class:`spinsim.phase.SweepResult` (or a :class:`spinsim.Result` over (h, T) with a
+    ``direction`` (n_sites, n_comp)).
 
     * ``chi_peak``: :func:`susceptibility_peak_line` of ``susceptibility`` over T at each h;
     * ``mean_field``: :func:`mean_field_line` when H is given; for ``n_free * n_comp >
@@ -297,10 +299,9 @@ def sweep_boundaries(sw: Any, H: Any = None, candidates: Mapping[str, Any] | Non
       "A": S_A, "B": S_B, "labels": (a, b), "bath": S}`` is given.
     Binder crossings need a size family: :func:`binder_crossing_line`.
     """
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, Boundary] = {}
     T, h = np.asarray(sw.T, float), np.asarray(sw.h, float)
-    chi = susceptibility_peak_line(T, h, sw.data["susceptibility"], sw.data.get("susceptibility_err"),
-                                   n_resample=n_resample)
+    chi = susceptibility_peak_line(T, h, sw.susceptibility, sw.susceptibility_err, n_resample=n_resample)
     out["chi_peak"] = chi
     if H is None:
         return out
@@ -313,20 +314,37 @@ def sweep_boundaries(sw: Any, H: Any = None, candidates: Mapping[str, Any] | Non
             own_field = bool(np.any(H.h[~H.frozen] != 0))
             Tc0 = float("nan") if own_field else mean_field_T_c(H)
             line = _mf_dict(h, np.where(h == 0, Tc0, np.nan).astype(float), None)
-            line["description"] = (f"only h = 0 computed (N n = {size} > {mean_field_max_size}: the "
+            line.description = (f"only h = 0 computed (N n = {size} > {mean_field_max_size}: the "
                                    "continuation in T is too costly here; call mean_field_line directly)")
             out["mean_field"] = line
     except (ValueError, np.linalg.LinAlgError, ArithmeticError) as exc:   # pragma: no cover
-        out["mean_field"] = {"h": h, "T": np.full(h.size, np.nan), "param": "h", "units": dict(_UNITS),
-                             "method": "mean field (failed)", "description": str(exc)}
+        out["mean_field"] = Boundary(param="h", h=h, T=np.full(h.size, np.nan),
+                                     method="mean field (failed)", description=str(exc))
     zero = np.flatnonzero(np.isclose(h, 0.0, atol=1e-12 * max(1.0, float(np.abs(h).max()))))
     if zero.size and h.min() <= 0 <= h.max() and field_along_order(H, sw.direction):
         k = int(zero[0])
-        if np.isfinite(chi["T"][k]) and not chi["at_edge"][k]:
-            out["coexistence"] = coexistence_line(float(T.min()), float(chi["T"][k]), float(chi["T_err"][k]))
+        if np.isfinite(chi.T[k]) and not chi.at_edge[k]:
+            out["coexistence"] = coexistence_line(float(T.min()), float(chi.T[k]), float(chi.T_err[k]))
     if candidates:
         e = candidate_energies(H, candidates["probe"], candidates["A"], candidates["B"],
                                sw.direction, candidates.get("bath"))
         out["level_crossing"] = level_crossing_line(T, e["E_A"], e["E_B"], e["p_A"], e["p_B"],
                                                     tuple(candidates.get("labels", ("A", "B"))))
     return out
+
+
+def add_sweep_boundaries(sw: Any, H: Any, candidates: Mapping[str, Any] | None = None,
+                         **kw: Any) -> dict[str, Boundary]:
+    """Compute :func:`sweep_boundaries` for a finished sweep, keep them on ``sw.boundaries`` and,
+    when the sweep has a file (``sw.path``), store them there (``/boundary/<name>``, through the
+    phase store's locked atomic rewrite). Returns the lines. Raises ValueError for a sweep with
+    unfinished rows (naming how many)."""
+    from spinsim.phase import add_boundaries
+
+    if not sw.complete:
+        raise ValueError(f"phase boundaries need every row: {int(sw.done.sum())} of {sw.done.size} done")
+    lines = sweep_boundaries(sw, H=H, candidates=candidates, **kw)
+    sw.boundaries = {**sw.boundaries, **lines}
+    if getattr(sw, "path", None) is not None:
+        add_boundaries(sw.path, lines)
+    return lines

@@ -142,7 +142,7 @@ def phase_diagram(sw: Any, observable: str = "susceptibility", ax: plt.Axes | No
                   title: str | None = None, log: bool | None = None) -> plt.Axes:
     """Heat map of ``observable`` over the sweep's (T, h) grid, boundaries on top.
 
-    ``sw``: a :class:`spinsim.sweep.SweepResult`. Rows not yet computed are hatched grey.
+    ``sw``: a :class:`spinsim.phase.SweepResult`. Rows not yet computed are hatched grey.
     ``log``: logarithmic colour scale (default: for chi and tau_int when they span > 2 decades).
     Boundaries default to ``sw.boundaries``; points outside the grid are clipped.
     """
@@ -437,7 +437,7 @@ def plot_files(paths: Iterable[str | os.PathLike], outdir: str | os.PathLike) ->
     their Binder crossings (drawn on each phase diagram)."""
     from spinsim.io import SpinsimFileError, from_attr, open_spinsim
     from spinsim.result import Result
-    from spinsim.sweep import read_sweep
+    from spinsim.phase import read_sweep
 
     from spinsim.analysis.boundaries import binder_crossing_line
 

@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 
 import spinsim as ss  # noqa: E402
 from spinsim.executors import dask_executor  # noqa: E402
-from spinsim.sweep import run_task, sweep  # noqa: E402
+from spinsim.phase import run_task, sweep  # noqa: E402
 
 
 def _warm() -> int:

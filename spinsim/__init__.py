@@ -10,8 +10,7 @@ from .lattices import (causal, chain, complete_graph, cubic, lattice, sherringto
                        square, textbook)
 from .result import Result
 from .solvers import solve
-from .sweep import read_sweep, sweep  # noqa: E402  (the function shadows the module name: use
-                                      # `from spinsim.sweep import ...` for the module's other names)
+from .phase import read_sweep, sweep
 
 __all__ = [
     "__version__", "Hamiltonian", "Ising", "Heisenberg", "Discrete", "Identity", "Dense", "LowRank",

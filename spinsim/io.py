@@ -1,28 +1,51 @@
-"""HDF5 conventions shared by every spinsim file (SPEC section 6).
+"""HDF5 conventions shared by every spinsim file (SPEC section 6), and the one generic writer.
 
-* Root attributes: ``spinsim_version``, ``spinsim_kind`` (what the file holds), ``command_line``,
-  ``created``, ``sign_convention``, ``k_B``, ``head_naming`` and any run parameters.
-* Every axis is an HDF5 dimension scale with ``units`` and ``long_name`` attributes; values sit
-  next to their errors (``chi``, ``chi_err``).
-* Writes never leave a corrupt file: whole files are written to a temporary sibling and renamed
-  atomically; incremental writers (sweeps) flush after each point and keep a completion mask.
+File format 2 (spinsim >= 0.2; root attribute ``spinsim_format = 2``):
+
+* Root attributes: ``spinsim_version``, ``spinsim_format``, ``spinsim_kind`` (what the file
+  holds), ``command_line``, ``created``, ``sign_convention``, ``k_B``, ``head_naming`` and any run
+  parameters.
+* Every coordinate is an HDF5 dimension scale with ``units`` and ``long_name`` attributes; every
+  dataset carries ``units``, ``long_name`` and ``dims`` (its axis names) with the scales attached.
+* Observables (:mod:`spinsim.schema`) sit next to their errors: ``chi`` and ``chi_err``; a value
+  carries ``symbol`` and ``definition``, an error ``error_of = "<name>"``.
+* Dataclasses declare how they are stored in their field metadata (:func:`stored`):
+  :func:`write_record` / :func:`read_record` write and read any of them (``Result``,
+  ``Boundary``); fields without ``dims`` become attributes.
+
+Format 1 (spinsim 0.1.0, no ``spinsim_format`` attribute) has the same layout without the
+``symbol``/``definition``/``error_of`` attributes and with boundary units in one JSON attribute;
+its readers here still read it. A file of a newer format is refused naming its version.
+
+Writes never leave a corrupt file: :func:`atomic_h5` is the one atomic writer (a temporary
+sibling, fsync, ``os.replace``, fsync of the folder); incremental writers (sweeps) commit the
+whole file through it after each point and keep a completion mask.
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as _dt
+import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping, Sequence
 
 import h5py
 import numpy as np
 
 from ._version import __version__
 
-__all__ = ["SpinsimFileError", "CONVENTIONS", "root_attrs", "atomic_h5", "open_spinsim",
-           "write_axis", "write_values", "to_attr", "from_attr"]
+from . import schema
+
+__all__ = ["SpinsimFileError", "FileFormatError", "FILE_FORMAT", "CONVENTIONS", "root_attrs",
+           "atomic_h5", "remove_stale_temps", "open_spinsim", "file_format", "write_axis",
+           "write_values", "write_observables", "read_observables", "stored", "REQUIRED", "write_record",
+           "read_record", "to_attr", "from_attr"]
+
+#: the layout version written by this spinsim (module docstring); 1 = spinsim 0.1.0
+FILE_FORMAT = 2
 
 CONVENTIONS = {
     "sign_convention": "H = -sum_{i!=j} W_ij S_i^T M S_j - sum_i h_i.S_i",
@@ -37,6 +60,10 @@ class SpinsimFileError(Exception):
     """A file that is not spinsim's, is truncated, or does not match the requested run."""
 
 
+class FileFormatError(SpinsimFileError):
+    """A spinsim file of a format this version does not read."""
+
+
 def to_attr(v: Any) -> Any:
     """Convert a Python value to something h5py stores as an attribute (None -> 'None')."""
     if v is None:
@@ -46,7 +73,6 @@ def to_attr(v: Any) -> Any:
     if isinstance(v, (list, tuple)) and v and all(isinstance(x, str) for x in v):
         return np.array(v, dtype=h5py.string_dtype())
     if isinstance(v, (dict,)):
-        import json
         return json.dumps(v, sort_keys=True, default=str)
     return v
 
@@ -67,6 +93,7 @@ def root_attrs(kind: str, **params: Any) -> dict[str, Any]:
     """Standard root attributes for a spinsim file of the given kind."""
     attrs: dict[str, Any] = {
         "spinsim_version": __version__,
+        "spinsim_format": FILE_FORMAT,
         "spinsim_kind": kind,
         "command_line": " ".join(sys.argv),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -76,22 +103,65 @@ def root_attrs(kind: str, **params: Any) -> dict[str, Any]:
     return {k: to_attr(v) for k, v in attrs.items()}
 
 
-@contextlib.contextmanager
-def atomic_h5(path: str | os.PathLike) -> Iterator[h5py.File]:
-    """Write a whole HDF5 file atomically: into ``path.tmp-<pid>``, then ``os.replace``.
+def _tmp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
-    An exception (or a kill) leaves any existing file at ``path`` untouched.
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_h5(path: str | os.PathLike, libver: str | None = None) -> Iterator[h5py.File]:
+    """Write a whole HDF5 file atomically and durably (the only atomic writer of spinsim).
+
+    The file is written to the hidden sibling ``.<name>.tmp-<pid>``, closed, fsync'ed, moved over
+    ``path`` with ``os.replace`` (atomic on POSIX), and the folder is fsync'ed so that the rename
+    survives a power cut. An exception, Ctrl-C or kill at any instant leaves the file at ``path``
+    as it was (a stale temporary at worst, see :func:`remove_stale_temps`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = _tmp_name(path)
     try:
-        with h5py.File(tmp, "w") as f:
+        with h5py.File(tmp, "w", libver=libver) as f:
             yield f
+        _fsync(tmp)
         os.replace(tmp, path)
+        with contextlib.suppress(OSError):      # some filesystems refuse to fsync a folder
+            _fsync(path.parent)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def remove_stale_temps(path: str | os.PathLike) -> None:
+    """Remove temporaries of :func:`atomic_h5` for ``path`` left by processes that are gone."""
+    path = Path(path)
+    for p in path.parent.glob(f".{path.name}.tmp-*"):
+        try:
+            pid = int(p.name.rsplit("-", 1)[1])
+        except ValueError:
+            continue
+        try:
+            os.kill(pid, 0)
+            alive = pid != os.getpid()
+        except ProcessLookupError:
+            alive = False
+        except PermissionError:
+            alive = True
+        if not alive:
+            with contextlib.suppress(OSError):
+                p.unlink()
+
+
+def file_format(f: h5py.File) -> int:
+    """The layout version of an open spinsim file (1 for spinsim 0.1.0 files)."""
+    return int(from_attr(f.attrs.get("spinsim_format", 1)))
 
 
 def open_spinsim(path: str | os.PathLike, mode: str = "r", kind: str | None = None) -> h5py.File:
@@ -110,6 +180,12 @@ def open_spinsim(path: str | os.PathLike, mode: str = "r", kind: str | None = No
         got = from_attr(f.attrs.get("spinsim_kind"))
         f.close()
         raise SpinsimFileError(f"{p}: holds spinsim {got!r} data, expected {kind!r}")
+    fmt = file_format(f)
+    if fmt > FILE_FORMAT:
+        version = from_attr(f.attrs.get("spinsim_version"))
+        f.close()
+        raise FileFormatError(f"{p}: written by spinsim {version} (file format {fmt}); this spinsim "
+                              f"{__version__} reads formats 1..{FILE_FORMAT}: upgrade spinsim")
     return f
 
 
@@ -134,12 +210,105 @@ def write_values(g: h5py.Group, name: str, values: Any, dims: tuple[str, ...], u
     d.attrs["long_name"] = long_name
     d.attrs["dims"] = np.array(dims, dtype=h5py.string_dtype())
     for k, v in attrs.items():
-        d.attrs[k] = to_attr(v)
+        if v is not None:
+            d.attrs[k] = to_attr(v)
     for i, dim in enumerate(dims):
         if dim is None:
             continue
-        scale = g[dim] if dim in g else g.file[dim] if dim in g.file else None
+        scale = _scale(g, dim)
         if scale is not None and i < d.ndim:
             d.dims[i].attach_scale(scale)
             d.dims[i].label = dim
     return d
+
+
+def _scale(g: h5py.Group, dim: str) -> h5py.Dataset | None:
+    return g[dim] if dim in g else g.file[dim] if dim in g.file else None
+
+
+# ----------------------------------------------------------------------------- observables
+def write_observables(g: h5py.Group, values: Mapping[str, Any], dims: Sequence[str]) -> None:
+    """Write every observable of :data:`spinsim.schema.OBSERVABLES` present (not None) in
+    ``values`` over ``dims``, each error ``<name>_err`` next to its value."""
+    for o in schema.OBSERVABLES:
+        if values.get(o.name) is None:
+            continue
+        write_values(g, o.name, values[o.name], tuple(dims), o.units, o.long_name,
+                     symbol=o.symbol, definition=o.definition)
+        err = values.get(o.name + schema.ERR)
+        if o.has_error and err is not None:
+            write_values(g, o.name + schema.ERR, err, tuple(dims), o.units,
+                         f"standard error of {o.long_name}", error_of=o.name)
+
+
+def read_observables(g: h5py.Group) -> dict[str, np.ndarray]:
+    """The observables (and errors) stored in ``g``, by name (formats 1 and 2)."""
+    return {k: g[k][()] for k in schema.names(errors=True) if k in g}
+
+
+# ----------------------------------------------------------------------------- dataclasses
+#: ``stored(default=REQUIRED)``: a field without a default
+REQUIRED: Any = dataclasses.MISSING
+
+
+def stored(dims: Sequence[str] | None = None, units: str = "", long_name: str = "",
+           scale: bool = False, default: Any = None) -> Any:
+    """A dataclass field stored by :func:`write_record`: a dataset over ``dims`` (``"*"`` stands
+    for the record's grid dims, e.g. ``("h", "T")``), a dimension scale (``scale=True``), or an
+    attribute (no ``dims``)."""
+    md = {"dims": None if dims is None else tuple(dims), "units": units, "long_name": long_name,
+          "scale": scale}
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(default_factory=type(default), metadata=md)
+    return dataclasses.field(default=default, metadata=md)
+
+
+def _dims(md: Mapping[str, Any], grid: Sequence[str]) -> tuple[str, ...]:
+    out: list[str] = []
+    for d in md["dims"]:
+        out.extend(grid if d == "*" else [d])
+    return tuple(out)
+
+
+def write_record(g: h5py.Group, obj: Any, grid: Sequence[str] = (), skip: Sequence[str] = ()) -> None:
+    """Write a dataclass instance into ``g`` as its field metadata (:func:`stored`) declares:
+    scales first, then datasets (units, long names, attached scales), then attributes. Fields
+    that are None, or named in ``skip``, are not written; fields without metadata are skipped."""
+    fs = [f for f in dataclasses.fields(obj) if f.metadata and f.name not in skip
+          and getattr(obj, f.name) is not None]
+    for f in fs:
+        if f.metadata["scale"]:
+            v = np.asarray(getattr(obj, f.name))
+            write_axis(g, f.name, v, f.metadata["units"], f.metadata["long_name"])
+    for f in fs:
+        v = getattr(obj, f.name)
+        md = f.metadata
+        if md["scale"]:
+            continue
+        if md["dims"] is not None:
+            arr = np.asarray(v)
+            flag = arr.dtype == bool
+            write_values(g, f.name, arr.astype(np.uint8) if flag else arr, _dims(md, grid),
+                         md["units"], md["long_name"], dtype="bool" if flag else None)
+        else:
+            g.attrs[f.name] = to_attr(v)
+
+
+def read_record(cls: type, g: h5py.Group, **extra: Any) -> dict[str, Any]:
+    """Keyword arguments for ``cls`` from a group written by :func:`write_record` (the caller
+    constructs: ``cls(**read_record(cls, g))``). Missing fields keep their defaults; boolean
+    arrays (stored as uint8 with ``dtype = "bool"``) come back as bool."""
+    kw: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if not f.metadata:
+            continue
+        if f.metadata["dims"] is not None or f.metadata["scale"]:
+            if f.name in g:
+                v = g[f.name][()]
+                if from_attr(g[f.name].attrs.get("dtype")) == "bool":
+                    v = v.astype(bool)
+                kw[f.name] = v
+        elif f.name in g.attrs:
+            kw[f.name] = from_attr(g.attrs[f.name])
+    kw.update(extra)
+    return kw

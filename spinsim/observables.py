@@ -15,6 +15,8 @@ from typing import Callable
 
 import numpy as np
 
+from . import schema
+
 __all__ = ["tau_int", "block_means", "jackknife", "Thermo", "thermodynamics"]
 
 
@@ -76,25 +78,17 @@ def jackknife(fn: Callable[..., float], blocks: list[np.ndarray]) -> tuple[float
 
 @dataclass
 class Thermo:
-    """Thermodynamics at one temperature with errors (see spinsim.result for definitions)."""
+    """Estimates at one temperature: ``estimates`` maps every observable of
+    :data:`spinsim.schema.OBSERVABLES` that has an error to its value, ``<name>_err`` to its
+    standard error, and ``tau_int`` (sweeps); definitions in :mod:`spinsim.schema`."""
 
-    energy: float
-    energy_err: float
-    specific_heat: float
-    specific_heat_err: float
-    magnetization: float
-    magnetization_err: float
-    susceptibility: float
-    susceptibility_err: float
-    binder: float
-    binder_err: float
-    projection: float
-    projection_err: float
-    projection_susceptibility: float
-    projection_susceptibility_err: float
-    tau_int: float
+    estimates: dict[str, float]
     n_blocks: int
     drift_sigma: float
+
+    @property
+    def tau_int(self) -> float:
+        return self.estimates["tau_int"]
 
 
 def thermodynamics(E: np.ndarray, mabs: np.ndarray, mu: np.ndarray, T: float, n_free: int,
@@ -131,15 +125,23 @@ def thermodynamics(E: np.ndarray, mabs: np.ndarray, mu: np.ndarray, T: float, n_
     def sem(b: np.ndarray) -> float:
         return float(b.std(ddof=1) / np.sqrt(b.size)) if b.size > 1 else float("nan")
 
-    e, e_err = float(bE.mean() / N), sem(bE) / N
-    C, C_err = jackknife(lambda a, a2: beta ** 2 * (a2 - a * a) / N, [bE, bE2])
-    chi, chi_err = jackknife(lambda m, m2: beta * N * (m2 - m * m), [bm, bm2])
-
     def binder(m2: float, m4: float) -> float:
         return 1.0 - n * m4 / ((n + 2.0) * m2 * m2) if m2 > 0 else float("nan")
 
-    U, U_err = jackknife(binder, [bm2, bm4])
-    chiu, chiu_err = jackknife(lambda u, u2: beta * N * (u2 - u * u), [bu, bu2])
+    estimators: dict[str, Callable[[], tuple[float, float]]] = {
+        "energy": lambda: (float(bE.mean() / N), sem(bE) / N),
+        "specific_heat": lambda: jackknife(lambda a, a2: beta ** 2 * (a2 - a * a) / N, [bE, bE2]),
+        "magnetization": lambda: (float(bm.mean()), sem(bm)),
+        "susceptibility": lambda: jackknife(lambda m, m2: beta * N * (m2 - m * m), [bm, bm2]),
+        "binder": lambda: jackknife(binder, [bm2, bm4]),
+        "projection": lambda: (float(bu.mean()), sem(bu)),
+        "projection_susceptibility": lambda: jackknife(lambda u, u2: beta * N * (u2 - u * u), [bu, bu2]),
+    }
+    est: dict[str, float] = {}
+    for o in schema.OBSERVABLES:
+        if o.has_error:          # every observable with an error has an estimator here
+            est[o.name], est[o.name + schema.ERR] = estimators[o.name]()
+    est["tau_int"] = float(tau)
     # drift: first vs second half of the measured series, in units of the combined error
     half = n_meas // 2
     if half >= 2 * block_len and B > 1:
@@ -149,5 +151,4 @@ def thermodynamics(E: np.ndarray, mabs: np.ndarray, mu: np.ndarray, T: float, n_
         drift = float(abs(a.mean() - b.mean()) / se) if se > 0 else 0.0
     else:
         drift = float("nan")
-    return Thermo(e, e_err, C, C_err, float(bm.mean()), sem(bm), chi, chi_err, U, U_err,
-                  float(bu.mean()), sem(bu), chiu, chiu_err, float(tau), int(B), drift)
+    return Thermo(est, int(B), drift)

@@ -1,122 +1,180 @@
-"""The one result type returned by every solver (exact, analytic, mc, ground).
+"""The one result type (:class:`Result`) and the phase-boundary line (:class:`Boundary`).
 
-All arrays run over the temperature axis ``T`` (shape (n_T,)) unless stated. Conventions:
+A :class:`Result` holds the observables of :data:`spinsim.schema.OBSERVABLES` over named
+coordinates: ``T`` (shape (n_T,)) for a solve, or ``h`` x ``T`` (shape (n_h, n_T)) with a
+completion mask ``done`` (n_h,) for a sweep (``spinsim.phase``). Every observable is read the
+same way whatever produced it: ``res.energy``, with its standard error ``res.energy_err``;
+``res["energy"]`` is an alias kept for code written against 0.1 sweeps. An observable a method
+does not provide reads as None. Definitions, symbols and units: :mod:`spinsim.schema`.
 
-* ``energy``: <E> / n_free, energy per free site (k_B = 1).
-* ``specific_heat``: (<E^2> - <E>^2) / (T^2 n_free), per free site.
-* ``magnetization``: <|m|>, with ``m = (1/n_free) sum_{free i} S_i`` (an n_comp-vector).
-* ``susceptibility``: n_free (<|m|^2> - <|m|>^2) / T  (the finite-size estimator from |m|).
-* ``binder``: U_n = 1 - n <|m|^4> / ((n + 2) <|m|^2>^2), n = n_comp: 0 for a Gaussian
-  (disordered) m, 2/(n+2) for a fully ordered one (n = 1: the usual 1 - <m^4>/(3<m^2>^2)).
-* ``projection``: <m_u> with ``m_u = (1/n_free) sum_{free i} S_i . u_i`` along a given direction;
-  ``projection_susceptibility`` = n_free (<m_u^2> - <m_u>^2) / T.
-* ``*_err``: one standard error (0 for exact and analytic results).
-* ``tau_int``: integrated autocorrelation time of E in sweeps (MC only; None otherwise).
+Other fields: ``method``, ``backend``, ``seed``, sizes (``n_sites``, ``n_free``, ``n_comp``),
+``magnetization_vector`` (grid dims, component), exact-only data (``ground_energy`` E_0 total,
+``gap`` E_1 - E_0 between distinct levels, degeneracies, ``ground_states`` (state, site,
+component), the density of states ``dos_energy``/``dos_count``), run lengths and ``meta`` (free
+per-method details: algorithm, warnings, timings).
+
+HDF5: :meth:`Result.write_group` stores everything through the generic writer of
+:mod:`spinsim.io` (coordinates as dimension scales, units and long names from the schema and
+the field metadata, errors next to values).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from .io import atomic_h5, from_attr, open_spinsim, root_attrs, to_attr, write_axis, write_values
+from . import schema
+from .io import (REQUIRED, SpinsimFileError, atomic_h5, from_attr, open_spinsim, read_observables,
+                 read_record, root_attrs, stored, to_attr, write_axis, write_observables,
+                 write_record)
+from .schema import H_UNITS, T_UNITS
 
-__all__ = ["Result", "OBSERVABLES"]
-
-# name -> (units, long name)
-OBSERVABLES: dict[str, tuple[str, str]] = {
-    "energy": ("energy per site", "mean energy per free site <E>/N"),
-    "specific_heat": ("1 per site (k_B = 1)", "specific heat per free site"),
-    "magnetization": ("spin length", "mean modulus of the magnetisation <|m|>"),
-    "susceptibility": ("1/energy", "susceptibility N(<m^2>-<|m|>^2)/T"),
-    "binder": ("dimensionless", "Binder cumulant 1 - n<m^4>/((n+2)<m^2>^2)"),
-    "projection": ("spin length", "mean magnetisation along the direction u, <m.u>"),
-    "projection_susceptibility": ("1/energy", "N(<m_u^2>-<m_u>^2)/T"),
-    "log_Z": ("dimensionless", "log partition function"),
-    "acceptance": ("fraction", "acceptance rate of the local moves"),
-    "tau_int": ("sweeps", "integrated autocorrelation time of E"),
-}
-_WITH_ERR = ("energy", "specific_heat", "magnetization", "susceptibility", "binder", "projection",
-             "projection_susceptibility")
+__all__ = ["Result", "Boundary"]
 
 
 def _arr(x: Any) -> np.ndarray | None:
     return None if x is None else np.asarray(x, dtype=np.float64)
 
 
-@dataclass
+@dataclass(init=False, eq=False)
 class Result:
-    """Thermodynamics of one Hamiltonian over a temperature grid (see module docstring)."""
+    """Thermodynamics of one Hamiltonian over T, or over h x T (see the module docstring).
 
-    T: np.ndarray
-    energy: np.ndarray
-    energy_err: np.ndarray
-    specific_heat: np.ndarray
-    specific_heat_err: np.ndarray
-    magnetization: np.ndarray
-    magnetization_err: np.ndarray
-    susceptibility: np.ndarray
-    susceptibility_err: np.ndarray
-    binder: np.ndarray
-    binder_err: np.ndarray
-    method: str
-    backend: str = "numpy"
-    seed: int | None = None
-    n_sites: int = 0
-    n_free: int = 0
-    n_comp: int = 0
-    # optional, method-dependent
-    tau_int: np.ndarray | None = None
-    acceptance: np.ndarray | None = None
-    magnetization_vector: np.ndarray | None = None      # (n_T, n_comp): <m>
-    projection: np.ndarray | None = None
-    projection_err: np.ndarray | None = None
-    projection_susceptibility: np.ndarray | None = None
-    projection_susceptibility_err: np.ndarray | None = None
-    log_Z: np.ndarray | None = None
-    ground_energy: float | None = None                   # total energy E_0
-    gap: float | None = None                             # E_1 - E_0 (distinct levels)
-    ground_degeneracy: int | None = None
-    excited_degeneracy: int | None = None
-    ground_states: np.ndarray | None = None              # (n_ground, n_sites, n_comp)
-    dos_energy: np.ndarray | None = None                 # distinct (or binned) levels E
-    dos_count: np.ndarray | None = None                  # number of states at each
-    n_sweeps: int = 0
-    n_discard: int = 0
-    n_replicas: int = 0
+    Construct with the observables as keywords (``Result(T=T, energy=e, energy_err=de,
+    method="exact", ...)``); unknown observable names raise :class:`TypeError` naming the
+    allowed ones. Observable arrays are float64 of shape ``grid_shape``.
+    """
+
+    T: np.ndarray = stored(scale=True, units=T_UNITS, long_name="temperature")
+    h: np.ndarray | None = stored(scale=True, units=H_UNITS, long_name="added field strength h")
+    done: np.ndarray | None = stored(dims=("h",), units="flag",
+                                     long_name="completion mask: 1 = row finished and stored")
+    values: dict[str, np.ndarray] = field(default_factory=dict)   # observables by schema name
+    method: str = stored(default="")
+    backend: str = stored(default="numpy")
+    seed: int | None = stored()
+    n_sites: int = stored(default=0)
+    n_free: int = stored(default=0)
+    n_comp: int = stored(default=0)
+    magnetization_vector: np.ndarray | None = stored(
+        dims=("*", "component"), units="spin length", long_name="mean magnetisation vector <m>")
+    ground_energy: float | None = stored()                 # total energy E_0
+    gap: float | None = stored()                           # E_1 - E_0 (distinct levels)
+    ground_degeneracy: int | None = stored()
+    excited_degeneracy: int | None = stored()
+    ground_states: np.ndarray | None = stored(dims=("state", "site", "component"), units="spin",
+                                              long_name="ground states S (lengths included)")
+    dos_energy: np.ndarray | None = stored(scale=True, units="energy (total)",
+                                           long_name="energy level")
+    dos_count: np.ndarray | None = stored(
+        dims=("dos_energy",), units="states",
+        long_name="number of states at each energy level (density of states)")
+    n_sweeps: int = stored(default=0)
+    n_discard: int = stored(default=0)
+    n_replicas: int = stored(default=0)
     meta: dict[str, Any] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        self.T = np.atleast_1d(np.asarray(self.T, dtype=np.float64))
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if isinstance(v, (list, tuple)) and f.name not in ("meta",):
-                setattr(self, f.name, np.asarray(v, dtype=np.float64))
+    def __init__(self, T: Any, method: str = "", *, h: Any = None, done: Any = None,
+                 backend: str = "numpy", seed: int | None = None, n_sites: int = 0,
+                 n_free: int = 0, n_comp: int = 0, magnetization_vector: Any = None,
+                 ground_energy: float | None = None, gap: float | None = None,
+                 ground_degeneracy: int | None = None, excited_degeneracy: int | None = None,
+                 ground_states: Any = None, dos_energy: Any = None, dos_count: Any = None,
+                 n_sweeps: int = 0, n_discard: int = 0, n_replicas: int = 0,
+                 meta: Mapping[str, Any] | None = None, **observables: Any) -> None:
+        for name in observables:
+            try:
+                schema.observable(name)
+            except KeyError as exc:
+                raise TypeError(f"Result() got {exc}") from None
+        object.__setattr__(self, "values", {})
+        self.T = np.atleast_1d(np.asarray(T, dtype=np.float64))
+        self.h = _arr(h)
+        self.done = None if done is None else np.asarray(done, dtype=bool)
+        self.method, self.backend, self.seed = method, backend, seed
+        self.n_sites, self.n_free, self.n_comp = n_sites, n_free, n_comp
+        self.magnetization_vector = _arr(magnetization_vector)
+        self.ground_energy, self.gap = ground_energy, gap
+        self.ground_degeneracy, self.excited_degeneracy = ground_degeneracy, excited_degeneracy
+        self.ground_states = None if ground_states is None else np.asarray(ground_states)
+        self.dos_energy, self.dos_count = _arr(dos_energy), dos_count
+        self.n_sweeps, self.n_discard, self.n_replicas = n_sweeps, n_discard, n_replicas
+        self.meta = dict(meta or {})
+        for name in schema.names(errors=True):
+            if observables.get(name) is not None:
+                self.values[name] = np.asarray(observables[name], dtype=np.float64)
 
-    # ------------------------------------------------------------------ helpers
+    # ------------------------------------------------------------------ access
+    def __getattr__(self, name: str) -> Any:
+        # only called when normal lookup fails: the observables live in ``values``
+        if name != "values" and name in _ALL_NAMES:
+            return self.__dict__.get("values", {}).get(name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _ALL_NAMES:
+            if value is None:
+                self.values.pop(name, None)
+            else:
+                self.values[name] = np.asarray(value, dtype=np.float64)
+        else:
+            object.__setattr__(self, name, value)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        """``res["energy"]``: alias of ``res.energy`` (0.1 sweeps were read this way).
+        Raises KeyError naming the observables present."""
+        if name not in self.values:
+            raise KeyError(f"{name!r} not in this result; present: {', '.join(self.values)}")
+        return self.values[name]
+
+    @property
+    def data(self) -> dict[str, np.ndarray]:
+        """The observables present, by name (values and ``<name>_err``); the live mapping."""
+        return self.values
+
+    @property
+    def dims(self) -> tuple[str, ...]:
+        """Names of the grid axes: ``("T",)`` or ``("h", "T")``."""
+        return ("T",) if self.h is None else ("h", "T")
+
+    @property
+    def grid_shape(self) -> tuple[int, ...]:
+        return (self.T.size,) if self.h is None else (self.h.size, self.T.size)
+
+    @property
+    def complete(self) -> bool:
+        """Every row of the grid is done (always True for a result over T alone)."""
+        return True if self.done is None else bool(self.done.all())
+
+    @property
+    def fraction_done(self) -> float:
+        if self.done is None:
+            return 1.0
+        return float(self.done.mean()) if self.done.size else 0.0
+
     def __len__(self) -> int:
         return int(self.T.size)
 
     def array_names(self) -> list[str]:
-        """Names of the per-temperature arrays present in this result."""
-        out = []
-        for name in ("energy", "specific_heat", "magnetization", "susceptibility", "binder",
-                     "projection", "projection_susceptibility", "log_Z", "acceptance", "tau_int"):
-            if getattr(self, name) is not None:
-                out.append(name)
-        return out
+        """Names of the observables present (without errors), in schema order."""
+        return [n for n in schema.names() if n in self.values]
 
     def summary(self) -> str:
-        """A human-readable table: T, E/N, C, <|m|>, chi, U with errors."""
+        """A human-readable table: T, E/N, C, <|m|>, chi, U with errors (a result over T)."""
         rows = [f"{self.method}/{self.backend}: {self.n_free} free sites, n_comp={self.n_comp}"
                 + (f", seed={self.seed}" if self.seed is not None else "")]
+        cols = ("energy", "specific_heat", "magnetization", "susceptibility", "binder")
         rows.append(f"{'T':>8} {'E/N':>22} {'C':>22} {'<|m|>':>22} {'chi':>22} {'U':>22}")
-        for i, t in enumerate(self.T):
-            cells = [f"{getattr(self, k)[i]: .6f} ± {getattr(self, k + '_err')[i]:.1e}"
-                     for k in ("energy", "specific_heat", "magnetization", "susceptibility", "binder")]
-            rows.append(f"{t:8.4f} " + " ".join(f"{c:>22}" for c in cells))
+        if self.h is None:
+            for i, t in enumerate(self.T):
+                cells = [f"{self.values[k][i]: .6f} ± {self.values[k + '_err'][i]:.1e}"
+                         if k in self.values and k + "_err" in self.values else "n/a" for k in cols]
+                rows.append(f"{t:8.4f} " + " ".join(f"{c:>22}" for c in cells))
+        else:
+            rows[-1] = f"{self.h.size} x {self.T.size} (h, T) grid, {int(self.done.sum())} rows done"
         if self.ground_energy is not None:
             rows.append(f"E_0 = {self.ground_energy:.10g} (degeneracy {self.ground_degeneracy})"
                         + (f", gap E_1 - E_0 = {self.gap:.10g}" if self.gap is not None else ""))
@@ -124,52 +182,29 @@ class Result:
 
     # ------------------------------------------------------------------ HDF5
     def write_group(self, g: Any) -> None:
-        """Write into an open h5py group: T as a dimension scale, values next to errors."""
-        write_axis(g, "T", self.T, "energy (k_B = 1)", "temperature")
-        for name in self.array_names():
-            units, long = OBSERVABLES[name]
-            write_values(g, name, getattr(self, name), ("T",), units, long)
-            if name in _WITH_ERR and getattr(self, name + "_err") is not None:
-                write_values(g, name + "_err", getattr(self, name + "_err"), ("T",), units,
-                             f"standard error of {name}")
-        if self.magnetization_vector is not None:
-            g.create_dataset("component", data=np.arange(self.n_comp))
-            g["component"].make_scale("component")
-            write_values(g, "magnetization_vector", self.magnetization_vector, ("T", "component"),
-                         "spin length", "mean magnetisation vector <m>")
-        if self.ground_states is not None:
-            d = g.create_dataset("ground_states", data=self.ground_states)
-            d.attrs["dims"] = np.array(["state", "site", "component"], dtype="O")
-        if self.dos_energy is not None:
-            write_axis(g, "dos_energy", self.dos_energy, "energy (total)", "energy level")
-            write_values(g, "dos_count", self.dos_count, ("dos_energy",), "states",
-                         "number of states at each energy level (density of states)")
-        for k in ("method", "backend", "seed", "n_sites", "n_free", "n_comp", "ground_energy", "gap",
-                  "ground_degeneracy", "excited_degeneracy", "n_sweeps", "n_discard", "n_replicas"):
-            g.attrs[k] = to_attr(getattr(self, k))
+        """Write into an open h5py group (format 2, :mod:`spinsim.io`)."""
+        if self.magnetization_vector is not None or self.ground_states is not None:
+            n_comp = (self.magnetization_vector if self.magnetization_vector is not None
+                      else self.ground_states).shape[-1]
+            write_axis(g, "component", np.arange(n_comp), "index", "spin component")
+        write_record(g, self, grid=self.dims)
+        write_observables(g, self.values, self.dims)
         for k, v in self.meta.items():
             g.attrs["meta_" + k] = to_attr(v)
 
     @classmethod
     def read_group(cls, g: Any) -> "Result":
-        kw: dict[str, Any] = {}
-        for f in fields(cls):
-            if f.name == "meta":
-                continue
-            if f.name in g:
-                kw[f.name] = g[f.name][()]
-            elif f.name in g.attrs:
-                kw[f.name] = from_attr(g.attrs[f.name])
-        if "dos_energy" in g:
-            kw["dos_energy"] = g["dos_energy"][()]
+        """Read a group written by :meth:`write_group` (formats 1 and 2)."""
+        kw = read_record(cls, g)
+        kw.pop("values", None)
         kw["meta"] = {k[5:]: from_attr(v) for k, v in g.attrs.items() if k.startswith("meta_")}
-        return cls(**kw)
+        return cls(**kw, **read_observables(g))
 
     def to_hdf5(self, path: str | Path, **root: Any) -> Path:
         """Write this result as a self-describing spinsim file (atomically)."""
         with atomic_h5(path) as f:
-            for k, v in root_attrs("result", method=self.method, backend=self.backend, seed=self.seed,
-                                   **root).items():
+            for k, v in root_attrs("result", method=self.method, backend=self.backend,
+                                   seed=self.seed, **root).items():
                 f.attrs[k] = v
             self.write_group(f.create_group("result"))
         return Path(path)
@@ -178,6 +213,89 @@ class Result:
     def from_hdf5(cls, path: str | Path, group: str = "result") -> "Result":
         with open_spinsim(path) as f:
             if group not in f:
-                from .io import SpinsimFileError
                 raise SpinsimFileError(f"{path}: no group {group!r} (groups: {', '.join(f.keys())})")
             return cls.read_group(f[group])
+
+
+_ALL_NAMES = frozenset(schema.names(errors=True))
+
+
+# ----------------------------------------------------------------------------- boundaries
+@dataclass(eq=False)
+class Boundary:
+    """A phase-boundary line in the (T, h) plane, labelled by how it was obtained.
+
+    ``T`` and ``h`` are (n,) arrays over the line's parameter ``param`` (``"h"``: one T per
+    field, e.g. the chi peak in T at each h; ``"T"``: one h per temperature, e.g. a level
+    crossing h*(T)); NaN marks points without a boundary. Units: T and h in energy units
+    (k_B = 1), from the field metadata. Optional per-point arrays: ``T_err`` (one standard
+    error), ``chi_max``, ``at_edge`` (maximum on the grid edge: not a boundary point).
+    ``line["T"]`` and ``line.get("T")`` read fields as 0.1's dict lines were read.
+    """
+
+    param: str = stored(default=REQUIRED)
+    T: np.ndarray = stored(dims=("*",), units=T_UNITS, long_name="temperature on the line",
+                           default=REQUIRED)
+    h: np.ndarray = stored(dims=("*",), units=H_UNITS, long_name="added field on the line",
+                           default=REQUIRED)
+    method: str = stored(default="")
+    description: str = stored(default="")
+    T_err: np.ndarray | None = stored(dims=("*",), units=T_UNITS,
+                                      long_name="standard error of T on the line")
+    chi_max: np.ndarray | None = stored(dims=("*",), units="1/energy",
+                                        long_name="maximum of the susceptibility")
+    at_edge: np.ndarray | None = stored(dims=("*",), units="flag",
+                                        long_name="maximum on the grid edge (no interior peak)")
+    observable: str | None = stored()            # the observable whose peak this is
+    sizes: list[int] | None = stored()           # (L1, L2) of a Binder crossing
+    candidates: list[str] | None = stored()      # labels (A, B) of a level crossing
+    T_end_err: float | None = stored()           # error of a coexistence line's end point
+
+    def __post_init__(self) -> None:
+        if self.param not in ("T", "h"):
+            raise ValueError(f"Boundary param must be 'T' or 'h', got {self.param!r}")
+        self.T = np.atleast_1d(np.asarray(self.T, dtype=np.float64))
+        self.h = np.atleast_1d(np.asarray(self.h, dtype=np.float64))
+        if self.T.shape != self.h.shape or self.T.ndim != 1:
+            raise ValueError(f"Boundary T and h must be 1-D of one length, got shapes "
+                             f"{self.T.shape} and {self.h.shape}")
+        for k in ("T_err", "chi_max"):
+            if getattr(self, k) is not None:
+                setattr(self, k, np.asarray(getattr(self, k), dtype=np.float64))
+        if self.at_edge is not None:
+            self.at_edge = np.asarray(self.at_edge).astype(bool)
+        if self.sizes is not None:
+            self.sizes = [int(x) for x in self.sizes]
+        if self.candidates is not None:
+            self.candidates = [str(x) for x in self.candidates]
+
+    # dict-style reads (0.1 lines were dicts)
+    def _names(self) -> list[str]:
+        return [f.name for f in dataclasses.fields(self) if getattr(self, f.name) is not None]
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._names():
+            raise KeyError(f"{key!r} not set on this boundary; set: {', '.join(self._names())}")
+        return getattr(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        v = getattr(self, key, None) if key in self._names() else None
+        return default if v is None else v
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._names()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def write_group(self, g: Any) -> None:
+        """Write into an open h5py group: the parameter as a dimension scale, the rest over it."""
+        write_axis(g, self.param, getattr(self, self.param), T_UNITS if self.param == "T"
+                   else H_UNITS, "temperature" if self.param == "T" else "added field strength h")
+        g.attrs["spinsim_type"] = "Boundary"
+        write_record(g, self, grid=(self.param,), skip=(self.param,))
+
+    @classmethod
+    def read_group(cls, g: Any) -> "Boundary":
+        """Read a group written by :meth:`write_group`, or a 0.1 boundary (a dict line)."""
+        return cls(**read_record(cls, g))

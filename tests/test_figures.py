@@ -95,7 +95,7 @@ def test_head_grid(tmp_path):
 
 
 def test_plot_files_every_kind(tmp_path):
-    from spinsim.sweep import sweep
+    from spinsim.phase import sweep
 
     s = tmp_path / "s.h5"
     sweep(ss.lattice("ising", (4, 4)), [1.5, 2.5, 3.5], [0.0, 0.3], out=s, sweeps=200, progress=False,

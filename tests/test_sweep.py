@@ -3,7 +3,6 @@ SIGKILL), refusal of mismatched resumes, crash safety of commits, and the 2D Isi
 from __future__ import annotations
 
 import fcntl
-import importlib
 import os
 import re
 import signal
@@ -18,9 +17,10 @@ import pytest
 
 import spinsim as ss
 from spinsim.io import SpinsimFileError
-from spinsim.sweep import SweepMismatchError, compute_row, read_sweep, serial_executor, sweep
-
-sweep_mod = importlib.import_module("spinsim.sweep")   # the module (ss.sweep may be the function)
+from spinsim.phase import (SWEEP_OBSERVABLES, SweepMismatchError, compute_row, read_sweep,
+                           resolve_direction, serial_executor, solver_options, sweep)
+from spinsim.phase import run as run_mod
+from spinsim.phase import store as store_mod
 
 TC_ONSAGER = 2.0 / np.log(1.0 + np.sqrt(2.0))
 T3 = np.array([1.5, 2.5, 3.5])
@@ -63,17 +63,20 @@ def test_file_layout_and_round_trip(tmp_path):
         g = f["sweep"]
         assert g["T"].is_scale and g["h"].is_scale
         assert g["T"].attrs["units"] and g["h"].attrs["units"]
-        for name in sweep_mod.SWEEP_OBSERVABLES:
+        for name in SWEEP_OBSERVABLES:
             assert g[name].shape == (3, 3) and g[name + "_err"].shape == (3, 3)
             assert [d.label for d in g[name].dims] == ["h", "T"]
             assert g[name].dims[1][0] == g["T"]
         assert g["tau_int"].shape == (3, 3)
         assert list(g["done"][()]) == [1, 1, 1]
-        assert "chi_peak" in f["boundary"] and f["boundary/chi_peak"].attrs["method"]
+        assert "boundary" not in f          # the engine computes no boundaries (the caller does)
     back = read_sweep(out)
+    assert isinstance(back, ss.Result) and back.dims == ("h", "T")
+    assert sorted(back.data) == sorted(res.data)
     for k, v in res.data.items():
         np.testing.assert_array_equal(back.data[k], v)
-    assert back.boundaries["chi_peak"]["method"] == res.boundaries["chi_peak"]["method"]
+        np.testing.assert_array_equal(getattr(back, k), back[k])      # res["x"] is res.x
+    assert back.method == "mc" and back.seed == 3 and back.n_free == 16
 
 
 def test_added_field_matches_direct_solve():
@@ -82,8 +85,8 @@ def test_added_field_matches_direct_solve():
     res = sweep(H, T3, H3, method="exact", progress=False)
     for k, hv in enumerate(H3):
         ref = ss.solve(ss.replace(H, h=np.full((9, 1), hv)), T3, method="exact", direction=np.ones(1))
-        np.testing.assert_allclose(res.data["energy"][k], ref.energy, rtol=1e-12)
-        np.testing.assert_allclose(res.data["projection"][k], ref.projection, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(res.energy[k], ref.energy, rtol=1e-12)
+        np.testing.assert_allclose(res.projection[k], ref.projection, rtol=1e-12, atol=1e-14)
 
 
 def test_rows_do_not_depend_on_order_or_company(tmp_path):
@@ -92,24 +95,24 @@ def test_rows_do_not_depend_on_order_or_company(tmp_path):
     b = sweep(H, T3, H3, seed=9, executor=lambda tasks: serial_executor(list(tasks)[::-1]), **FAST)
     for k in a.data:
         np.testing.assert_array_equal(a.data[k], b.data[k])
-    U, _ = sweep_mod.resolve_direction(H, None)
-    opts = sweep_mod._solver_options("mc", dict(sweeps=200, algorithm="heatbath"))
+    U, _ = resolve_direction(H, None)
+    opts = solver_options("mc", dict(sweeps=200, algorithm="heatbath"))
     row = compute_row(H, T3, H3[2], U, 9, 2, opts)
     np.testing.assert_array_equal(row["susceptibility"], a.data["susceptibility"][2])
 
 
 def test_directions():
     H = ss.lattice("heisenberg", (3,), h=np.array([0.0, 0.0, 2.0]))
-    U, label = sweep_mod.resolve_direction(H, "field")
+    U, label = resolve_direction(H, "field")
     np.testing.assert_allclose(U, np.tile([0, 0, 1.0], (3, 1)))
-    U, _ = sweep_mod.resolve_direction(H, np.array([3.0, 4.0, 0.0]))
+    U, _ = resolve_direction(H, np.array([3.0, 4.0, 0.0]))
     np.testing.assert_allclose(U[0], [0.6, 0.8, 0.0])
     with pytest.raises(ValueError, match="direction 'field' needs"):
-        sweep_mod.resolve_direction(ss.lattice("heisenberg", (3,)), "field")
+        resolve_direction(ss.lattice("heisenberg", (3,)), "field")
     with pytest.raises(ValueError, match=r"unknown direction 'up'.*allowed"):
-        sweep_mod.resolve_direction(H, "up")
+        resolve_direction(H, "up")
     with pytest.raises(ValueError, match=r"shape \(3,\) or \(3, 3\), got \(2,\)"):
-        sweep_mod.resolve_direction(H, [1.0, 0.0])
+        resolve_direction(H, [1.0, 0.0])
 
 
 def test_bad_arguments_name_the_value():
@@ -183,8 +186,14 @@ def test_mismatched_resume_is_refused_naming_the_parameter(tmp_path, change, nam
 def test_default_options_do_not_count_as_a_change(tmp_path):
     out = tmp_path / "s.h5"
     sweep(small(), T3, H3, out=out, seed=1, sweeps=200, progress=False, estimate=False)
-    sweep(small(), T3, H3, out=out, seed=1, sweeps=200, algorithm="heatbath", discard=100, n_chains=1,
-          backend="cpu", progress=False, estimate=False)
+    before = datasets(out)
+    again = Interrupt()
+    res = sweep(small(), T3, H3, out=out, seed=1, sweeps=200, algorithm="heatbath", discard=100,
+                n_chains=1, backend="cpu", progress=False, estimate=False, executor=again)
+    assert again.asked == [] and res.complete        # resumed as the same run: nothing recomputed
+    after = datasets(out)
+    for k in before:
+        np.testing.assert_array_equal(after[k], before[k], err_msg=k)
 
 
 def test_foreign_or_damaged_out_file_is_refused(tmp_path):
@@ -209,9 +218,9 @@ def test_crash_during_a_commit_leaves_the_previous_file(tmp_path, monkeypatch):
         f.create_group("sweep")["T"] = st.T
         raise KeyboardInterrupt   # as if killed in the middle of writing the new version
 
-    monkeypatch.setattr(sweep_mod, "_write_state", dies_halfway)
+    monkeypatch.setattr(store_mod, "_write_state", dies_halfway)
     with pytest.raises(KeyboardInterrupt):
-        sweep_mod._commit(out, state)
+        store_mod.commit(out, state)
     after = datasets(out)
     assert sorted(after) == sorted(before)
     for k in before:
@@ -228,21 +237,44 @@ def test_a_second_writer_is_refused(tmp_path):
 
 
 def test_long_runs_are_announced(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(sweep_mod, "estimate_row_seconds", lambda *a, **k: 4000.0)
+    monkeypatch.setattr(run_mod, "estimate_row_seconds", lambda *a, **k: 4000.0)
     sweep(small(), T3, H3, sweeps=200, progress=False)
     err = capsys.readouterr().err
     assert "warning: estimated run time 3.3 h (3 rows" in err
 
 
-def test_estimate_is_a_plausible_row_time():
+class FakeClock:
+    """A clock that a fake solve advances by ``overhead + per_sweep * sweeps`` seconds."""
+
+    def __init__(self, overhead: float, per_sweep: float) -> None:
+        self.now, self.overhead, self.per_sweep, self.calls = 0.0, overhead, per_sweep, []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def solve(self, H, T, method, seed, direction, sweeps, discard, **kw):
+        assert method == "mc" and discard == 0
+        self.calls.append(sweeps)
+        self.now += self.overhead + self.per_sweep * sweeps
+
+
+@pytest.mark.parametrize("overhead, per_sweep, expected_per_sweep", [
+    (0.05, 0.01, 0.01),             # (t12 - t4) / 8 removes the fixed overhead exactly
+    (1.2, 0.01, 1.32 / 24),         # overhead dominates: floored at half the plain mean t12 / 24
+])
+def test_estimate_row_seconds_from_the_timing_probe(monkeypatch, overhead, per_sweep, expected_per_sweep):
+    import spinsim.solvers
+
+    clock = FakeClock(overhead, per_sweep)
+    monkeypatch.setattr(run_mod, "perf_counter", clock)
+    monkeypatch.setattr(spinsim.solvers, "solve", clock.solve)
     H = small()
-    U, _ = sweep_mod.resolve_direction(H, None)
-    opts = sweep_mod._solver_options("mc", dict(sweeps=400))
-    est = sweep_mod.estimate_row_seconds(H, T3, U, 0.0, "mc", opts, 0)
-    t0 = time.perf_counter()
-    compute_row(H, T3, 0.0, U, 0, 0, opts)
-    took = time.perf_counter() - t0
-    assert 0 < est < 20 * took + 0.5
+    U, _ = resolve_direction(H, None)
+    opts = solver_options("mc", dict(sweeps=400))           # discard defaults to 100
+    est = run_mod.estimate_row_seconds(H, T3, U, 0.0, "mc", opts, 0)
+    assert clock.calls == [4, 12]
+    assert est == pytest.approx(expected_per_sweep * (400 + 100), rel=1e-12)
+    assert run_mod.estimate_row_seconds(H, T3, U, 0.0, "exact", {}, 0) is None
 
 
 # ----------------------------------------------------------------------------- real processes
@@ -311,21 +343,22 @@ def test_ising2d_phase_diagram_onsager():
     """2D Ising over T x h (pt, L = 8 and 16): chi peaks near T_c at h = 0 and moves up and
     down in height with |h|; <m.u> flips sign across h = 0 below T_c (the first-order line ending
     near T_c); the Binder crossing L = 8/16 at h = 0 lies within 2 % of Onsager's T_c."""
-    from spinsim.analysis.boundaries import binder_crossing_line
+    from spinsim.analysis.boundaries import add_sweep_boundaries, binder_crossing_line
 
     T = np.linspace(2.0, 2.7, 8)
     hs = np.array([-0.1, 0.0, 0.1])
     fam = {L: sweep(ss.lattice("ising", (L, L)), T, hs, seed=L, algorithm="pt", sweeps=5000,
                     progress=False, estimate=False) for L in (8, 16)}
     s16 = fam[16]
-    chi = s16.boundaries["chi_peak"]
-    assert not chi["at_edge"][1]
-    assert abs(chi["T"][1] - TC_ONSAGER) / TC_ONSAGER < 0.08                 # finite-size shift ~ 1/L
-    assert chi["chi_max"][1] > 1.5 * max(chi["chi_max"][0], chi["chi_max"][2])   # field rounds the peak
+    bnd = add_sweep_boundaries(s16, ss.lattice("ising", (16, 16)))
+    chi = bnd["chi_peak"]
+    assert not chi.at_edge[1]
+    assert abs(chi.T[1] - TC_ONSAGER) / TC_ONSAGER < 0.08                    # finite-size shift ~ 1/L
+    assert chi.chi_max[1] > 1.5 * max(chi.chi_max[0], chi.chi_max[2])       # field rounds the peak
     low = 0                                                                  # T = 2.0 < T_c
-    proj = s16.data["projection"][:, low]
+    proj = s16.projection[:, low]
     assert proj[0] < -0.8 and proj[2] > 0.8                                   # jump across h = 0
     assert "coexistence" in s16.boundaries
     line = binder_crossing_line(fam, fields="zero")["binder_crossing_L8_16"]
-    assert abs(line["T"][1] - TC_ONSAGER) / TC_ONSAGER < 0.02, line
-    assert np.isnan(line["T"][0]) and np.isnan(line["T"][2])
+    assert abs(line.T[1] - TC_ONSAGER) / TC_ONSAGER < 0.02, line
+    assert np.isnan(line.T[0]) and np.isnan(line.T[2])

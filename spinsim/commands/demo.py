@@ -194,9 +194,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _phase_diagram(lm: Any, head: str, prompt: str, out: Path, args: Any, backend: str, hs: Any):
     """Free spins of the head with the prompt field h x_i/|x_i|: the (T, h) diagram."""
-    from spinsim.analysis.boundaries import mean_field_T_c
+    from spinsim.analysis.boundaries import add_sweep_boundaries, mean_field_T_c
     from spinsim.models.hamiltonians import head_system
-    from spinsim.sweep import sweep
+    from spinsim.phase import sweep
 
     sysm = head_system(lm, head, prompt, input="residual", heads=hs)
     H = sysm.H
@@ -210,13 +210,14 @@ def _phase_diagram(lm: Any, head: str, prompt: str, out: Path, args: Any, backen
     executor = None
     if args.executor == "dask":
         from spinsim.executors import make_executor
-        from spinsim.sweep import run_task
+        from spinsim.phase import run_task
         executor = make_executor("dask", run_task, scheduler=args.scheduler)
     sw = sweep(H, T, fields, direction=H.prompt_directions, out=out / "phase.h5", overwrite=True,
                seed=args.seed, progress=False, algorithm="pt", executor=executor,
                sweeps=max(50, args.sweeps // (3 if args.quick else 1)),
                backend=backend if backend != "auto" else "auto",
                attrs={"model_id": lm.model_id, "head": head, "prompt": prompt})
+    add_sweep_boundaries(sw, H)    # the chi peak and mean-field lines, into phase.h5
     info = {"head": head, "prompt": prompt, "T_c_mean_field": Tc, "mean_spin_length": m_mean,
             "field_axis": "h x_i/|x_i| (prompt field, energy units)", "n_sites": H.n_sites, "n_comp": H.n_comp}
     return sw, info

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..cli import UsageError, add_common
+from ..directions import resolve_direction
 from ..lattices import SYSTEMS, textbook
 from ..validation import check_temperatures, parse_range
 
@@ -92,17 +93,9 @@ def head_hamiltonian(model: str, head: str, prompt: str, **kw: Any) -> tuple[Any
     """The head's Hamiltonian from ``spinsim.models.hamiltonians`` (the transformer side): every
     prompt site free (O(d_model) spins of length |x_i|), causal graph, M = scale W_Q W_K^T; the
     sweep's field axis is the prompt field h x_i/|x_i| (``--direction prompt``)."""
-    import importlib
-    try:
-        hm = importlib.import_module("spinsim.models.hamiltonians")
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.startswith("spinsim.models"):
-            raise UsageError("--model sweeps need spinsim.models (not installed in this build)") from None
-        raise
-    builder = getattr(hm, "head_hamiltonian", None)
-    if builder is None:
-        raise UsageError("--model sweeps need spinsim.models (not installed in this build)")
-    H = builder(model, head, prompt, **kw)
+    from ..models.hamiltonians import head_hamiltonian as build
+
+    H = build(model, head, prompt, **kw)
     return H, {"model_id": model, "head": head, "prompt": prompt, **kw}
 
 
@@ -142,7 +135,8 @@ def run(args: argparse.Namespace) -> int:
     if args.method == "mc":
         kw = dict(algorithm=args.algorithm, sweeps=args.sweeps, discard=args.discard, n_chains=args.chains,
                   backend=args.device)
-    from ..sweep import run_task, sweep
+    from ..analysis.boundaries import add_sweep_boundaries
+    from ..phase import run_task, sweep
     executor = None
     if args.executor != "local" or args.scheduler:
         from ..executors import make_executor
@@ -151,13 +145,14 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise UsageError(str(exc)) from None
     try:
-        res = sweep(H, T, fields, direction=direction, method=args.method, out=args.out,
-                    overwrite=args.overwrite, progress=not args.no_progress, seed=args.seed,
-                    attrs=extra, executor=executor, **kw)
+        resolve_direction(H, direction)        # checked here: its errors are usage errors
     except ValueError as exc:
-        if "direction" in str(exc):
-            raise UsageError(f"--direction: {exc}") from None
-        raise
+        raise UsageError(f"--direction: {exc}") from None
+    res = sweep(H, T, fields, direction=direction, method=args.method, out=args.out,
+                overwrite=args.overwrite, progress=not args.no_progress, seed=args.seed,
+                attrs=extra, executor=executor, **kw)
+    if res.complete and not res.boundaries:      # boundaries: analysis, stored through the store
+        add_sweep_boundaries(res, H)
     n_warn = sum(len(w) for w in res.row_warnings)
     chi = res.boundaries.get("chi_peak")
     msg = f"spinsim sweep: wrote {args.out} ({res.h.size} fields x {res.T.size} temperatures"
@@ -165,8 +160,8 @@ def run(args: argparse.Namespace) -> int:
     print(msg, file=sys.stderr)
     if chi is not None:
         k = int(np.argmin(np.abs(res.h)))
-        if np.isfinite(chi["T"][k]):
-            edge = " (at the grid edge)" if chi["at_edge"][k] else ""
-            print(f"  chi peak at h = {res.h[k]:.4g}: T = {chi['T'][k]:.4f} +- {chi['T_err'][k]:.4f}{edge}",
+        if np.isfinite(chi.T[k]):
+            edge = " (at the grid edge)" if chi.at_edge[k] else ""
+            print(f"  chi peak at h = {res.h[k]:.4g}: T = {chi.T[k]:.4f} +- {chi.T_err[k]:.4f}{edge}",
                   file=sys.stderr)
     return 0

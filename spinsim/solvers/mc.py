@@ -230,17 +230,13 @@ def _assemble(H: Hamiltonian, Ts: np.ndarray, order: np.ndarray, out: dict[str, 
               R: int) -> Result:
     """Per-temperature statistics, returned in the caller's order of T."""
     N, n = H.n_free, H.n_comp
-    fields: dict[str, list[float]] = {k: [] for k in (
-        "energy", "energy_err", "specific_heat", "specific_heat_err", "magnetization",
-        "magnetization_err", "susceptibility", "susceptibility_err", "binder", "binder_err",
-        "projection", "projection_err", "projection_susceptibility",
-        "projection_susceptibility_err", "tau_int")}
+    fields: dict[str, list[float]] = {}       # schema name -> one estimate per temperature
     acc, mvecs, warnings, n_blocks = [], [], [], []
     for t in range(n_T):
         rows = np.arange(n_chains) * n_T + t
         th = thermodynamics(out["E"][rows], out["mabs"][rows], out["mu"][rows], float(Ts[t]), N, n)
-        for key in fields:
-            fields[key].append(getattr(th, key))
+        for key, value in th.estimates.items():
+            fields.setdefault(key, []).append(value)
         n_blocks.append(th.n_blocks)
         if np.isfinite(th.drift_sigma) and th.drift_sigma > 4:
             warnings.append(f"T={Ts[t]:.6g}: energy drifts by {th.drift_sigma:.1f} sigma between the two halves "
@@ -273,22 +269,13 @@ def _assemble(H: Hamiltonian, Ts: np.ndarray, order: np.ndarray, out: dict[str, 
         per_cluster = out["cluster"] / (sweeps * out["n_clusters"]) / max(H.n_free, 1)
         meta["mean_cluster_fraction"] = per_cluster.reshape(n_chains, n_T).mean(0)[inv].tolist()
         meta["clusters_per_sweep"] = out["n_clusters"].reshape(n_chains, n_T)[0][inv].tolist()
-    has_proj = u_label is not None
-    if has_proj:
+    if u_label is not None:
         meta["projection_direction"] = u_label
+    else:                              # no direction: no projection observables
+        arr = {k: v for k, v in arr.items() if not k.startswith("projection")}
+    if algorithm == "metropolis":
+        arr["acceptance"] = np.asarray(acc)[inv]
     return Result(
-        T=Ts[inv], energy=arr["energy"], energy_err=arr["energy_err"],
-        specific_heat=arr["specific_heat"], specific_heat_err=arr["specific_heat_err"],
-        magnetization=arr["magnetization"], magnetization_err=arr["magnetization_err"],
-        susceptibility=arr["susceptibility"], susceptibility_err=arr["susceptibility_err"],
-        binder=arr["binder"], binder_err=arr["binder_err"], method="mc", backend=backend,
-        seed=seed, n_sites=H.n_sites, n_free=H.n_free, n_comp=n,
-        tau_int=arr["tau_int"],
-        acceptance=np.asarray(acc)[inv] if algorithm == "metropolis" else None,
-        magnetization_vector=np.asarray(mvecs)[inv],
-        projection=arr["projection"] if has_proj else None,
-        projection_err=arr["projection_err"] if has_proj else None,
-        projection_susceptibility=arr["projection_susceptibility"] if has_proj else None,
-        projection_susceptibility_err=arr["projection_susceptibility_err"] if has_proj else None,
-        n_sweeps=sweeps, n_discard=discard, n_replicas=R, meta=meta,
-    )
+        T=Ts[inv], method="mc", backend=backend, seed=seed, n_sites=H.n_sites, n_free=H.n_free,
+        n_comp=n, magnetization_vector=np.asarray(mvecs)[inv], n_sweeps=sweeps, n_discard=discard,
+        n_replicas=R, meta=meta, **arr)

@@ -1,0 +1,242 @@
+"""Run a resumable (T, h) sweep: :func:`sweep` (``spinsim.sweep``)."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from time import perf_counter
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from ..directions import resolve_direction
+from ..hamiltonian import Hamiltonian, replace
+from ..io import SpinsimFileError, remove_stale_temps, root_attrs
+from ..validation import check_choice, check_temperatures
+from .fingerprint import Fingerprint, first_difference, fingerprint, jsonable, solver_options
+from .store import ROW_SEEDING, SweepResult, commit, empty_state, lock, read_sweep, store_row
+from .task import RowTask, serial_executor
+
+__all__ = ["sweep", "SweepMismatchError", "estimate_row_seconds"]
+
+_METHODS = ("mc", "exact", "analytic")
+_LONG_HOUR = 3600.0
+
+
+class SweepMismatchError(SpinsimFileError):
+    """An existing sweep file was written with different parameters."""
+
+
+def sweep(H: Hamiltonian, T: Any, fields: Any, direction: Any = None, method: str = "mc", *,
+          out: str | os.PathLike | None = None, overwrite: bool = False, progress: bool = True,
+          seed: int = 0, executor: Callable[[Sequence[RowTask]], Iterable[dict]] | None = None,
+          estimate: bool = True, attrs: dict[str, Any] | None = None,
+          **solve_kwargs: Any) -> SweepResult:
+    """Sweep temperature and an added field: ``H(h) = H - h sum_i u_i . S_i`` on the T x h grid.
+
+    Parameters
+    ----------
+    H : the Hamiltonian (its own fields ``H.h`` stay; ``h u_i`` is added on top).
+    T : (n_T,) temperatures > 0 (k_B = 1). fields : (n_h,) added field strengths h (any sign).
+    direction : ``"prompt"`` (a head's x_i/|x_i|), ``"field"``, ``"top_eigenvector"``, an (n_comp,)
+        or (n_sites, n_comp) array (see :mod:`spinsim.phase`); also the projection direction of
+        ``projection``.
+    method : ``"mc"`` (default), ``"exact"`` or ``"analytic"``.
+    out : HDF5 path; rows stream into it and a rerun resumes (:mod:`spinsim.phase.store`).
+        None: memory only.
+    overwrite : start afresh even if ``out`` holds another sweep.
+    progress : progress bar with ETA on stderr (a resumed run and a long-run warning are announced
+        on stderr regardless).
+    seed : Monte Carlo seed; row k uses ``replica_offset = k * n_T * n_chains``.
+    executor : ``executor(tasks) -> iterable of row results`` (default :func:`serial_executor`).
+    estimate : time a short probe first and warn when the run would take more than an hour.
+    attrs : extra root attributes (e.g. model id, head, prompt).
+    **solve_kwargs : solver options (``algorithm``, ``sweeps``, ``discard``, ``backend``, ...).
+
+    Phase boundaries are not computed here (the engine does not import analysis): call
+    ``spinsim.analysis.boundaries.add_sweep_boundaries(res, H)``, which computes them and
+    stores them in the file (as ``spinsim sweep`` does).
+
+    Returns
+    -------
+    SweepResult : a :class:`spinsim.Result` over (h, T) with errors and the completion mask.
+
+    Raises
+    ------
+    ValueError for bad grids, seeds and options (naming the value); SweepMismatchError when
+    ``out`` holds a sweep with other parameters; SpinsimFileError for a foreign, damaged or
+    locked ``out``; TypeError for the 0.1 options ``boundaries``/``candidates``.
+    """
+    if not isinstance(H, Hamiltonian):
+        raise TypeError(f"sweep() needs a spinsim.Hamiltonian, got {type(H).__name__}")
+    for gone in ("boundaries", "candidates"):
+        if gone in solve_kwargs:
+            raise TypeError(f"sweep() no longer takes {gone!r}: phase boundaries are computed by the "
+                            "caller, spinsim.analysis.boundaries.add_sweep_boundaries(res, H, candidates)")
+    check_choice("method", method, _METHODS)
+    T = check_temperatures(T)
+    hs = np.atleast_1d(np.asarray(fields, dtype=np.float64))
+    if hs.ndim != 1 or hs.size == 0:
+        raise ValueError(f"fields must be a number or a 1-D list of them, got shape {np.shape(fields)}")
+    if not np.all(np.isfinite(hs)):
+        raise ValueError(f"field strengths must be finite; got h = {float(hs[~np.isfinite(hs)][0])!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2 ** 63:
+        raise ValueError(f"seed must be an integer in [0, 2**63), got {seed!r}")
+    for bad in ("seed", "direction", "replica_offset", "progress"):
+        if bad in solve_kwargs:
+            raise ValueError(f"sweep() sets {bad!r} itself (per row); do not pass it as a solver option")
+    U, u_label = resolve_direction(H, direction)
+    opts = solver_options(method, solve_kwargs)
+    fp = fingerprint(H, T, hs, U, method, int(seed), opts)
+    run_attrs = root_attrs("sweep", **_root_params(H, method, int(seed), u_label, opts, attrs))
+    path = Path(out) if out is not None else None
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    with lock(path) if path is not None else contextlib.nullcontext():
+        state = None
+        if path is not None:
+            remove_stale_temps(path)
+            if path.exists() and not overwrite:
+                state = _resume_state(path, fp)
+                run_attrs["created"] = state.attrs.get("created", run_attrs["created"])
+                state.attrs = run_attrs
+                _say(f"spinsim sweep: resuming {path}: {int(state.done.sum())} of {hs.size} field rows "
+                     "already done", not state.complete)
+        fresh = state is None
+        if fresh:
+            state = empty_state(T, hs, U, fp, run_attrs, method=method, seed=int(seed),
+                                backend=str(opts.get("backend", "cpu")), n_sites=H.n_sites,
+                                n_free=H.n_free, n_comp=H.n_comp)
+        state.path = path
+        pending = [k for k in range(hs.size) if not state.done[k]]
+        if pending and estimate:   # also checks the solver options before a file is written
+            _warn_if_long(H, T, U, hs[pending[0]], method, opts, int(seed), len(pending))
+        if fresh and path is not None:
+            commit(path, state)
+        if pending:
+            _run_rows(H, T, hs, U, method, opts, int(seed), pending, state, path, executor, progress)
+    return state
+
+
+def _root_params(H: Hamiltonian, method: str, seed: int, u_label: str, opts: dict[str, Any],
+                 attrs: dict[str, Any] | None) -> dict[str, Any]:
+    meta = getattr(H, "meta", None)
+    head_meta = {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool))} \
+        if isinstance(meta, dict) else {}
+    params: dict[str, Any] = {"seed": seed, "method": method, "direction": u_label,
+                              "row_seeding": ROW_SEEDING}
+    params.update({f"solver_{k}": json.dumps(jsonable(v)) if isinstance(v, (np.ndarray, list, tuple)) else v
+                   for k, v in opts.items()})
+    params.update(H.describe())
+    params.update(head_meta)
+    params.update(attrs or {})
+    return params
+
+
+def _resume_state(path: Path, fp: Fingerprint) -> SweepResult:
+    try:
+        old = read_sweep(path)
+    except SpinsimFileError as exc:
+        raise SpinsimFileError(f"cannot resume: {exc}; use --overwrite (overwrite=True) to replace it") from None
+    diff = first_difference(old.fingerprint, fp)
+    if diff is not None:
+        raise SweepMismatchError(f"{path}: cannot resume: parameter {diff}; "
+                                 "use --overwrite (overwrite=True) to start afresh")
+    return old
+
+
+# ----------------------------------------------------------------------------- cost estimate
+def estimate_row_seconds(H: Hamiltonian, T: np.ndarray, U: np.ndarray, h_value: float,
+                         method: str, opts: dict[str, Any], seed: int) -> float | None:
+    """Seconds one row should take, from a timing probe (Monte Carlo only; None otherwise).
+
+    Two short runs (4 and 12 measured sweeps, no equilibration) give the time per sweep free of
+    compilation and fixed overheads, ``(t_12 - t_4) / 8``, floored at ``t_12 / 24`` (half the
+    plain average, against noisy timings); a row costs ``(sweeps + discard)`` of them.
+    """
+    if method != "mc":
+        return None
+    import warnings
+
+    from ..solvers import solve
+
+    kw = dict(opts)
+    kw.update(discard=0, progress=False)
+    Hk = replace(H, h=H.h + float(h_value) * U)
+    times = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for s in (4, 12):
+            kw["sweeps"] = s
+            t0 = perf_counter()
+            solve(Hk, T, method="mc", seed=seed, direction=U, **kw)
+            times.append(perf_counter() - t0)
+    per_sweep = max((times[1] - times[0]) / 8.0, times[1] / 12.0 * 0.5, 1e-9)
+    return per_sweep * (int(opts.get("sweeps", 2000)) + int(opts.get("discard") or 0))
+
+
+def _fmt_duration(s: float) -> str:
+    if s >= 3600:
+        return f"{s / 3600:.1f} h"
+    if s >= 60:
+        return f"{s / 60:.1f} min"
+    return f"{s:.1f} s"
+
+
+def _warn_if_long(H: Hamiltonian, T: np.ndarray, U: np.ndarray, h0: float, method: str,
+                  opts: dict[str, Any], seed: int, n_rows: int) -> float | None:
+    row_s = estimate_row_seconds(H, T, U, h0, method, opts, seed)
+    if row_s is None:
+        return None
+    total = row_s * n_rows
+    if total > _LONG_HOUR:
+        print(f"spinsim sweep: warning: estimated run time {_fmt_duration(total)} ({n_rows} rows x "
+              f"~{_fmt_duration(row_s)}, from a timing probe); interrupt at any time and rerun the same "
+              "command to resume", file=sys.stderr, flush=True)
+    return total
+
+
+# ----------------------------------------------------------------------------- running rows
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt while a sweep runs (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _say(msg: str, progress: bool) -> None:
+    if progress:
+        print(msg, file=sys.stderr, flush=True)
+
+
+def _run_rows(H: Hamiltonian, T: np.ndarray, hs: np.ndarray, U: np.ndarray, method: str,
+              opts: dict[str, Any], seed: int, pending: list[int], state: SweepResult,
+              path: Path | None, executor: Callable | None, progress: bool) -> None:
+    from tqdm.auto import tqdm
+
+    tasks = [RowTask(H=H, T=T, h_value=float(hs[k]), direction=U, seed=seed, field_index=k,
+                     method=method, solve_kwargs=dict(opts)) for k in pending]
+    run = executor or serial_executor
+    n_done0 = int(state.done.sum())
+    with _sigterm_as_interrupt(), tqdm(total=hs.size, initial=n_done0, desc="sweep", unit="row",
+                                       disable=not progress, file=sys.stderr, dynamic_ncols=True) as bar:
+        for row in run(tasks):
+            store_row(state, row)
+            if path is not None:
+                commit(path, state)
+            bar.set_postfix_str(f"h={hs[int(row['field_index'])]:.4g}", refresh=False)
+            bar.update(1)

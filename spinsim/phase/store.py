@@ -1,0 +1,210 @@
+"""The sweep file: its layout, the in-memory :class:`SweepResult`, the lock and the commit.
+
+File layout (HDF5 file format 2, :mod:`spinsim.io`)::
+
+    /                      root attrs: spinsim_version, spinsim_format = 2, spinsim_kind =
+                           "sweep", command_line, created, conventions (sign of H, k_B = 1, head
+                           naming), seed, method, direction, solver_<option>, the Hamiltonian
+                           description (hamiltonian_sha256 ...) and its provenance (model, head)
+    /sweep                 attrs: fingerprint (JSON), n_done, n_rows, complete, row_seeding,
+                           method, backend, seed, n_sites, n_free, n_comp
+    /sweep/T  (T)          dimension scale, units "energy (k_B = 1)"
+    /sweep/h  (h)          dimension scale, field strength along u (energy units)
+    /sweep/component, /sweep/site      index scales
+    /sweep/done (h)        completion mask (1 = row finished and stored)
+    /sweep/<obs>, <obs>_err  (h, T)  every observable of spinsim.schema with an error (energy,
+                           specific_heat, magnetization, susceptibility, binder, projection,
+                           projection_susceptibility; NaN where not done), and those the method
+                           gives without one (tau_int for MC, acceptance for Metropolis, log_Z
+                           for exact); attrs units, long_name, symbol, definition / error_of
+    /sweep/magnetization_vector (h, T, component)
+    /sweep/direction (site, component)   the unit directions u_i
+    /sweep/row_warnings (h)  JSON list of the solver's warnings per row
+    /boundary/<name>       a :class:`spinsim.result.Boundary`: the line's parameter (T or h) as
+                           a scale, T and h (and T_err, chi_max, at_edge) over it, attrs method,
+                           param, description. Written by the caller (``add_boundaries``), e.g.
+                           ``spinsim sweep`` with ``spinsim.analysis.boundaries``.
+
+Format 1 files (spinsim 0.1.0) have the same groups (boundary units as one JSON attribute, no
+symbol/definition attributes, no /sweep method attributes): :func:`read_sweep` reads them and a
+resumed run rewrites them as format 2.
+
+Commits: after each finished row the whole file is rewritten through :func:`spinsim.io.atomic_h5`
+(temporary sibling, fsync, ``os.replace``, fsync of the folder), so an interruption at any
+instant leaves the file as it was after the last commit. The lock file ``.<name>.lock``
+(``flock``) stops two processes from writing one sweep.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import h5py
+import numpy as np
+
+from .. import schema
+from ..io import (SpinsimFileError, atomic_h5, from_attr, open_spinsim, to_attr, write_axis,
+                  write_values)
+from ..result import Boundary, Result
+from .fingerprint import Fingerprint
+
+__all__ = ["SweepResult", "SWEEP_OBSERVABLES", "empty_state", "store_row", "commit", "lock",
+           "read_sweep", "add_boundary", "add_boundaries"]
+
+#: observables always stored with their errors, shape (n_h, n_T) (NaN where not given)
+SWEEP_OBSERVABLES = tuple(schema.names(has_error=True))
+ROW_SEEDING = "row k: seed, replica_offset = k * n_T * n_chains"
+
+
+class SweepResult(Result):
+    """A (T, h) sweep: a :class:`spinsim.Result` over ``h`` x ``T`` with a completion mask
+    ``done`` (n_h,), read the same way (``res.energy`` is (n_h, n_T); ``res["energy"]`` is an
+    alias), plus what the sweep file holds besides: ``direction`` (n_sites, n_comp) the unit
+    directions u_i, ``row_warnings`` (per row), ``fingerprint`` (the run's parameters),
+    ``attrs`` (root attributes), ``boundaries`` (name -> :class:`Boundary`) and ``path``."""
+
+    def __init__(self, T: Any, h: Any, *, direction: Any, fingerprint: Fingerprint,
+                 attrs: Mapping[str, Any], row_warnings: list[list[str]] | None = None,
+                 boundaries: Mapping[str, Boundary] | None = None, path: Path | None = None,
+                 **result: Any) -> None:
+        super().__init__(T, h=h, **result)
+        if self.done is None:
+            self.done = np.zeros(self.h.size, bool)
+        self.direction = np.asarray(direction, dtype=np.float64)
+        self.row_warnings = row_warnings if row_warnings is not None else [[] for _ in self.h]
+        self.fingerprint = fingerprint
+        self.attrs = dict(attrs)
+        self.boundaries: dict[str, Boundary] = dict(boundaries or {})
+        self.path = path
+
+    def params(self) -> dict[str, Any]:
+        """The run's parameters (the fingerprint) by name."""
+        return dict(self.fingerprint)
+
+
+def empty_state(T: np.ndarray, hs: np.ndarray, U: np.ndarray, fp: Fingerprint,
+                attrs: dict[str, Any], *, n_comp: int, **result: Any) -> SweepResult:
+    """A sweep with no row done: NaN everywhere, ``done`` all False."""
+    shape = (hs.size, T.size)
+    nan = {name: np.full(shape, np.nan) for name in schema.names(has_error=True, errors=True)}
+    return SweepResult(T, hs, direction=U, fingerprint=fp, attrs=attrs, n_comp=n_comp,
+                       magnetization_vector=np.full(shape + (n_comp,), np.nan), **nan, **result)
+
+
+def store_row(state: SweepResult, row: Mapping[str, Any]) -> None:
+    """Put one :func:`spinsim.phase.task.compute_row` result into row ``field_index``."""
+    k = int(row["field_index"])
+    for name in schema.names(errors=True):
+        if row.get(name) is None:
+            continue
+        if name not in state.values:
+            state.values[name] = np.full(state.grid_shape, np.nan)
+        state.values[name][k] = row[name]
+    state.magnetization_vector[k] = row["magnetization_vector"]
+    state.row_warnings[k] = list(row.get("warnings", []))
+    state.done[k] = True
+
+
+# ----------------------------------------------------------------------------- file I/O
+def _write_state(f: h5py.File, state: SweepResult) -> None:
+    for k, v in state.attrs.items():
+        f.attrs[k] = to_attr(v)
+    g = f.create_group("sweep")
+    g.attrs["fingerprint"] = json.dumps(state.fingerprint)
+    g.attrs["n_done"] = int(state.done.sum())
+    g.attrs["n_rows"] = int(state.done.size)
+    g.attrs["complete"] = np.bool_(state.complete)
+    g.attrs["row_seeding"] = ROW_SEEDING
+    state.write_group(g)
+    write_axis(g, "site", np.arange(state.direction.shape[0]), "index", "site")
+    write_values(g, "direction", state.direction, ("site", "component"), "dimensionless",
+                 "unit direction u_i of the added field h u_i (0 on frozen sites)",
+                 label=state.attrs.get("direction", ""))
+    d = g.create_dataset("row_warnings", data=np.array([json.dumps(w) for w in state.row_warnings],
+                                                        dtype=h5py.string_dtype()))
+    d.attrs["long_name"] = "solver warnings per row (JSON list)"
+    d.dims[0].attach_scale(g["h"])
+    if state.boundaries:
+        b = f.create_group("boundary")
+        b.attrs["long_name"] = "phase boundaries, each labelled by its method"
+        for name, line in state.boundaries.items():
+            line.write_group(b.create_group(name))
+
+
+def commit(path: Path, state: SweepResult) -> None:
+    """Replace ``path`` with the whole state, atomically and durably (:func:`io.atomic_h5`)."""
+    with atomic_h5(path, libver="latest") as f:
+        _write_state(f, state)
+
+
+@contextlib.contextmanager
+def lock(path: Path) -> Iterator[None]:
+    """Hold ``.<name>.lock`` (``flock``) while writing ``path``; a second writer is refused
+    with :class:`SpinsimFileError`."""
+    import fcntl
+
+    lock_path = path.with_name(f".{path.name}.lock")
+    fh = open(lock_path, "a+")
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise SpinsimFileError(f"{path}: another process is writing this sweep (lock "
+                                   f"{lock_path.name} held); wait for it or use another --out") from None
+        yield
+    finally:
+        fh.close()
+        with contextlib.suppress(OSError):
+            lock_path.unlink()
+
+
+def read_sweep(path: str | os.PathLike) -> SweepResult:
+    """Read a sweep file (complete or not; file format 1 or 2) into a :class:`SweepResult`."""
+    path = Path(path)
+    with open_spinsim(path) as f:
+        if "sweep" not in f:
+            raise SpinsimFileError(f"{path}: a spinsim {from_attr(f.attrs.get('spinsim_kind'))!r} "
+                                   "file, not a sweep (no /sweep group)")
+        try:
+            g = f["sweep"]
+            attrs = {k: from_attr(v) for k, v in f.attrs.items()}
+            base = Result.read_group(g)
+            state = SweepResult(
+                base.T, base.h, direction=g["direction"][()],
+                fingerprint=[tuple(x) for x in json.loads(from_attr(g.attrs["fingerprint"]))],
+                attrs=attrs, row_warnings=[json.loads(from_attr(x)) for x in g["row_warnings"][()]],
+                path=path, done=base.done, method=base.method or attrs.get("method", ""),
+                backend=base.backend, seed=base.seed if "seed" in g.attrs else attrs.get("seed"),
+                n_sites=base.n_sites or int(attrs.get("n_sites", 0)),
+                n_free=base.n_free or int(attrs.get("n_free", 0)),
+                n_comp=base.n_comp or int(attrs.get("n_comp", 0)),
+                magnetization_vector=base.magnetization_vector, meta=base.meta, **base.values)
+            if "boundary" in f:
+                state.boundaries = {k: Boundary.read_group(v) for k, v in f["boundary"].items()}
+        except (KeyError, OSError, ValueError, TypeError) as exc:
+            raise SpinsimFileError(f"{path}: damaged sweep file ({type(exc).__name__}: {exc}); "
+                                   "rerun with --overwrite") from None
+    return state
+
+
+def add_boundaries(path: str | os.PathLike, lines: Mapping[str, Boundary]) -> SweepResult:
+    """Add (or replace) ``/boundary/<name>`` for every line, with the same locked atomic rewrite;
+    returns the sweep as stored. Raises TypeError for a line that is not a :class:`Boundary`."""
+    for name, line in lines.items():
+        if not isinstance(line, Boundary):
+            raise TypeError(f"boundary {name!r} must be a spinsim.result.Boundary, got "
+                            f"{type(line).__name__}")
+    path = Path(path)
+    with lock(path):
+        state = read_sweep(path)
+        state.boundaries.update(lines)
+        commit(path, state)
+    return state
+
+
+def add_boundary(path: str | os.PathLike, name: str, line: Boundary) -> None:
+    """Add (or replace) one ``/boundary/<name>`` (see :func:`add_boundaries`)."""
+    add_boundaries(path, {name: line})

@@ -1,0 +1,80 @@
+"""One row of a sweep: the unit of work an executor runs (a pure, picklable function)."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from .. import schema
+from ..hamiltonian import Hamiltonian, replace
+
+__all__ = ["RowTask", "compute_row", "run_task", "serial_executor"]
+
+
+@dataclass(frozen=True)
+class RowTask:
+    """Everything one row needs (picklable: can be shipped to a worker)."""
+
+    H: Hamiltonian
+    T: np.ndarray
+    h_value: float
+    direction: np.ndarray        # (n_sites, n_comp) unit directions u_i
+    seed: int
+    field_index: int
+    method: str
+    solve_kwargs: dict
+
+
+def compute_row(H: Hamiltonian, T: np.ndarray, h_value: float, direction: np.ndarray, seed: int,
+                field_index: int, solve_kwargs: dict, method: str = "mc") -> dict[str, Any]:
+    """Solve ``H`` with the field ``h_value * u_i`` added, over the temperature grid T.
+
+    A pure function of its arguments (safe to run on any worker, any number of times): the
+    Monte Carlo chains use ``seed`` and replica ids offset by ``field_index * n_T * n_chains``.
+    Returns ``{"field_index": k, "<obs>": (n_T,), "<obs>_err": (n_T,), ...,
+    "magnetization_vector": (n_T, n_comp), "warnings": [str], "elapsed_s": float}`` with every
+    observable of :data:`spinsim.schema.OBSERVABLES` that has an error (NaN where the method does
+    not provide it) and the others the method provides (e.g. ``tau_int``, ``log_Z``).
+    """
+    from ..solvers import solve
+
+    T = np.asarray(T, dtype=np.float64)
+    U = np.asarray(direction, dtype=np.float64)
+    Hk = replace(H, h=H.h + float(h_value) * U)
+    kw = dict(solve_kwargs)
+    if method == "mc":
+        n_chains = int(kw.get("n_chains", 1))
+        kw.update(seed=int(seed), replica_offset=int(field_index) * T.size * n_chains, progress=False)
+    t0 = time.perf_counter()
+    res = solve(Hk, T, method=method, direction=U, **kw)
+    out: dict[str, Any] = {"field_index": int(field_index), "elapsed_s": time.perf_counter() - t0}
+    for name in schema.names(errors=True):
+        v = getattr(res, name)
+        if v is not None:
+            out[name] = np.asarray(v, dtype=np.float64)
+        elif schema.observable(name).has_error:
+            out[name] = np.full(T.size, np.nan)
+    mv = res.magnetization_vector
+    out["magnetization_vector"] = (np.full((T.size, H.n_comp), np.nan) if mv is None
+                                   else np.asarray(mv, dtype=np.float64).reshape(T.size, H.n_comp))
+    out["warnings"] = [str(w) for w in res.meta.get("warnings", [])]
+    return out
+
+
+def run_task(task: RowTask) -> dict[str, Any]:
+    """``compute_row`` on a :class:`RowTask` (a top-level function, for executors)."""
+    return compute_row(task.H, task.T, task.h_value, task.direction, task.seed, task.field_index,
+                       task.solve_kwargs, task.method)
+
+
+def serial_executor(tasks: Sequence[RowTask]) -> Iterator[dict[str, Any]]:
+    """The default executor: run the row tasks one after the other, yielding each result.
+
+    An executor is any callable ``executor(tasks) -> iterable of compute_row results`` yielding
+    results as they finish, in any order (each carries its ``field_index``); see
+    :mod:`spinsim.executors` for a Dask one.
+    """
+    for task in tasks:
+        yield run_task(task)
