@@ -1,14 +1,20 @@
 """Phase-boundary lines against synthetic curves with known answers and independent closed forms."""
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 from scipy.optimize import brentq
 
 import spinsim as ss
 from spinsim.analysis import boundaries as bd
+from spinsim.phase import SweepResult
+from spinsim.result import Boundary
+
+
+def _sweep(T, h, direction, **obs):
+    """A finished sweep in memory with the given observables (n_h, n_T)."""
+    return SweepResult(T, h, direction=direction, fingerprint=[], attrs={},
+                       done=np.ones(len(h), bool), **obs)
 
 
 # ----------------------------------------------------------------------------- chi peaks
@@ -25,11 +31,11 @@ def test_susceptibility_peak_line_recovers_known_peaks():
     h = np.append(h, 2.0)
     err = np.full_like(chi, 0.01)
     line = bd.susceptibility_peak_line(T, h, chi, err, n_resample=200)
-    np.testing.assert_allclose(line["T"][:3], T0[:3], atol=0.01)
-    assert np.all(line["T_err"][:3] < 0.02) and np.all(line["T_err"][:3] > 0)
-    assert np.isnan(line["T"][3])
-    assert line["at_edge"].tolist() == [False, False, False, False, True]
-    assert line["param"] == "h" and "peak" in line["method"] and line["units"]["T"]
+    np.testing.assert_allclose(line.T[:3], T0[:3], atol=0.01)
+    assert np.all(line.T_err[:3] < 0.02) and np.all(line.T_err[:3] > 0)
+    assert np.isnan(line.T[3])
+    assert line.at_edge.tolist() == [False, False, False, False, True]
+    assert isinstance(line, Boundary) and line.param == "h" and "peak" in line.method
 
 
 def test_binder_crossing_line_at_known_T_c():
@@ -41,17 +47,17 @@ def test_binder_crossing_line_at_known_T_c():
         U = np.empty((3, T.size))
         U[1] = 0.3 + 0.3 * np.tanh(-(T - Tc) * L)
         U[0] = U[2] = 0.6 + 0.001 * L                   # field: both stay ordered, never cross
-        return SimpleNamespace(T=T, h=h, data={"binder": U, "binder_err": np.full_like(U, 1e-4)})
+        return ss.Result(T, h=h, binder=U, binder_err=np.full_like(U, 1e-4))
 
     fam = {8: fake(8), 16: fake(16), 32: fake(32)}
     lines = bd.binder_crossing_line(fam)
     assert sorted(lines) == ["binder_crossing_L16_32", "binder_crossing_L8_16"]
     for line in lines.values():
-        assert abs(line["T"][1] - Tc) < 0.005             # linear interpolation on a 0.05 grid
-        assert np.isnan(line["T"][0]) and np.isnan(line["T"][2])
-        assert "Binder" in line["method"]
+        assert abs(line.T[1] - Tc) < 0.005             # linear interpolation on a 0.05 grid
+        assert np.isnan(line.T[0]) and np.isnan(line.T[2])
+        assert "Binder" in line.method
     zero = bd.binder_crossing_line(fam, fields="zero")["binder_crossing_L8_16"]
-    assert abs(zero["T"][1] - Tc) < 0.005
+    assert abs(zero.T[1] - Tc) < 0.005
     with pytest.raises(ValueError, match="at least two sizes"):
         bd.binder_crossing_line({8: fam[8]})
     with pytest.raises(ValueError, match="fields must be 'all' or 'zero', got 'some'"):
@@ -68,15 +74,15 @@ def test_mean_field_T_c_at_zero_field_is_the_top_eigenvalue():
     H = ss.complete_graph("heisenberg", N, M=M, n_comp=4)
     expected = (N - 1) / N * np.linalg.eigvalsh(M)[-1] / 4
     line = bd.mean_field_line(H, [0.0])
-    np.testing.assert_allclose(line["T"][0], expected, rtol=1e-10)
+    np.testing.assert_allclose(line.T[0], expected, rtol=1e-10)
     np.testing.assert_allclose(bd.mean_field_T_c(H), expected, rtol=1e-10)
 
 
 def test_mean_field_ising_has_only_the_critical_point():
     H = ss.lattice("ising", (4, 4))
     line = bd.mean_field_line(H, [0.0, 0.1, 1.0])
-    assert line["T"][0] == pytest.approx(4.0)            # z J, each bond once, coordination 4
-    assert np.isnan(line["T"][1]) and np.isnan(line["T"][2])
+    assert line.T[0] == pytest.approx(4.0)            # z J, each bond once, coordination 4
+    assert np.isnan(line.T[1]) and np.isnan(line.T[2])
 
 
 def _langevin(x: float) -> float:
@@ -102,20 +108,20 @@ def test_mean_field_line_transverse_field_matches_closed_form():
     line = bd.mean_field_line(H, hs, direction=np.array([0.0, 0.0, 1.0]), T_min=1e-3)
     for k in range(4):
         ref = Lam * a / 3 if hs[k] == 0 else _cw_transverse_T_c(hs[k], Lam, a, c)
-        np.testing.assert_allclose(line["T"][k], ref, rtol=2e-5)
-    assert np.isnan(line["T"][4])
-    assert np.all(np.diff(line["T"][:4]) < 0)             # the field lowers T_c
+        np.testing.assert_allclose(line.T[k], ref, rtol=2e-5)
+    assert np.isnan(line.T[4])
+    assert np.all(np.diff(line.T[:4]) < 0)             # the field lowers T_c
 
 
 # ----------------------------------------------------------------------------- level crossing
 def test_level_crossing_formula():
     T = np.array([0.5, 1.0, 2.0])
     line = bd.level_crossing_line(T, E_A=-1.0, E_B=-0.4, p_A=0.2, p_B=0.8, labels=(" Paris", " Rome"))
-    np.testing.assert_allclose(line["h"], (-1.0 + 0.4) / (0.2 - 0.8))
-    assert line["param"] == "T" and line["candidates"] == [" Paris", " Rome"]
-    assert np.isnan(bd.level_crossing_line(T, -1.0, -0.4, 0.5, 0.5)["h"]).all()
+    np.testing.assert_allclose(line.h, (-1.0 + 0.4) / (0.2 - 0.8))
+    assert line.param == "T" and line.candidates == [" Paris", " Rome"]
+    assert np.isnan(bd.level_crossing_line(T, -1.0, -0.4, 0.5, 0.5).h).all()
     Es = np.array([-1.0, -0.9, -0.8])                    # annealed bath: energies over T
-    np.testing.assert_allclose(bd.level_crossing_line(T, Es, -0.4, 0.2, 0.8)["h"], (Es + 0.4) / -0.6)
+    np.testing.assert_allclose(bd.level_crossing_line(T, Es, -0.4, 0.2, 0.8).h, (Es + 0.4) / -0.6)
 
 
 def test_candidate_energies_and_the_crossing_field_against_H_energy():
@@ -138,7 +144,7 @@ def test_candidate_energies_and_the_crossing_field_against_H_energy():
         S[probe] = s
         return Hx.energy(S)
     np.testing.assert_allclose(e["E_A"] - e["E_B"], total(H, S_A) - total(H, S_B), rtol=1e-12)
-    hstar = bd.level_crossing_line([1.0], **e)["h"][0]
+    hstar = bd.level_crossing_line([1.0], **e).h[0]
     U = np.zeros((N, n))
     U[probe] = u
     Hh = ss.replace(H, h=H.h + hstar * U)
@@ -161,37 +167,70 @@ def test_sweep_boundaries_labels_every_line():
     T = np.linspace(1.5, 3.5, 9)
     h = np.array([-0.2, 0.0, 0.2])
     chi = np.vstack([1.0 / (1.0 + ((T - t0) / 0.4) ** 2) for t0 in (2.9, 2.4, 2.9)])
-    sw = SimpleNamespace(T=T, h=h, data={"susceptibility": chi, "susceptibility_err": 0.01 * chi},
-                         direction=np.ones((16, 1)))
+    sw = _sweep(T, h, np.ones((16, 1)), susceptibility=chi, susceptibility_err=0.01 * chi)
     cand = {"probe": 0, "A": np.array([1.0]), "B": np.array([-1.0]), "labels": ("up", "down"),
             "bath": np.ones((16, 1))}
     out = bd.sweep_boundaries(sw, H=H, candidates=cand, n_resample=100)
     assert sorted(out) == ["chi_peak", "coexistence", "level_crossing", "mean_field"]
     for line in out.values():
-        assert line["method"] and line["param"] in ("T", "h") and "T" in line["units"]
-    assert out["coexistence"]["T"].tolist() == [1.5, pytest.approx(2.4, abs=0.02)]
+        assert isinstance(line, Boundary) and line.method and line.param in ("T", "h")
+    assert out["coexistence"].T.tolist() == [1.5, pytest.approx(2.4, abs=0.02)]
     # probe in the field of 4 up neighbours: E_up - E_down = -8; p_up - p_down = 2: h* = -4
-    np.testing.assert_allclose(out["level_crossing"]["h"], -4.0)
+    np.testing.assert_allclose(out["level_crossing"].h, -4.0)
 
 
 def test_large_systems_get_the_zero_field_mean_field_point_only():
     H = ss.complete_graph("heisenberg", 6, M=np.diag([2.0, 1.0, 0.5]))
     T = np.linspace(0.2, 1.0, 5)
     h = np.array([0.0, 0.5])
-    sw = SimpleNamespace(T=T, h=h, data={"susceptibility": np.ones((2, 5))}, direction=np.tile([0, 0, 1.0], (6, 1)))
+    sw = _sweep(T, h, np.tile([0, 0, 1.0], (6, 1)), susceptibility=np.ones((2, 5)))
     line = bd.sweep_boundaries(sw, H, n_resample=10, mean_field_max_size=10)["mean_field"]
-    np.testing.assert_allclose(line["T"][0], bd.mean_field_T_c(H))
-    assert np.isnan(line["T"][1]) and "only h = 0" in line["description"]
+    # complete graph W_ij = 1/N, O(3) spins: T_c = (1/n) lambda_max(W + W^T) mu_max(M_s)
+    #                                            = (1/3) ((N - 1)/N) 2 = 5/9
+    np.testing.assert_allclose(line.T[0], 5.0 / 9.0, rtol=1e-10)
+    assert np.isnan(line.T[1]) and "only h = 0" in line.description
     full = bd.sweep_boundaries(sw, H, n_resample=10)["mean_field"]
-    assert np.isfinite(full["T"]).all() and full["T"][1] < full["T"][0]
+    assert np.isfinite(full.T).all() and full.T[1] < full.T[0]
 
 
 def test_add_boundary_to_a_sweep_file(tmp_path):
-    from spinsim.sweep import add_boundary, read_sweep, sweep
+    from spinsim.phase import add_boundary, read_sweep, sweep
 
     out = tmp_path / "s.h5"
     sweep(ss.lattice("ising", (3, 3)), [1.0, 2.0], [0.0, 0.5], method="exact", out=out, progress=False)
     add_boundary(out, "level_crossing", bd.level_crossing_line([1.0, 2.0], -1.0, -0.5, 1.0, -1.0, ("a", "b")))
     line = read_sweep(out).boundaries["level_crossing"]
-    np.testing.assert_allclose(line["h"], -0.25)
-    assert line["candidates"] == ["a", "b"] and line["param"] == "T" and "level crossing" in line["method"]
+    np.testing.assert_allclose(line.h, -0.25)
+    assert line.candidates == ["a", "b"] and line.param == "T" and "level crossing" in line.method
+    with pytest.raises(TypeError, match="'x' must be a spinsim.result.Boundary, got dict"):
+        add_boundary(out, "x", {"T": [1.0], "h": [0.0]})
+
+
+def test_add_sweep_boundaries_stores_what_sweep_boundaries_computes(tmp_path):
+    """The caller computes the lines and stores them through the phase store: the file then
+    holds each line with its parameter as a dimension scale, and reads back equal."""
+    import h5py
+
+    from spinsim.phase import read_sweep, sweep
+
+    out = tmp_path / "s.h5"
+    H = ss.lattice("ising", (3, 3))
+    res = sweep(H, [1.0, 2.0, 3.0], [0.0, 0.5], method="exact", out=out, progress=False)
+    assert res.boundaries == {}
+    lines = bd.add_sweep_boundaries(res, H, n_resample=10)
+    assert sorted(lines) == ["chi_peak", "mean_field"] and res.boundaries.keys() == lines.keys()
+    back = read_sweep(out).boundaries
+    for name, line in lines.items():
+        np.testing.assert_array_equal(back[name].T, line.T)
+        np.testing.assert_array_equal(back[name].h, line.h)
+        assert back[name].method == line.method
+    np.testing.assert_array_equal(back["chi_peak"].at_edge, lines["chi_peak"].at_edge)
+    assert back["chi_peak"].at_edge.dtype == bool
+    assert back["mean_field"].T[0] == pytest.approx(4.0)      # z J: square lattice, coordination 4
+    with h5py.File(out) as f:
+        g = f["boundary/chi_peak"]
+        assert g["h"].is_scale and g["T"].dims[0][0] == g["h"] and g["T"].attrs["units"]
+    part = sweep(H, [1.0, 2.0, 3.0], [0.0, 0.5, 1.0], method="exact", progress=False,
+                 executor=lambda tasks: iter([]))
+    with pytest.raises(ValueError, match="need every row: 0 of 3 done"):
+        bd.add_sweep_boundaries(part, H)

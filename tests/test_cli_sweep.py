@@ -44,14 +44,15 @@ def test_sweep_info_plot_exit_0(tmp_path, capsys):
 
 
 def test_info_reports_an_unfinished_sweep(tmp_path, capsys):
-    from spinsim.sweep import _commit, read_sweep
+    from spinsim.phase import read_sweep
+    from spinsim.phase.store import commit
 
     out = tmp_path / "s.h5"
     assert main(RUN + ["--out", str(out)]) == 0
     st = read_sweep(out)
     st.done[1:] = False
     st.boundaries = {}
-    _commit(out, st)
+    commit(out, st)
     capsys.readouterr()
     assert main(["info", str(out)]) == 0
     assert "1 of 3 field rows done (33%)  -> rerun the same command to resume" in capsys.readouterr().out
@@ -97,21 +98,29 @@ def test_unknown_system_is_an_argparse_usage_error(capsys):
     assert "potts2d" in capsys.readouterr().err
 
 
-def test_model_sweep_without_models_is_a_usage_error(tmp_path, capsys, monkeypatch):
-    import importlib
-
-    real = importlib.import_module
-
-    def missing(name, *a, **k):
-        if name == "spinsim.models.hamiltonians":
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return real(name, *a, **k)
-
-    monkeypatch.setattr(importlib, "import_module", missing)
-    rc = main(["sweep", "--model", "gpt2", "--head", "L3H5", "--prompt", "Hi", "--T", "1:2:2", "--field", "0:1:2",
-               "--out", str(tmp_path / "h.h5")])
+@pytest.mark.parametrize("args, needle", [
+    (["--model", "gpt2", "--prompt", "Hi"], "--model needs --head L{layer}H{head} and --prompt"),
+    (["--model", "gpt2", "--head", "L3H5"], "--model needs --head L{layer}H{head} and --prompt"),
+    (["--system", "ising2d", "--head", "L3H5"], "--head and --prompt go with --model"),
+])
+def test_model_options_are_checked_before_loading(tmp_path, capsys, args, needle):
+    rc = main(["sweep", *args, "--T", "1:2:2", "--field", "0:1:2", "--out", str(tmp_path / "h.h5")])
     assert rc == 2
-    one_line_error(capsys.readouterr().err, "--model sweeps need spinsim.models")
+    one_line_error(capsys.readouterr().err, "spinsim sweep: error:", needle)
+    assert not (tmp_path / "h.h5").exists()
+
+
+def test_sweep_writes_the_boundaries_into_the_file(tmp_path, capsys):
+    """The command computes the phase boundaries (analysis) and stores them through the phase
+    store: the file holds /boundary/chi_peak, and stderr reports the h = 0 chi peak from it."""
+    from spinsim.phase import read_sweep
+
+    out = tmp_path / "s.h5"
+    assert main(RUN + ["--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    chi = read_sweep(out).boundaries["chi_peak"]
+    assert chi.param == "h" and chi.T.shape == (3,) and "peak" in chi.method
+    assert f"chi peak at h = 0: T = {chi.T[0]:.4f} +- {chi.T_err[0]:.4f}" in err
 
 
 @pytest.mark.slow
@@ -122,7 +131,7 @@ def test_model_sweep_of_a_tiny_gpt2_head(tmp_path, capsys):
     sys.path.insert(0, str(Path(__file__).parent))
     from _tiny_models import gpt2_dir
 
-    from spinsim.sweep import read_sweep
+    from spinsim.phase import read_sweep
 
     out = tmp_path / "head.h5"
     rc = main(["sweep", "--model", str(gpt2_dir()), "--head", "L1H2", "--prompt", "A dog says woof. A cat says",

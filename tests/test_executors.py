@@ -9,9 +9,7 @@ import pytest
 
 import spinsim as ss
 from spinsim.executors import dask_executor, make_executor
-from spinsim.sweep import read_sweep, run_task, sweep
-
-distributed = pytest.importorskip("distributed")
+from spinsim.phase import read_sweep, run_task, sweep
 
 T = np.array([1.8, 2.3, 2.8])
 FIELDS = np.array([0.0, 0.1, 0.2, 0.4, 0.6, 0.8])
@@ -28,6 +26,7 @@ def _same_data(a, b):
 
 @pytest.fixture(scope="module")
 def cluster():
+    pytest.importorskip("distributed")     # only the Dask runs need it (the checks below do not)
     from distributed import Client, LocalCluster
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
@@ -102,8 +101,13 @@ def test_gaps_ablation_on_dask_equals_local(cluster, tmp_path):
             np.testing.assert_allclose(fa[ds][()], fb[ds][()], rtol=1e-5, atol=2e-6, err_msg=ds)
 
 
-def test_gaps_executor_usage_errors(tmp_path):
+def test_gaps_executor_usage_errors(tmp_path, capsys):
     from spinsim.cli import main
 
     assert main(["gaps", "--executor", "dask", "--out", str(tmp_path / "x.h5")]) == 2
+    assert capsys.readouterr().err.strip() == ("spinsim gaps: error: --executor dask needs --scheduler "
+                                               "ADDRESS (e.g. tcp://10.0.0.5:8786)")
     assert main(["gaps", "--scheduler", "tcp://x:1", "--out", str(tmp_path / "x.h5")]) == 2
+    assert capsys.readouterr().err.strip() == ("spinsim gaps: error: --scheduler is only meaningful "
+                                               "with --executor dask")
+    assert not (tmp_path / "x.h5").exists()
