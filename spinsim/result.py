@@ -131,11 +131,6 @@ class Result:
         return self.values[name]
 
     @property
-    def data(self) -> dict[str, np.ndarray]:
-        """The observables present, by name (values and ``<name>_err``); the live mapping."""
-        return self.values
-
-    @property
     def dims(self) -> tuple[str, ...]:
         """Names of the grid axes: ``("T",)`` or ``("h", "T")``."""
         return ("T",) if self.h is None else ("h", "T")

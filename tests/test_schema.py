@@ -80,8 +80,8 @@ def test_the_writer_labels_every_observable_from_the_schema(tmp_path):
                 assert g[name + "_err"].attrs["units"] == o.units
         assert g["magnetization_vector"].dims[1][0] == g["component"]
     back = Result.from_hdf5(p)
-    assert sorted(back.data) == sorted(res.data)
-    for k, v in res.data.items():
+    assert sorted(back.values) == sorted(res.values)
+    for k, v in res.values.items():
         np.testing.assert_array_equal(back[k], v)
     assert back.gap == res.gap == 8.0 and back.ground_degeneracy == 2
 

@@ -80,6 +80,11 @@ class SweepResult(Result):
         self.boundaries: dict[str, Boundary] = dict(boundaries or {})
         self.path = path
 
+    @property
+    def data(self) -> dict[str, np.ndarray]:
+        """The observables by name (``values``; 0.1 sweeps were read as ``res.data[name]``)."""
+        return self.values
+
     def params(self) -> dict[str, Any]:
         """The run's parameters (the fingerprint) by name."""
         return dict(self.fingerprint)
