@@ -20,24 +20,26 @@ from typing import Any
 import numpy as np
 
 from spinsim.hamiltonian import Discrete, Hamiltonian, replace
-from spinsim.io import atomic_h5, root_attrs, write_axis, write_values
+from spinsim.io import REQUIRED, atomic_h5, root_attrs, stored, write_record, write_values
 from spinsim.solvers import solve
 
 __all__ = ["GapValidation", "validate_candidates", "write_validation", "plot_validation"]
+
+_LOG = "dimensionless (natural log)"
 
 
 @dataclass
 class GapValidation:
     """Log-odds log(P_A/P_B) over T: analytic, exact, Monte Carlo (+ error) and z-scores."""
 
-    T: np.ndarray
-    E_A: float
-    E_B: float
-    analytic: np.ndarray
-    exact: np.ndarray
-    mc: np.ndarray
-    mc_err: np.ndarray
-    labels: tuple[str, str]
+    T: np.ndarray = stored(scale=True, units="energy (k_B = 1)", long_name="temperature", default=REQUIRED)
+    E_A: float = stored(default=REQUIRED)
+    E_B: float = stored(default=REQUIRED)
+    analytic: np.ndarray = stored(("T",), _LOG, "beta (E_B - E_A): closed-form log P_A/P_B", default=REQUIRED)
+    exact: np.ndarray = stored(("T",), _LOG, "log P_A/P_B by exact enumeration of the probe", default=REQUIRED)
+    mc: np.ndarray = stored(("T",), _LOG, "log P_A/P_B from heat-bath Monte Carlo", default=REQUIRED)
+    mc_err: np.ndarray = stored(("T",), _LOG, "standard error of mc (binning, delta method)", default=REQUIRED)
+    labels: tuple[str, str] = stored(default=REQUIRED)
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -128,17 +130,9 @@ def write_validation(path: str | Path, v: GapValidation, **attrs: Any) -> Path:
         for key, val in root_attrs("validate", seed=v.meta.get("seed"), **attrs).items():
             f.attrs[key] = val
         g = f.create_group("validate")
-        write_axis(g, "T", v.T, "energy (k_B = 1)", "temperature")
-        u = "dimensionless (natural log)"
-        write_values(g, "analytic", v.analytic, ("T",), u, "beta (E_B - E_A): closed-form log P_A/P_B")
-        write_values(g, "exact", v.exact, ("T",), u, "log P_A/P_B by exact enumeration of the probe")
-        write_values(g, "mc", v.mc, ("T",), u, "log P_A/P_B from heat-bath Monte Carlo")
-        write_values(g, "mc_err", v.mc_err, ("T",), u, "standard error of mc (binning, delta method)")
+        write_record(g, v)                         # the fields, as their metadata declares
         write_values(g, "z", v.z, ("T",), "standard errors", "(mc - analytic) / mc_err")
-        g.attrs["E_A"] = v.E_A
-        g.attrs["E_B"] = v.E_B
         g.attrs["gap"] = v.gap
-        g.attrs["labels"] = list(v.labels)
         for key, val in v.meta.items():
             g.attrs["meta_" + key] = str(val) if isinstance(val, (list, dict)) else val
     return Path(path)
