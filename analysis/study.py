@@ -204,14 +204,7 @@ def write_gap_study(path: str | os.PathLike, lm: Any, gs: GapStudy, alpha: float
         f["gaps"] = f[f"{prim.name}/gaps"]     # hard links: the primary mode at the paths
         f["stats"] = f[f"{prim.name}/stats"]
         if gs.spectra is not None:
-            sp = f.create_group("spectrum")
-            sp.attrs["classification"] = ("ferro (cooperative) if lambda_max(M_s) >= |lambda_min(M_s)| else "
-                                          "antiferro (antagonistic); M_s = (M + M^T)/2, M = scale W_Q W_K^T")
-            lh = ("layer", "head")
-            write_values(sp, "lambda_max", gs.spectra.lambda_max, lh, "score units", "largest eigenvalue of M_s")
-            write_values(sp, "lambda_min", gs.spectra.lambda_min, lh, "score units", "smallest eigenvalue of M_s")
-            write_values(sp, "ferro_index", gs.spectra.ferro_index, lh, "dimensionless", "tr(M_s)/sum|lambda|")
-            sp.create_dataset("ferro_class", data=np.array(gs.spectra.ferro_class, dtype=sdt))
+            gs.spectra.write_group(f.create_group("spectrum"))
         if gs.ablation is not None:
             write_ablation(f, gs.ablation)
 

@@ -24,7 +24,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from spinsim.io import atomic_h5, root_attrs, write_axis, write_values
+from spinsim.io import REQUIRED, atomic_h5, root_attrs, stored, write_axis, write_record
 
 from .heads import HeadSet, classify_spectrum, head_label
 
@@ -35,13 +35,28 @@ __all__ = ["Spectra", "spectra", "write_heads"]
 class Spectra:
     """Spectra of every head's symmetric coupling (offset 0). Arrays (n_layers, n_heads[, 2 d_head])."""
 
-    eigenvalues: np.ndarray
-    lambda_max: np.ndarray
-    lambda_min: np.ndarray
-    ferro_index: np.ndarray
-    ferro_class: np.ndarray
-    trace: np.ndarray
-    frobenius: np.ndarray
+    eigenvalues: np.ndarray = stored(("layer", "head", "eig"), "score units", "eigenvalues of M_s, descending",
+                                     default=REQUIRED)
+    lambda_max: np.ndarray = stored(("layer", "head"), "score units", "largest eigenvalue of M_s",
+                                    default=REQUIRED)
+    lambda_min: np.ndarray = stored(("layer", "head"), "score units", "smallest eigenvalue of M_s",
+                                    default=REQUIRED)
+    ferro_index: np.ndarray = stored(("layer", "head"), "dimensionless", "tr(M_s) / sum|lambda|",
+                                     default=REQUIRED)
+    ferro_class: np.ndarray = stored(("layer", "head"), "", "'ferro' | 'antiferro'",
+                                     default=REQUIRED)
+    trace: np.ndarray = stored(("layer", "head"), "score units", "tr(M_s)",
+                               default=REQUIRED)
+    frobenius: np.ndarray = stored(("layer", "head"), "score units", "||scale W_Q W_K^T||_F",
+                                   default=REQUIRED)
+
+    def write_group(self, g: h5py.Group) -> None:
+        """Write into ``g`` (scales ``layer``, ``head``, ``eig`` at the file's root are attached
+        where present): one writer for ``spinsim extract`` and ``spinsim gaps``."""
+        g.attrs["classification"] = ("ferro (cooperative) if lambda_max(M_s) >= |lambda_min(M_s)| else "
+                                     "antiferro (antagonistic); M_s = (M + M^T)/2, M = scale W_Q W_K^T; "
+                                     "ferro_index = tr(M_s) / sum |lambda|")
+        write_record(g, self)
 
 
 def spectra(heads: HeadSet) -> Spectra:
@@ -96,18 +111,7 @@ def write_heads(path: str | os.PathLike, heads: HeadSet, spec: Spectra | None = 
             gh.attrs.update({"layer": hw.layer, "head": hw.head, "scale": hw.scale, "rotary": np.bool_(hw.rotary),
                              "kv_head": hw.kv_head, "ferro_class": str(spec.ferro_class[hw.layer, hw.head]),
                              "ferro_index": float(spec.ferro_index[hw.layer, hw.head])})
-        s = f.create_group("spectrum")
-        s.attrs["classification"] = ("ferro (cooperative) if lambda_max(M_s) >= |lambda_min(M_s)| else antiferro "
-                                     "(antagonistic); ferro_index = tr(M_s) / sum |lambda|")
-        dims = ("layer", "head")
-        write_values(s, "lambda_max", spec.lambda_max, dims, "score units", "largest eigenvalue of M_s")
-        write_values(s, "lambda_min", spec.lambda_min, dims, "score units", "smallest eigenvalue of M_s")
-        write_values(s, "ferro_index", spec.ferro_index, dims, "dimensionless", "tr(M_s) / sum|lambda|")
-        write_values(s, "trace", spec.trace, dims, "score units", "tr(M_s)")
-        write_values(s, "frobenius", spec.frobenius, dims, "score units", "||scale W_Q W_K^T||_F")
-        write_values(s, "eigenvalues", spec.eigenvalues, ("layer", "head", "eig"), "score units",
-                     "eigenvalues of M_s, descending")
-        s.create_dataset("ferro_class", data=np.array(spec.ferro_class, dtype=h5py.string_dtype()))
+        spec.write_group(f.create_group("spectrum"))
         d = f.create_dataset("b_O", data=heads.b_O)
         d.dims[0].attach_scale(f["layer"])
         d.attrs.update({"units": "residual units", "long_name": "output projection bias per layer (layer, d_model)"})

@@ -205,7 +205,10 @@ def write_values(g: h5py.Group, name: str, values: Any, dims: tuple[str, ...], u
                  long_name: str, **attrs: Any) -> h5py.Dataset:
     """Create a dataset and attach the named dimension scales (which must exist in ``g``'s file,
     looked up first in ``g`` and then at the root)."""
-    d = g.create_dataset(name, data=np.asarray(values))
+    arr = np.asarray(values)
+    if arr.dtype.kind in "OU":                   # text: HDF5 variable-length strings
+        arr = np.array(arr.astype(str), dtype=h5py.string_dtype())
+    d = g.create_dataset(name, data=arr)
     d.attrs["units"] = units
     d.attrs["long_name"] = long_name
     d.attrs["dims"] = np.array(dims, dtype=h5py.string_dtype())
