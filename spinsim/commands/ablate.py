@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from spinsim.analysis.ablation import LIONS_COWS, ablation_study
     from spinsim.analysis.prompts import load_prompts, tokenize_items
     from spinsim.analysis.study import write_ablation
-    from spinsim.io import atomic_h5, root_attrs, write_axis
+    from spinsim.io import atomic_h5, root_attrs, write_axis, write_values
     from spinsim.models.heads import extract_heads, head_label, parse_heads
     from spinsim.models.loading import load_model
 
@@ -77,8 +77,7 @@ def run(args: argparse.Namespace) -> int:
         write_axis(f, "prompt", np.arange(len(titems)), "index", "prompt")
         write_axis(f, "layer", np.arange(heads.n_layers), "index", "layer (from 0)")
         write_axis(f, "head", np.arange(heads.n_heads), "index", "head within its layer (from 0)")
-        import h5py
-        f.create_dataset("prompts/text", data=np.array([it.item.prompt for it in titems], dtype=h5py.string_dtype()))
+        write_values(f, "prompts/text", [it.item.prompt for it in titems], ("prompt",), "", "prompt text")
         write_ablation(f, res)
     unit = "nats" if args.candidates == "full" else "logits"
     if args.paper_test or len(which) <= 12:
