@@ -23,14 +23,20 @@ from spinsim.hamiltonian import Discrete, Hamiltonian, replace
 from spinsim.io import REQUIRED, atomic_h5, root_attrs, stored, write_record, write_values
 from spinsim.solvers import solve
 
-__all__ = ["GapValidation", "validate_candidates", "write_validation", "plot_validation"]
+from .exceptions import DegenerateCandidatesError, NotAProbeError, ParallelCandidatesError
+
+__all__ = ["CandidateGapValidation", "validate_candidates", "write_validation", "plot_validation"]
 
 _LOG = "dimensionless (natural log)"
 
 
 @dataclass
-class GapValidation:
-    """Log-odds log(P_A/P_B) over T: analytic, exact, Monte Carlo (+ error) and z-scores."""
+class CandidateGapValidation:
+    """Log-odds log(P_A/P_B) over T: analytic, exact, Monte Carlo (+ error) and z-scores.
+
+    T (n_T,) energy units; analytic, exact, mc, mc_err (n_T,) natural-log odds; E_A, E_B the
+    probe's total energy with candidate A, B (energy units).
+    """
 
     T: np.ndarray = stored(scale=True, units="energy (k_B = 1)", long_name="temperature", default=REQUIRED)
     E_A: float = stored(default=REQUIRED)
@@ -43,9 +49,14 @@ class GapValidation:
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def gap(self) -> float:
-        """E_B - E_A (energy units): > 0 means the Hamiltonian prefers A."""
+    def candidate_gap(self) -> float:
+        """The candidate gap E_B - E_A (energy units): > 0 means the Hamiltonian prefers A."""
         return self.E_B - self.E_A
+
+    @property
+    def gap(self) -> float:
+        """:attr:`candidate_gap` under the name of its file attribute (``/validate`` attrs ``gap``)."""
+        return self.candidate_gap
 
     @property
     def z(self) -> np.ndarray:
@@ -62,19 +73,24 @@ class GapValidation:
 def _probe(H: Hamiltonian) -> int:
     free = np.flatnonzero(~H.frozen)
     if free.size != 1 or not isinstance(H.spin, Discrete):
-        raise ValueError("validation needs a probe system: exactly one free site with discrete (candidate) spins; "
+        raise NotAProbeError("validation needs a probe system: exactly one free site with discrete (candidate) spins; "
                          f"got {free.size} free sites of kind {H.spin.name!r}")
     return int(free[0])
 
 
 def validate_candidates(H: Hamiltonian, T: Any = None, a: int = 0, b: int = 1, sweeps: int = 4000,
-                        seed: int = 0, backend: str = "cpu", labels: tuple[str, str] | None = None) -> GapValidation:
+                        seed: int = 0, backend: str = "cpu", labels: tuple[str, str] | None = None) -> CandidateGapValidation:
     """Compare the analytic two-candidate log-odds with exact enumeration and Monte Carlo.
 
     H : a probe system (one free Discrete site, frozen bath), e.g. ``head_system(...).H``.
     T : temperatures (default: 9 values from |E_B - E_A|/3 to 3|E_B - E_A|, geometric, where
         the log-odds run from about 3 down to 1/3 and both candidates are sampled).
     a, b : candidate indices in H's vocabulary.
+
+    Raises :class:`~spinsim.analysis.exceptions.NotAProbeError` for a system that is not a
+    probe, :class:`~spinsim.analysis.exceptions.DegenerateCandidatesError` when E_A == E_B and
+    no T is given, :class:`~spinsim.analysis.exceptions.ParallelCandidatesError` when the two
+    candidate vectors are parallel, ValueError for a bad candidate index.
     """
     k = _probe(H)
     V = H.spin.vectors
@@ -96,18 +112,18 @@ def validate_candidates(H: Hamiltonian, T: Any = None, a: int = 0, b: int = 1, s
     E_A = float(H2.energy(S))
     S[k] = m * V[b]
     E_B = float(H2.energy(S))
-    gap = E_B - E_A
+    candidate_gap = E_B - E_A
     if T is None:
-        if gap == 0:
-            raise ValueError("the two candidates are degenerate (E_A == E_B): give T explicitly")
-        T = abs(gap) * np.geomspace(1 / 3, 3, 9)
+        if candidate_gap == 0:
+            raise DegenerateCandidatesError("the two candidates are degenerate (E_A == E_B): give T explicitly")
+        T = abs(candidate_gap) * np.geomspace(1 / 3, 3, 9)
     T = np.atleast_1d(np.asarray(T, dtype=np.float64))
     d_probe = np.linalg.pinv(m * V[[a, b]]) @ np.array([1.0, 0.0])      # S_A.d = 1, S_B.d = 0
     if not np.allclose(m * V[[a, b]] @ d_probe, [1.0, 0.0], atol=1e-8):
-        raise ValueError("candidate vectors A and B are parallel: their probabilities cannot be told apart")
+        raise ParallelCandidatesError("candidate vectors A and B are parallel: their probabilities cannot be told apart")
     d = np.zeros((H2.n_sites, H2.n_comp))
     d[k] = d_probe
-    analytic = gap / T
+    analytic = candidate_gap / T
     ex = solve(H2, T, method="exact", direction=d)
     pA = np.clip(ex.projection, 1e-300, 1 - 1e-16)
     exact = np.log(pA) - np.log1p(-pA)
@@ -118,13 +134,13 @@ def validate_candidates(H: Hamiltonian, T: Any = None, a: int = 0, b: int = 1, s
     with np.errstate(divide="ignore", invalid="ignore"):
         mlog = np.log(p) - np.log1p(-p)
         merr = perr / (p * (1 - p))                                     # delta method
-    return GapValidation(T, E_A, E_B, analytic, exact, mlog, merr, labels,
+    return CandidateGapValidation(T, E_A, E_B, analytic, exact, mlog, merr, labels,
                          meta={"sweeps": sweeps, "seed": seed, "backend": mc.backend,
                                "algorithm": "heatbath", "hamiltonian": H.name,
                                "mc_tau_int": mc.tau_int.tolist()})
 
 
-def write_validation(path: str | Path, v: GapValidation, **attrs: Any) -> Path:
+def write_validation(path: str | Path, v: CandidateGapValidation, **attrs: Any) -> Path:
     """HDF5: /validate/T (dimension scale), analytic, exact, mc, mc_err, z [T]; E_A, E_B, labels."""
     with atomic_h5(path) as f:
         for key, val in root_attrs("validate", seed=v.meta.get("seed"), **attrs).items():
@@ -138,8 +154,11 @@ def write_validation(path: str | Path, v: GapValidation, **attrs: Any) -> Path:
     return Path(path)
 
 
-def plot_validation(v: GapValidation, path: str | Path, title: str = "") -> None:
-    """Log-odds vs 1/T: the analytic line, exact points and MC points with error bars."""
+def plot_validation(v: CandidateGapValidation, path: str | Path, title: str = "") -> Any:
+    """Log-odds vs 1/T: the analytic line, exact points and MC points with error bars.
+
+    Writes ``path`` (PNG) and the same stem as PDF; returns the (closed) matplotlib Figure.
+    """
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -147,14 +166,15 @@ def plot_validation(v: GapValidation, path: str | Path, title: str = "") -> None
     fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
     beta = 1.0 / v.T
     bb = np.linspace(0, beta.max() * 1.05, 100)
-    ax.plot(bb, v.gap * bb, "-", color="k", lw=1.2, label=r"analytic $\beta(E_B-E_A)$")
+    ax.plot(bb, v.candidate_gap * bb, "-", color="k", lw=1.2, label=r"analytic $\beta(E_B-E_A)$")
     ax.plot(beta, v.exact, "o", mfc="none", color="C0", ms=8, label="exact enumeration")
     ax.errorbar(beta, v.mc, yerr=v.mc_err, fmt="s", color="C3", ms=4, capsize=2, label="Monte Carlo (heat bath)")
     ax.set_xlabel(r"$\beta = 1/T$ (1/energy)")
     ax.set_ylabel(rf"$\log P({v.labels[0]!s}) / P({v.labels[1]!s})$")
-    ax.set_title(title or f"probe gap E_B - E_A = {v.gap:.4g}")
+    ax.set_title(title or f"candidate gap E_B - E_A = {v.candidate_gap:.4g}")
     ax.legend(frameon=False)
     ax.grid(alpha=0.3)
     fig.savefig(path, dpi=130)
     fig.savefig(Path(path).with_suffix(".pdf"))
     plt.close(fig)
+    return fig

@@ -18,7 +18,7 @@ head's attention (extraction check, logit gaps, probe fields) calls these functi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 

@@ -75,11 +75,36 @@ def test_predicted_tracks_measured_in_an_attention_only_layer():
 
 
 def test_paper_lions_cows_test_runs_on_gpt2_layout():
+    """The paper's test against independent answers: full HF forward passes (clean, and with the
+    hook on for the whole model rather than the partial replay) and the corrected dL_theory."""
+    import torch
+
+    from spinsim.analysis.ablation import LIONS_COWS
+    from spinsim.analysis.prompts import tokenize_items
+
     lm = loaded("gpt2")
-    out = paper_ablation_test(lm, extract_heads(lm))
+    heads = extract_heads(lm)
+    out = paper_ablation_test(lm, heads)
     assert set(out) == {"L3H5", "L0H0"}
-    for v in out.values():
-        assert v["ablated_gap"] == pytest.approx(v["clean_gap"] + v["shift"])
-        assert np.isfinite(v["predicted_direct_shift"])
+    it = tokenize_items([LIONS_COWS], lm.encode)[0]
+    a, b = it.correct_ids[0], it.wrong_ids[0]
+
+    def first_token_gap() -> float:
+        with torch.no_grad():
+            logits = lm.model(torch.tensor([list(it.prompt_ids)])).logits[0, -1].double().numpy()
+        return float(logits[a] - logits[b])
+
+    clean = first_token_gap()
+    theory = theory_gaps(run_forward(lm, [it]), heads, lm, GapMode.corrected().with_(candidates="first"))
+    for label, (l, h) in (("L3H5", (3, 5)), ("L0H0", (0, 0))):
+        v = out[label]
+        assert v["clean_logit_gap"] == pytest.approx(clean, abs=1e-5)
+        with ablate_heads(lm, [(l, h)], "zero"):
+            ablated = first_token_gap()
+        assert v["ablated_logit_gap"] == pytest.approx(ablated, abs=2e-5)
+        assert v["shift"] == pytest.approx(ablated - clean, abs=2e-5)
+        assert abs(v["shift"]) > 1e-3                                   # the heads matter in this model
+        # zero ablation removes the head's direct contribution: predicted = -dL_theory(corrected, first)
+        assert v["predicted_direct_shift"] == pytest.approx(-theory[0, l, h], rel=1e-4, abs=1e-6)
     with pytest.raises(ValueError, match="unknown ablation mode 'half'"):
         ablation_study(lm, extract_heads(lm), random_items(3), [(0, 0)], ("half",))

@@ -5,9 +5,29 @@ import h5py
 import numpy as np
 import pytest
 
+import torch
+
 from _tiny_models import PAPER20, SHARED_GPT2, gpt2_dir, llama_dir
+from test_gaps import _paper_reference
+from spinsim.analysis.ablation import LIONS_COWS, ablate_heads
+from spinsim.analysis.prompts import load_prompts
 from spinsim.cli import main
 from spinsim.models import loading
+from spinsim.models.loading import load_model
+
+
+def _check_family_wise_p(f: h5py.File, mode: str) -> None:
+    """The stored family-wise p of every head equals the permutation max-|r| count recomputed
+    from the stored null and r, (1 + #{null >= |r|}) / (1 + n_perm), and falls as |r| grows."""
+    r = np.abs(f[f"{mode}/stats/pearson_r"][()]).ravel()
+    p = f[f"{mode}/stats/fwer_p"][()].ravel()
+    null = f[f"{mode}/stats/null_max_abs_r"][()]
+    expect = np.array([(1 + np.count_nonzero(null >= x - 1e-12)) / (1 + null.size) for x in r])
+    np.testing.assert_allclose(p, expect, rtol=0, atol=1e-15)
+    order = np.argsort(r)
+    assert np.all(np.diff(p[order]) <= 0)
+    k = int(np.argmax(r))
+    assert f[f"{mode}/stats"].attrs["best_fwer_p"] == pytest.approx(p[k], abs=0)
 
 
 def _err_line(capsys):
@@ -83,15 +103,20 @@ def test_gaps_both_modes_file_layout(tmp_path, capsys):
         for name in ("pearson_r", "pearson_p", "spearman_rho", "spearman_p", "fwer_p", "bonferroni_p", "bh_q"):
             assert f[f"stats/{name}"].shape == (4, 6)
         assert f["paper"].attrs["o_slice"] == "paper" and f["paper"].attrs["input_mode"] == "embed"
-        np.testing.assert_array_equal(f["gaps/theory"][()], f["corrected/gaps/theory"][()])
-        assert f["paper/gaps/theory"].shape == (20, 4, 6)
+        assert f["gaps/theory"] == f["corrected/gaps/theory"]         # a hard link to the primary mode
+        # the paper mode in the file is the paper's computation, written out independently
+        lm = load_model(str(gpt2_dir()))
+        ref_theory, ref_actual = _paper_reference(lm.model, lm.tokenizer, load_prompts(PAPER20))
+        np.testing.assert_allclose(f["paper/gaps/theory"][()], ref_theory, rtol=1e-9,
+                                   atol=1e-9 * np.abs(ref_theory).max())
+        np.testing.assert_allclose(f["paper/gaps/actual"][()], ref_actual, rtol=1e-5, atol=1e-5)
         assert f["paper/stats/null_max_abs_r"].shape == (500,)
         assert f["prompts/text"][0].decode() == "The capital of France is Paris. The capital of Germany is"
         assert f["ablation/zero/measured"].shape == (20, 4, 6)
         assert np.isfinite(f["ablation/zero"].attrs["pooled_r"])
         assert f["corrected/stats/classification_table"][()].sum() == 24
-        p = f["stats/fwer_p"][()]
-        assert np.all((p > 0) & (p <= 1))
+        for mode in ("corrected", "paper"):
+            _check_family_wise_p(f, mode)
 
 
 def test_gaps_custom_mode_is_the_paper_with_embed(tmp_path, capsys):
@@ -115,8 +140,29 @@ def test_ablate_heads_and_paper_test(tmp_path, capsys):
     capsys.readouterr()
     rc = main(["ablate", "--model", str(gpt2_dir()), "--paper-test", "--out", str(tmp_path / "l.h5")])
     assert rc == 0
-    text = capsys.readouterr().out
-    assert "L3H5" in text and "L0H0" in text
+    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()
+            if line.split() and line.split()[0] in ("L3H5", "L0H0")}
+    assert set(rows) == {"L3H5", "L0H0"}
+    # the printed clean gap and shifts against full forward passes of the model (independent of the replay)
+    lm = load_model(str(gpt2_dir()))
+    ids = lm.encode(LIONS_COWS.prompt)
+    a, b = lm.encode(" " + LIONS_COWS.correct)[0], lm.encode(" " + LIONS_COWS.wrong)[0]
+
+    def first_token_gap() -> float:
+        with torch.no_grad():
+            logits = lm.model(torch.tensor([ids])).logits[0, -1].double().numpy()
+        return float(logits[a] - logits[b])
+
+    clean = first_token_gap()
+    with h5py.File(tmp_path / "l.h5") as f:
+        for label, (l, h) in (("L3H5", (3, 5)), ("L0H0", (0, 0))):
+            with ablate_heads(lm, [(l, h)], "zero"):
+                shift = first_token_gap() - clean
+            _, mode, prompt, clean_printed, shift_printed, _ = rows[label]
+            assert (mode, prompt) == ("zero", "0")
+            assert float(clean_printed) == pytest.approx(clean, abs=1e-4)
+            assert float(shift_printed) == pytest.approx(shift, abs=1e-4)
+            assert f["ablation/zero/measured"][0, l, h] == pytest.approx(shift, abs=2e-5)
 
 
 def test_one_line_errors(tmp_path, capsys, monkeypatch):
@@ -160,6 +206,4 @@ def test_smollm2_study_one_command(tmp_path, capsys):
         assert f["stats/null_max_abs_r"].shape == (10_000,)
         assert f["paper/gaps/actual"][0] > 0                      # " Berlin" over " Rome"
         for mode in ("corrected", "paper"):
-            p = f[f"{mode}/stats/fwer_p"][()]
-            assert np.all((p >= 1 / 10_001) & (p <= 1))
-            assert 0.5 < np.median(f[f"{mode}/stats/null_max_abs_r"][()]) < 0.75
+            _check_family_wise_p(f, mode)

@@ -68,11 +68,11 @@ def _load(args: argparse.Namespace):
         n_max = w.get("wpe.weight").shape[0]
         if not 1 <= args.positions <= n_max:
             raise UsageError(f"--positions must be in 1..{n_max}, got {args.positions}")
-        hs = extract_heads(w)
-        return w, hs, positional_builder(w, hs, args.positions), f"positions 0..{args.positions - 1}"
+        heads = extract_heads(w)
+        return w, heads, positional_builder(w, heads, args.positions), f"positions 0..{args.positions - 1}"
     lm = load_model(args.model)
-    hs = extract_heads(lm)
-    return lm, hs, model_builder(lm, args.prompt, args.input, hs), repr(args.prompt)
+    heads = extract_heads(lm)
+    return lm, heads, model_builder(lm, args.prompt, args.input, heads), repr(args.prompt)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -95,16 +95,16 @@ def run(args: argparse.Namespace) -> int:
     if args.figure and Path(args.figure).suffix.lstrip(".") not in ("png", "pdf", "svg"):
         raise UsageError(f"--figure {args.figure!r}: the suffix must be .png, .pdf or .svg")
 
-    model, hs, build_H, what = _load(args)
+    model, heads, build_H, what = _load(args)
     model_id = getattr(model, "model_id", str(args.model))
     log = lambda s: print(f"  {s}", file=sys.stderr)  # noqa: E731
-    print(f"spinsim ground: {model_id}, {hs.n_layers} x {hs.n_heads} heads, input {args.input} ({what}), "
+    print(f"spinsim ground: {model_id}, {heads.n_layers} x {heads.n_heads} heads, input {args.input} ({what}), "
           f"{args.restarts} restarts", file=sys.stderr)
     meta = {"model_id": model_id, "input": args.input, "prompt": args.prompt or "",
             "n_positions": args.positions if args.input == "pos" else 0}
-    gs = ground_study(hs, build_H, restarts=args.restarts, seed=args.seed, n_modes=args.modes, log=log, **meta)
+    gs = ground_study(heads, build_H, restarts=args.restarts, seed=args.seed, n_modes=args.modes, log=log, **meta)
     attrs = {}
-    spec = spectra(hs)
+    spec = spectra(heads)
     attrs.update(compare_ferro(gs, spec.ferro_class))
     if args.ablation:
         attrs.update(compare_ablation(gs, read_ablation_effect(args.ablation, "zero")))

@@ -39,7 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from spinsim.analysis.report import fmt
-    from spinsim.analysis.validate import GapValidation, plot_validation, validate_candidates, write_validation
+    from spinsim.analysis.validate import CandidateGapValidation, plot_validation, validate_candidates, write_validation
     from spinsim.models.hamiltonians import head_system
     from spinsim.models.loading import load_model
 
@@ -55,9 +55,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--sweeps must be an integer >= 10, got {args.sweeps}")
     backend = "cpu" if args.device == "auto" else args.device
     lm = load_model(args.model)
-    hs = head_system(lm, args.head, args.prompt, input=args.input, biases=args.biases,
-                     candidates=[args.correct, args.wrong])
-    v = validate_candidates(hs.H, T, sweeps=args.sweeps, seed=args.seed, backend=backend,
+    system = head_system(lm, args.head, args.prompt, input=args.input, biases=args.biases,
+                         candidates=[args.correct, args.wrong])
+    v = validate_candidates(system.H, T, sweeps=args.sweeps, seed=args.seed, backend=backend,
                             labels=(args.correct, args.wrong))
     write_validation(args.out, v, model_id=lm.model_id, weights_sha256=lm.weights_sha256, head=args.head,
                      prompt=args.prompt, correct=args.correct, wrong=args.wrong, input_mode=args.input,
@@ -65,8 +65,8 @@ def run(args: argparse.Namespace) -> int:
     if args.figure:
         plot_validation(v, args.figure, title=f"{args.head}: {args.correct!r} vs {args.wrong!r}")
     print(f"{args.head} on {args.prompt!r}: E_A({args.correct}) = {v.E_A:.6g}, E_B({args.wrong}) = {v.E_B:.6g}, "
-          f"gap E_B - E_A = {v.gap:.6g}")
-    print("  ".join(f"{h:>18}" for h in GapValidation.TABLE_HEADER))
+          f"candidate gap E_B - E_A = {v.candidate_gap:.6g}")
+    print("  ".join(f"{h:>18}" for h in CandidateGapValidation.TABLE_HEADER))
     for row in v.table():
         print("  ".join(f"{fmt(x, 5):>18}" for x in row))
     worst = float(max(abs(v.z)))

@@ -1,0 +1,282 @@
+"""The whole study as one function (``spinsim demo``): heads, logit gaps in the paper's and the
+corrected mode with family-wise statistics, ablations, one head's phase diagram with its
+boundaries, the analytic-vs-sampled candidate-gap check, ground states of every head, a report.
+
+:func:`run_demo` takes a :class:`DemoSettings` and returns a :class:`DemoResult`. It writes into
+``settings.out``: ``study.h5`` (everything; SPEC section 6 layout, plus ``/phase``,
+``/validate`` and ``/ground``), ``phase.h5`` (the resumable sweep), figures (PNG + PDF),
+``report.md`` and ``report.html`` (self-contained; prose in :mod:`.demo_report`).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .exceptions import CandidatesError
+
+__all__ = ["DemoSettings", "DemoResult", "run_demo", "N_ABLATED", "N_ABLATED_QUICK"]
+
+#: heads ablated by default: the ones with the largest |r| in either mode (--ablate-all: every head)
+N_ABLATED, N_ABLATED_QUICK = 60, 24
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """What ``spinsim demo`` runs (the CLI flags of the same names; defaults as there).
+
+    ``device``: ``cpu``, ``cuda`` or ``auto`` (Monte Carlo backend); ``executor``: ``local`` or
+    ``dask`` (phase-diagram rows; ``dask`` needs ``scheduler``). Raises ValueError on bad values.
+    """
+
+    model: str = "smollm2-135m"
+    prompts: str = "paper20"
+    n_permutations: int = 10_000
+    n_sweeps: int = 300
+    quick: bool = False
+    ablate_all: bool = False
+    executor: str = "local"
+    scheduler: str | None = None
+    alpha: float = 0.05
+    seed: int = 0
+    device: str = "auto"
+    out: str = "out"
+
+    def __post_init__(self) -> None:
+        if self.n_permutations < 1:
+            raise ValueError(f"n_permutations must be an integer >= 1, got {self.n_permutations}")
+        if self.n_sweeps < 20:
+            raise ValueError(f"n_sweeps must be an integer >= 20, got {self.n_sweeps}")
+        if self.executor not in ("local", "dask"):
+            raise ValueError(f"unknown executor {self.executor!r}; allowed: 'local', 'dask'")
+        if (self.executor == "dask") != bool(self.scheduler):
+            raise ValueError("executor 'dask' needs a scheduler address, and only it takes one")
+
+    @property
+    def n_permutations_run(self) -> int:
+        """Permutations actually run: at most 2000 with ``quick``."""
+        return min(self.n_permutations, 2000) if self.quick else self.n_permutations
+
+
+@dataclass
+class DemoResult:
+    """What :func:`run_demo` computed and wrote (paths under ``settings.out``).
+
+    ``gap_study``: the :class:`~spinsim.analysis.study.GapStudy` (modes: corrected, paper);
+    ``best_head``: the corrected mode's best head by |r|, whose phase diagram (``phase``, a
+    SweepResult, with ``phase_info``) and candidate-gap check (``validation`` on
+    ``validated_item``) were computed; ``ground``: the
+    :class:`~spinsim.analysis.ground_study.GroundStudy` of every head on the first prompt;
+    ``timings``: seconds per step.
+    """
+
+    settings: DemoSettings
+    model_id: str
+    family: str
+    weights_sha256: str
+    gap_study: Any
+    summary: list[str]
+    best_head: str
+    first_item: Any
+    phase: Any
+    phase_info: dict[str, Any]
+    validation: Any
+    validated_item: Any
+    ground: Any
+    figures: dict[str, str]
+    timings: dict[str, float]
+    total_s: float
+    study_path: Path
+    phase_path: Path
+    report_paths: tuple[Path, Path] = field(default=(Path(), Path()))
+
+
+class _Clock:
+    """Step timings; announces each step through ``log`` with the elapsed time."""
+
+    def __init__(self, log: Callable[[str], None]) -> None:
+        self.t0 = time.perf_counter()
+        self.timings: dict[str, float] = {}
+        self.log = log
+
+    def step(self, name: str, msg: str) -> "_Step":
+        return _Step(self, name, msg)
+
+
+class _Step:
+    def __init__(self, clock: _Clock, name: str, msg: str) -> None:
+        self.clock, self.name, self.msg = clock, name, msg
+
+    def __enter__(self) -> None:
+        self.t = time.perf_counter()
+        self.clock.log(f"[{time.perf_counter() - self.clock.t0:6.1f} s] {self.msg} ...")
+
+    def __exit__(self, *exc: Any) -> None:
+        self.clock.timings[self.name] = time.perf_counter() - self.t
+
+
+def run_demo(settings: DemoSettings, log: Callable[[str], None] | None = None) -> DemoResult:
+    """Run the whole study (module docstring) and write its files; ``log`` receives progress lines."""
+    from spinsim.models.extract import spectra
+    from spinsim.models.heads import head_label
+    from spinsim.models.loading import load_model
+
+    from .ablation import ablation_study
+    from .demo_report import demo_figures, report_sections
+    from .gaps import GapMode
+    from .prompts import load_prompts, tokenize_items
+    from .report import write_report
+    from .study import run_gap_study, summary_lines, write_gap_study
+    from .validate import plot_validation
+
+    log = log or (lambda line: None)
+    out = Path(settings.out)
+    out.mkdir(parents=True, exist_ok=True)
+    n_perm = settings.n_permutations_run
+    clock = _Clock(log)
+
+    with clock.step("load", f"loading {settings.model}"):
+        lm = load_model(settings.model)
+        items = load_prompts(settings.prompts)
+        titems = tokenize_items(items, lm.encode)
+    modes = [GapMode.corrected(), GapMode.paper(lm.family)]
+    heads_by_slice: dict = {}
+    with clock.step("gaps", f"logit gaps of every head x {len(titems)} prompts, 2 modes, {n_perm} permutations"):
+        gs = run_gap_study(lm, titems, modes, n_perm=n_perm, seed=settings.seed, heads=heads_by_slice)
+        heads = heads_by_slice["correct"]
+        gs.spectra = spectra(heads)
+    n_heads = heads.n_heads
+    corr, paper = gs.results[0], gs.results[1]
+    which = None if settings.ablate_all else _strongest_heads(corr, paper, n_heads, settings.quick)
+    with clock.step("ablation", f"zero-ablating {len(which) if which else 'every'} heads on every prompt"):
+        gs.ablation = ablation_study(lm, heads, titems, which, ("zero",), "first")
+    study_path = out / "study.h5"
+    write_gap_study(study_path, lm, gs, alpha=settings.alpha, seed=settings.seed, prompts_file=str(settings.prompts))
+    summary = summary_lines(gs, settings.alpha)
+    for line in summary:
+        log(line)
+
+    # one head's phase diagram: the corrected mode's best head on the first prompt
+    k_best = int(np.nanargmax(np.abs(corr.stats.pearson_r)))
+    best = head_label(k_best // n_heads, k_best % n_heads)
+    item0 = items[0]
+    with clock.step("phase", f"phase diagram of {best} on {item0.prompt!r}"):
+        phase, phase_info = _phase_diagram(lm, best, item0.prompt, out, settings, heads)
+    with clock.step("validate", f"analytic vs sampled candidate gap of {best}"):
+        val, vitem = _validate_first_nondegenerate(lm, best, items, settings, heads)
+        plot_validation(val, out / "validate.png", title=f"{best}: {vitem.correct!r} vs {vitem.wrong!r}")
+    with clock.step("ground", f"ground states and excitation gaps of all {heads.n_layers * n_heads} heads "
+                              "on the first prompt"):
+        ground = _ground_states(lm, heads, item0.prompt, settings.quick, settings.seed)
+
+    _append_to_study(study_path, out / "phase.h5", phase_info, val, vitem, best, ground, item0.prompt,
+                     clock.timings)
+    with clock.step("figures", "figures and report"):
+        figs = demo_figures(gs, ground, out, settings.alpha)
+        from .figures import plot_sweep
+        plot_sweep(phase, out, stem="phase")
+    result = DemoResult(settings, lm.model_id, lm.family, lm.weights_sha256, gs, summary, best, item0, phase,
+                        phase_info, val, vitem, ground, figs, dict(clock.timings),
+                        time.perf_counter() - clock.t0, study_path, out / "phase.h5")
+    result.report_paths = write_report(out, f"spinsim study of {lm.model_id}", report_sections(result))
+    return result
+
+
+def _strongest_heads(corr: Any, paper: Any, n_heads: int, quick: bool) -> list[tuple[int, int]]:
+    """(layer, head) of the heads with the largest |r| in either mode."""
+    n_ablated = N_ABLATED_QUICK if quick else N_ABLATED
+    score = np.fmax(np.nan_to_num(np.abs(corr.stats.pearson_r), nan=-1),
+                    np.nan_to_num(np.abs(paper.stats.pearson_r), nan=-1))
+    return [(int(k) // n_heads, int(k) % n_heads) for k in np.argsort(-score)[:n_ablated]]
+
+
+def _phase_diagram(lm: Any, head: str, prompt: str, out: Path, settings: DemoSettings, heads: Any):
+    """Free spins of the head with the prompt field h x_i/|x_i|: the (T, h) diagram."""
+    from spinsim.models.hamiltonians import head_system
+    from spinsim.phase import sweep
+
+    from .boundaries import add_sweep_boundaries, mean_field_T_c
+
+    H = head_system(lm, head, prompt, input="residual", heads=heads).H
+    Tc = float(mean_field_T_c(H))
+    m_mean = float(np.mean(H.lengths))
+    T = Tc * np.geomspace(0.05, 2.0, 10 if settings.quick else 12)
+    # the head's molecular field at T_c is ~ n_comp T_c / m for O(n) spins (T_c^MF ~ 1/n): the prompt
+    # field must reach that scale to compete with the head's own ordering
+    hmax = 2.0 * H.n_comp * Tc / max(m_mean, 1e-12)
+    fields = np.linspace(0.0, hmax, 5 if settings.quick else 7)
+    executor = None
+    if settings.executor == "dask":
+        from spinsim.executors import make_executor
+        from spinsim.phase import run_task
+        executor = make_executor("dask", run_task, scheduler=settings.scheduler)
+    sw = sweep(H, T, fields, direction=H.prompt_directions, out=out / "phase.h5", overwrite=True,
+               seed=settings.seed, progress=False, algorithm="pt", executor=executor,
+               sweeps=max(50, settings.n_sweeps // (3 if settings.quick else 1)), backend=settings.device,
+               attrs={"model_id": lm.model_id, "head": head, "prompt": prompt})
+    add_sweep_boundaries(sw, H)    # the chi peak and mean-field lines, into phase.h5
+    info = {"head": head, "prompt": prompt, "T_c_mean_field": Tc, "mean_spin_length": m_mean,
+            "field_axis": "h x_i/|x_i| (prompt field, energy units)", "n_sites": H.n_sites, "n_comp": H.n_comp}
+    return sw, info
+
+
+def _validate_first_nondegenerate(lm: Any, head: str, items: list, settings: DemoSettings, heads: Any):
+    """The candidate-gap check on the first prompt whose two candidates can be told apart."""
+    from spinsim.models.hamiltonians import head_system
+
+    from .validate import validate_candidates
+
+    backend = "cpu" if settings.device == "auto" else settings.device
+    for it in items:
+        system = head_system(lm, head, it.prompt, input="residual", candidates=[it.correct, it.wrong], heads=heads)
+        try:
+            val = validate_candidates(system.H, sweeps=2000 if settings.quick else 4000, seed=settings.seed,
+                                      backend=backend, labels=(it.correct, it.wrong))
+        except CandidatesError:
+            continue
+        return val, it
+    raise CandidatesError(f"every prompt's two candidates are degenerate or parallel for {head}: nothing to validate")
+
+
+def _ground_states(lm: Any, heads: Any, prompt: str, quick: bool, seed: int) -> Any:
+    """Ground states and spin-wave spectra of every head (free spins, no prompt field)."""
+    from .ground_study import ground_study, model_builder
+
+    return ground_study(heads, model_builder(lm, prompt, "residual", heads), restarts=4 if quick else 8, seed=seed,
+                        n_modes=6)
+
+
+#: /ground dataset name -> GroundStudy attribute (``gap``: the level gap between the two lowest minima found)
+GROUND_DATASETS = {"E0": "E0", "gap": "gap", "zero_modes": "n_zero_modes", "spin_wave_gap": "spin_wave_gap",
+                   "n_minima": "n_minima", "hit_fraction": "best_hit_fraction"}
+
+
+def _append_to_study(study_path: Path, phase_path: Path, phase_info: dict, val: Any, vitem: Any, head: str,
+                     ground: Any, prompt: str, timings: dict[str, float]) -> None:
+    """Copy the sweep into ``/phase`` and add ``/validate`` and ``/ground`` to the study file."""
+    import h5py
+
+    with h5py.File(study_path, "a") as f:
+        with h5py.File(phase_path, "r") as ph:
+            f.copy(ph["sweep"], "phase/sweep")
+            if "boundary" in ph:
+                f.copy(ph["boundary"], "phase/boundary")
+        g = f.require_group("phase")
+        for k, v in phase_info.items():
+            g.attrs[k] = v
+        gv = f.create_group("validate")
+        gv.create_dataset("T", data=val.T).make_scale("T")
+        for name in ("analytic", "exact", "mc", "mc_err", "z"):
+            d = gv.create_dataset(name, data=getattr(val, name))
+            d.dims[0].attach_scale(gv["T"])
+        gv.attrs.update({"head": head, "prompt": vitem.prompt, "E_A": val.E_A, "E_B": val.E_B,
+                         "labels": list(val.labels), "units": "log-odds (natural log); T in energy units"})
+        gg = f.create_group("ground")
+        for name, attr in GROUND_DATASETS.items():
+            d = gg.create_dataset(name, data=getattr(ground, attr))
+            d.attrs["dims"] = ["layer", "head"]
+        gg.attrs["prompt"] = prompt
+        f.attrs["timings_s"] = str({k: round(v, 2) for k, v in timings.items()})

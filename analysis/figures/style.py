@@ -1,0 +1,44 @@
+"""Shared figure settings: the rc style, observable labels and colormaps, and :func:`save`."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+__all__ = ["STYLE", "LABELS", "save"]
+
+STYLE = {
+    "figure.dpi": 110, "savefig.dpi": 150, "font.size": 11, "axes.titlesize": 12,
+    "axes.labelsize": 11, "legend.fontsize": 9, "xtick.labelsize": 10, "ytick.labelsize": 10,
+    "axes.grid": False, "legend.framealpha": 0.85, "pdf.fonttype": 42,
+}
+
+#: observable -> (axis label, colormap)
+LABELS: dict[str, tuple[str, str]] = {
+    "susceptibility": (r"susceptibility $\chi$", "viridis"),
+    "magnetization": (r"magnetisation $\langle|m|\rangle$", "cividis"),
+    "specific_heat": (r"specific heat $C$ per site", "magma"),
+    "energy": (r"energy per site $\langle E\rangle/N$", "plasma"),
+    "binder": (r"Binder cumulant $U$", "viridis"),
+    "projection": (r"projection $\langle m\cdot u\rangle$", "RdBu_r"),
+    "projection_susceptibility": (r"$\chi_u = N(\langle m_u^2\rangle-\langle m_u\rangle^2)/T$", "viridis"),
+    "tau_int": (r"$\tau_{\rm int}$ (sweeps)", "viridis"),
+}
+
+
+def save(fig: plt.Figure, stem: str | os.PathLike, formats: Sequence[str] = ("png", "pdf")) -> list[Path]:
+    """Write ``stem.png`` and ``stem.pdf`` (creating folders) and close the figure."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for fmt in formats:
+        p = stem.with_suffix(f".{fmt}")
+        fig.savefig(p, bbox_inches="tight")
+        paths.append(p)
+    plt.close(fig)
+    return paths
