@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .exceptions import CandidatesError
+from spinsim.probe import DegenerateCandidatesError, ParallelCandidatesError
 
 __all__ = ["DemoSettings", "DemoResult", "run_demo", "N_ABLATED", "N_ABLATED_QUICK"]
 
@@ -235,10 +235,10 @@ def _validate_first_nondegenerate(lm: Any, head: str, items: list, settings: Dem
         try:
             val = validate_candidates(system.H, sweeps=2000 if settings.quick else 4000, seed=settings.seed,
                                       backend=backend, labels=(it.correct, it.wrong))
-        except CandidatesError:
+        except (DegenerateCandidatesError, ParallelCandidatesError):
             continue
         return val, it
-    raise CandidatesError(f"every prompt's two candidates are degenerate or parallel for {head}: nothing to validate")
+    raise ValueError(f"every prompt's two candidates are degenerate or parallel for {head}: nothing to validate")
 
 
 def _ground_states(lm: Any, heads: Any, prompt: str, quick: bool, seed: int) -> Any:

@@ -21,9 +21,8 @@ import numpy as np
 
 from spinsim.hamiltonian import Discrete, Hamiltonian, replace
 from spinsim.io import REQUIRED, atomic_h5, root_attrs, stored, write_record, write_values
+from spinsim.probe import indicator_direction, log_odds_temperatures, two_candidate_log_odds
 from spinsim.solvers import solve
-
-from .exceptions import DegenerateCandidatesError, NotAProbeError, ParallelCandidatesError
 
 __all__ = ["CandidateGapValidation", "validate_candidates", "write_validation", "plot_validation"]
 
@@ -73,7 +72,7 @@ class CandidateGapValidation:
 def _probe(H: Hamiltonian) -> int:
     free = np.flatnonzero(~H.frozen)
     if free.size != 1 or not isinstance(H.spin, Discrete):
-        raise NotAProbeError("validation needs a probe system: exactly one free site with discrete (candidate) spins; "
+        raise ValueError("validation needs a probe system: exactly one free site with discrete (candidate) spins; "
                          f"got {free.size} free sites of kind {H.spin.name!r}")
     return int(free[0])
 
@@ -87,10 +86,11 @@ def validate_candidates(H: Hamiltonian, T: Any = None, a: int = 0, b: int = 1, s
         the log-odds run from about 3 down to 1/3 and both candidates are sampled).
     a, b : candidate indices in H's vocabulary.
 
-    Raises :class:`~spinsim.analysis.exceptions.NotAProbeError` for a system that is not a
-    probe, :class:`~spinsim.analysis.exceptions.DegenerateCandidatesError` when E_A == E_B and
-    no T is given, :class:`~spinsim.analysis.exceptions.ParallelCandidatesError` when the two
-    candidate vectors are parallel, ValueError for a bad candidate index.
+    The candidate physics (default T, the P_A direction, the closed form) is
+    :mod:`spinsim.probe`'s. Raises :class:`spinsim.probe.DegenerateCandidatesError` when
+    E_A == E_B and no T is given, :class:`spinsim.probe.ParallelCandidatesError` when the two
+    candidate vectors are parallel (both ValueError), ValueError for a system that is not a
+    probe or a bad candidate index.
     """
     k = _probe(H)
     V = H.spin.vectors
@@ -112,18 +112,10 @@ def validate_candidates(H: Hamiltonian, T: Any = None, a: int = 0, b: int = 1, s
     E_A = float(H2.energy(S))
     S[k] = m * V[b]
     E_B = float(H2.energy(S))
-    candidate_gap = E_B - E_A
-    if T is None:
-        if candidate_gap == 0:
-            raise DegenerateCandidatesError("the two candidates are degenerate (E_A == E_B): give T explicitly")
-        T = abs(candidate_gap) * np.geomspace(1 / 3, 3, 9)
-    T = np.atleast_1d(np.asarray(T, dtype=np.float64))
-    d_probe = np.linalg.pinv(m * V[[a, b]]) @ np.array([1.0, 0.0])      # S_A.d = 1, S_B.d = 0
-    if not np.allclose(m * V[[a, b]] @ d_probe, [1.0, 0.0], atol=1e-8):
-        raise ParallelCandidatesError("candidate vectors A and B are parallel: their probabilities cannot be told apart")
+    T = log_odds_temperatures(E_A, E_B) if T is None else np.atleast_1d(np.asarray(T, dtype=np.float64))
     d = np.zeros((H2.n_sites, H2.n_comp))
-    d[k] = d_probe
-    analytic = candidate_gap / T
+    d[k] = indicator_direction(m * V[a], m * V[b])                      # S_A.d = 1, S_B.d = 0
+    analytic = two_candidate_log_odds(E_A, E_B, T)
     ex = solve(H2, T, method="exact", direction=d)
     pA = np.clip(ex.projection, 1e-300, 1 - 1e-16)
     exact = np.log(pA) - np.log1p(-pA)
@@ -135,9 +127,9 @@ def validate_candidates(H: Hamiltonian, T: Any = None, a: int = 0, b: int = 1, s
         mlog = np.log(p) - np.log1p(-p)
         merr = perr / (p * (1 - p))                                     # delta method
     return CandidateGapValidation(T, E_A, E_B, analytic, exact, mlog, merr, labels,
-                         meta={"sweeps": sweeps, "seed": seed, "backend": mc.backend,
-                               "algorithm": "heatbath", "hamiltonian": H.name,
-                               "mc_tau_int": mc.tau_int.tolist()})
+                                  meta={"sweeps": sweeps, "seed": seed, "backend": mc.backend,
+                                        "algorithm": "heatbath", "hamiltonian": H.name,
+                                        "mc_tau_int": mc.tau_int.tolist()})
 
 
 def write_validation(path: str | Path, v: CandidateGapValidation, **attrs: Any) -> Path:

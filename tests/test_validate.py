@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import spinsim as ss
-from spinsim.analysis.exceptions import DegenerateCandidatesError, NotAProbeError, ParallelCandidatesError
+from spinsim.probe import DegenerateCandidatesError, ParallelCandidatesError
 from spinsim.analysis.validate import plot_validation, validate_candidates, write_validation
 
 
@@ -53,7 +53,7 @@ def test_analytic_equals_exact_and_mc_within_4_sigma(tmp_path):
 
 
 def test_validation_needs_a_probe():
-    with pytest.raises(NotAProbeError, match="exactly one free site"):
+    with pytest.raises(ValueError, match="exactly one free site"):
         validate_candidates(ss.lattice("ising", 4))
     with pytest.raises(ValueError, match="candidate index b=9 out of range 0..3"):
         validate_candidates(_probe_system(), b=9)
