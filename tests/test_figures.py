@@ -1,10 +1,12 @@
-"""Figures: PNG and PDF written, non-empty, of the expected pixel size; every file kind plots."""
+"""Figures, checked by content (axes labels, titles, legends, the data drawn and its ranges) on
+the matplotlib objects; PNG and PDF written for every figure; every file kind plots."""
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import h5py
-import matplotlib.image as mpimg
+import matplotlib.figure
 import numpy as np
 import pytest
 
@@ -37,26 +39,52 @@ def fake_sweep(done=None) -> SimpleNamespace:
                            attrs={"hamiltonian_name": "fake_square_8x8", "method": "mc"})
 
 
-def check_png_pdf(paths, min_w=600, min_h=300):
-    pngs = [p for p in paths if p.suffix == ".png"]
-    pdfs = [p for p in paths if p.suffix == ".pdf"]
-    assert pngs and len(pngs) == len(pdfs)
-    for p in pngs:
-        img = mpimg.imread(p)
-        hgt, wid = img.shape[:2]
-        assert wid >= min_w and hgt >= min_h, (p, img.shape)
-        assert wid <= 4000 and hgt <= 3000, (p, img.shape)
-        assert img[..., :3].std() > 0.05                    # not a blank canvas
-    for p in pdfs:
-        data = p.read_bytes()
-        assert data.startswith(b"%PDF") and len(data) > 5000
+def check_saved(paths):
+    """Every figure written as a PNG and a PDF of the same stem."""
+    pngs = sorted(p.with_suffix("") for p in paths if p.suffix == ".png")
+    assert pngs and pngs == sorted(p.with_suffix("") for p in paths if p.suffix == ".pdf")
+    for p in paths:
+        assert p.is_file(), p
+        assert p.read_bytes()[:4] == (b"\x89PNG" if p.suffix == ".png" else b"%PDF")
+
+
+def main_axes(fig):
+    """The plotting axes of a figure (colour bars left out)."""
+    return [ax for ax in fig.axes if ax.get_label() != "<colorbar>" and ax.get_visible()]
+
+
+def check_heat_map(ax, sw, observable):
+    """A phase-diagram panel: axis labels, extent = the grid's cell edges, colours = the data."""
+    assert "temperature $T$" in ax.get_xlabel() and "added field $h$" in ax.get_ylabel()
+    assert ax.get_title() == fg.LABELS[observable][0]
+    T, h = sw.T, sw.h
+    assert ax.get_xlim() == pytest.approx((T[0] - (T[1] - T[0]) / 2, T[-1] + (T[-1] - T[-2]) / 2))
+    assert ax.get_ylim() == pytest.approx((h[0] - (h[1] - h[0]) / 2, h[-1] + (h[-1] - h[-2]) / 2))
+    mesh = ax.collections[0]
+    Z = np.ma.masked_invalid(sw.data[observable])
+    np.testing.assert_allclose(np.ma.filled(mesh.get_array().reshape(Z.shape), np.nan),
+                               np.ma.filled(Z, np.nan), rtol=1e-12)
+    assert mesh.norm.vmin == pytest.approx(Z.min()) and mesh.norm.vmax == pytest.approx(Z.max())
 
 
 def test_phase_diagrams_with_boundaries(tmp_path):
     sw = fake_sweep()
-    paths = fg.phase_diagrams(sw, tmp_path / "pd")
-    check_png_pdf(paths, min_w=1500)
+    check_saved(fg.phase_diagrams(sw, tmp_path / "pd"))
     fig = fg.phase_diagrams(sw)
+    obs = ("susceptibility", "magnetization", "specific_heat")
+    axes = main_axes(fig)
+    assert len(axes) == 3
+    for ax, o in zip(axes, obs):
+        check_heat_map(ax, sw, o)
+    cbar_labels = [ax.get_ylabel() for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert cbar_labels == [fg.LABELS[o][0] for o in obs]
+    assert fig._suptitle.get_text() == "fake_square_8x8, mc"
+    # the chi-peak line is drawn at the given points (those not at the grid edge)
+    chi = sw.boundaries["chi_peak"]
+    inside = ~chi["at_edge"]
+    peak = [c for c in axes[0].containers if c.get_label().startswith(r"$\chi$ peak")][0].lines[0]
+    np.testing.assert_allclose(peak.get_xdata(), chi["T"][inside])
+    np.testing.assert_allclose(peak.get_ydata(), chi["h"][inside])
     labels = fig.legends[0].get_texts()
     text = " ".join(t.get_text() for t in labels)
     for word in ("peak", "mean field", "first-order", "level crossing", "grid edge"):
@@ -66,15 +94,38 @@ def test_phase_diagrams_with_boundaries(tmp_path):
 
 def test_partial_sweep_is_drawn(tmp_path):
     sw = fake_sweep(done=[True, True, False, False, True])
-    paths = fg.phase_diagrams(sw, tmp_path / "partial")
-    check_png_pdf(paths)
+    check_saved(fg.phase_diagrams(sw, tmp_path / "partial"))
+    fig = fg.phase_diagrams(sw)
+    assert fig._suptitle.get_text().endswith("[60% of rows done]")
+    for ax, o in zip(main_axes(fig), ("susceptibility", "magnetization", "specific_heat")):
+        check_heat_map(ax, sw, o)                           # rows not done: masked cells
+        assert int(np.ma.count_masked(ax.collections[0].get_array())) == 2 * sw.T.size
+        hatched = [c for c in ax.collections[1:] if c.get_hatch() == "//"]
+        assert len(hatched) == 2
 
 
 def test_observable_curves(tmp_path):
-    paths = fg.observable_curves(fake_sweep(), tmp_path / "curves")
-    check_png_pdf(paths, min_w=900, min_h=700)
+    sw = fake_sweep()
+    check_saved(fg.observable_curves(sw, tmp_path / "curves"))
+    fig = fg.observable_curves(sw)
+    obs = ("energy", "specific_heat", "magnetization", "susceptibility")
+    axes = main_axes(fig)
+    assert [ax.get_ylabel() for ax in axes] == [fg.LABELS[o][0] for o in obs]
+    for ax, o in zip(axes, obs):
+        assert "temperature $T$" in ax.get_xlabel()
+        curves = [c for c in ax.containers if c.get_label().startswith("h = ")]
+        assert [c.get_label() for c in curves] == [f"h = {x:.3g}" for x in sw.h]
+        for c, row in zip(curves, sw.data[o]):
+            ln = c.lines[0]
+            np.testing.assert_allclose(ln.get_xdata(), sw.T)
+            np.testing.assert_allclose(ln.get_ydata(), row)
     res = ss.solve(ss.lattice("ising", (3, 3)), np.linspace(1, 4, 7), method="exact")
-    check_png_pdf(fg.observable_curves(res, tmp_path / "res"))
+    check_saved(fg.observable_curves(res, tmp_path / "res"))
+    fig = fg.observable_curves(res)
+    ax = main_axes(fig)[0]
+    assert ax.get_ylabel() == fg.LABELS["energy"][0] and ax.containers[0].get_label() == f"{res.method}/{res.backend}"
+    np.testing.assert_allclose(ax.containers[0].lines[0].get_ydata(), res.energy)
+    assert ax.get_ylim()[0] <= res.energy.min() and ax.get_ylim()[1] >= res.energy.max()
 
 
 def test_head_grid(tmp_path):
@@ -85,16 +136,22 @@ def test_head_grid(tmp_path):
     assert "L3H5\n" + f"{r[3, 5]:.2f}" in texts and len(texts) == 144
     norm = ax.images[0].norm
     assert norm.vcenter == 0.0 and norm.vmin == -norm.vmax       # diverging, centred
-    check_png_pdf(fg.save(ax.figure, tmp_path / "heads"), min_w=700, min_h=450)
+    assert [t.get_text() for t in ax.get_xticklabels()] == [f"H{j}" for j in range(12)]
+    assert [t.get_text() for t in ax.get_yticklabels()] == [f"L{i}" for i in range(12)]
+    assert ax.images[0].colorbar.ax.get_ylabel() == "Pearson r"
+    np.testing.assert_array_equal(ax.images[0].get_array(), r)
+    assert len(ax.patches) == 2 * int(np.sum(np.abs(r) > 0.8))       # outlined survivors
+    check_saved(fg.save(ax.figure, tmp_path / "heads"))
     ax = fg.head_grid(rng.uniform(0, 1, (30, 9)) ** 3, label="family-wise p", center=0.05, cmap="RdBu",
                       symmetric=False)
-    assert ax.images[0].norm.vmin >= 0
-    check_png_pdf(fg.save(ax.figure, tmp_path / "heads30"))
+    assert ax.images[0].norm.vmin >= 0 and ax.images[0].norm.vcenter == 0.05
+    assert ax.get_yticklabels()[-1].get_text() == "L29"
+    check_saved(fg.save(ax.figure, tmp_path / "heads30"))
     with pytest.raises(ValueError, match=r"\(n_layers, n_heads\), got \(5,\)"):
         fg.head_grid(np.zeros(5))
 
 
-def test_plot_files_every_kind(tmp_path):
+def test_plot_files_every_kind(tmp_path, monkeypatch):
     from spinsim.phase import sweep
 
     s = tmp_path / "s.h5"
@@ -108,11 +165,27 @@ def test_plot_files_every_kind(tmp_path):
             f.attrs[k] = v
         d = f.create_dataset("stats/pearson_r", data=np.random.default_rng(0).uniform(-1, 1, (4, 3)))
         d.attrs["dims"] = np.array(["layer", "head"], dtype=h5py.string_dtype())
+    saved = {}
+    savefig = matplotlib.figure.Figure.savefig
+
+    def record(fig, fname, *args, **kwargs):
+        saved[Path(fname).name] = fig
+        return savefig(fig, fname, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", record)
     paths = fg.plot_files([s, r, heads], tmp_path / "figs")
-    names = sorted(p.name for p in paths)
-    assert "s_phase_diagram.png" in names and "s_curves.pdf" in names
-    assert "r_curves.png" in names and "gaps_stats_pearson_r.png" in names
-    check_png_pdf(paths, min_w=300, min_h=250)
+    check_saved(paths)
+    assert sorted(p.name for p in paths) == sorted(saved)
+    names = set(saved)
+    assert {"s_phase_diagram.png", "s_curves.pdf", "r_curves.png", "gaps_stats_pearson_r.png"} <= names
+    pd = main_axes(saved["s_phase_diagram.png"])
+    assert [ax.get_title() for ax in pd] == [fg.LABELS[o][0] for o in ("susceptibility", "magnetization",
+                                                                       "specific_heat")]
+    assert pd[0].get_xlim()[0] < 1.5 and pd[0].get_xlim()[1] > 3.5        # the sweep's T grid
+    grid = main_axes(saved["gaps_stats_pearson_r.png"])[0]
+    assert grid.get_title() == "gaps: stats/pearson_r" and grid.images[0].get_array().shape == (4, 3)
+    curves = main_axes(saved["r_curves.png"])
+    np.testing.assert_allclose(curves[0].containers[0].lines[0].get_xdata(), [1.0, 2.0])
     empty = tmp_path / "empty.h5"
     with h5py.File(empty, "w") as f:
         for k, v in root_attrs("gaps").items():
