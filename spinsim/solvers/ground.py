@@ -194,6 +194,43 @@ class Minima:
 
 
 
+def _cluster(H: Hamiltonian, E: np.ndarray, S: np.ndarray, sidx: np.ndarray, etol: float,
+             overlap_tol: float) -> tuple[list[int], list[int], list[int]]:
+    """Distinct minima among the end states (module docstring): restarts in ascending energy
+    (stable: ties by restart index), each compared with the representatives found so far.
+    Returns (representative restart, basin count, lowest restart index) per minimum."""
+    order = np.argsort(E, kind="stable")
+    heis = isinstance(H.spin, Heisenberg)
+    free = ~H.frozen
+    reps: list[int] = []
+    keys: list[Any] = []
+    counts: list[int] = []
+    first: list[int] = []
+    for q in order:
+        if heis:
+            sig = S[q] / H.lengths[:, None]
+            key = sig @ sig.T                        # Gram matrix: invariant under O(n) maps
+        else:
+            key = sidx[q][free]
+        hit = -1
+        for c, r in enumerate(reps):
+            if abs(E[q] - E[r]) > etol:
+                continue
+            same = (np.max(np.abs(key - keys[c])) <= overlap_tol) if heis else np.array_equal(key, keys[c])
+            if same:
+                hit = c
+                break
+        if hit < 0:
+            reps.append(int(q))
+            keys.append(key)
+            counts.append(1)
+            first.append(int(q))
+        else:
+            counts[hit] += 1
+            first[hit] = min(first[hit], int(q))
+    return reps, counts, first
+
+
 def find_minima(H: Hamiltonian, restarts: int = 64, seed: int = 0, anneal: Any = False,
                 tol: float = 1e-12, max_iter: int = 100_000, energy_tol: float = 1e-9,
                 overlap_tol: float = 1e-6, reduce: bool = True, omega: Any = "auto") -> Minima:
@@ -253,37 +290,8 @@ def find_minima(H: Hamiltonian, restarts: int = 64, seed: int = 0, anneal: Any =
     free = ~H.frozen
     scale = float(np.sum(H.lengths[free] * np.linalg.norm(phi_b[free], axis=1)))
     scale = scale if scale > 0 else 1.0
-    etol = energy_tol * scale
 
-    # cluster: ascending energy (stable: ties by restart index), greedy against representatives
-    order = np.argsort(E, kind="stable")
-    heis = isinstance(H.spin, Heisenberg)
-    reps: list[int] = []
-    keys: list[Any] = []
-    counts: list[int] = []
-    first: list[int] = []
-    for q in order:
-        if heis:
-            sig = S[q] / H.lengths[:, None]
-            key = sig @ sig.T
-        else:
-            key = sidx[q][free]
-        hit = -1
-        for c, r in enumerate(reps):
-            if abs(E[q] - E[r]) > etol:
-                continue
-            same = (np.max(np.abs(key - keys[c])) <= overlap_tol) if heis else np.array_equal(key, keys[c])
-            if same:
-                hit = c
-                break
-        if hit < 0:
-            reps.append(int(q))
-            keys.append(key)
-            counts.append(1)
-            first.append(int(q))
-        else:
-            counts[hit] += 1
-            first[hit] = min(first[hit], int(q))
+    reps, counts, first = _cluster(H, E, S, sidx, energy_tol * scale, overlap_tol)
     states = np.stack([_lift(H, red, S[r], sidx[r]) for r in reps])
     energies = np.array([H.energy(s) for s in states])
     o = np.argsort(energies, kind="stable")
