@@ -11,7 +11,8 @@ from numba import njit, prange
 
 from .enum_common import BIG, chunk_range, cttz
 
-__all__ = ["ising_joint_levels", "ising_levels", "high_init", "low_tables", "low_linear", "high_flip"]
+__all__ = ["ising_joint_levels", "ising_levels", "high_init", "low_tables", "low_linear", "high_flip",
+           "high_moments", "state_bits"]
 
 
 @njit(cache=True)
@@ -85,6 +86,25 @@ def high_flip(t, n_low, ptr, nbr, K, s, f):
     return k, dE
 
 
+@njit(cache=True)
+def high_moments(n_low, s, mlen, uw):
+    """``(sum_{k high} m_k s_k, sum_{k high} uw_k s_k)``: magnetisation and projection of the
+    high spins (low spins are summed separately)."""
+    Ms = 0.0
+    Us = 0.0
+    for k in range(n_low, s.shape[0]):
+        Ms += mlen[k] * s[k]
+        Us += uw[k] * s[k]
+    return Ms, Us
+
+
+@njit(cache=True)
+def state_bits(g, n_low):
+    """State bits of the high spins at Gray index g (bit k set: sigma_k = -1), shifted past the
+    n_low low bits."""
+    return (g ^ (g >> 1)) << n_low
+
+
 # ----------------------------------------------------------------------------- Ising, lattice E
 @njit(cache=True, parallel=True)
 def ising_joint_levels(ptr, nbr, Ki, bi, e_off, n_e, n_low, block_bits, n_chunks, cap):
@@ -141,8 +161,7 @@ def ising_joint_levels(ptr, nbr, Ki, bi, e_off, n_e, n_low, block_bits, n_chunks
                     if E + mn < em:
                         em = E + mn
                         cnt = 0
-                    g = g0 + t
-                    hi = (g ^ (g >> 1)) << n_low
+                    hi = state_bits(g0 + t, n_low)
                     for q in range(L):
                         if E + Ell[q] - lin[q] == em:
                             if cnt < cap:
@@ -199,20 +218,15 @@ def ising_levels(ptr, nbr, Ki, bi, mlen, uw, e_off, n_e, n_low, block_bits, n_ch
         for blk in range(b0, b1):
             g0 = np.int64(blk) << block_bits
             E = -(high_init(g0, n_low, ptr, nbr, Ki, bi, s, f) // 2)
-            Ms = 0.0
-            Us = 0.0
-            for k in range(n_low, n):
-                Ms += mlen[k] * s[k]
-                Us += uw[k] * s[k]
+            Ms, Us = high_moments(n_low, s, mlen, uw)
             for t in range(bsize):
                 if t > 0:
                     k, dE = high_flip(t, n_low, ptr, nbr, Ki, s, f)
                     E += dE
-                    Ms += 2.0 * s[k] * mlen[k]
+                    Ms += 2.0 * s[k] * mlen[k]        # s[k] is the flipped value
                     Us += 2.0 * s[k] * uw[k]
                 low_linear(n_low, f, lin)
-                g = g0 + t
-                hi = (g ^ (g >> 1)) << n_low
+                hi = state_bits(g0 + t, n_low)
                 for q in range(L):
                     Eq = E + Ell[q] - lin[q]
                     _level_add(lv, Eq + e_off, (Ms + Mlw[q]) * inv_n, (Us + Ulw[q]) * inv_n)

@@ -10,7 +10,7 @@ import numpy as np
 from numba import njit, prange
 
 from .enum_common import EXP_CUT, FM, N_ACC, chunk_range, new_track, scale_by, track, weighted_sums
-from .enum_ising import high_flip, high_init, low_linear, low_tables
+from .enum_ising import high_flip, high_init, high_moments, low_linear, low_tables, state_bits
 
 __all__ = ["ising_float_pass1", "ising_float_pass2"]
 
@@ -54,8 +54,7 @@ def ising_float_pass1(ptr, nbr, Kf, bf, tol, n_low, block_bits, n_chunks, cap):
                     st[5] = E + mx
                 if E + mn > st[2] + tol:
                     continue
-                g = g0 + t
-                hi = (g ^ (g >> 1)) << n_low
+                hi = state_bits(g0 + t, n_low)
                 for q in range(L):
                     track(E + Ell[q] - lin[q], hi | q, tol, st, codes, cap)
         stats[c] = st
@@ -125,16 +124,12 @@ def ising_float_pass2(ptr, nbr, Kf, bf, mlen, uw, E0, beta, lo, inv_w, off, n_bi
         for blk in range(b0, b1):
             g0 = np.int64(blk) << block_bits
             E = -0.5 * high_init(g0, n_low, ptr, nbr, Kf, bf, s, f)
-            Ms = 0.0
-            Us = 0.0
-            for k in range(n_low, n):
-                Ms += mlen[k] * s[k]
-                Us += uw[k] * s[k]
+            Ms, Us = high_moments(n_low, s, mlen, uw)
             for t in range(bsize):
                 if t > 0:
                     k, dE = high_flip(t, n_low, ptr, nbr, Kf, s, f)
                     E += dE
-                    Ms += 2.0 * s[k] * mlen[k]
+                    Ms += 2.0 * s[k] * mlen[k]        # s[k] is the flipped value
                     Us += 2.0 * s[k] * uw[k]
                 low_linear(n_low, f, lin)
                 xmin = _low_states(E, E0, Ell, lin, Ms, Mlw, Us, Ulw, inv_n, lo, inv_w, off, n_bins,

@@ -17,6 +17,7 @@ import scipy.sparse as sp
 
 from ..hamiltonian import Hamiltonian
 from ..kernels import enumerate as kern
+from ..probe import candidate_energies
 from ..reduction import coupling_factors, coupling_fields
 from .exact_levels import DEGENERACY_RTOL, N_CHUNKS, dos_from_hist, dos_layout, energy_quantum, merge_tracks
 
@@ -37,7 +38,7 @@ def solve_discrete(H: Hamiltonian, T: np.ndarray, prob: dict[str, Any], n_bins: 
     site = mlen[:, None] * (phi0 @ V.T)                             # (n, K) field gains
     meta: dict[str, Any] = {}
     if n == 1:
-        return _solve_probe(H, T, prob, V, site[0], uV[0], n_bins, cap)
+        return _solve_probe(H, T, prob, V, uV[0], n_bins, cap)
     vmax = float(np.sqrt(np.max(np.einsum("ac,ac->a", V, V))))
 
     # pair-energy table G[b, a] = V_b^T M V_a = X_b . Y_a, or its factors
@@ -136,12 +137,14 @@ def _discreteenergy_quantum(site: np.ndarray, G: np.ndarray | None, Wff: sp.csr_
     return energy_quantum(np.concatenate(vals))
 
 
-def _solve_probe(H: Hamiltonian, T: np.ndarray, prob: dict[str, Any], V: np.ndarray, gain: np.ndarray,
-                 uV: np.ndarray, n_bins: int, cap: int) -> dict[str, Any]:
-    """One free discrete site: E_a = E_c - m V_a . phi (vectorised over the K states)."""
+def _solve_probe(H: Hamiltonian, T: np.ndarray, prob: dict[str, Any], V: np.ndarray, uV: np.ndarray,
+                 n_bins: int, cap: int) -> dict[str, Any]:
+    """One free discrete site: the candidate energies ``E_a = E_c - m V_a . phi`` of
+    :func:`spinsim.probe.candidate_energies`, vectorised over the K states."""
     const = prob["const"]
     m0 = prob["mlen"][0]
-    E = const - gain
+    E, phi = candidate_energies(H, m0 * V, probe=int(prob["free"][0]), bath=prob["S0"])
+    gain = m0 * (V @ phi)                                  # E_a = E_c - gain_a
     scale = abs(const) + float(np.abs(gain).max())
     tol = DEGENERACY_RTOL * scale
     order = np.argsort(E, kind="stable")
