@@ -26,11 +26,23 @@ import numpy as np
 
 from .hamiltonian import Dense, Hamiltonian, Heisenberg, Identity, LowRank
 
-__all__ = ["local_fields", "coupling_fields", "coupling_factors", "coupling_norm", "span_basis",
+__all__ = ["local_fields", "coupling_fields", "apply_coupling", "coupling_factors", "coupling_norm", "coupling_kernel_arrays", "span_basis",
            "complete_basis", "Reduction", "working_space", "uniform_projection"]
 
 
 # ============================================================================ fields
+# The coupling M is asked through these functions only (one place that knows Identity, Dense
+# and LowRank on the numpy side).
+def apply_coupling(M: Any, X: np.ndarray, transpose: bool = False) -> np.ndarray:
+    """Rows x_j of X (N, d) mapped by M: ``(M x_j)^T = x_j M^T`` (transpose=False) or by M^T:
+    ``(M^T x_j)^T = x_j M`` (transpose=True). A low-rank M is applied through its factors."""
+    if isinstance(M, Identity):
+        return M.J * X
+    if isinstance(M, Dense):
+        return X @ (M.M if transpose else M.M.T)
+    return (X @ M.A) @ M.B.T if transpose else (X @ M.B) @ M.A.T
+
+
 def coupling_fields(W: Any, M: Any, h: np.ndarray, S: np.ndarray) -> np.ndarray:
     """``Phi = (W S) M^T + (W^T S) M + h``: the local field of every site, (n_sites, d).
 
@@ -63,6 +75,17 @@ def coupling_factors(M: Any, n_comp: int) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(M, Dense):
         return M.M, np.eye(n_comp)
     return M.A, M.B
+
+
+def coupling_kernel_arrays(M: Any) -> tuple[int, float, np.ndarray, np.ndarray, np.ndarray]:
+    """What a kernel needs of M: ``(code, J, Mmat, A, B)`` with code 0 (Identity: J), 1 (Dense:
+    Mmat (d, d)) or 2 (LowRank: A, B (d, r)); unused arrays are (1, 1) zeros."""
+    one = np.zeros((1, 1))
+    if isinstance(M, Identity):
+        return 0, float(M.J), one, one, one
+    if isinstance(M, Dense):
+        return 1, 0.0, np.ascontiguousarray(M.M), one, one
+    return 2, 0.0, one, M.A, M.B
 
 
 def coupling_norm(M: Any) -> float:

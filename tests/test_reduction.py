@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import spinsim as ss
-from spinsim.reduction import coupling_norm, local_fields, span_basis, uniform_projection, working_space
+from spinsim.reduction import (apply_coupling, coupling_factors, coupling_kernel_arrays, coupling_norm, local_fields,
+                               span_basis, uniform_projection, working_space)
 
 
 @pytest.mark.parametrize("coupling", ["identity", "dense", "lowrank"])
@@ -22,6 +23,11 @@ def test_local_fields_match_explicit_sums(coupling):
     ref = np.array([sum(W[k, j] * Md @ S[j] + W[j, k] * Md.T @ S[j] for j in range(N)) + H.h[k] for k in range(N)])
     np.testing.assert_allclose(local_fields(H, S), ref, rtol=1e-12, atol=1e-12)
     assert coupling_norm(H.M) == pytest.approx(np.linalg.norm(Md, 2), rel=1e-12)
+    np.testing.assert_allclose(apply_coupling(H.M, S), S @ Md.T, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(apply_coupling(H.M, S, transpose=True), S @ Md, rtol=1e-12, atol=1e-12)
+    A, B = coupling_factors(H.M, n)
+    np.testing.assert_allclose(A @ B.T, Md, rtol=1e-12, atol=1e-12)
+    assert coupling_kernel_arrays(H.M)[0] == {"identity": 0, "dense": 1, "lowrank": 2}[coupling]
 
 
 def test_working_space_is_exact_for_states_in_the_span():

@@ -56,10 +56,11 @@ from typing import Any
 import numpy as np
 
 from ..excitations import Excitations, excitations
-from ..hamiltonian import Dense, Hamiltonian, Heisenberg, Identity
+from ..hamiltonian import Hamiltonian, Heisenberg
 from ..kernels import quench as kern
 from ..probe import CandidateGaps, candidate_gaps
-from ..reduction import Reduction, coupling_norm, local_fields, uniform_projection, working_space
+from ..reduction import (Reduction, coupling_kernel_arrays, coupling_norm, local_fields, uniform_projection,
+                         working_space)
 from ..result import Result
 from ..validation import check_positive_float, check_positive_int
 from . import register
@@ -75,14 +76,7 @@ _ANNEAL_KEYS = ("sweeps", "T_hi", "T_lo")
 def _kernel_args(H: Hamiltonian, red: Reduction) -> tuple:
     """Arguments of the quench/anneal kernels after (S, sidx): coupling mode and arrays in the
     working space, fields, lengths, free sites, neighbour lists, discrete vectors."""
-    one = np.zeros((1, 1))
-    M = red.M
-    if isinstance(M, Identity):
-        mode, J, Mm, A, B = kern.MODE_IDENTITY, float(M.J), one, one, one
-    elif isinstance(M, Dense):
-        mode, J, Mm, A, B = kern.MODE_DENSE, 0.0, np.ascontiguousarray(M.M), one, one
-    else:
-        mode, J, Mm, A, B = kern.MODE_LOWRANK, 0.0, one, M.A, M.B
+    mode, J, Mm, A, B = coupling_kernel_arrays(red.M)     # codes 0/1/2 = kern.MODE_IDENTITY/DENSE/LOWRANK
     ptr, nbr, w_out, w_in = H.neighbours()
     sites = np.flatnonzero(~H.frozen).astype(np.int64)
     return (mode, J, Mm, A, B, red.h, H.lengths, sites, ptr, nbr, w_out, w_in, red.V)

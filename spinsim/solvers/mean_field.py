@@ -31,7 +31,8 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator, eigsh
 
 from ..directions import resolve_direction
-from ..hamiltonian import Discrete, Hamiltonian, Heisenberg, Ising, LowRank
+from ..hamiltonian import Discrete, Hamiltonian, Heisenberg, Ising
+from ..reduction import apply_coupling
 from ..special import ratio_and_slope
 
 __all__ = ["MeanField", "mean_field", "mean_field_T_c", "critical_temperatures", "field_along_order"]
@@ -48,17 +49,9 @@ class _Coupling:
         self.Wp = sp.csr_matrix(Wff.multiply(np.outer(lf, lf)) if Wff.nnz else Wff)
         self.WpT = self.Wp.T.tocsr()
         self.M = H.M
-        self.Md = None if isinstance(H.M, LowRank) else H.M_dense
-
-    def apply_M(self, X: np.ndarray, transpose: bool) -> np.ndarray:
-        """Rows x_j -> (M x_j)^T = x_j M^T (transpose=True) or (M^T x_j)^T = x_j M."""
-        if self.Md is None:
-            A, B = self.M.A, self.M.B
-            return (X @ B) @ A.T if transpose else (X @ A) @ B.T
-        return X @ self.Md.T if transpose else X @ self.Md
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray(self.Wp @ self.apply_M(X, True) + self.WpT @ self.apply_M(X, False))
+        return np.asarray(self.Wp @ apply_coupling(self.M, X) + self.WpT @ apply_coupling(self.M, X, transpose=True))
 
 
 def _lambda_max(op: Callable[[np.ndarray], np.ndarray], size: int, dense_max: int, tol: float = 0.0,
@@ -234,7 +227,7 @@ class _Problem:
             X = np.zeros((H.n_sites, n))
             X[fz] = H.state[fz]
             W = sp.csr_matrix(H.W) if not sp.issparse(H.W) else H.W.tocsr()
-            ext = W @ self.K.apply_M(X, transpose=True) + W.T @ self.K.apply_M(X, transpose=False)
+            ext = W @ apply_coupling(H.M, X) + W.T @ apply_coupling(H.M, X, transpose=True)
             base = base + lf[:, None] * np.asarray(ext)[free]
         self.base = base
         self.U = U[free] * lf[:, None]
