@@ -24,7 +24,7 @@ Words (one meaning each): the *candidate gap* ``E_B - E_A`` between the two lowe
 * :func:`log_odds_temperatures`, :func:`indicator_direction`: the temperature grid where the
   log-odds are measurable and the direction whose projection is P_A.
 
-Errors are typed: :class:`DegenerateCandidatesError` (E_A == E_B where a gap sets the scale),
+Errors are typed: :class:`DegenerateCandidatesError` (candidate gap E_B - E_A = 0 where it sets the scale),
 :class:`NoLevelCrossingError` (p_A == p_B), :class:`ParallelCandidatesError` (S_A parallel to
 S_B): all subclasses of ValueError.
 """
@@ -202,10 +202,10 @@ def log_odds_temperatures(E_A: float, E_B: float, n_T: int = 9) -> np.ndarray:
     """n_T temperatures, geometric from |E_B - E_A|/3 to 3 |E_B - E_A|: there the two-candidate
     log-odds run from about 3 down to 1/3, so both candidates are sampled. Raises
     :class:`DegenerateCandidatesError` when E_A == E_B (no scale)."""
-    gap = float(E_B) - float(E_A)
-    if gap == 0:
+    candidate_gap = float(E_B) - float(E_A)
+    if candidate_gap == 0:
         raise DegenerateCandidatesError("the two candidates are degenerate (E_A == E_B): give T explicitly")
-    return abs(gap) * np.geomspace(1 / 3, 3, int(n_T))
+    return abs(candidate_gap) * np.geomspace(1 / 3, 3, int(n_T))
 
 
 def indicator_direction(S_A: Any, S_B: Any, atol: float = 1e-8) -> np.ndarray:

@@ -82,9 +82,9 @@ def solve_exact(H: Hamiltonian, T: np.ndarray, *, max_states: int | float | None
     Returns
     -------
     Result with exact ``log_Z``, energy, specific heat, <|m|>, chi, Binder, <m> vector,
-    projection (if a direction), ground energy E_0 (total), gap E_1 - E_0 (None when every
-    state has the same energy), degeneracies, ground states and the density of states. All
-    ``*_err`` arrays are zero.
+    projection (if a direction), ground energy E_0 (total), ``gap`` the level gap E_1 - E_0 (None
+    when every state has the same energy), degeneracies, ground states and the density of states.
+    All ``*_err`` arrays are zero.
     """
     if isinstance(H.spin, Heisenberg):
         raise ValueError(f"exact enumeration needs a finite spin set; spin kind 'heisenberg' (n_comp="
