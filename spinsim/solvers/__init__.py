@@ -4,6 +4,12 @@ Methods: ``"exact"`` (enumeration of finite state spaces), ``"analytic"`` (close
 they exist), ``"mc"`` (Monte Carlo; backends ``"cpu"``, ``"cuda"``, ``"auto"``), ``"ground"``
 (zero-temperature minimisation and excitations). Each method lives in its own module and
 registers itself here.
+
+Modules: ``exact`` (entry and Result) with ``exact_ising``, ``exact_discrete`` and
+``exact_levels`` (energy levels, density of states); ``analytic`` (entry, one spin, open chain)
+with ``mean_field`` (the mean-field description and line) and ``kaufman`` (the Ising torus);
+``ground`` (minima search; the reduction, excitations and probe physics it uses live in
+:mod:`spinsim.reduction`, :mod:`spinsim.excitations`, :mod:`spinsim.probe`); ``mc``.
 """
 from __future__ import annotations
 
