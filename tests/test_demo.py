@@ -1,8 +1,11 @@
-"""End to end: `spinsim demo` on a tiny random Llama (reduced settings); its files open and its
-gaps equal a fresh `spinsim gaps` run with the same seed."""
+"""End to end: `spinsim demo` on a tiny random Llama (reduced settings); its files open, its gaps
+equal a fresh `spinsim gaps` run with the same seed, and its figures show what study.h5 holds."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import h5py
+import matplotlib.figure
 import numpy as np
 import pytest
 
@@ -10,15 +13,50 @@ from _tiny_models import llama_dir
 from spinsim.cli import main
 
 
+def _panels(fig):
+    return [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+
+
+def _check_figures(saved, a):
+    """Each demo figure draws the numbers study.h5 holds."""
+    paper, corrected = _panels(saved["heads_r.png"])
+    for ax, mode in ((paper, "paper"), (corrected, "corrected")):
+        assert ax.get_title() == f"r(dL_theory, dL_actual), {mode} mode"
+        np.testing.assert_array_equal(np.ma.filled(ax.images[0].get_array(), np.nan), a[f"{mode}/stats/pearson_r"][()])
+    gap_ax, modes_ax = _panels(saved["ground.png"])
+    np.testing.assert_allclose(gap_ax.images[0].get_array(), np.log10(np.abs(a["ground/spin_wave_gap"][()]) + 1e-12))
+    np.testing.assert_array_equal(modes_ax.images[0].get_array(), a["ground/zero_modes"][()])
+    v = _panels(saved["validate.png"])[0]
+    np.testing.assert_allclose(v.lines[1].get_xdata(), 1 / a["validate/T"][()])
+    np.testing.assert_allclose(v.lines[1].get_ydata(), a["validate/exact"][()])
+    chi = _panels(saved["phase_phase_diagram.png"])[0]
+    np.testing.assert_allclose(np.ma.filled(chi.collections[0].get_array(), np.nan).reshape(-1),
+                               a["phase/sweep/susceptibility"][()].reshape(-1))
+    meas, pred = a["ablation/zero/measured"][()].ravel(), a["ablation/zero/predicted"][()].ravel()
+    ok = np.isfinite(meas) & np.isfinite(pred)
+    points = _panels(saved["ablation.png"])[0].lines[0]
+    np.testing.assert_allclose(points.get_xdata(), pred[ok])
+    np.testing.assert_allclose(points.get_ydata(), meas[ok])
+
+
 @pytest.mark.slow
-def test_demo_end_to_end_matches_a_fresh_gaps_run(tmp_path):
+def test_demo_end_to_end_matches_a_fresh_gaps_run(tmp_path, monkeypatch):
     model = str(llama_dir())
     out = tmp_path / "demo"
+    saved = {}
+    savefig = matplotlib.figure.Figure.savefig
+
+    def record(fig, fname, *args, **kwargs):
+        saved[Path(fname).name] = fig
+        return savefig(fig, fname, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", record)
     assert main(["demo", "--model", model, "--quick", "--permutations", "300", "--sweeps", "40",
                  "--out", str(out), "--seed", "4", "--device", "cpu"]) == 0
-    for name in ("study.h5", "phase.h5", "report.md", "report.html", "heads_r.png", "validate.png",
-                 "ground.png", "phase_phase_diagram.png"):
-        assert (out / name).stat().st_size > 0, name
+    for name in ("study.h5", "phase.h5", "report.md", "report.html"):
+        assert (out / name).is_file(), name
+    for name in ("heads_r", "validate", "ground", "ablation", "phase_phase_diagram"):
+        assert (out / f"{name}.png").is_file() and (out / f"{name}.pdf").is_file() and f"{name}.png" in saved
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html and "family-wise" in html
     g = tmp_path / "gaps.h5"
@@ -33,3 +71,4 @@ def test_demo_end_to_end_matches_a_fresh_gaps_run(tmp_path):
         np.testing.assert_allclose(v["exact"][()], v["analytic"][()], rtol=1e-9, atol=1e-9)
         assert a["ground/E0"].shape == (3, 4) and np.all(np.isfinite(a["ground/E0"][()]))
         assert "spinsim_version" in a.attrs and "timings_s" in a.attrs
+        _check_figures(saved, a)
