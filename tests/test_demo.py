@@ -2,19 +2,13 @@
 equal a fresh `spinsim gaps` run with the same seed, and its figures show what study.h5 holds."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import h5py
-import matplotlib.figure
 import numpy as np
 import pytest
 
+from _figures import panels as _panels, record_saved_figures
 from _tiny_models import llama_dir
 from spinsim.cli import main
-
-
-def _panels(fig):
-    return [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
 
 
 def _check_figures(saved, a):
@@ -43,14 +37,7 @@ def _check_figures(saved, a):
 def test_demo_end_to_end_matches_a_fresh_gaps_run(tmp_path, monkeypatch):
     model = str(llama_dir())
     out = tmp_path / "demo"
-    saved = {}
-    savefig = matplotlib.figure.Figure.savefig
-
-    def record(fig, fname, *args, **kwargs):
-        saved[Path(fname).name] = fig
-        return savefig(fig, fname, *args, **kwargs)
-
-    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", record)
+    saved = record_saved_figures(monkeypatch)
     assert main(["demo", "--model", model, "--quick", "--permutations", "300", "--sweeps", "40",
                  "--out", str(out), "--seed", "4", "--device", "cpu"]) == 0
     for name in ("study.h5", "phase.h5", "report.md", "report.html"):

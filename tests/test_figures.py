@@ -2,15 +2,14 @@
 the matplotlib objects; PNG and PDF written for every figure; every file kind plots."""
 from __future__ import annotations
 
-from pathlib import Path
 from types import SimpleNamespace
 
 import h5py
-import matplotlib.figure
 import numpy as np
 import pytest
 
 import spinsim as ss
+from _figures import panels, record_saved_figures
 from spinsim.analysis import figures as fg
 from spinsim.io import SpinsimFileError, root_attrs
 
@@ -48,11 +47,6 @@ def check_saved(paths):
         assert p.read_bytes()[:4] == (b"\x89PNG" if p.suffix == ".png" else b"%PDF")
 
 
-def main_axes(fig):
-    """The plotting axes of a figure (colour bars left out)."""
-    return [ax for ax in fig.axes if ax.get_label() != "<colorbar>" and ax.get_visible()]
-
-
 def check_heat_map(ax, sw, observable):
     """A phase-diagram panel: axis labels, extent = the grid's cell edges, colours = the data."""
     assert "temperature $T$" in ax.get_xlabel() and "added field $h$" in ax.get_ylabel()
@@ -72,7 +66,7 @@ def test_phase_diagrams_with_boundaries(tmp_path):
     check_saved(fg.phase_diagrams(sw, tmp_path / "pd"))
     fig = fg.phase_diagrams(sw)
     obs = ("susceptibility", "magnetization", "specific_heat")
-    axes = main_axes(fig)
+    axes = panels(fig)
     assert len(axes) == 3
     for ax, o in zip(axes, obs):
         check_heat_map(ax, sw, o)
@@ -97,7 +91,7 @@ def test_partial_sweep_is_drawn(tmp_path):
     check_saved(fg.phase_diagrams(sw, tmp_path / "partial"))
     fig = fg.phase_diagrams(sw)
     assert fig._suptitle.get_text().endswith("[60% of rows done]")
-    for ax, o in zip(main_axes(fig), ("susceptibility", "magnetization", "specific_heat")):
+    for ax, o in zip(panels(fig), ("susceptibility", "magnetization", "specific_heat")):
         check_heat_map(ax, sw, o)                           # rows not done: masked cells
         assert int(np.ma.count_masked(ax.collections[0].get_array())) == 2 * sw.T.size
         hatched = [c for c in ax.collections[1:] if c.get_hatch() == "//"]
@@ -109,7 +103,7 @@ def test_observable_curves(tmp_path):
     check_saved(fg.observable_curves(sw, tmp_path / "curves"))
     fig = fg.observable_curves(sw)
     obs = ("energy", "specific_heat", "magnetization", "susceptibility")
-    axes = main_axes(fig)
+    axes = panels(fig)
     assert [ax.get_ylabel() for ax in axes] == [fg.LABELS[o][0] for o in obs]
     for ax, o in zip(axes, obs):
         assert "temperature $T$" in ax.get_xlabel()
@@ -122,7 +116,7 @@ def test_observable_curves(tmp_path):
     res = ss.solve(ss.lattice("ising", (3, 3)), np.linspace(1, 4, 7), method="exact")
     check_saved(fg.observable_curves(res, tmp_path / "res"))
     fig = fg.observable_curves(res)
-    ax = main_axes(fig)[0]
+    ax = panels(fig)[0]
     assert ax.get_ylabel() == fg.LABELS["energy"][0] and ax.containers[0].get_label() == f"{res.method}/{res.backend}"
     np.testing.assert_allclose(ax.containers[0].lines[0].get_ydata(), res.energy)
     assert ax.get_ylim()[0] <= res.energy.min() and ax.get_ylim()[1] >= res.energy.max()
@@ -165,26 +159,19 @@ def test_plot_files_every_kind(tmp_path, monkeypatch):
             f.attrs[k] = v
         d = f.create_dataset("stats/pearson_r", data=np.random.default_rng(0).uniform(-1, 1, (4, 3)))
         d.attrs["dims"] = np.array(["layer", "head"], dtype=h5py.string_dtype())
-    saved = {}
-    savefig = matplotlib.figure.Figure.savefig
-
-    def record(fig, fname, *args, **kwargs):
-        saved[Path(fname).name] = fig
-        return savefig(fig, fname, *args, **kwargs)
-
-    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", record)
+    saved = record_saved_figures(monkeypatch)
     paths = fg.plot_files([s, r, heads], tmp_path / "figs")
     check_saved(paths)
     assert sorted(p.name for p in paths) == sorted(saved)
     names = set(saved)
     assert {"s_phase_diagram.png", "s_curves.pdf", "r_curves.png", "gaps_stats_pearson_r.png"} <= names
-    pd = main_axes(saved["s_phase_diagram.png"])
+    pd = panels(saved["s_phase_diagram.png"])
     assert [ax.get_title() for ax in pd] == [fg.LABELS[o][0] for o in ("susceptibility", "magnetization",
                                                                        "specific_heat")]
     assert pd[0].get_xlim()[0] < 1.5 and pd[0].get_xlim()[1] > 3.5        # the sweep's T grid
-    grid = main_axes(saved["gaps_stats_pearson_r.png"])[0]
+    grid = panels(saved["gaps_stats_pearson_r.png"])[0]
     assert grid.get_title() == "gaps: stats/pearson_r" and grid.images[0].get_array().shape == (4, 3)
-    curves = main_axes(saved["r_curves.png"])
+    curves = panels(saved["r_curves.png"])
     np.testing.assert_allclose(curves[0].containers[0].lines[0].get_xdata(), [1.0, 2.0])
     empty = tmp_path / "empty.h5"
     with h5py.File(empty, "w") as f:
