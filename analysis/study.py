@@ -100,8 +100,8 @@ def run_gap_study(lm: Any, items: Sequence[TokenizedItem], modes: Sequence[GapMo
         results.append(ModeResult(m, th, ac, st))
         if log:
             log(f"{m.name}: theory {timings[f'theory_{m.name}']:.1f} s, stats {timings[f'stats_{m.name}']:.1f} s")
-    hs0 = next(iter(heads.values()))
-    return GapStudy(list(items), results, hs0.n_layers, hs0.n_heads, timings=timings)
+    first = next(iter(heads.values()))
+    return GapStudy(list(items), results, first.n_layers, first.n_heads, timings=timings)
 
 
 def _labels(idx: np.ndarray, H: int) -> list[str]:

@@ -119,15 +119,15 @@ def run(args: argparse.Namespace) -> int:
     log = lambda s: print(f"  {s}", file=sys.stderr)  # noqa: E731
     print(f"spinsim gaps: {lm.model_id} ({lm.family}, loaded in {t_load:.1f} s), {len(titems)} prompts, "
           f"modes {', '.join(m.name for m in modes)}", file=sys.stderr)
-    heads: dict = {}
-    gs = run_gap_study(lm, titems, modes, n_perm=args.permutations, seed=args.seed, heads=heads, log=log)
+    heads_by_slice: dict = {}
+    gs = run_gap_study(lm, titems, modes, n_perm=args.permutations, seed=args.seed, heads=heads_by_slice, log=log)
     gs.timings["load"] = t_load
     t = time.perf_counter()
-    hs_correct = heads.get("correct")
-    if hs_correct is None:
+    heads_correct = heads_by_slice.get("correct")
+    if heads_correct is None:
         from spinsim.models.heads import extract_heads
-        hs_correct = heads["correct"] = extract_heads(lm, "correct")
-    gs.spectra = spectra(hs_correct)
+        heads_correct = heads_by_slice["correct"] = extract_heads(lm, "correct")
+    gs.spectra = spectra(heads_correct)
     gs.timings["spectra"] = time.perf_counter() - t
     if args.ablation != "none":
         from spinsim.analysis.ablation import ablation_study
@@ -138,10 +138,10 @@ def run(args: argparse.Namespace) -> int:
             from spinsim.executors import make_executor
 
             ex = make_executor("dask", run_ablation_task, scheduler=args.scheduler)
-            all_heads = [(l, h) for l in range(hs_correct.n_layers) for h in range(hs_correct.n_heads)]
+            all_heads = [(l, h) for l in range(heads_correct.n_layers) for h in range(heads_correct.n_heads)]
             gs.ablation = ablation_distributed(args.model, items, all_heads, amodes, "first", ex, n_chunks=16)
         else:
-            gs.ablation = ablation_study(lm, hs_correct, titems, None, amodes, "first")
+            gs.ablation = ablation_study(lm, heads_correct, titems, None, amodes, "first")
         gs.timings["ablation"] = time.perf_counter() - t
     write_gap_study(args.out, lm, gs, alpha=args.alpha, seed=args.seed, prompts_file=str(args.prompts))
     for line in summary_lines(gs, args.alpha):
