@@ -213,7 +213,7 @@ def _phase_diagram(lm: Any, head: str, prompt: str, out: Path, settings: DemoSet
         from spinsim.executors import make_executor
         from spinsim.phase import run_task
         executor = make_executor("dask", run_task, scheduler=settings.scheduler)
-    sw = sweep(H, T, fields, direction=H.prompt_directions, out=out / "phase.h5", overwrite=True,
+    sw = sweep(H, T, fields, direction="prompt", out=out / "phase.h5", overwrite=True,
                seed=settings.seed, progress=False, algorithm="pt", executor=executor,
                sweeps=max(50, settings.n_sweeps // (3 if settings.quick else 1)), backend=settings.device,
                attrs={"model_id": lm.model_id, "head": head, "prompt": prompt})

@@ -22,7 +22,8 @@ position embedding alone. ``pos`` needs only the attention weights, ``ln_1`` and
 runs on attention-only checkpoints (``../shared/gpt2-small``). Query/key biases enter exactly as
 in ``head_system``: per-site fields ``a = scale W_Q b_K`` (per bond as query) and
 ``b = scale W_K b_Q`` (per bond as key), and a constant ``-scale b_Q.b_K`` per bond recorded in
-``H.meta["energy_constant"]`` (not part of E0).
+``H.provenance["energy_constant"]`` (not part of E0); one builder
+(:func:`spinsim.models.hamiltonians.build_head_system`) makes every head Hamiltonian.
 """
 from __future__ import annotations
 
@@ -148,24 +149,15 @@ def positional_inputs(weights: Any, layer: int, n_positions: int) -> np.ndarray:
 
 def positional_hamiltonian(weights: Any, hw: Any, n_positions: int) -> Any:
     """The free-spin Hamiltonian of one GPT-2 head whose spins are the positional inputs
-    (see the module docstring); causal W, exact query/key biases as fields."""
-    from spinsim.hamiltonian import Hamiltonian, Heisenberg, LowRank
-    from spinsim.models.heads import head_label
+    (see the module docstring): :func:`spinsim.models.hamiltonians.build_head_system` with
+    input ``'pos'``, causal W, exact query/key biases as fields (energy constant in
+    ``H.provenance["energy_constant"]``)."""
+    from spinsim.models.hamiltonians import build_head_system
 
     X = positional_inputs(weights, hw.layer, n_positions)
-    N, d = X.shape
-    A, B = hw.coupling_factors()
-    bQ, bK = hw.b_Q.astype(np.float64), hw.b_K.astype(np.float64)
-    W = np.tril(np.ones((N, N)), k=-1)
-    a, b = hw.scale * (hw.W_Q.astype(np.float64) @ bK), hw.scale * (B @ bQ)
-    hfield = W.sum(1)[:, None] * a[None, :] + W.sum(0)[:, None] * b[None, :]
-    nrm = np.linalg.norm(X, axis=1)
     w = getattr(weights, "weights", weights)
-    H = Hamiltonian(W, LowRank(A, B), hfield, spin=Heisenberg(d), lengths=nrm, state=X,
-                    name=f"{w.model_id}:{head_label(hw.layer, hw.head)}:{POS_INPUT}{N}")
-    H.meta = {"model_id": w.model_id, "head": head_label(hw.layer, hw.head), "input_mode": POS_INPUT,  # type: ignore[attr-defined]
-              "n_positions": int(N), "energy_constant": float(-hw.scale * (bQ @ bK) * W.sum())}
-    return H
+    return build_head_system(hw, X, model_id=w.model_id, weights_sha256=w.weights_sha256, input=POS_INPUT,
+                             biases="exact", provenance={"n_positions": int(X.shape[0])}).H
 
 
 def positional_builder(weights: Any, heads: Any, n_positions: int = 32) -> Callable[[int, int], Any]:

@@ -14,12 +14,15 @@
   ``x_i M x_j + x_i . a + x_j . b + c`` with ``a = scale W_Q b_K`` (query field),
   ``b = scale W_K b_Q`` (key field), ``c = scale b_Q . b_K``. Summed over the bonds: a field
   ``h_i += (sum_j W_ij) a + (sum_k W_ki) b`` on every site and an energy constant
-  ``-c sum W`` (:attr:`HeadSystem.constant`). ``biases='drop'`` (the paper) leaves them out.
+  ``-c sum W`` (``H.provenance["energy_constant"]``, :attr:`HeadSystem.constant`).
+  ``biases='drop'`` (the paper) leaves them out. One helper (``_bias_fields``) computes these
+  for every input mode, the positional one of ``analysis.ground_study`` included.
 * The self term (query i on key i) is a single-site term, not a bond: W has a zero diagonal. For
   frozen sites it is a constant; for the probe it is :attr:`HeadSystem.self_score` (per candidate).
 * Prompt field (``prompt_field = h``): ``h_i += h * x_i/|x_i|`` on every prompt site, pinning each
-  spin to its own token; :attr:`HeadSystem.prompt_directions` holds those unit vectors (the
-  field axis of a head's (T, h) phase diagram).
+  spin to its own token; H declares those unit vectors as its axis ``H.axes["prompt"]`` (the
+  field axis of a head's (T, h) phase diagram; zero on the probe) and where it comes from as
+  ``H.provenance`` (model id, weights hash, head, input mode, biases, rotary, ...).
 * Probe (``candidates=[...]``): site N is a :class:`~spinsim.Discrete` spin over the candidates'
   input vectors at position N (``residual``: captured from prompt + candidate), the prompt sites
   are frozen at their tokens (the quenched bath), and the probe's query bonds to every j < N carry
@@ -43,8 +46,8 @@ treatments (``rotary=``):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -52,30 +55,30 @@ from spinsim.hamiltonian import Discrete, Hamiltonian, Heisenberg, LowRank
 
 from . import arch
 from .heads import HeadSet, HeadWeights, apply_rotary, head_label, parse_head
+from .attention import context_field as head_context_field
 
-__all__ = ["HeadSystem", "head_system", "head_hamiltonian", "site_vectors", "INPUT_MODES"]
+__all__ = ["HeadSystem", "CandidateProbe", "build_head_system", "head_system", "head_hamiltonian",
+           "site_vectors", "INPUT_MODES"]
 
 INPUT_MODES = ("embed", "embed+pos", "residual")
 _LM_CACHE: dict[str, Any] = {}
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class HeadSystem:
-    """A head Hamiltonian with what is needed to interpret it.
+    """A head Hamiltonian with the head-level data needed to interpret it.
 
-    H: the Hamiltonian; constant: energy offset from the biases (exact energy = H.energy(S) +
-    constant); tokens (N,) prompt ids; X (N, d_model) prompt site vectors (after any rotary fold);
-    prompt_directions (N + probe, d_model) unit vectors x_i/|x_i| (zero on the probe);
-    query_bias, key_bias (d_model,) and bias_const: per-bond bias terms (zero if dropped);
-    probe: site index or None; candidates (K,) token ids; self_score (K,) the probe's score on
-    itself per candidate; rotary: 'none' | 'fold' | 'drop'; meta: provenance for HDF5 attributes.
+    H: the Hamiltonian (it declares its own ``axes["prompt"]`` and ``provenance``); tokens (N,)
+    prompt ids (None for inputs without tokens, e.g. positions); X (N, d_model) prompt site
+    vectors (after any rotary fold); query_bias, key_bias (d_model,) and bias_const: per-bond bias
+    terms ``a``, ``b``, ``c`` (zero if dropped); rotary: 'none' | 'fold' | 'drop'; probe: site
+    index or None; candidates (K,) token ids; candidate_vectors (K, d_model); self_score (K,) the
+    probe's score on itself per candidate.
     """
 
     H: Hamiltonian
-    constant: float
-    tokens: np.ndarray
+    tokens: np.ndarray | None
     X: np.ndarray
-    prompt_directions: np.ndarray
     query_bias: np.ndarray
     key_bias: np.ndarray
     bias_const: float
@@ -84,7 +87,11 @@ class HeadSystem:
     candidates: np.ndarray | None = None
     candidate_vectors: np.ndarray | None = None
     self_score: np.ndarray | None = None
-    meta: dict = field(default_factory=dict)
+
+    @property
+    def constant(self) -> float:
+        """Energy offset from the biases: exact energy = ``H.energy(S) + constant`` (energy units)."""
+        return float(self.H.provenance["energy_constant"])
 
     def scores(self, S: np.ndarray | None = None) -> np.ndarray:
         """Full score matrix ``score_ij = S_i M S_j + S_i.a + S_j.b + c`` (n_sites, n_sites) of a
@@ -92,6 +99,22 @@ class HeadSystem:
         S = self.H.state if S is None else np.asarray(S, np.float64)
         G = self.H.pair_energy_matrix(S)
         return G + (S @ self.query_bias)[:, None] + (S @ self.key_bias)[None, :] + self.bias_const
+
+
+@dataclass(frozen=True, eq=False)
+class CandidateProbe:
+    """The probe site N over K candidate tokens (see module docstring).
+
+    candidates (K,) token ids; vectors (K, d_model) their input vectors at position N; labels (K,)
+    decoded strings; bonds: the probe's query bonds to every prompt key j < N; field (d_model,)
+    added to the probe's field (the head's context field N0), or None.
+    """
+
+    candidates: np.ndarray
+    vectors: np.ndarray
+    labels: tuple[str, ...]
+    bonds: bool = True
+    field: np.ndarray | None = None
 
 
 def _get_lm(model: Any) -> Any:
@@ -148,6 +171,118 @@ def _candidate_vectors(lm: Any, layer: int, tokens: np.ndarray, cands: np.ndarra
     return V
 
 
+def _effective_scale(hw: HeadWeights) -> float:
+    """The score factor of M = A B^T: ``scale`` (times the rope ``attention_scaling``^2 for rotary heads)."""
+    return float(hw.scale * (hw.rotary_scaling ** 2 if hw.rotary else 1.0))
+
+
+def _bias_fields(hw: HeadWeights, W: np.ndarray, use_bias: bool) -> tuple[np.ndarray, float, np.ndarray,
+                                                                             np.ndarray, float]:
+    """Query/key biases of a head on the graph W (n_sites, n_sites), as fields and a constant.
+
+    ``score_ij = x_i M x_j + x_i . a + x_j . b + c`` with ``a = s W_Q b_K``, ``b = s W_K b_Q``,
+    ``c = s b_Q . b_K`` (s the effective scale). Summed over the bonds: returns the field
+    ``h_i = (sum_j W_ij) a + (sum_k W_ki) b`` (n_sites, d_model), the energy constant
+    ``-c sum W``, and a (d_model,), b (d_model,), c. All zero when ``use_bias`` is False.
+    """
+    s = _effective_scale(hw)
+    bQ = hw.b_Q.astype(np.float64) if use_bias else np.zeros(hw.d_head)
+    bK = hw.b_K.astype(np.float64) if use_bias else np.zeros(hw.d_head)
+    a = s * (hw.W_Q.astype(np.float64) @ bK)
+    b = s * (hw.W_K.astype(np.float64) @ bQ)
+    c = float(s * bQ @ bK)
+    field = W.sum(1)[:, None] * a[None, :] + W.sum(0)[:, None] * b[None, :]
+    return field, -c * float(W.sum()), a, b, c
+
+
+def _fold_rotary(hw: HeadWeights, X: np.ndarray, use_bias: bool) -> np.ndarray:
+    """Fold the rotation seen from query position N = len(X) into the key vectors:
+    ``x_j' = x_j + k_j (R(j - N) - 1) W_K^+`` so that ``x_j' W_K + b_K = k_j R(j - N)``."""
+    B = hw.W_K.astype(np.float64)
+    bK = hw.b_K.astype(np.float64) if use_bias else np.zeros(hw.d_head)
+    N = X.shape[0]
+    k = X @ B + bK
+    k_rot = apply_rotary(k, np.arange(N) - N, hw.inv_freq, 1.0)
+    return X + (k_rot - k) @ np.linalg.pinv(B)
+
+
+def build_head_system(hw: HeadWeights, X: np.ndarray, *, model_id: str, input: str,
+                      weights_sha256: str = "", biases: str = "exact", prompt_field: float = 0.0,
+                      rotary: str = "none", tokens: Sequence[int] | None = None,
+                      probe: CandidateProbe | None = None,
+                      provenance: Mapping[str, Any] | None = None) -> HeadSystem:
+    """The one builder of a head's Hamiltonian from its site vectors (see module docstring).
+
+    hw: the head; X (N, d_model): the prompt sites' input vectors (any input mode: ``input`` is
+    recorded, not interpreted); biases 'exact' | 'drop'; prompt_field: strength h of the field
+    ``h x_i/|x_i|`` on every prompt site; rotary: the declared treatment, 'none' | 'drop' |
+    'fold' ('fold' needs a probe and folds the rotation into X); probe: a candidate probe at site
+    N (prompt sites then frozen at X); provenance: extra entries for ``H.provenance``.
+    Raises ValueError for an unknown option, a zero input vector or 'fold' without a probe.
+    """
+    if biases not in ("exact", "drop"):
+        raise ValueError(f"unknown biases {biases!r}; allowed: 'exact', 'drop'")
+    if rotary not in ("none", "fold", "drop"):
+        raise ValueError(f"unknown rotary treatment {rotary!r}; allowed: 'none', 'fold', 'drop'")
+    if rotary == "fold" and probe is None:
+        raise ValueError("rotary='fold' needs a probe (candidates): with every site free the offset-dependent "
+                         "coupling cannot be folded; use rotary='drop'")
+    if not np.isfinite(prompt_field):
+        raise ValueError(f"prompt_field must be finite, got {prompt_field!r}")
+    use_bias = biases == "exact"
+    X = np.asarray(X, np.float64)
+    N, d = X.shape
+    if rotary == "fold":
+        X = _fold_rotary(hw, X, use_bias)
+    nrm = np.linalg.norm(X, axis=1)
+    if np.any(nrm <= 0):
+        raise ValueError(f"site {int(np.argmin(nrm))} has a zero input vector; spin lengths must be > 0")
+    n_sites = N + (probe is not None)
+    W = np.zeros((n_sites, n_sites))
+    W[:N, :N] = np.tril(np.ones((N, N)), k=-1)
+    if probe is not None and probe.bonds:
+        W[N, :N] = 1.0
+    hfield, constant, a, b, c = _bias_fields(hw, W, use_bias)
+    dirs = np.zeros((n_sites, d))
+    dirs[:N] = X / nrm[:, None]
+    hfield[:N] += float(prompt_field) * dirs[:N]
+    A = _effective_scale(hw) * hw.W_Q.astype(np.float64)
+    M = LowRank(A, hw.W_K.astype(np.float64))
+    label = head_label(hw.layer, hw.head)
+    name = f"{model_id}:{label}:{input}:biases={biases}:rotary={rotary}"
+    prov = {"model_id": str(model_id), "weights_sha256": str(weights_sha256), "head": label,
+            "input_mode": str(input), "biases": biases, "rotary": rotary, "prompt_field": float(prompt_field),
+            "n_prompt_tokens": int(N), "probe": probe is not None,
+            "probe_bonds": bool(probe.bonds) if probe is not None else False,
+            "context_field": probe is not None and probe.field is not None, "energy_constant": constant,
+            **(provenance or {})}
+    declared = dict(axes={"prompt": dirs}, provenance=prov)
+    self_score = None
+    if probe is None:
+        H = Hamiltonian(W, M, hfield, spin=Heisenberg(d), lengths=nrm, state=X, name=name, **declared)
+    else:
+        V = np.asarray(probe.vectors, np.float64)
+        if probe.field is not None:
+            hfield[N] += probe.field
+        state = np.zeros((n_sites, d))
+        state[:N] = X
+        state[N] = V[0]
+        lengths = np.ones(n_sites)
+        lengths[:N] = nrm
+        frozen = np.zeros(n_sites, bool)
+        frozen[:N] = True
+        H = Hamiltonian(W, M, hfield, spin=Discrete(V, labels=tuple(probe.labels)), lengths=lengths,
+                        frozen=frozen, state=state, name=name + ":probe", **declared)
+        bQ = hw.b_Q.astype(np.float64) if use_bias else np.zeros(hw.d_head)
+        bK = hw.b_K.astype(np.float64) if use_bias else np.zeros(hw.d_head)
+        qc = V @ hw.W_Q.astype(np.float64) + bQ
+        kc = V @ hw.W_K.astype(np.float64) + bK
+        self_score = _effective_scale(hw) * np.sum(qc * kc, axis=1)
+    return HeadSystem(H, None if tokens is None else np.asarray(tokens, np.int64), X, a, b, c, rotary,
+                      N if probe is not None else None, None if probe is None else np.asarray(probe.candidates),
+                      None if probe is None else np.asarray(probe.vectors, np.float64), self_score)
+
+
 def head_system(model: Any, head: str | tuple[int, int] | HeadWeights, prompt: str | Sequence[int], *,
                 input: str = "residual", biases: str = "exact", prompt_field: float = 0.0,
                 candidates: Sequence[str | int] | None = None, probe_bonds: bool = True,
@@ -156,7 +291,8 @@ def head_system(model: Any, head: str | tuple[int, int] | HeadWeights, prompt: s
 
     model: a LoadedModel or a ``--model`` spec; head: ``'L3H5'``, (layer, head) or HeadWeights;
     prompt: text (tokenised without special tokens) or token ids; candidates: answer strings
-    (their first token, with a leading space) or token ids.
+    (their first token, with a leading space) or token ids. Reads the model (site vectors,
+    candidates) and hands the head algebra to :func:`build_head_system`.
     """
     from .heads import extract_heads
 
@@ -165,8 +301,6 @@ def head_system(model: Any, head: str | tuple[int, int] | HeadWeights, prompt: s
         raise ValueError(f"unknown biases {biases!r}; allowed: 'exact', 'drop'")
     if rotary not in ("auto", "fold", "drop"):
         raise ValueError(f"unknown rotary treatment {rotary!r}; allowed: 'auto', 'fold', 'drop'")
-    if not np.isfinite(prompt_field):
-        raise ValueError(f"prompt_field must be finite, got {prompt_field!r}")
     if isinstance(head, HeadWeights):
         hw = head
     else:
@@ -177,13 +311,6 @@ def head_system(model: Any, head: str | tuple[int, int] | HeadWeights, prompt: s
     if tokens.size < 1:
         raise ValueError(f"prompt {prompt!r} tokenises to nothing")
     X = site_vectors(lm, hw.layer, tokens, input)
-    N, d = X.shape
-    use_bias = biases == "exact"
-    scale_eff = hw.scale * (hw.rotary_scaling ** 2 if hw.rotary else 1.0)
-    A = scale_eff * hw.W_Q.astype(np.float64)
-    B = hw.W_K.astype(np.float64)
-    bQ = hw.b_Q.astype(np.float64) if use_bias else np.zeros(hw.d_head)
-    bK = hw.b_K.astype(np.float64) if use_bias else np.zeros(hw.d_head)
     rot_active = hw.rotary and input != "embed"
     has_probe = candidates is not None
     if not rot_active:
@@ -192,12 +319,7 @@ def head_system(model: Any, head: str | tuple[int, int] | HeadWeights, prompt: s
         rot_mode = "fold" if has_probe else "drop"
     else:
         rot_mode = rotary
-    if rot_mode == "fold" and not has_probe:
-        raise ValueError("rotary='fold' needs a probe (candidates): with every site free the offset-dependent "
-                         "coupling cannot be folded; use rotary='drop'")
-
-    cands = cand_vecs = self_score = None
-    n_sites = N + (1 if has_probe else 0)
+    probe = None
     if has_probe:
         ids = []
         for c in candidates:
@@ -211,67 +333,22 @@ def head_system(model: Any, head: str | tuple[int, int] | HeadWeights, prompt: s
         if len(ids) < 1:
             raise ValueError("candidates must hold at least one token")
         cands = np.asarray(ids, np.int64)
-        cand_vecs = _candidate_vectors(lm, hw.layer, tokens, cands, input)
-        if rot_mode == "fold":
-            # key j seen from query position N: k_j -> k_j R(j - N), folded into x_j
-            k = X @ B + bK
-            k_rot = apply_rotary(k, np.arange(N) - N, hw.inv_freq, 1.0)
-            pinv = np.linalg.pinv(B)                                     # (d_head, d_model)
-            X = X + (k_rot - k) @ pinv
-        qc = cand_vecs @ hw.W_Q.astype(np.float64) + bQ
-        kc = cand_vecs @ B + bK
-        self_score = scale_eff * np.sum(qc * kc, axis=1)
-
-    W = np.zeros((n_sites, n_sites))
-    W[:N, :N] = np.tril(np.ones((N, N)), k=-1)
-    if has_probe and probe_bonds:
-        W[N, :N] = 1.0
-    a = scale_eff * (hw.W_Q.astype(np.float64) @ bK)     # query field per bond (d_model,)
-    b = scale_eff * (B @ bQ)                              # key field per bond
-    c = float(scale_eff * bQ @ bK)
-    hfield = np.zeros((n_sites, d))
-    hfield += W.sum(1)[:, None] * a[None, :] + W.sum(0)[:, None] * b[None, :]
-    constant = -c * float(W.sum())
-    nrm = np.linalg.norm(X, axis=1)
-    if np.any(nrm <= 0):
-        raise ValueError(f"site {int(np.argmin(nrm))} has a zero input vector; spin lengths must be > 0")
-    dirs = np.zeros((n_sites, d))
-    dirs[:N] = X / nrm[:, None]
-    hfield[:N] += float(prompt_field) * dirs[:N]
-    if has_probe and context_field:
-        from spinsim.analysis.gaps import context_field as _cf
-        N0, _ = _cf(hw, site_vectors(lm, hw.layer, tokens, input), biases=use_bias, rotary=rot_active)
-        hfield[N] += N0
-
-    name = f"{lm.model_id}:{head_label(hw.layer, hw.head)}:{input}:biases={biases}:rotary={rot_mode}"
-    if has_probe:
-        state = np.zeros((n_sites, d))
-        state[:N] = X
-        state[N] = cand_vecs[0]
-        lengths = np.ones(n_sites)
-        lengths[:N] = nrm
-        frozen = np.zeros(n_sites, bool)
-        frozen[:N] = True
-        spin = Discrete(cand_vecs, labels=tuple(str(lm.tokenizer.decode([int(t)])) if lm.tokenizer else str(t)
-                                                for t in cands))
-        H = Hamiltonian(W, LowRank(A, B), hfield, spin=spin, lengths=lengths, frozen=frozen, state=state,
-                        name=name + ":probe")
-    else:
-        H = Hamiltonian(W, LowRank(A, B), hfield, spin=Heisenberg(d), lengths=nrm, state=X, name=name)
-    meta = {"model_id": lm.model_id, "weights_sha256": lm.weights_sha256, "head": head_label(hw.layer, hw.head),
-            "input_mode": input, "biases": biases, "rotary": rot_mode, "prompt_field": float(prompt_field),
-            "n_prompt_tokens": int(N), "probe": bool(has_probe), "probe_bonds": bool(probe_bonds),
-            "context_field": bool(context_field), "energy_constant": constant}
-    H.prompt_directions = dirs  # type: ignore[attr-defined]  # the prompt-field axis (see module docstring)
-    H.meta = meta  # type: ignore[attr-defined]
-    return HeadSystem(H, constant, tokens, X, dirs, a, b, c, rot_mode, N if has_probe else None, cands,
-                      cand_vecs, self_score, meta)
+        N0 = None
+        if context_field:
+            N0, _ = head_context_field(hw, X, biases=biases == "exact", rotary=rot_active)
+        labels = tuple(str(lm.tokenizer.decode([int(t)])) if lm.tokenizer else str(t) for t in cands)
+        probe = CandidateProbe(cands, _candidate_vectors(lm, hw.layer, tokens, cands, input), labels,
+                               bonds=probe_bonds, field=N0)
+    return build_head_system(hw, X, model_id=lm.model_id, weights_sha256=lm.weights_sha256, input=input,
+                             biases=biases, prompt_field=prompt_field, rotary=rot_mode, tokens=tokens,
+                             probe=probe)
 
 
 def head_hamiltonian(model: Any, head: str, prompt: str, **kw: Any) -> Hamiltonian:
     """The Hamiltonian of :func:`head_system` (what ``spinsim sweep --model`` solves).
 
-    The returned H carries ``H.prompt_directions`` (n_sites, d_model), the unit vectors of the
-    prompt field (the h axis of a head's phase diagram), and ``H.meta`` (provenance).
+    The returned H declares ``H.axes["prompt"]`` (n_sites, d_model), the unit vectors of the
+    prompt field (the h axis of a head's phase diagram), and ``H.provenance`` (model id, head,
+    weights hash, input mode, ...).
     """
     return head_system(model, head, prompt, **kw).H

@@ -10,31 +10,41 @@ from .hamiltonian import Hamiltonian
 
 __all__ = ["resolve_direction", "projection_direction"]
 
+_PROMPT_LABEL = "prompt: u_i = x_i/|x_i| (each site pinned toward its own token)"
+
+
+def _axes_text(H: Hamiltonian) -> str:
+    return "axes " + ", ".join(map(repr, H.axes)) if len(H.axes) else "no axes"
+
 
 def resolve_direction(H: Hamiltonian, direction: Any = None, normalize: bool = True) -> tuple[np.ndarray, str]:
     """Per-site directions ``u_i`` (n_sites, n_comp) and a label. Frozen sites get ``u_i = 0``.
 
-    ``direction``: ``"prompt"`` (a head's x_i/|x_i|, from ``H.prompt_directions``), ``"field"``
-    (h_i/|h_i|), ``"top_eigenvector"`` of M_s (sign fixed: largest component positive), an
-    (n_comp,) vector for every site or an (n_sites, n_comp) array; None: prompt, else field, else
-    top eigenvector. ``normalize``: rows of a user array are scaled to unit length (a field
-    direction, as sweeps need) or used as given (``False``: a projection m_u = (1/N) sum S_i.u_i,
-    as ``Result.projection`` uses), and an all-zero direction is refused only when normalising.
+    ``direction``: the name of an axis H declares (``H.axes``, e.g. ``"prompt"``: a head's
+    x_i/|x_i|; rows normalised to unit length, zero rows stay zero), ``"field"`` (h_i/|h_i|),
+    ``"top_eigenvector"`` of M_s (sign fixed: largest component positive), an (n_comp,) vector
+    for every site or an (n_sites, n_comp) array; None: ``"prompt"`` when H declares it, else
+    field when a free site has a field, else top eigenvector. ``normalize``: rows of a user array
+    are scaled to unit length (a field direction, as sweeps need) or used as given (``False``: a
+    projection m_u = (1/N) sum S_i.u_i, as ``Result.projection`` uses), and an all-zero direction
+    is refused only when normalising. Raises ValueError naming the allowed directions (the
+    declared axes included) for an unknown name or a bad array.
     """
     N, n = H.n_sites, H.n_comp
-    prompt_dirs = getattr(H, "prompt_directions", None)
     if direction is None:
-        direction = ("prompt" if prompt_dirs is not None else
+        direction = ("prompt" if "prompt" in H.axes else
                      "field" if np.any(H.h[~H.frozen] != 0) else "top_eigenvector")
     if isinstance(direction, str):
-        if direction == "prompt":
-            if prompt_dirs is None:
-                raise ValueError("direction 'prompt' needs a head Hamiltonian (H.prompt_directions, from "
-                                 "spinsim.models); allowed otherwise: 'field', 'top_eigenvector', an array")
-            U = np.array(prompt_dirs, dtype=np.float64).reshape(N, n)
+        if direction in H.axes:
+            U = np.array(H.axes[direction], dtype=np.float64)
             nrm = np.linalg.norm(U, axis=1, keepdims=True)
             U = np.divide(U, nrm, out=np.zeros_like(U), where=nrm > 0)
-            label = "prompt: u_i = x_i/|x_i| (each site pinned toward its own token)"
+            label = (_PROMPT_LABEL if direction == "prompt" else
+                     f"axis {direction}: u_i = H.axes[{direction!r}] row i, normalised")
+        elif direction == "prompt":
+            raise ValueError("direction 'prompt' needs a Hamiltonian that declares a 'prompt' axis (a head "
+                             f"Hamiltonian from spinsim.models); this one declares {_axes_text(H)}; allowed "
+                             "otherwise: 'field', 'top_eigenvector', an array")
         elif direction == "field":
             nrm = np.linalg.norm(H.h, axis=1, keepdims=True)
             nrm[H.frozen] = 0.0
@@ -50,8 +60,8 @@ def resolve_direction(H: Hamiltonian, direction: Any = None, normalize: bool = T
             U = np.broadcast_to(top, (N, n)).copy()
             label = f"top_eigenvector: top eigenvector of M_s (eigenvalue {w[-1]:.6g}), every site"
         else:
-            raise ValueError(f"unknown direction {direction!r}; allowed: 'prompt', 'field', 'top_eigenvector', "
-                             f"an ({n},) vector or an ({N}, {n}) array")
+            raise ValueError(f"unknown direction {direction!r}; allowed: 'field', 'top_eigenvector', an axis H "
+                             f"declares ({_axes_text(H)}), an ({n},) vector or an ({N}, {n}) array")
     else:
         d = np.asarray(direction, dtype=np.float64)
         if d.shape == (n,):

@@ -22,7 +22,7 @@ quenched bath.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any, Iterator, Mapping, Union
 
 import numpy as np
 import scipy.sparse as sp
@@ -30,7 +30,7 @@ import scipy.sparse as sp
 __all__ = [
     "Ising", "Heisenberg", "Discrete", "SpinKind", "spin_kind",
     "Identity", "Dense", "LowRank", "Coupling",
-    "Hamiltonian",
+    "Hamiltonian", "FrozenMap", "FrozenHamiltonianError", "replace",
 ]
 
 _UNIT_TOL = 1e-6
@@ -193,6 +193,95 @@ def _check_finite(x: np.ndarray, what: str) -> None:
         raise ValueError(f"{what} has a non-finite entry {float(x[tuple(bad)])!r} at index {tuple(int(b) for b in bad)}")
 
 
+# --------------------------------------------------------------------------- declared data
+class FrozenHamiltonianError(AttributeError):
+    """Raised on assigning or deleting an attribute of a constructed :class:`Hamiltonian`."""
+
+
+class FrozenMap(Mapping):
+    """A read-only mapping (picklable, unlike ``types.MappingProxyType``)."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
+        object.__setattr__(self, "_data", dict(data or {}))
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("FrozenMap is read-only")
+
+    def __getstate__(self) -> dict[str, Any]:
+        return self._data
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        object.__setattr__(self, "_data", dict(state))
+
+    def __repr__(self) -> str:
+        return f"FrozenMap({self._data!r})"
+
+
+# describe() keys and the built-in direction names that provenance keys / axis names may not take
+_DESCRIBE_KEYS = ("hamiltonian_name", "spin_kind", "n_sites", "n_comp", "n_free", "coupling", "axes",
+                  "hamiltonian_sha256", "sign_convention")
+_RESERVED_AXES = ("field", "top_eigenvector")
+_PROVENANCE_TYPES = (str, bool, int, float, np.integer, np.floating, np.bool_)
+
+
+def _check_axes(axes: Mapping[str, Any] | None, n_sites: int, n_comp: int) -> FrozenMap:
+    """Validate named per-site directions: name -> (n_sites, n_comp) finite arrays (read-only copies)."""
+    if axes is None:
+        return FrozenMap()
+    if not isinstance(axes, Mapping):
+        raise ValueError(f"axes must be a mapping name -> (n_sites, n_comp) array, got {type(axes).__name__}")
+    out = {}
+    for name, arr in axes.items():
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"axis names must be non-empty strings, got {name!r}")
+        if name in _RESERVED_AXES:
+            raise ValueError(f"axis name {name!r} is reserved for a built-in direction; reserved: "
+                             f"{', '.join(map(repr, _RESERVED_AXES))}")
+        U = np.array(arr, dtype=np.float64)
+        if U.shape != (n_sites, n_comp):
+            raise ValueError(f"axis {name!r} must have shape ({n_sites}, {n_comp}) (n_sites, n_comp), got {U.shape}")
+        _check_finite(U, f"axis {name!r}")
+        U.setflags(write=False)
+        out[name] = U
+    return FrozenMap(out)
+
+
+def _check_provenance(provenance: Mapping[str, Any] | None) -> FrozenMap:
+    """Validate provenance: str keys -> JSON scalars (str, bool, int, float), HDF5-attribute friendly."""
+    if provenance is None:
+        return FrozenMap()
+    if not isinstance(provenance, Mapping):
+        raise ValueError(f"provenance must be a mapping name -> str/bool/int/float, got {type(provenance).__name__}")
+    out: dict[str, Any] = {}
+    for key, val in provenance.items():
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"provenance keys must be non-empty strings, got {key!r}")
+        if key in _DESCRIBE_KEYS:
+            raise ValueError(f"provenance key {key!r} would shadow a describe() entry; taken: {', '.join(_DESCRIBE_KEYS)}")
+        if not isinstance(val, _PROVENANCE_TYPES):
+            raise ValueError(f"provenance[{key!r}] must be a str, bool, int or float (JSON scalar), "
+                             f"got {type(val).__name__}")
+        if isinstance(val, (np.bool_, bool)):
+            val = bool(val)
+        elif isinstance(val, (np.integer, int)):
+            val = int(val)
+        elif isinstance(val, (np.floating, float)):
+            val = float(val)
+        out[key] = val
+    return FrozenMap(out)
+
+
 # --------------------------------------------------------------------------- Hamiltonian
 class Hamiltonian:
     """``H(S) = -sum_{i!=j} W_ij S_i^T M S_j - sum_i h_i . S_i`` (k_B = 1; see module docstring).
@@ -209,11 +298,25 @@ class Hamiltonian:
     frozen : (n_sites,) bool; frozen sites keep ``state`` and never move.
     state : (n_sites, n_comp) initial (and, for frozen sites, fixed) spins S_i (lengths included).
     name : a label (used in HDF5 metadata).
+    axes : named per-site directions, ``{name: (n_sites, n_comp) array}`` (e.g. ``"prompt"``: a
+        head's x_i/|x_i|, the field axis of its phase diagram); finite, stored as read-only copies,
+        read by :func:`spinsim.directions.resolve_direction` (``direction=name``). Names
+        ``'field'`` and ``'top_eigenvector'`` are reserved for the built-in directions.
+    provenance : where H comes from, ``{key: str | bool | int | float}`` (e.g. ``model_id``,
+        ``head``, ``weights_sha256``, ``input_mode``); part of :meth:`describe`, so sweep and solve
+        files name the model. Keys may not shadow describe()'s own keys.
+
+    A Hamiltonian is frozen: assigning or deleting an attribute after construction raises
+    :class:`FrozenHamiltonianError`; :func:`replace` makes a changed copy (keeping ``axes``,
+    ``provenance`` and ``name`` unless replaced). ``axes`` and ``provenance`` are read-only
+    mappings. Raises ValueError on any invalid argument (the message names the value).
     """
 
     def __init__(self, W: Any, M: Any = None, h: Any = None, spin: Any = "heisenberg",
                  n_comp: int | None = None, lengths: Any = None, frozen: Any = None,
-                 state: Any = None, name: str = "") -> None:
+                 state: Any = None, name: str = "", axes: Mapping[str, Any] | None = None,
+                 provenance: Mapping[str, Any] | None = None) -> None:
+        # attributes are set through object.__setattr__ until the end (see __setattr__)
         # ---- graph
         if sp.issparse(W):
             Wc = sp.csr_matrix(W, dtype=np.float64)
@@ -325,7 +428,19 @@ class Hamiltonian:
             self.check_state(s, only_free=True)
             self.state = s
         self.name = str(name)
+        self.axes: FrozenMap = _check_axes(axes, self.n_sites, n)
+        self.provenance: FrozenMap = _check_provenance(provenance)
         self._nbr = None
+        object.__setattr__(self, "_sealed", True)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if self.__dict__.get("_sealed", False):
+            raise FrozenHamiltonianError(f"Hamiltonian is frozen: cannot set {name!r}; make a changed copy with "
+                                         f"spinsim.replace(H, {name}=...)")
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenHamiltonianError(f"Hamiltonian is frozen: cannot delete {name!r}")
 
     # ----------------------------------------------------------------- derived structure
     @property
@@ -365,7 +480,7 @@ class Hamiltonian:
             rows = np.repeat(np.arange(self.n_sites), np.diff(ptr))
             w_out = np.asarray(Wc[rows, idx]).reshape(-1) if idx.size else np.zeros(0)
             w_in = np.asarray(Wt[rows, idx]).reshape(-1) if idx.size else np.zeros(0)
-            self._nbr = (ptr, idx, w_out.astype(np.float64), w_in.astype(np.float64))
+            object.__setattr__(self, "_nbr", (ptr, idx, w_out.astype(np.float64), w_in.astype(np.float64)))
         return self._nbr
 
     # ----------------------------------------------------------------- physics (numpy)
@@ -441,7 +556,10 @@ class Hamiltonian:
 
     # ----------------------------------------------------------------- metadata
     def describe(self) -> dict[str, Any]:
-        """Flat, HDF5-attribute friendly description (used to refuse mismatched resumes)."""
+        """Flat, HDF5-attribute friendly description: name, spin kind, sizes, coupling, the names of
+        the declared ``axes`` (comma-separated), every ``provenance`` entry (e.g. ``model_id``,
+        ``head``) and ``hamiltonian_sha256``, a hash of the physics only (W, M, h, lengths, frozen,
+        spin vectors, state; not name, axes or provenance), used to refuse mismatched resumes."""
         import hashlib
 
         hsh = hashlib.sha256()
@@ -465,8 +583,10 @@ class Hamiltonian:
             "n_comp": self.n_comp,
             "n_free": self.n_free,
             "coupling": type(self.M).__name__,
+            "axes": ",".join(self.axes),
             "hamiltonian_sha256": hsh.hexdigest(),
             "sign_convention": "H = -sum_{i!=j} W_ij S_i^T M S_j - sum_i h_i.S_i",
+            **self.provenance,
         }
 
     def __repr__(self) -> str:
@@ -474,9 +594,19 @@ class Hamiltonian:
                 f"n_comp={self.n_comp}, coupling={type(self.M).__name__}, n_free={self.n_free})")
 
 
+_CONSTRUCTOR_ARGS = ("W", "M", "h", "spin", "n_comp", "lengths", "frozen", "state", "name", "axes", "provenance")
+
+
 def replace(H: Hamiltonian, **changes: Any) -> Hamiltonian:
-    """A copy of H with some constructor arguments replaced (``h``, ``M``, ``frozen`` ...)."""
+    """A copy of H with some constructor arguments replaced (``h``, ``M``, ``frozen`` ...).
+
+    Everything not replaced is kept, the declared ``axes``, ``provenance`` and ``name``
+    included. Raises ValueError naming an unknown argument (allowed: the constructor's).
+    """
+    bad = sorted(set(changes) - set(_CONSTRUCTOR_ARGS))
+    if bad:
+        raise ValueError(f"replace(): unknown argument {bad[0]!r}; allowed: {', '.join(_CONSTRUCTOR_ARGS)}")
     kw = dict(W=H.W, M=H.M, h=H.h, spin=H.spin, lengths=H.lengths, frozen=H.frozen,
-              state=H.state, name=H.name)
+              state=H.state, name=H.name, axes=H.axes, provenance=H.provenance)
     kw.update(changes)
     return Hamiltonian(**kw)

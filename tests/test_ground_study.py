@@ -90,7 +90,7 @@ def test_positional_hamiltonian_gpt2_is_stationary_and_biases_enter_as_fields():
     # E = -sum_{i>j} (q_i . k_j) scale + const, with q = x W_Q + b_Q, k = x W_K + b_K
     q, k = X @ hw.W_Q.astype(float) + hw.b_Q, X @ hw.W_K.astype(float) + hw.b_K
     scores = hw.scale * np.tril(q @ k.T, -1).sum()
-    assert H.energy(X) + H.meta["energy_constant"] == pytest.approx(-scores, rel=1e-9)
+    assert H.energy(X) + H.provenance["energy_constant"] == pytest.approx(-scores, rel=1e-9)
     gs = ground_study(hs, positional_builder(lm.weights, hs, 6), restarts=2, seed=0, n_modes=4)
     assert np.isfinite(gs.E0).all() and (gs.max_torque < 1e-6).all()
 

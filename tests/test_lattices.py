@@ -23,7 +23,16 @@ def test_complete_graph_and_sk():
     sk = ss.sherrington_kirkpatrick(400, seed=3)
     w = sk.W_dense[np.triu_indices(400, 1)]
     assert abs(w.std() * np.sqrt(400) - 1.0) < 0.02 and np.all(np.tril(sk.W_dense) == 0)
-    assert ss.sherrington_kirkpatrick(10, seed=3).describe() == ss.sherrington_kirkpatrick(10, seed=3).describe()
+    # the seed fixes the couplings: the same seed gives the same W, another seed other couplings
+    a, b, c = (ss.sherrington_kirkpatrick(10, seed=s) for s in (3, 3, 4))
+    np.testing.assert_array_equal(a.W_dense, b.W_dense)
+    assert a.describe()["hamiltonian_sha256"] == b.describe()["hamiltonian_sha256"] != c.describe()["hamiltonian_sha256"]
+    assert np.abs(a.W_dense - c.W_dense).max() > 0.1
+    # the energy of an Ising configuration is -sum_{i<j} W_ij s_i s_j, each pair once
+    s = np.where(np.random.default_rng(0).random(10) < 0.5, -1.0, 1.0)
+    Wd = a.W_dense
+    assert a.energy(s[:, None]) == pytest.approx(-sum(Wd[i, j] * s[i] * s[j] for i in range(10)
+                                                      for j in range(i + 1, 10)), rel=1e-12)
 
 
 def test_textbook_names():

@@ -39,7 +39,21 @@ def test_pair_weights_are_attention_with_exact_biases(kind):
             np.testing.assert_allclose(_softmax(score[i, : i + 1]), cap.attn[0][l, h, i, : i + 1], atol=1e-5)
     else:
         assert sysm.rotary == "drop"           # every site free: the offset-0 coupling, declared
-        np.testing.assert_allclose(_softmax(score[0, :1]), [1.0])
+        # the model's scores, rotated by position: scale (q_i R_i) . (k_j R_j); their softmax is its attention
+        hw = extract_heads(lm).head(l, h)
+        x = cap.x[0][l].astype(float)
+        q0, k0 = x @ hw.W_Q + hw.b_Q, x @ hw.W_K + hw.b_K
+        pos = np.arange(len(ids))
+        model = hw.scale * apply_rotary(q0, pos, hw.inv_freq, hw.rotary_scaling) @ \
+            apply_rotary(k0, pos, hw.inv_freq, hw.rotary_scaling).T
+        for i in range(len(ids)):
+            np.testing.assert_allclose(_softmax(model[i, : i + 1]), cap.attn[0][l, h, i, : i + 1], atol=1e-5)
+        # at offset 0 (j = i) the rotation cancels: the declared offset-0 score is the model's own
+        tol = 1e-7 * np.abs(model).max()
+        np.testing.assert_allclose(np.diag(score), np.diag(model), rtol=1e-6, atol=tol)
+        # off the diagonal the rotation is dropped: scale s^2 q_i . k_j, unrotated (s: rope attention_scaling)
+        np.testing.assert_allclose(score, hw.scale * hw.rotary_scaling ** 2 * q0 @ k0.T, rtol=1e-6, atol=tol)
+        assert np.max(np.abs(np.tril(score - model, -1))) > 1e-3     # and that differs from the model's
     # the energy is minus the sum of bond scores (pairs j < i), bias fields and constant included
     E = H.energy(S) + sysm.constant
     assert E == pytest.approx(-np.sum(np.tril(score, -1)), rel=1e-10)
@@ -118,8 +132,12 @@ def test_head_system_errors():
         head_system(lm, "L9H0", ids)
     sysm = head_system(lm, "L0H0", ids, input="embed", prompt_field=2.0, biases="drop")
     assert sysm.rotary == "none"
-    np.testing.assert_allclose(sysm.H.h, 2.0 * sysm.prompt_directions)
-    np.testing.assert_allclose(np.linalg.norm(sysm.H.prompt_directions, axis=1), 1.0)
+    # embed inputs: the prompt axis is each token's embedding row, normalised, and the field is 2.0 along it
+    E = np.asarray(lm.weights.get("model.embed_tokens.weight"), np.float64)[ids]
+    u = E / np.linalg.norm(E, axis=1, keepdims=True)
+    np.testing.assert_allclose(sysm.H.axes["prompt"], u, rtol=1e-12)
+    np.testing.assert_allclose(sysm.H.h, 2.0 * u, rtol=1e-12)
+    assert sysm.H.provenance["prompt_field"] == 2.0 and sysm.H.provenance["head"] == "L0H0"
 
 
 def test_engine_solves_the_probe_exactly():

@@ -9,10 +9,10 @@ independent of the other rows and identical whichever rows ran before, in which 
 which order.
 
 Directions ``u_i`` (unit vectors per site; zero on frozen sites; :mod:`spinsim.directions`):
-``"field"`` (H's own field direction), ``"prompt"`` (a head's prompt directions x_i/|x_i|),
-``"top_eigenvector"`` of ``M_s = (M + M^T)/2``, an (n_comp,) vector for every site, or an
-(n_sites, n_comp) array. Default: ``"prompt"`` for a head, else ``"field"`` when H has a field,
-else ``"top_eigenvector"``.
+``"field"`` (H's own field direction), ``"prompt"`` (a head's prompt directions x_i/|x_i|, the
+axis ``H.axes["prompt"]``), ``"top_eigenvector"`` of ``M_s = (M + M^T)/2``, an (n_comp,) vector
+for every site, or an (n_sites, n_comp) array. Default: ``"prompt"`` when ``"prompt" in H.axes``,
+else ``"field"`` when H has a field, else ``"top_eigenvector"``.
 
 Interruption safety: the file at ``out`` is only ever replaced whole (:mod:`.store`). A Ctrl-C,
 SIGTERM or ``kill -9`` at any instant leaves ``out`` as it was after the last finished row;

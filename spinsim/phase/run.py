@@ -124,9 +124,7 @@ def sweep(H: Hamiltonian, T: Any, fields: Any, direction: Any = None, method: st
 
 def _root_params(H: Hamiltonian, method: str, seed: int, u_label: str, opts: dict[str, Any],
                  attrs: dict[str, Any] | None) -> dict[str, Any]:
-    meta = getattr(H, "meta", None)
-    head_meta = {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool))} \
-        if isinstance(meta, dict) else {}
+    head_meta = dict(H.provenance)   # also in H.describe(); named here so files always carry it
     params: dict[str, Any] = {"seed": seed, "method": method, "direction": u_label,
                               "row_seeding": ROW_SEEDING}
     params.update({f"solver_{k}": json.dumps(jsonable(v)) if isinstance(v, (np.ndarray, list, tuple)) else v

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..directions import resolve_direction
+from ..directions import projection_direction
 from ..hamiltonian import Dense, Discrete, Hamiltonian, Heisenberg, Identity, Ising, LowRank
 from ..observables import thermodynamics
 from ..result import Result
@@ -70,13 +70,8 @@ def prepare(H: Hamiltonian, direction: Any = None) -> dict[str, Any]:
 
 
 def _direction(H: Hamiltonian, direction: Any) -> tuple[np.ndarray, str | None]:
-    """Projection directions u_i for ``Result.projection`` (arrays used as given, zero on frozen
-    sites); default: the field direction when a free site has a field, else no projection."""
-    if direction is None:
-        if not np.any(H.h[~H.frozen] != 0):
-            return np.zeros((H.n_sites, H.n_comp)), None
-        direction = "field"
-    return resolve_direction(H, direction, normalize=False)
+    """Projection directions for ``Result.projection``: :func:`spinsim.directions.projection_direction`."""
+    return projection_direction(H, direction)
 
 
 def initial_state(H: Hamiltonian, n_replicas: int, init: Any, seed: int,
