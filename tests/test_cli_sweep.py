@@ -40,7 +40,16 @@ def test_sweep_info_plot_exit_0(tmp_path, capsys):
     assert "spinsim sweep file" in text and "3 of 3 field rows done (100%)" in text
     assert "sweep/susceptibility" in text and "(h=3, T=3)" in text and "chi_peak" in text
     assert main(["plot", str(out), "--out", str(tmp_path / "figs")]) == 0
-    assert (tmp_path / "figs" / "s_phase_diagram.png").stat().st_size > 10_000
+    import matplotlib.image as mpimg
+
+    from spinsim.analysis.figures import phase_diagrams
+    from spinsim.phase import read_sweep
+
+    img = mpimg.imread(tmp_path / "figs" / "s_phase_diagram.png")
+    assert img.shape[1] > img.shape[0] > 200 and img[..., :3].std() > 0.05     # three panels, not blank
+    fig = phase_diagrams(read_sweep(out))                    # what the PNG shows: from the file
+    assert fig.axes[0].get_xlabel().startswith("temperature")
+    assert "peak" in " ".join(t.get_text() for t in fig.legends[0].get_texts())   # the stored chi peak
 
 
 def test_info_reports_an_unfinished_sweep(tmp_path, capsys):
