@@ -8,7 +8,8 @@ mid-task costs only its task: Dask reruns it (``retries``), and since every task
 function of its arguments (counter-based RNG keyed by seed, replica, sweep, site) the rerun
 gives the same numbers.
 
-    ss.sweep(H, T, fields, out="s.h5", executor=dask_executor("tcp://scheduler:8786"))
+    from spinsim.phase import run_task
+    ss.sweep(H, T, fields, out="s.h5", executor=dask_executor(run_task, scheduler="tcp://scheduler:8786"))
     spinsim sweep ... --executor dask --scheduler tcp://scheduler:8786
 
 GPU workers: tasks carry ``backend="auto"`` unless the user fixes it, so each task runs on its

@@ -362,3 +362,16 @@ def test_ising2d_phase_diagram_onsager():
     line = binder_crossing_line(fam, fields="zero")["binder_crossing_L8_16"]
     assert abs(line.T[1] - TC_ONSAGER) / TC_ONSAGER < 0.02, line
     assert np.isnan(line.T[0]) and np.isnan(line.T[2])
+
+
+def test_the_sweep_engine_imports_no_analysis(tmp_path):
+    """Dependencies point one way: a sweep written to a file (the engine) loads no module of
+    spinsim.analysis (boundaries are the caller's: spinsim.analysis.boundaries)."""
+    code = ("import sys, spinsim as ss\n"
+            f"ss.sweep(ss.lattice('ising', (3, 3)), [1.0, 2.0], [0.0, 0.5], method='exact', "
+            f"out={str(tmp_path / 's.h5')!r}, progress=False)\n"
+            "print(sorted(m for m in sys.modules if m.startswith('spinsim.analysis')))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+    assert read_sweep(tmp_path / "s.h5").complete
