@@ -3,7 +3,6 @@ SIGKILL), refusal of mismatched resumes, crash safety of commits, and the 2D Isi
 from __future__ import annotations
 
 import fcntl
-import os
 import re
 import signal
 import subprocess
