@@ -101,45 +101,37 @@ def _walk(g: Any, prefix: str, max_alike: int = 3) -> None:
             print(_dataset_line(name, v))
 
 
-def _sweep_summary(f: Any) -> list[str]:
-    g = f["sweep"]
-    done = g["done"][()].astype(bool) if "done" in g else np.zeros(0, bool)
-    lines = [f"sweep: {int(done.sum())} of {done.size} field rows done ({100 * done.mean() if done.size else 0:.0f}%)"
-             + ("" if done.all() else "  -> rerun the same command to resume")]
-    if "T" in g and "h" in g:
-        T, h = g["T"][()], g["h"][()]
-        lines.append(f"  grid: T {T.min():.4g}..{T.max():.4g} ({T.size} points) x h {h.min():.4g}..{h.max():.4g} "
-                     f"({h.size} points)")
-        if done.size and not done.all():
-            lines.append("  missing rows at h = " + ", ".join(f"{x:.4g}" for x in h[~done][:12])
-                         + (" ..." if (~done).sum() > 12 else ""))
-        if "susceptibility" in g and done.any():
-            chi = g["susceptibility"][()]
-            lines.append(f"  {'h':>10} {'T at max chi':>14} {'max chi':>12} {'max <|m|>':>10}")
-            for k in np.flatnonzero(done)[:20]:
-                j = int(np.nanargmax(chi[k]))
-                m = g["magnetization"][k] if "magnetization" in g else np.full(T.size, np.nan)
-                lines.append(f"  {h[k]:>10.4g} {T[j]:>14.4g} {chi[k, j]:>12.4g} {np.nanmax(m):>10.4g}")
+def _sweep_summary(sw: Any) -> list[str]:
+    """Completion, grid and the chi maximum per finished row of a :class:`SweepResult`."""
+    done, T, h = sw.done, sw.T, sw.h
+    lines = [f"sweep: {int(done.sum())} of {done.size} field rows done ({100 * sw.fraction_done:.0f}%)"
+             + ("" if sw.complete else "  -> rerun the same command to resume")]
+    lines.append(f"  grid: T {T.min():.4g}..{T.max():.4g} ({T.size} points) x h {h.min():.4g}..{h.max():.4g} "
+                 f"({h.size} points)")
+    if not sw.complete:
+        lines.append("  missing rows at h = " + ", ".join(f"{x:.4g}" for x in h[~done][:12])
+                     + (" ..." if (~done).sum() > 12 else ""))
+    if sw.susceptibility is not None and done.any():
+        chi, m = sw.susceptibility, sw.magnetization
+        lines.append(f"  {'h':>10} {'T at max chi':>14} {'max chi':>12} {'max <|m|>':>10}")
+        for k in np.flatnonzero(done)[:20]:
+            j = int(np.nanargmax(chi[k]))
+            m_max = np.nanmax(m[k]) if m is not None else float("nan")
+            lines.append(f"  {h[k]:>10.4g} {T[j]:>14.4g} {chi[k, j]:>12.4g} {m_max:>10.4g}")
     return lines
 
 
-def _boundary_summary(f: Any) -> list[str]:
-    from ..io import from_attr
+def _boundary_summary(boundaries: dict[str, Any]) -> list[str]:
+    """One line per :class:`spinsim.result.Boundary`: its method and its finite points."""
     lines = ["boundaries:"]
-    for name, g in f["boundary"].items():
-        method = from_attr(g.attrs.get("method", ""))
-        T = g["T"][()] if "T" in g else np.zeros(0)
-        h = g["h"][()] if "h" in g else np.zeros(0)
-        n_ok = int(np.isfinite(T).sum()) if T.size else 0
-        lines.append(f"  {name}: {method}")
-        pts = [(a, b) for a, b in zip(np.atleast_1d(h), np.atleast_1d(T)) if np.isfinite(a) and np.isfinite(b)]
-        if "T_err" in g:
-            err = g["T_err"][()]
-            pts_s = [f"(h={a:.3g}, T={b:.4g}+-{e:.2g})" for a, b, e in zip(h, T, err) if np.isfinite(b)]
-        else:
-            pts_s = [f"(h={a:.3g}, T={b:.4g})" for a, b in pts]
-        lines.append(f"    {n_ok} of {T.size} points: " + (", ".join(pts_s[:6]) + (" ..." if len(pts_s) > 6 else "")
-                                                        if pts_s else "none (see description)"))
+    for name, b in boundaries.items():
+        lines.append(f"  {name}: {b.method}")
+        ok = np.isfinite(b.T) & np.isfinite(b.h)
+        err = b.T_err if b.T_err is not None else None
+        pts = [f"(h={b.h[i]:.3g}, T={b.T[i]:.4g}" + (f"+-{err[i]:.2g})" if err is not None else ")")
+               for i in np.flatnonzero(ok)]
+        lines.append(f"    {int(ok.sum())} of {b.T.size} points: "
+                     + (", ".join(pts[:6]) + (" ..." if len(pts) > 6 else "") if pts else "none (see description)"))
     return lines
 
 
@@ -157,6 +149,7 @@ def _run(args: argparse.Namespace) -> int:
     import h5py
 
     from ..io import open_spinsim
+    from ..phase import read_sweep
     from ..result import Result
 
     with open_spinsim(args.file) as f:
@@ -173,10 +166,7 @@ def _run(args: argparse.Namespace) -> int:
         print("contents:")
 
         _walk(f, "")
-        if "sweep" in f:
-            print("\n".join(_sweep_summary(f)))
-        if "boundary" in f:
-            print("\n".join(_boundary_summary(f)))
+        is_sweep = "sweep" in f
         result_groups = []
         if "result" in f:
             result_groups.append("result")
@@ -184,6 +174,11 @@ def _run(args: argparse.Namespace) -> int:
             if isinstance(g, h5py.Group) and name != "result" and "energy" in g and "T" in g \
                     and g["energy"].ndim == 1:
                 result_groups.append(name)
+    if is_sweep:                  # read through the phase store, the one reader of the layout
+        sw = read_sweep(args.file)
+        print("\n".join(_sweep_summary(sw)))
+        if sw.boundaries:
+            print("\n".join(_boundary_summary(sw.boundaries)))
     for name in result_groups:
         res = Result.from_hdf5(args.file, group=name)
         rows = res.summary().splitlines()
