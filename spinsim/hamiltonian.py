@@ -8,8 +8,9 @@
 * ``W`` (n_sites x n_sites, zero diagonal) is the graph. ``W[i, j]`` is the weight of the
   ordered pair (i, j): for a head, i is the *query* and j the *key*. A bond counted once is
   stored once (a lattice stores each bond in one orientation only).
-* ``M`` (n_comp x n_comp) is the spin-space coupling: :class:`Identity` (``J * 1``),
-  :class:`Dense` or :class:`LowRank` (``M = A @ B.T``, never densified in hot loops).
+* ``M`` (n_comp x n_comp) is the spin-space coupling (:mod:`spinsim.coupling`): :class:`Identity`
+  (``J * 1``), :class:`Dense` or :class:`LowRank` (``M = A @ B.T``, never densified in hot
+  loops); H asks it for its algebra (``apply``, ``local_fields``, ``pair_energy`` ...).
 * ``h`` (n_sites x n_comp) are the fields, in energy units.
 
 The local field on site k is ``phi_k = sum_j W_kj M S_j + sum_i W_ik M^T S_i + h_k`` and a
@@ -21,11 +22,14 @@ quenched bath.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping, Union
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import scipy.sparse as sp
+
+from .coupling import Coupling, Dense, Identity, LowRank, as_coupling
+from .coupling import check_finite as _check_finite
+from .spins import SPIN_KINDS, Discrete, Heisenberg, Ising, SpinKind, spin_kind
 
 __all__ = [
     "Ising", "Heisenberg", "Discrete", "SpinKind", "spin_kind",
@@ -34,163 +38,6 @@ __all__ = [
 ]
 
 _UNIT_TOL = 1e-6
-
-
-# --------------------------------------------------------------------------- spin kinds
-@dataclass(frozen=True)
-class Ising:
-    """Ising spins sigma = +-1 (n_comp = 1). Internally the discrete set {[+1], [-1]}."""
-
-    n_comp: int = 1
-    name: str = "ising"
-
-    @property
-    def vectors(self) -> np.ndarray:
-        """(2, 1) the two states, index 0 = +1, index 1 = -1."""
-        return np.array([[1.0], [-1.0]])
-
-
-@dataclass(frozen=True)
-class Heisenberg:
-    """O(n) spins: unit vectors in R^n, n >= 2 (n = 2: XY, n = 3: classic Heisenberg)."""
-
-    n_comp: int = 3
-    name: str = "heisenberg"
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.n_comp, (int, np.integer)) or self.n_comp < 2:
-            raise ValueError(f"heisenberg spins need n_comp >= 2 (an integer), got {self.n_comp!r}")
-
-
-@dataclass(frozen=True, eq=False)
-class Discrete:
-    """Each site takes one of K given vectors in R^n (token-vocabulary spins, Potts states).
-
-    ``vectors`` has shape (K, n_comp); row a is state a.
-    """
-
-    vectors: np.ndarray = field(default_factory=lambda: np.eye(3))
-    labels: tuple[str, ...] | None = None
-    name: str = "discrete"
-
-    def __post_init__(self) -> None:
-        v = np.asarray(self.vectors, dtype=np.float64)
-        if v.ndim != 2 or v.shape[0] < 1 or v.shape[1] < 1:
-            raise ValueError(f"discrete spin vectors must have shape (K, n_comp) with K, n_comp >= 1, got {v.shape}")
-        if not np.all(np.isfinite(v)):
-            raise ValueError("discrete spin vectors contain NaN or infinite entries")
-        object.__setattr__(self, "vectors", v)
-        if self.labels is not None and len(self.labels) != v.shape[0]:
-            raise ValueError(f"discrete spin labels: {len(self.labels)} labels for {v.shape[0]} vectors")
-
-    @property
-    def n_comp(self) -> int:
-        return int(self.vectors.shape[1])
-
-    @property
-    def n_states(self) -> int:
-        return int(self.vectors.shape[0])
-
-
-SpinKind = Union[Ising, Heisenberg, Discrete]
-SPIN_KINDS = ("ising", "heisenberg", "discrete")
-
-
-def spin_kind(spin: Any, n_comp: int | None = None) -> SpinKind:
-    """Normalise a spin-kind specification (an instance or one of ``'ising'``, ``'heisenberg'``,
-    ``'xy'``)."""
-    if isinstance(spin, (Ising, Heisenberg, Discrete)):
-        return spin
-    if isinstance(spin, str):
-        s = spin.lower()
-        if s == "ising":
-            return Ising()
-        if s == "xy":
-            return Heisenberg(2)
-        if s == "heisenberg":
-            return Heisenberg(3 if n_comp is None else int(n_comp))
-        if s == "discrete":
-            raise ValueError("spin='discrete' needs its vectors: pass spinsim.Discrete(vectors)")
-    raise ValueError(f"unknown spin kind {spin!r}; allowed: 'ising', 'heisenberg', 'xy', or a "
-                     "spinsim.Ising/Heisenberg/Discrete instance")
-
-
-# --------------------------------------------------------------------------- couplings
-@dataclass(frozen=True)
-class Identity:
-    """Isotropic coupling ``M = J * 1`` (n_comp x n_comp)."""
-
-    n_comp: int
-    J: float = 1.0
-    code: int = 0
-
-    def dense(self) -> np.ndarray:
-        return self.J * np.eye(self.n_comp)
-
-
-@dataclass(frozen=True, eq=False)
-class Dense:
-    """A general (not necessarily symmetric) n_comp x n_comp coupling matrix ``M``."""
-
-    M: np.ndarray
-    code: int = 1
-
-    def __post_init__(self) -> None:
-        M = np.asarray(self.M, dtype=np.float64)
-        if M.ndim != 2 or M.shape[0] != M.shape[1]:
-            raise ValueError(f"dense coupling M must be square (n_comp, n_comp), got shape {M.shape}")
-        _check_finite(M, "coupling M")
-        object.__setattr__(self, "M", M)
-
-    @property
-    def n_comp(self) -> int:
-        return int(self.M.shape[0])
-
-    def dense(self) -> np.ndarray:
-        return self.M
-
-
-@dataclass(frozen=True, eq=False)
-class LowRank:
-    """Low-rank coupling ``M = A @ B.T`` with A, B of shape (n_comp, rank).
-
-    For a head, ``A = W_Q * scale`` and ``B = W_K`` so that ``x_q M x_k^T`` is the attention
-    score of query x_q on key x_k.
-    """
-
-    A: np.ndarray
-    B: np.ndarray
-    code: int = 2
-
-    def __post_init__(self) -> None:
-        A = np.asarray(self.A, dtype=np.float64)
-        B = np.asarray(self.B, dtype=np.float64)
-        if A.ndim != 2 or A.shape != B.shape:
-            raise ValueError(f"low-rank factors A, B must both be (n_comp, rank), got {A.shape} and {B.shape}")
-        _check_finite(A, "coupling factor A")
-        _check_finite(B, "coupling factor B")
-        object.__setattr__(self, "A", np.ascontiguousarray(A))
-        object.__setattr__(self, "B", np.ascontiguousarray(B))
-
-    @property
-    def n_comp(self) -> int:
-        return int(self.A.shape[0])
-
-    @property
-    def rank(self) -> int:
-        return int(self.A.shape[1])
-
-    def dense(self) -> np.ndarray:
-        return self.A @ self.B.T
-
-
-Coupling = Union[Identity, Dense, LowRank]
-
-
-def _check_finite(x: np.ndarray, what: str) -> None:
-    if not np.all(np.isfinite(x)):
-        bad = np.argwhere(~np.isfinite(x))[0]
-        raise ValueError(f"{what} has a non-finite entry {float(x[tuple(bad)])!r} at index {tuple(int(b) for b in bad)}")
 
 
 # --------------------------------------------------------------------------- declared data
@@ -347,21 +194,9 @@ class Hamiltonian:
             n_from_spin = spin_kind(spin).n_comp
         else:
             n_from_spin = None
-        if M is None:
-            n = n_comp or n_from_spin or (1 if spin == "ising" else 3)
-            M = Identity(int(n), 1.0)
-        elif isinstance(M, (int, float, np.integer, np.floating)):
-            if not np.isfinite(M):
-                raise ValueError(f"coupling J must be finite, got {M!r}")
-            n = n_comp or n_from_spin or (1 if spin == "ising" else 3)
-            M = Identity(int(n), float(M))
-        elif isinstance(M, np.ndarray) or isinstance(M, (list, tuple)):
-            M = Dense(np.asarray(M, dtype=np.float64))
-        elif not isinstance(M, (Identity, Dense, LowRank)):
-            raise ValueError(f"unknown coupling {type(M).__name__}; allowed: float J, (n, n) array, "
-                             "Identity, Dense, LowRank")
-        self.M: Coupling = M
-        n = M.n_comp
+        n_default = n_comp or n_from_spin or (1 if spin == "ising" else 3)   # for a float J
+        self.M: Coupling = as_coupling(1.0 if M is None else M, int(n_default))
+        n = self.M.n_comp
         if n_comp is not None and int(n_comp) != n:
             raise ValueError(f"n_comp={n_comp} disagrees with the coupling's n_comp={n}")
         if isinstance(spin, str) and spin.lower() == "heisenberg":
@@ -370,8 +205,6 @@ class Hamiltonian:
         if self.spin.n_comp != n:
             raise ValueError(f"spin kind {self.spin.name!r} has n_comp={self.spin.n_comp} but the coupling has n_comp={n}")
         self.n_comp = n
-        if isinstance(self.M, Identity) and not np.isfinite(self.M.J):
-            raise ValueError(f"coupling J must be finite, got {self.M.J!r}")
 
         # ---- fields
         if h is None:
@@ -506,35 +339,23 @@ class Hamiltonian:
 
     def pair_energy_matrix(self, S: np.ndarray) -> np.ndarray:
         """``G[i, j] = S_i^T M S_j`` for one configuration S (n_sites, n_comp)."""
-        if isinstance(self.M, Identity):
-            return self.M.J * (S @ S.T)
-        if isinstance(self.M, Dense):
-            return S @ self.M.M @ S.T
-        return (S @ self.M.A) @ (S @ self.M.B).T
+        return self.M.pair_energy_matrix(S)
 
     def energy(self, S: np.ndarray) -> np.ndarray | float:
         """Total energy of configuration(s) S, shape (..., n_sites, n_comp) -> (...)."""
         S = np.asarray(S, dtype=np.float64)
         if S.ndim > 2:
             return np.array([self.energy(s) for s in S.reshape(-1, self.n_sites, self.n_comp)]).reshape(S.shape[:-2])
-        G = self.pair_energy_matrix(S)
-        W = self.W
-        pair = W.multiply(G).sum() if sp.issparse(W) else float(np.sum(W * G))
-        return float(-pair - np.sum(self.h * S))
+        return float(-self.M.pair_energy(self.W, S) - np.sum(self.h * S))
 
     def local_field(self, S: np.ndarray, k: int) -> np.ndarray:
         """``phi_k = sum_j W_kj M S_j + sum_i W_ik M^T S_i + h_k`` (n_comp,), energy units."""
-        Wd = self.W
-        row = Wd.getrow(k).toarray().ravel() if sp.issparse(Wd) else Wd[k]
-        col = Wd.getcol(k).toarray().ravel() if sp.issparse(Wd) else Wd[:, k]
-        a = row @ S
-        b = col @ S
-        Md = self.M
-        if isinstance(Md, Identity):
-            return Md.J * (a + b) + self.h[k]
-        if isinstance(Md, Dense):
-            return Md.M @ a + Md.M.T @ b + self.h[k]
-        return Md.A @ (Md.B.T @ a) + Md.B @ (Md.A.T @ b) + self.h[k]
+        return self.M.local_field(self.W, S, k) + self.h[k]
+
+    def local_fields(self, S: np.ndarray) -> np.ndarray:
+        """Every local field at once, ``Phi = W S M^T + W^T S M + h`` (n_sites, n_comp); S with
+        lengths. Never densifies a low-rank M (cost O(nnz(W) r + N n r))."""
+        return self.M.local_fields(self.W, np.asarray(S, dtype=np.float64)) + self.h
 
     def delta_energy(self, S: np.ndarray, k: int, S_new_k: np.ndarray) -> float:
         """Exact energy change of setting S_k -> S_new_k: ``dE = -(S_k' - S_k) . phi_k``."""
@@ -565,13 +386,7 @@ class Hamiltonian:
         hsh = hashlib.sha256()
         for arr in (self.W_dense, self.h, self.lengths, self.frozen.astype(np.uint8)):
             hsh.update(np.ascontiguousarray(arr).tobytes())
-        if isinstance(self.M, Identity):
-            hsh.update(np.float64(self.M.J).tobytes())
-        elif isinstance(self.M, Dense):
-            hsh.update(self.M.M.tobytes())
-        else:
-            hsh.update(self.M.A.tobytes())
-            hsh.update(self.M.B.tobytes())
+        self.M.hash_update(hsh)
         if isinstance(self.spin, Discrete):
             hsh.update(self.spin.vectors.tobytes())
         if self.state is not None:

@@ -11,7 +11,9 @@ from typing import Any, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from .hamiltonian import Hamiltonian, Identity, spin_kind
+from .coupling import Identity, as_coupling
+from .hamiltonian import Hamiltonian
+from .spins import spin_kind
 
 __all__ = ["lattice", "chain", "square", "cubic", "complete_graph", "sherrington_kirkpatrick",
            "causal", "SYSTEMS", "textbook"]
@@ -76,8 +78,8 @@ def complete_graph(kind: Any, N: int, J: float = 1.0, M: Any = None, h: Any = No
     J (N - 1) / (N n), -> J / n for large N). ``n_comp`` defaults to M's size."""
     if N < 2:
         raise ValueError(f"complete graph needs N >= 2 sites, got {N}")
-    if n_comp is None and M is not None:
-        n_comp = np.asarray(M).shape[0] if isinstance(M, (np.ndarray, list, tuple)) else M.n_comp
+    if n_comp is None and M is not None and not np.isscalar(M):     # a coupling or matrix fixes n
+        n_comp = as_coupling(M, 0).n_comp
     spin = spin_kind(kind, n_comp)
     w = J / N if normalize else J
     W = np.triu(np.full((N, N), w), k=1)
