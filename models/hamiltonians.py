@@ -176,6 +176,13 @@ def _effective_scale(hw: HeadWeights) -> float:
     return float(hw.scale * (hw.rotary_scaling ** 2 if hw.rotary else 1.0))
 
 
+def _qk_biases(hw: HeadWeights, use_bias: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(b_Q, b_K) (d_head,) float64 of the head, or zeros when the biases are dropped."""
+    if not use_bias:
+        return np.zeros(hw.d_head), np.zeros(hw.d_head)
+    return hw.b_Q.astype(np.float64), hw.b_K.astype(np.float64)
+
+
 def _bias_fields(hw: HeadWeights, W: np.ndarray, use_bias: bool) -> tuple[np.ndarray, float, np.ndarray,
                                                                              np.ndarray, float]:
     """Query/key biases of a head on the graph W (n_sites, n_sites), as fields and a constant.
@@ -186,8 +193,7 @@ def _bias_fields(hw: HeadWeights, W: np.ndarray, use_bias: bool) -> tuple[np.nda
     ``-c sum W``, and a (d_model,), b (d_model,), c. All zero when ``use_bias`` is False.
     """
     s = _effective_scale(hw)
-    bQ = hw.b_Q.astype(np.float64) if use_bias else np.zeros(hw.d_head)
-    bK = hw.b_K.astype(np.float64) if use_bias else np.zeros(hw.d_head)
+    bQ, bK = _qk_biases(hw, use_bias)
     a = s * (hw.W_Q.astype(np.float64) @ bK)
     b = s * (hw.W_K.astype(np.float64) @ bQ)
     c = float(s * bQ @ bK)
@@ -199,7 +205,7 @@ def _fold_rotary(hw: HeadWeights, X: np.ndarray, use_bias: bool) -> np.ndarray:
     """Fold the rotation seen from query position N = len(X) into the key vectors:
     ``x_j' = x_j + k_j (R(j - N) - 1) W_K^+`` so that ``x_j' W_K + b_K = k_j R(j - N)``."""
     B = hw.W_K.astype(np.float64)
-    bK = hw.b_K.astype(np.float64) if use_bias else np.zeros(hw.d_head)
+    _, bK = _qk_biases(hw, use_bias)
     N = X.shape[0]
     k = X @ B + bK
     k_rot = apply_rotary(k, np.arange(N) - N, hw.inv_freq, 1.0)
@@ -273,8 +279,7 @@ def build_head_system(hw: HeadWeights, X: np.ndarray, *, model_id: str, input: s
         frozen[:N] = True
         H = Hamiltonian(W, M, hfield, spin=Discrete(V, labels=tuple(probe.labels)), lengths=lengths,
                         frozen=frozen, state=state, name=name + ":probe", **declared)
-        bQ = hw.b_Q.astype(np.float64) if use_bias else np.zeros(hw.d_head)
-        bK = hw.b_K.astype(np.float64) if use_bias else np.zeros(hw.d_head)
+        bQ, bK = _qk_biases(hw, use_bias)
         qc = V @ hw.W_Q.astype(np.float64) + bQ
         kc = V @ hw.W_K.astype(np.float64) + bK
         self_score = _effective_scale(hw) * np.sum(qc * kc, axis=1)
