@@ -30,16 +30,17 @@ def check_ablation_mode(mode: str) -> None:
         raise ValueError(f"unknown ablation mode {mode!r}; allowed: 'zero', 'mean'")
 
 
-def _slice_hook(d_head: int, plan: Sequence[Sequence[int]], n_rows: int, values: Any = None):
+def _ablation_hook(d_head: int, plan: Sequence[Sequence[int]], n_rows: int | None = None, values: Any = None):
     """Pre-hook for the output projection. The batch is ``len(plan)`` blocks of ``n_rows``
-    sequences; block i replaces the slices of heads ``plan[i]`` by zeros or ``values[h]``."""
+    sequences (None: one block, the whole batch); block i replaces the slices of heads
+    ``plan[i]`` of z (batch, ..., n_heads * d_head) by zeros or ``values[h]`` (d_head,)."""
     def hook(mod, args):
         z = args[0].clone()
         for i, head_ids in enumerate(plan):
-            rows = slice(i * n_rows, (i + 1) * n_rows)
+            rows = slice(None) if n_rows is None else slice(i * n_rows, (i + 1) * n_rows)
             for h in head_ids:
                 sl = slice(h * d_head, (h + 1) * d_head)
-                z[rows, :, sl] = 0.0 if values is None else values[h].to(z.dtype)
+                z[rows, ..., sl] = 0.0 if values is None else values[h].to(z.dtype)
         return (z,) + tuple(args[1:])
     return hook
 
@@ -66,21 +67,11 @@ def ablate_heads(lm: Any, heads: Sequence[tuple[int, int]], mode: str = "zero",
                     raise ValueError("mean ablation needs the heads' mean outputs (means)")
                 vals = {h: torch.as_tensor(np.asarray(means[(l, h)]), dtype=torch.float32) for h in head_ids}
             proj = arch.out_proj(model, l)
-            handles.append(proj.register_forward_pre_hook(_broadcast_hook(d_head, head_ids, vals)))
+            handles.append(proj.register_forward_pre_hook(_ablation_hook(d_head, [head_ids], None, vals)))
         yield
     finally:
         for handle in handles:
             handle.remove()
-
-
-def _broadcast_hook(d_head: int, head_ids: Sequence[int], values: Any):
-    def hook(mod, args):
-        z = args[0].clone()
-        for h in head_ids:
-            sl = slice(h * d_head, (h + 1) * d_head)
-            z[..., sl] = 0.0 if values is None else values[h].to(z.dtype)
-        return (z,) + tuple(args[1:])
-    return hook
 
 
 def n_heads_of(lm: Any) -> int:
@@ -185,7 +176,8 @@ class Replay:
         x, args, kwargs = self.calls[layer]
         h = x.repeat(reps, 1, 1)
         d_head = d_head_of(self.lm)
-        handle = arch.out_proj(self.model, layer).register_forward_pre_hook(_slice_hook(d_head, plan, self.n, values))
+        hook = _ablation_hook(d_head, plan, self.n, values)
+        handle = arch.out_proj(self.model, layer).register_forward_pre_hook(hook)
         try:
             with torch.no_grad():
                 for j in range(layer, len(self.blocks)):

@@ -10,7 +10,7 @@ boundaries, the analytic-vs-sampled candidate-gap check, ground states of every 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -91,7 +91,7 @@ class DemoResult:
     total_s: float
     study_path: Path
     phase_path: Path
-    report_paths: tuple[Path, Path] = field(default=(Path(), Path()))
+    report_paths: tuple[Path, Path] | None = None       # (report.md, report.html) once written
 
 
 class _Clock:

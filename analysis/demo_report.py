@@ -143,7 +143,8 @@ def report_sections(r: Any) -> list[tuple[str, list[Any]]]:
         fw = sv["permutation"]
         verdict.append(f"- {name} mode: {len(fw)} of {n_all} heads survive the permutation family-wise test at "
                        f"alpha = {alpha}" + (f" ({', '.join(fw[:10])})" if fw else " (none)") +
-                       f"; Bonferroni {len(sv['bonferroni'])}, BH-FDR {len(sv['bh'])}, uncorrected {len(sv['uncorrected'])}.")
+                       f"; Bonferroni {len(sv['bonferroni'])}, BH-FDR {len(sv['bh'])}, "
+                       f"uncorrected {len(sv['uncorrected'])}.")
     bnd = getattr(r.phase, "boundaries", {}) or {}
     bnd_lines = [f"- `{name}`: {line.get('method', name)}" for name, line in bnd.items()]
     max_z = float(np.nanmax(np.abs(val.z)))
@@ -170,8 +171,8 @@ def report_sections(r: Any) -> list[tuple[str, list[Any]]]:
                         f"The permutation null of max |r| over {n_all} heads has median {null_med:.2f}."},
             "\n".join(verdict),
             f"The paper reports r = {PAPER['r']} (p {PAPER['p']}) for {PAPER['head']} of {PAPER['model']} over "
-            f"{PAPER['n_prompts']} prompts, chosen from 144 heads without correction; under a null of independent heads "
-            "the largest |r| of 144 at n = 20 has median about 0.60 and exceeds 0.70 about 8 % of the time.",
+            f"{PAPER['n_prompts']} prompts, chosen from 144 heads without correction; under a null of independent "
+            "heads the largest |r| of 144 at n = 20 has median about 0.60 and exceeds 0.70 about 8 % of the time.",
             {"figure": r.figures["heads_r"], "caption": "Pearson r per head (layer x head), paper vs corrected mode; "
                                                         "outlined heads survive the family-wise permutation test."},
         ]),

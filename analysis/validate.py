@@ -78,7 +78,8 @@ def _probe(H: Hamiltonian) -> int:
 
 
 def validate_candidates(H: Hamiltonian, T: Any = None, a: int = 0, b: int = 1, sweeps: int = 4000,
-                        seed: int = 0, backend: str = "cpu", labels: tuple[str, str] | None = None) -> CandidateGapValidation:
+                        seed: int = 0, backend: str = "cpu",
+                        labels: tuple[str, str] | None = None) -> CandidateGapValidation:
     """Compare the analytic two-candidate log-odds with exact enumeration and Monte Carlo.
 
     H : a probe system (one free Discrete site, frozen bath), e.g. ``head_system(...).H``.
