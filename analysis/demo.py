@@ -126,6 +126,7 @@ def run_demo(settings: DemoSettings, log: Callable[[str], None] | None = None) -
 
     from .ablation import ablation_study
     from .demo_report import demo_figures, report_sections
+    from .figures import plot_sweep
     from .gaps import GapMode
     from .prompts import load_prompts, tokenize_items
     from .report import write_report
@@ -176,7 +177,6 @@ def run_demo(settings: DemoSettings, log: Callable[[str], None] | None = None) -
                      clock.timings)
     with clock.step("figures", "figures and report"):
         figs = demo_figures(gs, ground, out, settings.alpha)
-        from .figures import plot_sweep
         plot_sweep(phase, out, stem="phase")
     result = DemoResult(settings, lm.model_id, lm.family, lm.weights_sha256, gs, summary, best, item0, phase,
                         phase_info, val, vitem, ground, figs, dict(clock.timings),
