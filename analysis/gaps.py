@@ -44,7 +44,6 @@ from typing import Any, Sequence
 import numpy as np
 
 from spinsim.models import arch
-from spinsim.models.attention import context_field  # noqa: F401  old import path (hamiltonians.py, tests)
 from spinsim.models.attention import layer_outputs
 from spinsim.models.capture import Capture, run_capture
 from spinsim.models.heads import HeadSet

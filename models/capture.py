@@ -15,8 +15,8 @@ sequence:
 
 :func:`verify_extraction` compares the model's own probabilities with those rebuilt from the
 extracted factors and captured inputs by :func:`spinsim.models.attention.recompute_attention`.
-(The function was called ``capture`` before; that name stays as an alias for existing callers.
-The package exports ``run_capture`` so that ``spinsim.models.capture`` stays the module.)
+(The function is ``run_capture``, not ``capture``, so that ``spinsim.models.capture`` stays the
+module it names.)
 """
 from __future__ import annotations
 
@@ -133,6 +133,3 @@ def verify_extraction(heads: HeadSet, cap: Capture) -> float:
     for x, a in zip(cap.x, cap.attn):
         err = max(err, float(np.max(np.abs(recompute_attention(heads, x) - a))))
     return err
-
-
-capture = run_capture   # the old name (models/hamiltonians.py and tests call it); new code: run_capture

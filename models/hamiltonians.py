@@ -136,8 +136,8 @@ def _residual_inputs(lm: Any, toks: np.ndarray) -> np.ndarray:
     head of every layer on the same prompt)."""
     key = (id(lm), tuple(int(t) for t in toks))
     if key not in _RESIDUAL_CACHE:
-        from .capture import capture
-        cap = capture(lm, [toks])
+        from .capture import run_capture
+        cap = run_capture(lm, [toks])
         if len(_RESIDUAL_CACHE) >= _RESIDUAL_CACHE_SIZE:
             _RESIDUAL_CACHE.pop(next(iter(_RESIDUAL_CACHE)))
         _RESIDUAL_CACHE[key] = np.stack([np.asarray(x, np.float64) for x in cap.x[0]])
@@ -162,8 +162,8 @@ def _candidate_vectors(lm: Any, layer: int, tokens: np.ndarray, cands: np.ndarra
     w = lm.weights
     N = len(tokens)
     if input == "residual":
-        from .capture import capture
-        cap = capture(lm, [np.concatenate([tokens, [c]]) for c in cands])
+        from .capture import run_capture
+        cap = run_capture(lm, [np.concatenate([tokens, [c]]) for c in cands])
         return np.stack([np.asarray(x[layer, N], np.float64) for x in cap.x])
     V = np.asarray(arch.embedding_matrix(w)[cands], np.float64)
     if input == "embed+pos" and w.family == "gpt2":

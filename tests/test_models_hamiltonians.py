@@ -8,7 +8,7 @@ import pytest
 
 from _tiny_models import loaded
 from spinsim.hamiltonian import Discrete, LowRank
-from spinsim.models.capture import capture
+from spinsim.models.capture import run_capture
 from spinsim.models.hamiltonians import head_system
 from spinsim.models.heads import apply_rotary, extract_heads
 
@@ -24,7 +24,7 @@ def _softmax(s):
 def test_pair_weights_are_attention_with_exact_biases(kind):
     lm = loaded(kind)
     ids = lm.encode(PROMPT)
-    cap = capture(lm, [ids], attentions=True)
+    cap = run_capture(lm, [ids], attentions=True)
     l, h = 1, 2
     sysm = head_system(lm, (l, h), ids, input="residual", biases="exact")
     H = sysm.H
@@ -71,7 +71,7 @@ def test_probe_energies_are_the_models_scores(kind):
     assert isinstance(H.spin, Discrete) and H.frozen[:N].all() and not H.frozen[N]
     assert sysm.rotary == ("fold" if kind == "llama" else "none")
     hw = extract_heads(lm).head(l, h)
-    cap = capture(lm, [list(ids) + [int(c)] for c in sysm.candidates], attentions=True)
+    cap = run_capture(lm, [list(ids) + [int(c)] for c in sysm.candidates], attentions=True)
     energies, scores = [], []
     for k, c in enumerate(sysm.candidates):
         x = cap.x[k][l]                                        # (N + 1, d) inputs of prompt + candidate
@@ -101,7 +101,7 @@ def test_probe_energies_are_the_models_scores(kind):
 
 def test_context_field_probe_reproduces_paper_gap():
     """Tied GPT-2, raw embeddings, no bonds: E_B - E_A of the probe = N0 . (s_A - s_B) = dL_theory."""
-    from spinsim.analysis.gaps import context_field
+    from spinsim.models.attention import context_field
 
     lm = loaded("gpt2")
     ids = lm.encode(PROMPT)

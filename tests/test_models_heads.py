@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from _tiny_models import SHARED_GPT2, loaded
-from spinsim.models.capture import capture, recompute_attention, verify_extraction
+from spinsim.models.attention import recompute_attention
+from spinsim.models.capture import run_capture, verify_extraction
 from spinsim.models.heads import (apply_rotary, classify_spectrum, extract_heads, head_label, parse_head, parse_heads,
                                   symmetric_spectrum)
 
@@ -66,7 +67,7 @@ def test_attention_recomputed_from_factors_equals_model(kind):
     lm = loaded(kind)
     hs = extract_heads(lm)
     seqs = [lm.encode("The capital of France is Paris. The capital of Germany is"), lm.encode("A dog says woof.")]
-    cap = capture(lm, seqs, attentions=True)
+    cap = run_capture(lm, seqs, attentions=True)
     assert verify_extraction(hs, cap) < 1e-5
     # and without the biases it does not match: the check has teeth
     assert np.max(np.abs(recompute_attention(hs, cap.x[0], biases=False) - cap.attn[0])) > 1e-3
@@ -143,6 +144,6 @@ def test_smollm2_extraction_verified_against_output_attentions():
     hs = extract_heads(lm)
     assert (hs.n_layers, hs.n_heads, hs.n_kv_heads, hs.d_head) == (30, 9, 3, 64)
     ids = lm.encode("The capital of France is Paris. The capital of Germany is")
-    cap = capture(lm, [ids], attentions=True)
+    cap = run_capture(lm, [ids], attentions=True)
     assert verify_extraction(hs, cap) < 1e-4
     assert lm.tokenizer.decode([int(np.argmax(cap.logits[0][-1]))]) == " Berlin"
