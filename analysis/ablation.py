@@ -30,7 +30,7 @@ from spinsim.models.capture import Capture
 from spinsim.models.heads import HeadSet, head_label, parse_head
 
 from .ablation_forward import ABLATION_MODES, GroupedReplay, ablate_heads, check_ablation_mode
-from .gaps import GapMode, Study, actual_gaps, readouts
+from .gaps import GapMode, Study, actual_gaps, answer_sequences, readouts
 from .prompts import PromptItem, TokenizedItem, tokenize_items
 
 __all__ = ["ABLATION_MODES", "ablate_heads", "AblationResult", "ablation_study", "LIONS_COWS",
@@ -82,14 +82,10 @@ class AblationResult:
 
 
 def _study_sequences(items: Sequence[TokenizedItem], candidates: str) -> tuple[list, list]:
+    """``first``: the prompts, read at their last position; ``full``: :func:`answer_sequences`."""
     if candidates == "first":
         return [list(it.prompt_ids) for it in items], [[it.n_prompt - 1] for it in items]
-    seqs, pos = [], []
-    for it in items:
-        for ans in (it.correct_ids, it.wrong_ids):
-            seqs.append(list(it.prompt_ids) + list(ans))
-            pos.append([it.n_prompt - 1 + k for k in range(len(ans))])
-    return seqs, pos
+    return answer_sequences(items)
 
 
 def _logit_gaps(items: Sequence[TokenizedItem], logits: list[np.ndarray], candidates: str) -> np.ndarray:

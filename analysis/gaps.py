@@ -50,7 +50,7 @@ from spinsim.models.heads import HeadSet
 
 from .prompts import TokenizedItem
 
-__all__ = ["INPUTS", "CANDIDATES", "BIASES", "FINAL_NORMS", "GapMode", "Study", "run_forward",
+__all__ = ["INPUTS", "CANDIDATES", "BIASES", "FINAL_NORMS", "GapMode", "Study", "answer_sequences", "run_forward",
            "actual_gaps", "theory_gaps", "head_inputs", "readouts"]
 
 INPUTS = ("embed", "embed+pos", "residual")
@@ -123,13 +123,20 @@ class Study:
         return len(self.items)
 
 
-def run_forward(lm: Any, items: Sequence[TokenizedItem], residual: bool = True, batch_size: int = 16) -> Study:
-    """One forward pass over (prompt + correct, prompt + wrong) for every item."""
+def answer_sequences(items: Sequence[TokenizedItem]) -> tuple[list[list[int]], list[list[int]]]:
+    """Sequences 2p = prompt + correct and 2p + 1 = prompt + wrong of every item, and for each
+    the positions ``n_prompt - 1 + k`` that predict the answer's k-th token."""
     seqs, pos = [], []
     for it in items:
         for ans in (it.correct_ids, it.wrong_ids):
             seqs.append(list(it.prompt_ids) + list(ans))
             pos.append([it.n_prompt - 1 + k for k in range(len(ans))])
+    return seqs, pos
+
+
+def run_forward(lm: Any, items: Sequence[TokenizedItem], residual: bool = True, batch_size: int = 16) -> Study:
+    """One forward pass over (prompt + correct, prompt + wrong) for every item."""
+    seqs, pos = answer_sequences(items)
     cap = run_capture(lm, seqs, logit_positions=pos, inputs=residual, batch_size=batch_size)
     return Study(list(items), cap)
 

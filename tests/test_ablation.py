@@ -23,10 +23,10 @@ def test_hook_removes_exactly_the_heads_contribution_in_one_layer(kind, mode):
     m = gpt2_model(n_layer=1, n_head=4, n_embd=32, seed=5, zero_mlp=True) if kind == "gpt2" else \
         llama_model(n_layer=1, n_head=4, n_kv=2, d=32, seed=6, zero_mlp=True)
     lm = model_from_module(m, None)
-    hs = extract_heads(lm)
+    heads = extract_heads(lm)
     ids = [5, 17, 3, 99, 42, 7, 250, 11]
     clean = run_capture(lm, [ids], head_outputs=True, logit_positions=[list(range(len(ids)))])
-    dh = hs.d_head
+    dh = heads.d_head
     norm = arch.final_norm(lm)
     U = lm.weights.get("lm_head.weight").astype(np.float64)
     for h in range(4):
@@ -35,7 +35,7 @@ def test_hook_removes_exactly_the_heads_contribution_in_one_layer(kind, mode):
         means = {(0, h): repl}
         with ablate_heads(lm, [(0, h)], mode, means):
             abl = run_capture(lm, [ids], logit_positions=[list(range(len(ids)))])
-        delta = (repl[None, :] - z) @ hs.W_O[0, h]
+        delta = (repl[None, :] - z) @ heads.W_O[0, h]
         np.testing.assert_allclose(abl.final_in[0], clean.final_in[0] + delta, atol=1e-5)
         expect = norm(clean.final_in[0].astype(np.float64) + delta) @ U.T
         np.testing.assert_allclose(abl.logits[0], expect, atol=1e-5)
@@ -45,10 +45,10 @@ def test_hook_removes_exactly_the_heads_contribution_in_one_layer(kind, mode):
 @pytest.mark.parametrize("candidates", ["first", "full"])
 def test_fast_replay_equals_full_forward_and_predictions_are_direct_contributions(kind, candidates):
     lm = loaded(kind)
-    hs = extract_heads(lm)
+    heads = extract_heads(lm)
     items = random_items(5, seed=3)
     which = [(0, 1), (1, 0), (2, 3)]
-    res = ablation_study(lm, hs, items, which, ("zero", "mean"), candidates)
+    res = ablation_study(lm, heads, items, which, ("zero", "mean"), candidates)
     study = run_forward(lm, items, residual=True)
     clean = actual_gaps(study, candidates)
     np.testing.assert_allclose(res.clean, clean, atol=1e-5)
@@ -60,7 +60,7 @@ def test_fast_replay_equals_full_forward_and_predictions_are_direct_contribution
             np.testing.assert_allclose(res.measured[mi, :, l, h], abl - clean, atol=2e-5)
     assert np.isnan(res.measured[0, :, 0, 0]).all()        # not ablated
     # zero ablation removes the head's direct contribution: predicted = -dL_theory(corrected)
-    th = theory_gaps(study, hs, lm, GapMode.corrected().with_(candidates=candidates))
+    th = theory_gaps(study, heads, lm, GapMode.corrected().with_(candidates=candidates))
     for l, h in which:
         np.testing.assert_allclose(res.predicted[0, :, l, h], -th[:, l, h], rtol=1e-4, atol=1e-6)   # float32 z
 

@@ -94,18 +94,18 @@ def test_residual_theory_is_the_heads_direct_logit_contribution(kind):
     lm = loaded(kind)
     items = random_items(5)
     study = run_forward(lm, items)
-    hs = extract_heads(lm)
+    heads = extract_heads(lm)
     mode = GapMode(input="residual", o_slice="correct", candidates="first", biases="exact", final_norm="none")
-    th = theory_gaps(study, hs, lm, mode)
+    th = theory_gaps(study, heads, lm, mode)
     cap = run_capture(lm, [it.prompt_ids for it in items], head_outputs=True, inputs=False)
     U = lm.weights.get("lm_head.weight").astype(np.float64)
-    dh = hs.d_head
+    dh = heads.d_head
     for p, it in enumerate(items):
         du = U[it.correct_ids[0]] - U[it.wrong_ids[0]]
-        for l in range(hs.n_layers):
-            for h in range(hs.n_heads):
+        for l in range(heads.n_layers):
+            for h in range(heads.n_heads):
                 z = cap.z[p][l, -1, h * dh:(h + 1) * dh].astype(np.float64)
-                assert th[p, l, h] == pytest.approx(z @ hs.W_O[l, h] @ du, rel=1e-4, abs=1e-5)
+                assert th[p, l, h] == pytest.approx(z @ heads.W_O[l, h] @ du, rel=1e-4, abs=1e-5)
 
 
 def test_embed_pos_and_llama_paper_analogue():
