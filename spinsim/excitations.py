@@ -17,8 +17,8 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from .hamiltonian import Hamiltonian, Heisenberg, LowRank
-from .reduction import coupling_factors, local_fields, span_basis
+from .hamiltonian import Hamiltonian, Heisenberg
+from .reduction import span_basis
 from .validation import check_positive_float, check_positive_int
 
 __all__ = ["Excitations", "excitations"]
@@ -114,7 +114,7 @@ def excitations(H: Hamiltonian, S: Any = None, n_modes: int = 16, zero_rtol: flo
     free = np.flatnonzero(~H.frozen)
     Nf = free.size
     m = H.lengths[free]
-    phi_all = local_fields(H, S)
+    phi_all = H.local_fields(S)
     sigma = (S / H.lengths[:, None])[free]
     sigma /= np.linalg.norm(sigma, axis=1, keepdims=True)
     phi = phi_all[free]
@@ -123,8 +123,9 @@ def excitations(H: Hamiltonian, S: Any = None, n_modes: int = 16, zero_rtol: flo
     pmax = float(np.max(np.linalg.norm(phi, axis=1)))
     torque = float(np.max(np.linalg.norm(phi - c[:, None] * sigma, axis=1)) / pmax) if pmax > 0 else 0.0
 
-    A0, B0 = coupling_factors(H.M, n)
-    U = span_basis(np.concatenate([A0, B0], axis=1)) if isinstance(H.M, LowRank) else None
+    A0, B0 = H.M.factors()
+    # factors narrower than R^n (a low-rank M) can leave tangent directions that do not couple
+    U = span_basis(np.concatenate([A0, B0], axis=1)) if A0.shape[1] + B0.shape[1] < 2 * n else None
     if U is not None and U.shape[1] + 1 < n:
         u = U.shape[1]
         alpha = sigma @ U

@@ -14,7 +14,6 @@ import pytest
 import spinsim as ss
 from spinsim.excitations import excitations
 from spinsim.probe import candidate_gaps
-from spinsim.reduction import local_fields
 from spinsim.solvers.ground import find_minima, solve_ground
 
 ETOL = 1e-8
@@ -286,7 +285,7 @@ def test_low_rank_reduction_is_exact():
     assert red.meta["working_dim"] < H.n_comp == full.meta["working_dim"]
     assert close(red.ground_energy, full.ground_energy, 1e-10)
     S = red.ground_states[0]
-    phi = local_fields(H, S)
+    phi = H.local_fields(S)
     sig = S / H.lengths[:, None]
     torque = phi - np.sum(phi * sig, axis=1, keepdims=True) * sig
     assert np.max(np.abs(torque)) < 1e-9 * np.max(np.abs(phi))

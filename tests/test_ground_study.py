@@ -17,7 +17,6 @@ from spinsim.analysis.ground_study import (ARRAYS, compare_ablation, compare_fer
                                            write_ground_study)
 from spinsim.cli import main
 from spinsim.models.heads import extract_heads
-from spinsim.reduction import local_fields
 
 PROMPT = "The capital of France is Paris"
 
@@ -158,4 +157,4 @@ def test_real_gpt2_small_positional_all_heads():
     assert np.isfinite(gs.E0).all()
     assert (gs.max_torque < 1e-6).all()                     # every ground state is stationary
     H = positional_hamiltonian(w, hs.head(5, 1), 32)
-    assert np.isfinite(local_fields(H, H.state)).all()
+    assert np.isfinite(H.local_fields(H.state)).all()

@@ -43,7 +43,6 @@ import scipy.sparse as sp
 
 from ..directions import projection_direction
 from ..hamiltonian import Hamiltonian, Heisenberg, Ising
-from ..reduction import local_fields
 from ..result import Result
 from . import register
 from .exact_discrete import solve_discrete
@@ -142,7 +141,7 @@ def _free_problem(H: Hamiltonian, U: np.ndarray) -> dict[str, Any]:
     S0[free] = 0.0
     Wd = H.W
     Wff = (Wd[free][:, free] if sp.issparse(Wd) else sp.csr_matrix(Wd[np.ix_(free, free)]))
-    return dict(free=free, S0=S0, const=float(H.energy(S0)), phi0=local_fields(H, S0)[free],
+    return dict(free=free, S0=S0, const=float(H.energy(S0)), phi0=H.local_fields(S0)[free],
                 Wff=sp.csr_matrix(Wff), mlen=H.lengths[free].copy(), U=U[free])
 
 

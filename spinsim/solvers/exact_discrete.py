@@ -18,7 +18,6 @@ import scipy.sparse as sp
 from ..hamiltonian import Hamiltonian
 from ..kernels import enumerate as kern
 from ..probe import candidate_energies
-from ..reduction import coupling_factors, coupling_fields
 from .exact_levels import DEGENERACY_RTOL, N_CHUNKS, dos_from_hist, dos_layout, energy_quantum, merge_tracks
 
 __all__ = ["solve_discrete"]
@@ -42,7 +41,7 @@ def solve_discrete(H: Hamiltonian, T: np.ndarray, prob: dict[str, Any], n_bins: 
     vmax = float(np.sqrt(np.max(np.einsum("ac,ac->a", V, V))))
 
     # pair-energy table G[b, a] = V_b^T M V_a = X_b . Y_a, or its factors
-    A0, B0 = coupling_factors(H.M, n_comp)
+    A0, B0 = H.M.factors()
     X, Y = np.ascontiguousarray(V @ A0), np.ascontiguousarray(V @ B0)
     use_table = K * K <= _TABLE_CAP
     dummy = np.zeros((1, 1))
@@ -83,7 +82,7 @@ def solve_discrete(H: Hamiltonian, T: np.ndarray, prob: dict[str, Any], n_bins: 
     S_full = prob["S0"].copy()
     S_full[prob["free"]] = S_free
     Eo_base = float(H.energy(S_full))
-    Phi = coupling_fields(prob["Wff"], H.M, phi0, S_free)
+    Phi = H.M.local_fields(prob["Wff"], S_free) + phi0
     psi_base = np.ascontiguousarray(mlen[:, None] * (Phi @ V.T))
     Mo_base = S_free.sum(axis=0)
     n_outer = K ** (n - nb)

@@ -43,9 +43,9 @@ Zero temperature in a Result
     estimates); ``specific_heat``, ``susceptibility``, ``binder`` and their errors are NaN (not
     computed: thermal quantities); ``meta["zero_temperature"] = True``.
 
-This module also re-exports, for code written against version 0.1, ``local_fields``
-(:mod:`spinsim.reduction`), ``excitations``/``Excitations`` (:mod:`spinsim.excitations`) and
-``candidate_gaps``/``CandidateGaps`` (:mod:`spinsim.probe`).
+For code written against version 0.1 this module keeps ``local_fields(H, S)`` (now
+``H.local_fields(S)``) and re-exports ``excitations``/``Excitations`` (:mod:`spinsim.excitations`)
+and ``candidate_gaps``/``CandidateGaps`` (:mod:`spinsim.probe`).
 """
 from __future__ import annotations
 
@@ -59,8 +59,7 @@ from ..excitations import Excitations, excitations
 from ..hamiltonian import Hamiltonian, Heisenberg
 from ..kernels import quench as kern
 from ..probe import CandidateGaps, candidate_gaps
-from ..reduction import (Reduction, coupling_kernel_arrays, coupling_norm, local_fields, uniform_projection,
-                         working_space)
+from ..reduction import Reduction, uniform_projection, working_space
 from ..result import Result
 from ..validation import check_positive_float, check_positive_int
 from . import register
@@ -73,10 +72,15 @@ _ANNEAL_KEYS = ("sweeps", "T_hi", "T_lo")
 
 
 # ============================================================================ helpers
+def local_fields(H: Hamiltonian, S: np.ndarray) -> np.ndarray:
+    """All local fields of H at S (n_sites, n_comp): ``H.local_fields(S)`` (version 0.1 name)."""
+    return H.local_fields(S)
+
+
 def _kernel_args(H: Hamiltonian, red: Reduction) -> tuple:
     """Arguments of the quench/anneal kernels after (S, sidx): coupling mode and arrays in the
     working space, fields, lengths, free sites, neighbour lists, discrete vectors."""
-    mode, J, Mm, A, B = coupling_kernel_arrays(red.M)     # codes 0/1/2 = kern.MODE_IDENTITY/DENSE/LOWRANK
+    mode, J, Mm, A, B = red.M.kernel_arrays()     # codes 0/1/2 = kern.MODE_IDENTITY/DENSE/LOWRANK
     ptr, nbr, w_out, w_in = H.neighbours()
     sites = np.flatnonzero(~H.frozen).astype(np.int64)
     return (mode, J, Mm, A, B, red.h, H.lengths, sites, ptr, nbr, w_out, w_in, red.V)
@@ -132,7 +136,7 @@ def _field_scale(H: Hamiltonian) -> float:
     """Typical single-site energy: mean_free m_k (sum_j (|W_kj|+|W_jk|) m_j ||M|| + |h_k|)."""
     Wa = abs(H.W)
     deg = np.asarray(Wa @ H.lengths).reshape(-1) + np.asarray(Wa.T @ H.lengths).reshape(-1)
-    s = H.lengths * (deg * coupling_norm(H.M) + np.linalg.norm(H.h, axis=1))
+    s = H.lengths * (deg * H.M.spectral_norm() + np.linalg.norm(H.h, axis=1))
     s = s[~H.frozen]
     v = float(np.mean(s)) if s.size else 0.0
     return v if v > 0 else 1.0

@@ -32,7 +32,6 @@ from scipy.sparse.linalg import LinearOperator, eigsh
 
 from ..directions import resolve_direction
 from ..hamiltonian import Discrete, Hamiltonian, Heisenberg, Ising
-from ..reduction import apply_coupling
 from ..special import ratio_and_slope
 
 __all__ = ["MeanField", "mean_field", "mean_field_T_c", "critical_temperatures", "field_along_order"]
@@ -40,18 +39,18 @@ __all__ = ["MeanField", "mean_field", "mean_field_T_c", "critical_temperatures",
 
 # ============================================================================ shared algebra
 class _Coupling:
-    """``K X`` for rows X (N, n) over the free sites: ``K X = W' X M^T + W'^T X M``."""
+    """``K X`` for rows X (N, n) over the free sites: ``K X = W' X M^T + W'^T X M``, i.e. the
+    coupling part of the local fields of the graph W' (``M.local_fields(W', X)``)."""
 
     def __init__(self, H: Hamiltonian, free: np.ndarray) -> None:
         W = sp.csr_matrix(H.W) if not sp.issparse(H.W) else H.W.tocsr()
         Wff = W[free][:, free]
         lf = H.lengths[free]
         self.Wp = sp.csr_matrix(Wff.multiply(np.outer(lf, lf)) if Wff.nnz else Wff)
-        self.WpT = self.Wp.T.tocsr()
         self.M = H.M
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray(self.Wp @ apply_coupling(self.M, X) + self.WpT @ apply_coupling(self.M, X, transpose=True))
+        return self.M.local_fields(self.Wp, X)
 
 
 def _lambda_max(op: Callable[[np.ndarray], np.ndarray], size: int, dense_max: int, tol: float = 0.0,
@@ -226,9 +225,7 @@ class _Problem:
             fz = np.flatnonzero(H.frozen)
             X = np.zeros((H.n_sites, n))
             X[fz] = H.state[fz]
-            W = sp.csr_matrix(H.W) if not sp.issparse(H.W) else H.W.tocsr()
-            ext = W @ apply_coupling(H.M, X) + W.T @ apply_coupling(H.M, X, transpose=True)
-            base = base + lf[:, None] * np.asarray(ext)[free]
+            base = base + lf[:, None] * H.M.local_fields(H.W, X)[free]
         self.base = base
         self.U = U[free] * lf[:, None]
         self.shape = (free.size, n)
