@@ -24,11 +24,18 @@ from typing import Any
 import h5py
 import numpy as np
 
-from spinsim.io import REQUIRED, atomic_h5, root_attrs, stored, write_axis, write_record
+from spinsim.io import REQUIRED, atomic_h5, root_attrs, stored, write_axis, write_record, write_values
 
 from .heads import HeadSet, classify_spectrum, head_label
 
 __all__ = ["Spectra", "spectra", "write_heads"]
+
+#: per-head weights: name -> (dims, long name); row-vector convention q = x W_Q + b_Q, out = z W_O
+_HEAD_ARRAYS = {
+    "W_Q": (("d_model", "d_head"), "query weights"), "W_K": (("d_model", "d_head"), "key weights"),
+    "W_V": (("d_model", "d_head"), "value weights"), "W_O": (("d_head", "d_model"), "output weights"),
+    "b_Q": (("d_head",), "query bias"), "b_K": (("d_head",), "key bias"), "b_V": (("d_head",), "value bias"),
+}
 
 
 @dataclass
@@ -105,9 +112,10 @@ def write_heads(path: str | os.PathLike, heads: HeadSet, spec: Spectra | None = 
         g = f.create_group("heads")
         for hw in heads:
             gh = g.create_group(head_label(hw.layer, hw.head))
-            for name in ("W_Q", "W_K", "W_V", "W_O", "b_Q", "b_K", "b_V"):
-                gh.create_dataset(name, data=np.asarray(getattr(hw, name), np.float32))
-            gh.create_dataset("eigenvalues", data=spec.eigenvalues[hw.layer, hw.head])
+            for name, (dims, long_name) in _HEAD_ARRAYS.items():
+                write_values(gh, name, np.asarray(getattr(hw, name), np.float32), dims, "weight units", long_name)
+            write_values(gh, "eigenvalues", spec.eigenvalues[hw.layer, hw.head], ("eig",), "score units",
+                         "eigenvalues of M_s, descending")
             gh.attrs.update({"layer": hw.layer, "head": hw.head, "scale": hw.scale, "rotary": np.bool_(hw.rotary),
                              "kv_head": hw.kv_head, "ferro_class": str(spec.ferro_class[hw.layer, hw.head]),
                              "ferro_index": float(spec.ferro_index[hw.layer, hw.head])})
