@@ -88,6 +88,19 @@ def test_added_field_matches_direct_solve():
         np.testing.assert_allclose(res.projection[k], ref.projection, rtol=1e-12, atol=1e-14)
 
 
+def test_a_row_of_a_sweep_is_the_result_of_that_field():
+    """``res.row(k)`` is a Result over T equal to solving H with h_k u added (exact, rtol 1e-12)."""
+    H = ss.lattice("ising", (3, 3))
+    res = sweep(H, T3, H3, method="exact", progress=False)
+    r = res.row(2)
+    ref = ss.solve(ss.replace(H, h=np.full((9, 1), H3[2])), T3, method="exact", direction=np.ones(1))
+    assert isinstance(r, ss.Result) and r.dims == ("T",) and r.meta["h"] == H3[2]
+    for name in ref.array_names():
+        np.testing.assert_allclose(getattr(r, name), getattr(ref, name), rtol=1e-12, atol=1e-15, err_msg=name)
+    with pytest.raises(IndexError, match="row 3 out of range: this sweep has 3 rows"):
+        res.row(3)
+
+
 def test_rows_do_not_depend_on_order_or_company(tmp_path):
     H = small()
     a = sweep(H, T3, H3, seed=9, **FAST)

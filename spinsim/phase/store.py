@@ -80,6 +80,18 @@ class SweepResult(Result):
         self.boundaries: dict[str, Boundary] = dict(boundaries or {})
         self.path = path
 
+    def row(self, k: int) -> Result:
+        """Row ``k`` (the field h[k]) as a :class:`spinsim.Result` over T (``meta["h"]`` holds h);
+        raises IndexError naming the number of rows."""
+        if not -self.h.size <= k < self.h.size:
+            raise IndexError(f"row {k} out of range: this sweep has {self.h.size} rows")
+        mv = None if self.magnetization_vector is None else self.magnetization_vector[k]
+        return Result(self.T, self.method, backend=self.backend, seed=self.seed, n_sites=self.n_sites,
+                      n_free=self.n_free, n_comp=self.n_comp, magnetization_vector=mv,
+                      meta={"h": float(self.h[k]), "done": bool(self.done[k]),
+                            "warnings": list(self.row_warnings[k])},
+                      **{name: v[k] for name, v in self.values.items()})
+
     @property
     def data(self) -> dict[str, np.ndarray]:
         """The observables by name (``values``; 0.1 sweeps were read as ``res.data[name]``)."""
