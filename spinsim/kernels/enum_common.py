@@ -11,7 +11,7 @@ from numba import njit
 from numba.core import types
 from numba.extending import intrinsic
 
-__all__ = ["N_ACC", "BIG", "EXP_CUT"]
+__all__ = ["N_ACC", "BIG", "EXP_CUT", "boltzmann_table", "block_scratch"]
 
 N_ACC = 9          # Boltzmann sums: Z', x, x^2, |m|, m^2, m^4, m (signed, n_comp = 1), m_u, m_u^2
 BIG = 1 << 62      # "infinite" integer energy
@@ -32,6 +32,24 @@ def cttz(typingctx, x):
 
 
 # ----------------------------------------------------------------------------- Ising helpers
+@njit(cache=True)
+def boltzmann_table(beta, E):
+    """``GE[t, c] = exp(-beta_t (E_c - E_0))`` for the states c of an inner block (exponent capped
+    at 700 so that products of a few factors stay finite): (n_T, n_states)."""
+    GE = np.empty((beta.shape[0], E.shape[0]))
+    for t in range(beta.shape[0]):
+        for c in range(E.shape[0]):
+            GE[t, c] = math.exp(min(-beta[t] * (E[c] - E[0]), 700.0))
+    return GE
+
+
+@njit(cache=True)
+def block_scratch(L):
+    """Per-state work arrays of an inner block of L states for :func:`weighted_sums`:
+    x (E - E_0), am (|m|), mm (m), mu (m_u), qw (weights)."""
+    return np.empty(L), np.empty(L), np.zeros(L), np.empty(L), np.empty(L)
+
+
 @njit(cache=True)
 def chunk_range(c, n_blocks, n_chunks):
     """Blocks [lo, hi) of chunk c when n_blocks are shared among n_chunks."""

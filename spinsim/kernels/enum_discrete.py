@@ -10,7 +10,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .enum_common import EXP_CUT, N_ACC, chunk_range, dos_bin, new_track, scale_by, track, weighted_sums
+from .enum_common import (EXP_CUT, N_ACC, block_scratch, boltzmann_table, chunk_range, dos_bin, new_track, scale_by,
+                          track, weighted_sums)
 
 __all__ = ["discrete_pass"]
 
@@ -99,10 +100,7 @@ def discrete_pass(stage, nb, psi_base, Eo_base, Mo_base, Ebb, Mb, Ub, ptr, nbr, 
         n_outer *= K
     ebb_rng = Ebb.max() - Ebb.min()
     products = nb * (K - 1) * 4 < LB       # weights by products: fewer exponentials than states
-    GE = np.empty((n_T, LB))
-    for t in range(n_T):
-        for c in range(LB):
-            GE[t, c] = math.exp(min(-beta[t] * (Ebb[c] - Ebb[0]), 700.0))
+    GE = boltzmann_table(beta, Ebb)
     stats = np.zeros((n_chunks, 6))
     gcodes = np.zeros((n_chunks, cap), np.int64)
     s2 = stage == 2
@@ -118,11 +116,7 @@ def discrete_pass(stage, nb, psi_base, Eo_base, Mo_base, Ebb, Mb, Ub, ptr, nbr, 
         dy = np.empty(dsz)
         dx = np.empty(dsz)
         lin = np.empty(LB)
-        x = np.empty(LB)
-        am = np.empty(LB)
-        mm = np.zeros(LB)
-        mu = np.empty(LB)
-        qw = np.empty(LB)
+        x, am, mm, mu, qw = block_scratch(LB)
         bins = np.empty(LB, np.int64)
         sums = np.empty(N_ACC)
         st = new_track()

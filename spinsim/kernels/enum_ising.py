@@ -12,7 +12,7 @@ from numba import njit, prange
 from .enum_common import BIG, chunk_range, cttz
 
 __all__ = ["ising_joint_levels", "ising_levels", "high_init", "low_tables", "low_linear", "high_flip",
-           "high_moments", "state_bits"]
+           "high_moments", "gray_step", "state_bits"]
 
 
 @njit(cache=True)
@@ -99,6 +99,27 @@ def high_moments(n_low, s, mlen, uw):
 
 
 @njit(cache=True)
+def gray_step(t, n_low, ptr, nbr, K, s, f, mlen, uw, lin, E, Ms, Us):
+    """Step t of a block's Gray-code walk: for t > 0 flip high spin n_low + ctz(t)
+    (:func:`high_flip`) and update the energy E and the high moments Ms, Us; then the low
+    states' linear terms lin (:func:`low_linear`). Returns (E, Ms, Us)."""
+    if t > 0:
+        k, dE = high_flip(t, n_low, ptr, nbr, K, s, f)
+        E += dE
+        Ms += 2.0 * s[k] * mlen[k]        # s[k] is the flipped value
+        Us += 2.0 * s[k] * uw[k]
+    low_linear(n_low, f, lin)
+    return E, Ms, Us
+
+
+@njit(cache=True)
+def ground_store(n_chunks, cap):
+    """Per chunk: the lowest integer energy seen (BIG: none), how many states have it and the
+    first ``cap`` of their state codes."""
+    return np.full(n_chunks, BIG, np.int64), np.zeros(n_chunks, np.int64), np.zeros((n_chunks, cap), np.int64)
+
+
+@njit(cache=True)
 def state_bits(g, n_low):
     """State bits of the high spins at Gray index g (bit k set: sigma_k = -1), shifted past the
     n_low low bits."""
@@ -127,9 +148,7 @@ def ising_joint_levels(ptr, nbr, Ki, bi, e_off, n_e, n_low, block_bits, n_chunks
     for c in range(L):
         tab[c] = Ell[c] * nM + ((Ml[c] + n_low) >> 1)
     hist = np.zeros((n_chunks, n_e * nM), np.int64)
-    gmin = np.full(n_chunks, BIG, np.int64)
-    gcnt = np.zeros(n_chunks, np.int64)
-    gcodes = np.zeros((n_chunks, cap), np.int64)
+    gmin, gcnt, gcodes = ground_store(n_chunks, cap)
     for c in prange(n_chunks):
         s = np.empty(n, np.int64)
         f = np.empty(n, np.int64)
@@ -204,9 +223,7 @@ def ising_levels(ptr, nbr, Ki, bi, mlen, uw, e_off, n_e, n_low, block_bits, n_ch
     bsize = 1 << block_bits
     Ell, _, Mlw, Ulw = low_tables(n_low, ptr, nbr, Ki, mlen, uw)
     lvs = np.zeros((n_chunks, n_e, 7))
-    gmin = np.full(n_chunks, BIG, np.int64)
-    gcnt = np.zeros(n_chunks, np.int64)
-    gcodes = np.zeros((n_chunks, cap), np.int64)
+    gmin, gcnt, gcodes = ground_store(n_chunks, cap)
     for c in prange(n_chunks):
         s = np.empty(n, np.int64)
         f = np.empty(n, np.int64)
@@ -220,12 +237,7 @@ def ising_levels(ptr, nbr, Ki, bi, mlen, uw, e_off, n_e, n_low, block_bits, n_ch
             E = -(high_init(g0, n_low, ptr, nbr, Ki, bi, s, f) // 2)
             Ms, Us = high_moments(n_low, s, mlen, uw)
             for t in range(bsize):
-                if t > 0:
-                    k, dE = high_flip(t, n_low, ptr, nbr, Ki, s, f)
-                    E += dE
-                    Ms += 2.0 * s[k] * mlen[k]        # s[k] is the flipped value
-                    Us += 2.0 * s[k] * uw[k]
-                low_linear(n_low, f, lin)
+                E, Ms, Us = gray_step(t, n_low, ptr, nbr, Ki, s, f, mlen, uw, lin, E, Ms, Us)
                 hi = state_bits(g0 + t, n_low)
                 for q in range(L):
                     Eq = E + Ell[q] - lin[q]

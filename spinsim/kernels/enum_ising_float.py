@@ -9,8 +9,9 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .enum_common import EXP_CUT, FM, N_ACC, chunk_range, new_track, scale_by, track, weighted_sums
-from .enum_ising import high_flip, high_init, high_moments, low_linear, low_tables, state_bits
+from .enum_common import (EXP_CUT, FM, N_ACC, block_scratch, boltzmann_table, chunk_range, new_track, scale_by,
+                          track, weighted_sums)
+from .enum_ising import gray_step, high_flip, high_init, high_moments, low_linear, low_tables, state_bits
 
 __all__ = ["ising_float_pass1", "ising_float_pass2"]
 
@@ -101,21 +102,14 @@ def ising_float_pass2(ptr, nbr, Kf, bf, mlen, uw, E0, beta, lo, inv_w, off, n_bi
     bsize = 1 << block_bits
     Ell, _, Mlw, Ulw = low_tables(n_low, ptr, nbr, Kf, mlen, uw)
     ell_rng = Ell.max() - Ell.min()
-    GE = np.empty((n_T, L))
-    for t in range(n_T):
-        for q in range(L):
-            GE[t, q] = math.exp(min(-beta[t] * (Ell[q] - Ell[0]), 700.0))
+    GE = boltzmann_table(beta, Ell)
     accs = np.zeros((n_chunks, n_T, N_ACC))
     dos = np.zeros((n_chunks, n_bins), np.int64)
     for c in prange(n_chunks):
         s = np.empty(n)
         f = np.empty(n)
         lin = np.empty(L)
-        x = np.empty(L)
-        am = np.empty(L)
-        mm = np.empty(L)
-        mu = np.empty(L)
-        qw = np.empty(L)
+        x, am, mm, mu, qw = block_scratch(L)
         bins = np.empty(L, np.int64)
         sums = np.empty(N_ACC)
         acc = accs[c]
@@ -126,12 +120,7 @@ def ising_float_pass2(ptr, nbr, Kf, bf, mlen, uw, E0, beta, lo, inv_w, off, n_bi
             E = -0.5 * high_init(g0, n_low, ptr, nbr, Kf, bf, s, f)
             Ms, Us = high_moments(n_low, s, mlen, uw)
             for t in range(bsize):
-                if t > 0:
-                    k, dE = high_flip(t, n_low, ptr, nbr, Kf, s, f)
-                    E += dE
-                    Ms += 2.0 * s[k] * mlen[k]        # s[k] is the flipped value
-                    Us += 2.0 * s[k] * uw[k]
-                low_linear(n_low, f, lin)
+                E, Ms, Us = gray_step(t, n_low, ptr, nbr, Kf, s, f, mlen, uw, lin, E, Ms, Us)
                 xmin = _low_states(E, E0, Ell, lin, Ms, Mlw, Us, Ulw, inv_n, lo, inv_w, off, n_bins,
                                    x, mm, am, mu, bins)
                 for q in range(L):
