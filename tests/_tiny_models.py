@@ -86,7 +86,7 @@ def gpt2_model(n_layer: int = 4, n_head: int = 6, n_embd: int = 48, seed: int = 
 
 
 def llama_model(n_layer: int = 3, n_head: int = 4, n_kv: int = 2, d: int = 32, seed: int = 1,
-                bias: bool = True, zero_mlp: bool = False):
+                bias: bool = True, zero_mlp: bool = False, head_dim: int | None = None):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -94,7 +94,8 @@ def llama_model(n_layer: int = 3, n_head: int = 4, n_kv: int = 2, d: int = 32, s
     cfg = LlamaConfig(num_hidden_layers=n_layer, num_attention_heads=n_head, num_key_value_heads=n_kv,
                       hidden_size=d, intermediate_size=2 * d, vocab_size=320, max_position_embeddings=64,
                       attention_bias=bias, rope_theta=50.0, tie_word_embeddings=False, bos_token_id=0,
-                      eos_token_id=0, pad_token_id=0, attn_implementation="eager")
+                      eos_token_id=0, pad_token_id=0, attn_implementation="eager",
+                      **({} if head_dim is None else {"head_dim": head_dim}))
     m = LlamaForCausalLM(cfg)
     _randomise(m, seed)
     if zero_mlp:
@@ -117,11 +118,18 @@ def llama_dir() -> Path:
 
 
 @functools.lru_cache(maxsize=None)
+def llama_head_dim_dir() -> Path:
+    """Folder of a tiny random Llama with an explicit ``head_dim`` 12 (not hidden 32 / 4 heads = 8)."""
+    return _save(llama_model(n_layer=2, seed=2, head_dim=12), "llama_head_dim")
+
+
+@functools.lru_cache(maxsize=None)
 def loaded(kind: str):
-    """The tiny model loaded through spinsim's own loader (``'gpt2'`` or ``'llama'``)."""
+    """The tiny model loaded through spinsim's own loader (``'gpt2'``, ``'llama'`` or ``'llama_head_dim'``)."""
     from spinsim.models.loading import load_model
 
-    return load_model(str(gpt2_dir() if kind == "gpt2" else llama_dir()))
+    dirs = {"gpt2": gpt2_dir, "llama": llama_dir, "llama_head_dim": llama_head_dim_dir}
+    return load_model(str(dirs[kind]()))
 
 
 def random_items(n: int = 8, vocab: int = 320, seed: int = 0):

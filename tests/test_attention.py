@@ -1,6 +1,6 @@
 """models.attention against the model's own attention (HF ``output_attentions`` and the head
 outputs entering the output projection) on the tiny random GPT-2 and Llama (rotary, grouped kv,
-q/k/v biases): an independent answer, not the code compared with itself."""
+q/k/v biases, and one with an explicit head_dim): an independent answer, not the code compared with itself."""
 from __future__ import annotations
 
 import numpy as np
@@ -14,10 +14,12 @@ from spinsim.models.heads import extract_heads
 PROMPTS = ("The capital of France is Paris. The capital of Germany is", "A dog says woof.")
 
 
-@pytest.fixture(scope="module", params=["gpt2", "llama"])
+@pytest.fixture(scope="module", params=["gpt2", "llama", "llama_head_dim"])
 def captured(request):
     lm = loaded(request.param)
     heads = extract_heads(lm)
+    if request.param == "llama_head_dim":       # head_dim differs from hidden_size / n_heads
+        assert heads.d_head == 12 and heads.d_head * heads.n_heads != heads.W_Q.shape[-2]
     cap = run_capture(lm, [lm.encode(p) for p in PROMPTS], attentions=True, head_outputs=True)
     return lm, heads, cap
 
