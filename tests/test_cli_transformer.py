@@ -207,3 +207,18 @@ def test_smollm2_study_one_command(tmp_path, capsys):
         assert f["paper/gaps/actual"][0] > 0                      # " Berlin" over " Rome"
         for mode in ("corrected", "paper"):
             _check_family_wise_p(f, mode)
+
+
+def test_validate_usage_errors(tmp_path, capsys):
+    """Bad --head, blank or same-token answers are usage errors (exit 2) naming the bad value."""
+    base = ["validate", "--model", str(gpt2_dir()), "--prompt", "A dog says", "--T", "1:2:3", "--sweeps", "10",
+            "--out", str(tmp_path / "v.h5")]
+    assert main(base + ["--head", "L0X1", "--correct", "woof", "--wrong", "moo"]) == 2
+    assert "--head: bad head label 'L0X1'" in _err_line(capsys)
+    assert main(base + ["--head", "L9H0", "--correct", "woof", "--wrong", "moo"]) == 2
+    assert "--head: head 'L9H0' out of range: the model has L0-L3, H0-H5" in _err_line(capsys)
+    assert main(base + ["--head", "L0H0", "--correct", "  ", "--wrong", "moo"]) == 2
+    assert "--correct '  ' is blank" in _err_line(capsys)
+    assert main(base + ["--head", "L0H0", "--correct", " woof", "--wrong", "woof"]) == 2
+    assert "--correct ' woof' and --wrong 'woof' start with the same token ' w' (id " in _err_line(capsys)
+    assert not (tmp_path / "v.h5").exists()

@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="smollm2-135m", help="HF name, local folder, GGUF file or smollm2-135m (default)")
     p.add_argument("--head", required=True, help="head label L{layer}H{head}, counted from 0")
     p.add_argument("--prompt", required=True, help="prompt text")
-    p.add_argument("--correct", required=True, help="candidate A (first token, with a leading space)")
+    p.add_argument("--correct", required=True, help="candidate A (its first token counts; the leading space is added)")
     p.add_argument("--wrong", required=True, help="candidate B")
     p.add_argument("--input", choices=("embed", "embed+pos", "residual"), default="residual",
                    help="site vectors: raw embeddings (the paper), +positions, or the residual input (default)")
@@ -41,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from spinsim.analysis.report import fmt
     from spinsim.analysis.validate import CandidateGapValidation, plot_validation, validate_candidates, write_validation
     from spinsim.models.hamiltonians import head_system
+    from spinsim.models.heads import parse_head
     from spinsim.models.loading import load_model
 
     T = None
@@ -51,12 +52,27 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(str(exc)) from None
         if (T <= 0).any():
             raise UsageError(f"--T {args.T!r}: temperatures must be > 0")
+    for opt, text in (("--correct", args.correct), ("--wrong", args.wrong)):
+        if not text.strip():
+            raise UsageError(f"{opt} {text!r} is blank: give the answer text, e.g. {opt} cold")
     if args.sweeps < 10:
         raise UsageError(f"--sweeps must be an integer >= 10, got {args.sweeps}")
+    try:
+        parse_head(args.head)
+    except ValueError as exc:
+        raise UsageError(f"--head: {exc}") from None
     backend = "cpu" if args.device == "auto" else args.device
     lm = load_model(args.model)
+    try:
+        parse_head(args.head, lm.config.num_hidden_layers, lm.config.num_attention_heads)
+    except ValueError as exc:
+        raise UsageError(f"--head: {exc}") from None
     system = head_system(lm, args.head, args.prompt, input=args.input, biases=args.biases,
                          candidates=[args.correct, args.wrong])
+    if system.candidates[0] == system.candidates[1]:
+        raise UsageError(f"--correct {args.correct!r} and --wrong {args.wrong!r} start with the same token "
+                         f"{system.H.spin.labels[0]!r} (id {int(system.candidates[0])}): the probe compares "
+                         "first tokens, give answers whose first tokens differ")
     v = validate_candidates(system.H, T, sweeps=args.sweeps, seed=args.seed, backend=backend,
                             labels=(args.correct, args.wrong))
     write_validation(args.out, v, model_id=lm.model_id, weights_sha256=lm.weights_sha256, head=args.head,
