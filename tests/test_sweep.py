@@ -319,13 +319,14 @@ def _kill_after_first_row(out: Path, sig: int) -> int:
     return p.returncode
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_gives_the_uninterrupted_file(tmp_path):
     ref = tmp_path / "ref.h5"
-    r = _spinsim(CMD + ["--out", str(ref)])
-    _, err = r.communicate(timeout=300)
-    assert r.returncode == 0, err
+    r = _spinsim(CMD + ["--out", str(ref)])             # the reference runs beside the killed run
     out = tmp_path / "s.h5"
     rc = _kill_after_first_row(out, signal.SIGKILL)
+    _, err = r.communicate(timeout=300)
+    assert r.returncode == 0, err
     assert rc == -signal.SIGKILL
     n = _n_done(out)
     assert 1 <= n < 10, f"kill landed outside the sweep ({n} of 10 rows done)"
@@ -337,6 +338,7 @@ def test_resume_after_sigkill_gives_the_uninterrupted_file(tmp_path):
     assert not list(tmp_path.glob(".s.h5.*"))          # no temporaries or locks left behind
 
 
+@pytest.mark.slow
 def test_sigterm_stops_cleanly_and_resumes(tmp_path):
     out = tmp_path / "s.h5"
     rc = _kill_after_first_row(out, signal.SIGTERM)
