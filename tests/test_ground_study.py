@@ -158,3 +158,26 @@ def test_real_gpt2_small_positional_all_heads():
     assert (gs.max_torque < 1e-6).all()                     # every ground state is stationary
     H = positional_hamiltonian(w, hs.head(5, 1), 32)
     assert np.isfinite(H.local_fields(H.state)).all()
+
+
+def test_cli_ground_bad_ablation_file_fails_before_the_study(tmp_path, capsys, monkeypatch):
+    """A non-HDF5, a file without /ablation/zero, or another model's file: exit 2 naming the file,
+    before any head is solved."""
+    import spinsim.analysis.ground_study as gs_mod
+
+    monkeypatch.setattr(gs_mod, "ground_study", lambda *a, **k: pytest.fail("the study ran on a bad --ablation"))
+    model = str(gpt2_dir())
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f["ablation/zero/measured"] = np.zeros((2, 3, 2))
+    empty = tmp_path / "empty.h5"
+    h5py.File(empty, "w").close()
+    text = tmp_path / "not.h5"
+    text.write_text("not hdf5")
+    base = ["ground", "--model", model, "--prompt", PROMPT, "--restarts", "1", "--out", str(tmp_path / "g.h5")]
+    assert main(base + ["--ablation", str(text)]) == 2
+    assert f"--ablation '{text}' is not a readable HDF5 file" in capsys.readouterr().err
+    assert main(base + ["--ablation", str(empty)]) == 2
+    assert "no /ablation/zero/measured" in capsys.readouterr().err
+    assert main(base + ["--ablation", str(other)]) == 2
+    assert "holds 3 layers x 2 heads, the model 4 x 6: not the same model" in capsys.readouterr().err

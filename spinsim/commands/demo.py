@@ -48,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--permutations must be an integer >= 1, got {args.permutations}")
     if args.sweeps < 20:
         raise UsageError(f"--sweeps must be an integer >= 20, got {args.sweeps}")
+    if not 0 < args.alpha < 1:
+        raise UsageError(f"--alpha must be in (0, 1), got {args.alpha}")
     if args.executor == "dask" and not args.scheduler:
         raise UsageError("--executor dask needs --scheduler ADDRESS (e.g. tcp://10.0.0.5:8786)")
     if args.executor == "local" and args.scheduler:

@@ -96,6 +96,17 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--figure {args.figure!r}: the suffix must be .png, .pdf or .svg")
 
     model, heads, build_H, what = _load(args)
+    effect = None
+    if args.ablation:                              # read before the study: a bad file fails at once
+        try:
+            effect = read_ablation_effect(args.ablation, "zero")
+        except OSError as exc:
+            raise UsageError(f"--ablation {args.ablation!r} is not a readable HDF5 file ({exc})") from None
+        except ValueError as exc:
+            raise UsageError(f"--ablation: {exc}") from None
+        if effect.shape != (heads.n_layers, heads.n_heads):
+            raise UsageError(f"--ablation {args.ablation!r} holds {effect.shape[0]} layers x {effect.shape[1]} "
+                             f"heads, the model {heads.n_layers} x {heads.n_heads}: not the same model")
     model_id = getattr(model, "model_id", str(args.model))
     log = lambda s: print(f"  {s}", file=sys.stderr)  # noqa: E731
     print(f"spinsim ground: {model_id}, {heads.n_layers} x {heads.n_heads} heads, input {args.input} ({what}), "
@@ -107,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     spec = spectra(heads)
     attrs.update(compare_ferro(gs, spec.ferro_class))
     if args.ablation:
-        attrs.update(compare_ablation(gs, read_ablation_effect(args.ablation, "zero")))
+        attrs.update(compare_ablation(gs, effect))
         attrs["ablation_file"] = str(args.ablation)
     s = gs.summary()
     write_ground_study(args.out, gs, **attrs)
