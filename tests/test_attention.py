@@ -73,3 +73,23 @@ def test_scores_are_causal_and_check_positions():
     assert p[0, 0] == 1.0
     with pytest.raises(ValueError, match=r"query positions must be in 0..4, got \[5\]"):
         scores(X, WQ, WK, 0.5, queries=[5])
+
+
+def test_gpt2_scale_by_inverse_layer_idx():
+    """GPT-2's ``scale_attn_by_inverse_layer_idx`` (score / (layer + 1)) against HF output_attentions."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from _tiny_models import _randomise
+    from spinsim.models.loading import model_from_module
+
+    torch.manual_seed(3)
+    cfg = GPT2Config(n_layer=3, n_head=2, n_embd=16, vocab_size=320, n_positions=32, bos_token_id=0,
+                     eos_token_id=0, attn_implementation="eager", scale_attn_by_inverse_layer_idx=True)
+    m = GPT2LMHeadModel(cfg)
+    _randomise(m, 3)
+    lm = model_from_module(m.eval(), None)
+    heads = extract_heads(lm)
+    np.testing.assert_allclose(heads.scale, 1 / np.sqrt(8) / np.arange(1, 4), rtol=1e-12)
+    cap = run_capture(lm, [[5, 17, 3, 99, 42, 7]], attentions=True)
+    np.testing.assert_allclose(recompute_attention(heads, cap.x[0]), cap.attn[0], atol=2e-6)
