@@ -15,11 +15,13 @@ per-method details: algorithm, warnings, timings).
 
 HDF5: :meth:`Result.write_group` stores everything through the generic writer of
 :mod:`spinsim.io` (coordinates as dimension scales, units and long names from the schema and
-the field metadata, errors next to values).
+the field metadata, errors next to values); ``meta`` entries as attributes ``meta_<key>``, dicts
+and lists as JSON in ``metajson_<key>`` (so they read back as they were written).
 """
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -182,10 +184,17 @@ class Result:
             n_comp = (self.magnetization_vector if self.magnetization_vector is not None
                       else self.ground_states).shape[-1]
             write_axis(g, "component", np.arange(n_comp), "index", "spin component")
+        if self.ground_states is not None:         # every dimension a scale (netCDF readers)
+            n_state, n_site = self.ground_states.shape[:2]
+            write_axis(g, "state", np.arange(n_state), "index", "ground state (distinct minimum)")
+            write_axis(g, "site", np.arange(n_site), "index", "site")
         write_record(g, self, grid=self.dims)
         write_observables(g, self.values, self.dims)
         for k, v in self.meta.items():
-            g.attrs["meta_" + k] = to_attr(v)
+            if isinstance(v, (dict, list, tuple)):      # any nesting, empty or ragged: as JSON
+                g.attrs[_META_JSON + k] = json.dumps(v, default=_jsonable)
+            else:
+                g.attrs["meta_" + k] = to_attr(v)
 
     @classmethod
     def read_group(cls, g: Any) -> "Result":
@@ -193,6 +202,8 @@ class Result:
         kw = read_record(cls, g)
         kw.pop("values", None)
         kw["meta"] = {k[5:]: from_attr(v) for k, v in g.attrs.items() if k.startswith("meta_")}
+        kw["meta"].update({k[len(_META_JSON):]: json.loads(from_attr(v)) for k, v in g.attrs.items()
+                           if k.startswith(_META_JSON)})
         return cls(**kw, **read_observables(g))
 
     def to_hdf5(self, path: str | Path, **root: Any) -> Path:
@@ -213,6 +224,18 @@ class Result:
 
 
 _ALL_NAMES = frozenset(schema.names(errors=True))
+#: attribute prefix of a ``meta`` entry stored as JSON (dicts and lists, which HDF5 attributes
+#: cannot hold when nested, ragged or empty); plain values use ``meta_``
+_META_JSON = "metajson_"
+
+
+def _jsonable(v: Any) -> Any:
+    """numpy values inside a ``meta`` dict or list, as JSON holds them."""
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, np.generic):
+        return v.item()
+    return str(v)
 
 
 # ----------------------------------------------------------------------------- boundaries

@@ -103,11 +103,16 @@ _BY_NAME = {o.name: o for o in OBSERVABLES}
 
 
 def observable(name: str) -> Observable:
-    """The :class:`Observable` called ``name`` (an error name ``x_err`` gives ``x``).
+    """The :class:`Observable` called ``name`` (an error name ``x_err`` gives ``x`` when ``x``
+    has a standard error).
 
-    Raises :class:`UnknownObservableError` naming the allowed names.
+    Raises :class:`UnknownObservableError` naming the allowed names (also for ``x_err`` of an
+    observable without error, e.g. ``log_Z_err``).
     """
     base = name[:-len(ERR)] if name.endswith(ERR) and name[:-len(ERR)] in _BY_NAME else name
+    if base != name and not _BY_NAME[base].has_error:
+        raise UnknownObservableError(f"unknown observable {name!r}: {base} has no standard error; "
+                                     f"errors exist for: {', '.join(names(has_error=True))}")
     try:
         return _BY_NAME[base]
     except KeyError:

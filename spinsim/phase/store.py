@@ -136,7 +136,8 @@ def _write_state(f: h5py.File, state: SweepResult) -> None:
     g.attrs["complete"] = np.bool_(state.complete)
     g.attrs["row_seeding"] = ROW_SEEDING
     state.write_group(g)
-    write_axis(g, "site", np.arange(state.direction.shape[0]), "index", "site")
+    if "site" not in g:
+        write_axis(g, "site", np.arange(state.direction.shape[0]), "index", "site")
     write_values(g, "direction", state.direction, ("site", "component"), "dimensionless",
                  "unit direction u_i of the added field h u_i (0 on frozen sites)",
                  label=state.attrs.get("direction", ""))

@@ -1,0 +1,63 @@
+"""Review of the format-2 files and the one Result (issue 10): defects found by trying to break
+them, each pinned by a test that failed before its fix."""
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+
+from spinsim import schema
+from spinsim.result import Result
+
+
+def test_an_error_name_of_an_observable_without_error_is_refused():
+    """log_Z has no standard error: ``log_Z_err`` was accepted by Result() and then silently
+    dropped (it is not in schema.names(errors=True)); now it is an unknown name."""
+    with pytest.raises(KeyError, match="'log_Z_err'.*log_Z has no standard error"):
+        schema.observable("log_Z_err")
+    with pytest.raises(TypeError, match="log_Z_err"):
+        Result([1.0], "exact", log_Z=[1.0], log_Z_err=[0.1])
+    assert schema.observable("energy_err").name == "energy"
+
+
+@pytest.mark.parametrize("meta", [
+    {"nested": {"b": 1, "c": [1.5, 2.5]}},          # came back as the JSON string
+    {"warnings": []},                               # came back as an empty float array
+    {"ragged": [[1, 2], [3]]},                      # writing raised ValueError
+    {"warnings": ["T=1: drift", "T=2: long tau"]},
+    {"flag": True, "n": 3, "x": 0.25, "s": "text", "none": None},
+], ids=["dict", "empty_list", "ragged_list", "str_list", "scalars"])
+def test_result_meta_round_trips(tmp_path, meta):
+    r = Result([1.0], "mc", energy=[0.5], energy_err=[0.1], meta=meta)
+    back = Result.from_hdf5(r.to_hdf5(tmp_path / "r.h5"))
+    assert back.meta == meta
+    assert {type(v) for v in back.meta.values()} == {type(v) for v in meta.values()}
+
+
+def test_every_dimension_of_a_result_file_has_a_scale(tmp_path):
+    """ground_states is over (state, site, component): 'state' and 'site' had no dimension scale,
+    so netCDF readers (xarray + h5netcdf) refused the whole result group ("mixing of labeled and
+    unlabeled dimensions")."""
+    S = np.ones((2, 3, 1))
+    S[1] *= -1
+    r = Result([0.0], "ground", energy=[-1.0], energy_err=[0.0], ground_states=S,
+               magnetization_vector=np.ones((1, 1)), dos_energy=[-3.0, 3.0], dos_count=[2, 6])
+    p = r.to_hdf5(tmp_path / "g.h5")
+    with h5py.File(p) as f:
+        g = f["result"]
+        for name, d in g.items():
+            for i, dim in enumerate(d.dims):
+                if not d.is_scale:
+                    assert len(dim) == 1, f"{name} axis {i} has no dimension scale"
+        assert g["state"].is_scale and g["state"].shape == (2,) and g["site"].shape == (3,)
+        assert g["site"].attrs["units"] == "index"
+        assert [g["ground_states"].dims[i][0].name for i in range(3)] == \
+               ["/result/state", "/result/site", "/result/component"]
+    back = Result.from_hdf5(p)
+    np.testing.assert_array_equal(back.ground_states, S)
+    xr = pytest.importorskip("xarray")
+    pytest.importorskip("h5netcdf")
+    ds = xr.open_dataset(p, group="result", engine="h5netcdf")
+    assert ds["ground_states"].dims == ("state", "site", "component")
+    assert ds["energy"].dims == ("T",) and ds["T"].attrs["units"] == "energy (k_B = 1)"
+    ds.close()
