@@ -47,7 +47,8 @@ class Result:
 
     Construct with the observables as keywords (``Result(T=T, energy=e, energy_err=de,
     method="exact", ...)``); unknown observable names raise :class:`TypeError` naming the
-    allowed ones. Observable arrays are float64 of shape ``grid_shape``.
+    allowed ones. Observable arrays are float64 of shape ``grid_shape`` (another shape raises
+    ValueError naming the observable, on construction and on assignment).
     """
 
     T: np.ndarray = stored(scale=True, units=T_UNITS, long_name="temperature")
@@ -107,7 +108,7 @@ class Result:
         self.meta = dict(meta or {})
         for name in schema.names(errors=True):
             if observables.get(name) is not None:
-                self.values[name] = np.asarray(observables[name], dtype=np.float64)
+                setattr(self, name, observables[name])
 
     # ------------------------------------------------------------------ access
     def __getattr__(self, name: str) -> Any:
@@ -120,8 +121,12 @@ class Result:
         if name in _ALL_NAMES:
             if value is None:
                 self.values.pop(name, None)
-            else:
-                self.values[name] = np.asarray(value, dtype=np.float64)
+                return
+            arr = np.asarray(value, dtype=np.float64)
+            if arr.shape != self.grid_shape:
+                raise ValueError(f"observable {name!r} must have the grid shape {self.grid_shape} "
+                                 f"({', '.join(self.dims)}), got {arr.shape}")
+            self.values[name] = arr
         else:
             object.__setattr__(self, name, value)
 
@@ -171,7 +176,8 @@ class Result:
                          if k in self.values and k + "_err" in self.values else "n/a" for k in cols]
                 rows.append(f"{t:8.4f} " + " ".join(f"{c:>22}" for c in cells))
         else:
-            rows[-1] = f"{self.h.size} x {self.T.size} (h, T) grid, {int(self.done.sum())} rows done"
+            n_done = self.h.size if self.done is None else int(self.done.sum())
+            rows[-1] = f"{self.h.size} x {self.T.size} (h, T) grid, {n_done} rows done"
         if self.ground_energy is not None:
             rows.append(f"E_0 = {self.ground_energy:.10g} (degeneracy {self.ground_degeneracy})"
                         + (f", gap E_1 - E_0 = {self.gap:.10g}" if self.gap is not None else ""))

@@ -61,3 +61,21 @@ def test_every_dimension_of_a_result_file_has_a_scale(tmp_path):
     assert ds["ground_states"].dims == ("state", "site", "component")
     assert ds["energy"].dims == ("T",) and ds["T"].attrs["units"] == "energy (k_B = 1)"
     ds.close()
+
+
+def test_an_observable_off_the_grid_is_refused():
+    """energy over 3 points on a 2-point T grid was accepted and written (a dataset longer than
+    its attached T scale); now a ValueError names the observable and the grid."""
+    with pytest.raises(ValueError, match=r"observable 'energy' must have the grid shape \(2,\) \(T\), got \(3,\)"):
+        Result([1.0, 2.0], "x", energy=[1.0, 2.0, 3.0])
+    s = Result([1.0, 2.0], "x", h=[0.0, 0.5, 1.0], energy=np.zeros((3, 2)))
+    with pytest.raises(ValueError, match=r"'binder_err' must have the grid shape \(3, 2\) \(h, T\), got \(2,\)"):
+        s.binder_err = [0.0, 0.0]
+    assert s.binder_err is None
+
+
+def test_summary_of_an_h_x_T_result_without_mask():
+    """A Result over h x T built without ``done`` is complete; summary() raised AttributeError."""
+    s = Result([1.0, 2.0], "exact", h=[0.0, 0.5], energy=np.zeros((2, 2)))
+    assert s.complete
+    assert "2 x 2 (h, T) grid, 2 rows done" in s.summary()
