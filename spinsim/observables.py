@@ -20,13 +20,21 @@ from . import schema
 __all__ = ["tau_int", "block_means", "jackknife", "Thermo", "thermodynamics"]
 
 
+#: a series whose standard deviation is below this fraction of its largest magnitude is constant
+#: up to rounding (e.g. |m| = 1 of a frozen Ising chain computed as 1 or 1 + 2^-52): tau_int 1/2
+FLAT_RTOL = 1e-10
+
+
 def autocorrelation(x: np.ndarray) -> np.ndarray:
-    """Normalised autocorrelation rho(t) of a 1-D series (FFT, biased estimator)."""
+    """Normalised autocorrelation rho(t) of a 1-D series (FFT, biased estimator); ``[1]`` for a
+    series constant up to rounding (std <= ``FLAT_RTOL`` * max |x|), whose rho is noise."""
     x = np.asarray(x, dtype=np.float64)
     n = x.size
+    if n < 2:
+        return np.ones(1)
     d = x - x.mean()
     var = np.dot(d, d) / n
-    if var <= 0.0 or n < 2:
+    if var <= (FLAT_RTOL * np.max(np.abs(x))) ** 2:
         return np.ones(1)
     f = np.fft.rfft(d, n=2 * n)
     acf = np.fft.irfft(f * np.conj(f))[:n] / n
@@ -37,7 +45,7 @@ def tau_int(x: np.ndarray, c: float = 6.0) -> float:
     """Integrated autocorrelation time ``1/2 + sum_{t=1}^{M} rho(t)`` with Sokal's window.
 
     ``x``: (n_meas,) or (n_chains, n_meas); for several chains rho is averaged. A constant
-    series has tau_int = 0.5 (independent samples, zero variance).
+    series (up to rounding, see :func:`autocorrelation`) has tau_int = 0.5.
     """
     x = np.atleast_2d(np.asarray(x, dtype=np.float64))
     rhos = [autocorrelation(row) for row in x if row.size > 1]

@@ -79,3 +79,17 @@ def test_summary_of_an_h_x_T_result_without_mask():
     s = Result([1.0, 2.0], "exact", h=[0.0, 0.5], energy=np.zeros((2, 2)))
     assert s.complete
     assert "2 x 2 (h, T) grid, 2 rows done" in s.summary()
+
+
+def test_rounding_noise_is_not_an_autocorrelation():
+    """|m| of a frozen chain (an ordered 3x3 Ising lattice at T = 0.5) is 1 up to rounding; the
+    last bit flipping once made tau_int = n/4 (50 of 200 sweeps) and a false "tau_int is long"
+    warning. A constant series has tau_int = 1/2 exactly."""
+    from spinsim.observables import tau_int, thermodynamics
+
+    m = np.r_[np.full(100, 1.0), np.full(100, np.nextafter(1.0, 2.0))]
+    assert tau_int(m) == 0.5
+    th = thermodynamics(np.full((1, 200), -18.0), m[None], m[None], T=0.5, n_free=9, n_comp=1)
+    assert th.tau_int == 0.5 and th.estimates["energy"] == -2.0
+    # a real two-level signal of the same shape is still strongly correlated (block of 100)
+    assert tau_int(np.r_[np.full(100, 1.0), np.full(100, 0.5)]) > 10
