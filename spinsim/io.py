@@ -232,13 +232,13 @@ def _scale(g: h5py.Group, dim: str) -> h5py.Dataset | None:
 # ----------------------------------------------------------------------------- observables
 def write_observables(g: h5py.Group, values: Mapping[str, Any], dims: Sequence[str]) -> None:
     """Write every observable of :data:`spinsim.schema.OBSERVABLES` present (not None) in
-    ``values`` over ``dims``, each error ``<name>_err`` next to its value."""
+    ``values`` over ``dims``, each error ``<name>_err`` next to its value (an error present
+    without its value is written too: the file holds what the result holds)."""
     for o in schema.OBSERVABLES:
-        if values.get(o.name) is None:
-            continue
-        write_values(g, o.name, values[o.name], tuple(dims), o.units, o.long_name,
-                     symbol=o.symbol, definition=o.definition)
-        err = values.get(o.name + schema.ERR)
+        if values.get(o.name) is not None:
+            write_values(g, o.name, values[o.name], tuple(dims), o.units, o.long_name,
+                         symbol=o.symbol, definition=o.definition)
+        err = values.get(o.name + schema.ERR)     # written even without its value (as held)
         if o.has_error and err is not None:
             write_values(g, o.name + schema.ERR, err, tuple(dims), o.units,
                          f"standard error of {o.long_name}", error_of=o.name)

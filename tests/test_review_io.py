@@ -93,3 +93,12 @@ def test_rounding_noise_is_not_an_autocorrelation():
     assert th.tau_int == 0.5 and th.estimates["energy"] == -2.0
     # a real two-level signal of the same shape is still strongly correlated (block of 100)
     assert tau_int(np.r_[np.full(100, 1.0), np.full(100, 0.5)]) > 10
+
+
+def test_an_error_without_its_value_is_written(tmp_path):
+    """Result(energy_err=...) without energy holds the error; the writer dropped it silently."""
+    r = Result([1.0, 2.0], "x", energy_err=[0.1, 0.2], binder=[0.5, 0.6])
+    back = Result.from_hdf5(r.to_hdf5(tmp_path / "e.h5"))
+    assert sorted(back.values) == ["binder", "energy_err"]
+    np.testing.assert_array_equal(back.energy_err, [0.1, 0.2])
+    assert back.energy is None
