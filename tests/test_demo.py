@@ -61,10 +61,14 @@ def test_demo_end_to_end_matches_a_fresh_gaps_run(tmp_path, monkeypatch):
         _check_figures(saved, a)
 
 
-def test_demo_bad_alpha_is_a_usage_error(tmp_path, capsys, monkeypatch):
+def test_demo_bad_alpha_or_out_is_a_usage_error(tmp_path, capsys, monkeypatch):
     import spinsim.analysis.demo as demo_mod
 
     monkeypatch.setattr(demo_mod, "run_demo", lambda *a, **k: pytest.fail("the demo ran with a bad --alpha"))
     for bad in ("0", "1", "3"):
         assert main(["demo", "--alpha", bad, "--out", str(tmp_path / "d")]) == 2
         assert f"--alpha must be in (0, 1), got {float(bad)}" in capsys.readouterr().err
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    assert main(["demo", "--out", str(afile)]) == 2
+    assert f"--out '{afile}' is a file; give a folder" in capsys.readouterr().err

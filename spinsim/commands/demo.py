@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from spinsim.cli import UsageError, add_common
 
@@ -48,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--permutations must be an integer >= 1, got {args.permutations}")
     if args.sweeps < 20:
         raise UsageError(f"--sweeps must be an integer >= 20, got {args.sweeps}")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UsageError(f"--out {args.out!r} is a file; give a folder (created if missing)")
     if not 0 < args.alpha < 1:
         raise UsageError(f"--alpha must be in (0, 1), got {args.alpha}")
     if args.executor == "dask" and not args.scheduler:
