@@ -59,6 +59,8 @@ def run_capture(lm: Any, seqs: Sequence[Sequence[int]], attentions: bool = False
 
     seqs: token-id lists (no special tokens are added). logit_positions: per sequence, the
     positions whose next-token logits to keep (default: the last). Returns a :class:`Capture`.
+    Raises ValueError for an empty sequence, or logit positions outside their sequence or not
+    one list per sequence.
     """
     import torch
 
@@ -69,7 +71,13 @@ def run_capture(lm: Any, seqs: Sequence[Sequence[int]], attentions: bool = False
         raise ValueError("run_capture needs non-empty 1-D token sequences")
     if logit_positions is None:
         logit_positions = [[len(s) - 1] for s in seqs]
-    pos_lists = [np.asarray(p, dtype=np.int64) for p in logit_positions]
+    pos_lists = [np.asarray(p, dtype=np.int64).reshape(-1) for p in logit_positions]
+    if len(pos_lists) != len(seqs):
+        raise ValueError(f"logit_positions holds {len(pos_lists)} lists for {len(seqs)} sequences")
+    for i, (s, p) in enumerate(zip(seqs, pos_lists)):
+        if p.size and (p.min() < 0 or p.max() >= len(s)):     # a padded position would read padding
+            raise ValueError(f"logit_positions[{i}] = {p.tolist()} must lie in 0..{len(s) - 1} "
+                             f"(sequence {i} has {len(s)} tokens)")
     out = Capture(tokens=seqs, x=[], final_in=[], logits=[], logit_positions=pos_lists,
                   attn=[] if attentions else None, z=[] if head_outputs else None)
     store: dict[str, Any] = {}

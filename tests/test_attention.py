@@ -93,3 +93,16 @@ def test_gpt2_scale_by_inverse_layer_idx():
     np.testing.assert_allclose(heads.scale, 1 / np.sqrt(8) / np.arange(1, 4), rtol=1e-12)
     cap = run_capture(lm, [[5, 17, 3, 99, 42, 7]], attentions=True)
     np.testing.assert_allclose(recompute_attention(heads, cap.x[0]), cap.attn[0], atol=2e-6)
+
+
+def test_capture_refuses_logit_positions_outside_their_sequence():
+    """A position past a short sequence's end (inside the batch's padding) is refused, not read."""
+    lm = loaded("gpt2")
+    seqs = [[5, 17, 3], [5, 17, 3, 99, 42, 7, 250, 11]]
+    with pytest.raises(ValueError, match=r"logit_positions\[0\] = \[5\] must lie in 0..2 \(sequence 0 has 3"):
+        run_capture(lm, seqs, logit_positions=[[5], [7]])
+    with pytest.raises(ValueError, match="logit_positions holds 1 lists for 2 sequences"):
+        run_capture(lm, seqs, logit_positions=[[2]])
+    ok = run_capture(lm, seqs, logit_positions=[[0, 2], [7]])
+    alone = run_capture(lm, [seqs[0]], logit_positions=[[0, 2]])
+    np.testing.assert_allclose(ok.logits[0], alone.logits[0], atol=1e-4)   # batching is invisible
