@@ -106,3 +106,25 @@ def test_capture_refuses_logit_positions_outside_their_sequence():
     ok = run_capture(lm, seqs, logit_positions=[[0, 2], [7]])
     alone = run_capture(lm, [seqs[0]], logit_positions=[[0, 2]])
     np.testing.assert_allclose(ok.logits[0], alone.logits[0], atol=1e-4)   # batching is invisible
+
+
+def test_llama_yarn_rope_attention_scaling():
+    """A Llama with YaRN rope (HF attention_scaling != 1, scaled inv_freq) against HF output_attentions."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from _tiny_models import _randomise
+    from spinsim.models.loading import model_from_module
+
+    torch.manual_seed(4)
+    cfg = LlamaConfig(num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, hidden_size=32,
+                      intermediate_size=64, vocab_size=320, max_position_embeddings=64, attention_bias=True,
+                      rope_theta=50.0, tie_word_embeddings=False, attn_implementation="eager",
+                      rope_scaling={"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 16})
+    m2 = LlamaForCausalLM(cfg)
+    _randomise(m2, 4)
+    lm = model_from_module(m2.eval(), None)
+    heads = extract_heads(lm)
+    assert heads.rotary_scaling > 1.05                                  # 0.1 ln(4) + 1 = 1.139
+    cap = run_capture(lm, [[5, 17, 3, 99, 42, 7, 250, 11, 60, 3, 8, 200]], attentions=True)
+    np.testing.assert_allclose(recompute_attention(heads, cap.x[0]), cap.attn[0], atol=2e-6)
