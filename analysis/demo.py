@@ -3,7 +3,8 @@ corrected mode with family-wise statistics, ablations, one head's phase diagram 
 boundaries, the analytic-vs-sampled candidate-gap check, ground states of every head, a report.
 
 :func:`run_demo` takes a :class:`DemoSettings` and returns a :class:`DemoResult`. It writes into
-``settings.out``: ``study.h5`` (everything; SPEC section 6 layout, plus ``/phase``,
+``settings.out``: ``study.h5`` (everything, rewritten once at the end with every group through its
+own writer; SPEC section 6 layout, plus ``/phase``,
 ``/validate`` and ``/ground``), ``phase.h5`` (the resumable sweep), figures (PNG + PDF),
 ``report.md`` and ``report.html`` (self-contained; prose in :mod:`.demo_report`).
 """
@@ -173,8 +174,8 @@ def run_demo(settings: DemoSettings, log: Callable[[str], None] | None = None) -
                               "on the first prompt"):
         ground = _ground_states(lm, heads, item0.prompt, settings.quick, settings.seed)
 
-    _append_to_study(study_path, out / "phase.h5", phase_info, val, vitem, best, ground, item0.prompt,
-                     clock.timings)
+    _write_study(study_path, lm, gs, settings, out / "phase.h5", phase_info, val, vitem, best, ground,
+                 item0.prompt, clock.timings)
     with clock.step("figures", "figures and report"):
         figs = demo_figures(gs, ground, out, settings.alpha)
         plot_sweep(phase, out, stem="phase")
@@ -249,34 +250,28 @@ def _ground_states(lm: Any, heads: Any, prompt: str, quick: bool, seed: int) -> 
                         n_modes=6)
 
 
-#: /ground dataset name -> GroundStudy attribute (``gap``: the level gap between the two lowest minima found)
-GROUND_DATASETS = {"E0": "E0", "gap": "gap", "zero_modes": "n_zero_modes", "spin_wave_gap": "spin_wave_gap",
-                   "n_minima": "n_minima", "hit_fraction": "best_hit_fraction"}
+def _write_study(study_path: Path, lm: Any, gs: Any, settings: DemoSettings, phase_path: Path,
+                 phase_info: dict, val: Any, vitem: Any, head: str, ground: Any, prompt: str,
+                 timings: dict[str, float]) -> None:
+    """Write the whole ``study.h5`` atomically, every group through its own writer: the gap study
+    (:func:`~spinsim.analysis.study.write_gap_groups`), ``/phase`` (the sweep as stored in
+    ``phase.h5``, :func:`spinsim.phase.store.write_sweep`), ``/validate`` and ``/ground``."""
+    from spinsim.io import atomic_h5, to_attr
+    from spinsim.phase import read_sweep
+    from spinsim.phase.store import write_sweep
 
+    from .ground_study import write_ground_group
+    from .study import write_gap_groups
+    from .validate import write_validation_group
 
-def _append_to_study(study_path: Path, phase_path: Path, phase_info: dict, val: Any, vitem: Any, head: str,
-                     ground: Any, prompt: str, timings: dict[str, float]) -> None:
-    """Copy the sweep into ``/phase`` and add ``/validate`` and ``/ground`` to the study file."""
-    import h5py
-
-    with h5py.File(study_path, "a") as f:
-        with h5py.File(phase_path, "r") as ph:
-            f.copy(ph["sweep"], "phase/sweep")
-            if "boundary" in ph:
-                f.copy(ph["boundary"], "phase/boundary")
-        g = f.require_group("phase")
+    sweep = read_sweep(phase_path)          # with the boundaries added after the run
+    with atomic_h5(study_path) as f:
+        write_gap_groups(f, lm, gs, alpha=settings.alpha, seed=settings.seed, prompts_file=str(settings.prompts))
+        g = f.create_group("phase")
+        write_sweep(g, sweep)
         for k, v in phase_info.items():
-            g.attrs[k] = v
-        gv = f.create_group("validate")
-        gv.create_dataset("T", data=val.T).make_scale("T")
-        for name in ("analytic", "exact", "mc", "mc_err", "z"):
-            d = gv.create_dataset(name, data=getattr(val, name))
-            d.dims[0].attach_scale(gv["T"])
-        gv.attrs.update({"head": head, "prompt": vitem.prompt, "E_A": val.E_A, "E_B": val.E_B,
-                         "labels": list(val.labels), "units": "log-odds (natural log); T in energy units"})
-        gg = f.create_group("ground")
-        for name, attr in GROUND_DATASETS.items():
-            d = gg.create_dataset(name, data=getattr(ground, attr))
-            d.attrs["dims"] = ["layer", "head"]
-        gg.attrs["prompt"] = prompt
+            g.attrs[k] = to_attr(v)
+        write_validation_group(f.create_group("validate"), val, head=head, prompt=vitem.prompt,
+                               units="log-odds (natural log); T in energy units")
+        write_ground_group(f.create_group("ground"), ground, prompt=prompt)
         f.attrs["timings_s"] = str({k: round(v, 2) for k, v in timings.items()})

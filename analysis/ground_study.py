@@ -33,37 +33,40 @@ from typing import Any, Callable
 
 import numpy as np
 
+from spinsim.io import REQUIRED, stored
+
 ARRAYS = ("E0", "gap", "n_minima", "best_hit_fraction", "n_zero_modes", "spin_wave_gap", "n_negative_modes",
           "max_torque")
-_UNITS = {"E0": ("energy units", "ground energy (total energy of the head's H)"),
-          "gap": ("energy units", "energy between the two lowest distinct local minima found (nan: one found)"),
-          "n_minima": ("1", "distinct local minima found over the restarts"),
-          "best_hit_fraction": ("1", "fraction of restarts ending in the best minimum"),
-          "n_zero_modes": ("1", "zero modes of the tangent-space Hessian at the ground state (Goldstone count)"),
-          "spin_wave_gap": ("energy units / rad^2", "smallest nonzero Hessian eigenvalue (spin-wave gap)"),
-          "n_negative_modes": ("1", "negative Hessian eigenvalues (0 at a local minimum)"),
-          "max_torque": ("1", "max_k |phi_k perp sigma_k| / max_k |phi_k| at the ground state (0: stationary)")}
 POS_INPUT = "pos"
+_HEADS = ("layer", "head")
+
+
+def _grid(units: str, long_name: str) -> Any:
+    return stored(_HEADS, units, long_name, default=REQUIRED)
 
 
 @dataclass
 class GroundStudy:
-    """Per-head ground-state results; every array has shape (n_layers, n_heads)."""
+    """Per-head ground-state results; every array has shape (n_layers, n_heads).
 
-    E0: np.ndarray
-    gap: np.ndarray
-    n_minima: np.ndarray
-    best_hit_fraction: np.ndarray
-    n_zero_modes: np.ndarray
-    spin_wave_gap: np.ndarray
-    n_negative_modes: np.ndarray
-    max_torque: np.ndarray
-    restarts: int
-    seed: int
-    n_modes: int
-    seconds: float
-    n_sites: int = 0
-    n_comp: int = 0
+    Stored (:func:`write_ground_group`) as the field metadata declares: the arrays over the
+    ``layer`` and ``head`` dimension scales with units and long names, the settings as attributes.
+    """
+
+    E0: np.ndarray = _grid("energy units", "ground energy (total energy of the head's H)")
+    gap: np.ndarray = _grid("energy units", "energy between the two lowest distinct local minima found (nan: one found)")
+    n_minima: np.ndarray = _grid("1", "distinct local minima found over the restarts")
+    best_hit_fraction: np.ndarray = _grid("1", "fraction of restarts ending in the best minimum")
+    n_zero_modes: np.ndarray = _grid("1", "zero modes of the tangent-space Hessian at the ground state (Goldstone count)")
+    spin_wave_gap: np.ndarray = _grid("energy units / rad^2", "smallest nonzero Hessian eigenvalue (spin-wave gap)")
+    n_negative_modes: np.ndarray = _grid("1", "negative Hessian eigenvalues (0 at a local minimum)")
+    max_torque: np.ndarray = _grid("1", "max_k |phi_k perp sigma_k| / max_k |phi_k| at the ground state (0: stationary)")
+    restarts: int = stored(default=REQUIRED)
+    seed: int = stored(default=REQUIRED)
+    n_modes: int = stored(default=REQUIRED)
+    seconds: float = stored(default=REQUIRED)
+    n_sites: int = stored(default=0)
+    n_comp: int = stored(default=0)
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -224,24 +227,71 @@ def compare_ablation(gs: GroundStudy, effect: np.ndarray) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- HDF5 and figure
+def write_ground_group(g: Any, gs: GroundStudy, **attrs: Any) -> None:
+    """Write ``gs`` into the open h5py group ``g`` through :func:`spinsim.io.write_record`: the
+    arrays over (layer, head), the settings, ``gs.meta`` and ``attrs`` (e.g. comparisons) as
+    attributes of ``g``. The ``layer`` and ``head`` scales are those of ``g`` or of the file's
+    root when present, else written into ``g``."""
+    from spinsim.io import to_attr, write_axis, write_record
+
+    L, Hn = gs.shape
+    for name, n, long_name in (("layer", L, "layer index (from 0)"), ("head", Hn, "head index within the layer (from 0)")):
+        if name not in g and name not in g.file:
+            write_axis(g, name, np.arange(n), "1", long_name)
+    write_record(g, gs)
+    for k, v in {**gs.meta, **attrs}.items():
+        g.attrs[k] = to_attr(v)
+
+
 def write_ground_study(path: Any, gs: GroundStudy, **attrs: Any) -> None:
-    """Write ``/ground/<name>`` (layer, head) with ``layer`` and ``head`` dimension scales and the
-    study's settings and ``attrs`` (e.g. comparisons) as attributes of ``/ground``; atomic."""
-    from spinsim.io import atomic_h5, root_attrs, to_attr, write_axis, write_values
+    """Write ``/ground/<name>`` (layer, head) with ``layer`` and ``head`` dimension scales at the
+    root and the study's settings and ``attrs`` (e.g. comparisons) as attributes of ``/ground``
+    (:func:`write_ground_group`); atomic."""
+    from spinsim.io import atomic_h5, root_attrs, write_axis
 
     L, Hn = gs.shape
     with atomic_h5(path) as f:
         f.attrs.update(root_attrs("ground_study"))
         write_axis(f, "layer", np.arange(L), "1", "layer index (from 0)")
         write_axis(f, "head", np.arange(Hn), "1", "head index within the layer (from 0)")
-        g = f.create_group("ground")
-        for name in ARRAYS:
-            units, long_name = _UNITS[name]
-            write_values(g, name, getattr(gs, name), ("layer", "head"), units, long_name)
-        settings = {"restarts": gs.restarts, "seed": gs.seed, "n_modes": gs.n_modes, "seconds": gs.seconds,
-                    "n_sites": gs.n_sites, "n_comp": gs.n_comp}
-        for k, v in {**settings, **gs.meta, **attrs}.items():
-            g.attrs[k] = to_attr(v) if not isinstance(v, dict) else str(v)
+        write_ground_group(f.create_group("ground"), gs, **attrs)
+
+
+#: dataset names of the demo's /ground before spinsim 0.2.1 -> GroundStudy fields
+_OLD_NAMES = {"zero_modes": "n_zero_modes", "hit_fraction": "best_hit_fraction"}
+
+
+def read_ground_group(g: Any) -> GroundStudy:
+    """A :class:`GroundStudy` from a group written by :func:`write_ground_group` (or by an older
+    ``spinsim ground`` / demo: older dataset names are mapped, arrays missing there read as NaN
+    and settings missing as 0). Attributes that are not fields go to ``meta``."""
+    import dataclasses
+
+    from spinsim.io import from_attr, read_record
+
+    kw = read_record(GroundStudy, g)
+    for old, new in _OLD_NAMES.items():
+        if old in g and new not in kw:
+            kw[new] = g[old][()]
+    shape = np.shape(kw["E0"])
+    for name in ARRAYS:
+        kw[name] = np.asarray(kw.get(name, np.full(shape, np.nan)), float)
+    for name in ("restarts", "seed", "n_modes", "seconds"):
+        kw.setdefault(name, 0)
+    names = {f.name for f in dataclasses.fields(GroundStudy)}
+    kw["meta"] = {k: from_attr(v) for k, v in g.attrs.items() if k not in names}
+    return GroundStudy(**kw)
+
+
+def read_ground_study(path: Any) -> GroundStudy:
+    """Read the ``/ground`` group of a ``spinsim ground`` file or a demo's ``study.h5``; raises
+    :class:`spinsim.io.SpinsimFileError` when the file is not spinsim's or has no ``/ground``."""
+    from spinsim.io import SpinsimFileError, open_spinsim
+
+    with open_spinsim(path) as f:
+        if "ground" not in f:
+            raise SpinsimFileError(f"{path}: no /ground group (groups: {', '.join(f.keys())})")
+        return read_ground_group(f["ground"])
 
 
 def plot_ground_study(gs: GroundStudy, stem: Any = None, formats: tuple[str, ...] = ("png", "pdf"),

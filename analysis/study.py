@@ -34,7 +34,7 @@ from typing import Any, Callable, Sequence
 import h5py
 import numpy as np
 
-from spinsim.io import atomic_h5, root_attrs, to_attr, write_axis, write_values
+from spinsim.io import REQUIRED, atomic_h5, root_attrs, stored, to_attr, write_axis, write_record, write_values
 from spinsim.models.extract import Spectra, spectra
 from spinsim.models.heads import HeadSet, extract_heads, head_label
 
@@ -43,7 +43,9 @@ from .gaps import GapMode, Study, actual_gaps, run_forward, theory_gaps
 from .prompts import TokenizedItem
 from .stats import HeadStats, head_stats
 
-__all__ = ["ModeResult", "GapStudy", "run_gap_study", "write_gap_study", "summary_lines"]
+__all__ = ["ModeResult", "GapStudy", "run_gap_study", "write_gap_study", "write_gap_groups", "write_ablation",
+           "write_scales", "write_prompts", "summary_lines", "ModeGaps", "ModeStats", "AblationRecord",
+           "AblationModeRecord"]
 
 
 @dataclass
@@ -136,97 +138,173 @@ def summary_lines(gs: GapStudy, alpha: float = 0.05, top: int = 5) -> list[str]:
     return out
 
 
-def write_gap_study(path: str | os.PathLike, lm: Any, gs: GapStudy, alpha: float = 0.05, seed: int = 0,
-                    **attrs: Any) -> None:
-    """Write the study (layout in the module docstring) atomically."""
-    P = len(gs.items)
+# ---------------------------------------------------------------- HDF5 records
+_PLH = ("prompt", "layer", "head")
+_LH = ("layer", "head")
+_R_SIGNS = ["r > 0 (cooperative, paper)", "r < 0 (antagonistic, paper)"]
+
+
+def _gap_units(rec: Any) -> str:
+    """Units of a logit gap: log-probabilities for full-answer candidates, else logits."""
+    return "nats (log-probability)" if rec.candidates_mode == "full" else "logit units"
+
+
+@dataclass
+class ModeGaps:
+    """``/<mode>/gaps``: dL_theory (prompt, layer, head) and dL_actual (prompt)."""
+
+    theory: np.ndarray = stored(_PLH, _gap_units, "dL_theory: the head's predicted contribution to the gap "
+                                "(correct - wrong)", default=REQUIRED)
+    actual: np.ndarray = stored(("prompt",), _gap_units, "dL_actual from the full model (correct - wrong)",
+                                default=REQUIRED)
+    candidates_mode: str = stored(default="first")
+
+
+def _p(long_name: str, units: str = "probability") -> Any:
+    return stored(_LH, units, long_name, default=REQUIRED)
+
+
+@dataclass
+class ModeStats:
+    """``/<mode>/stats``: the per-head statistics (layer, head), the permutation null (perm), the
+    survivors at alpha (head labels, or ``"none"``) and, with a spectrum, the classification
+    table (spectrum_class, r_sign) of head counts."""
+
+    pearson_r: np.ndarray = _p("Pearson r over prompts", "dimensionless")
+    pearson_p: np.ndarray = _p("two-sided p of Pearson r")
+    spearman_rho: np.ndarray = _p("Spearman rho over prompts", "dimensionless")
+    spearman_p: np.ndarray = _p("two-sided p of Spearman rho")
+    bonferroni_p: np.ndarray = _p("Bonferroni-adjusted Pearson p")
+    bh_q: np.ndarray = _p("Benjamini-Hochberg adjusted Pearson p (FDR q)")
+    fwer_p: np.ndarray = _p("permutation max-|r| family-wise p")
+    null_max_abs_r: np.ndarray = stored(("perm",), "dimensionless", "max over heads of |r| under a prompt "
+                                        "permutation", default=REQUIRED)
+    survivors_uncorrected: Any = stored(default="none")
+    survivors_bonferroni: Any = stored(default="none")
+    survivors_bh: Any = stored(default="none")
+    survivors_permutation: Any = stored(default="none")
+    best_head: str = stored(default="")
+    best_r: float = stored(default=float("nan"))
+    best_fwer_p: float = stored(default=float("nan"))
+    spectrum_class: list[str] | None = stored(scale=True, units="", long_name="ferro/antiferro class of the head "
+                                              "(spectrum of M_s)")
+    r_sign: list[str] | None = stored(scale=True, units="", long_name="sign of the head's Pearson r")
+    classification_table: np.ndarray | None = stored(("spectrum_class", "r_sign"), "heads",
+                                                     "heads by spectrum class and sign of r")
+
+    @classmethod
+    def of(cls, res: ModeResult, alpha: float, spectra: Spectra | None) -> "ModeStats":
+        s = res.stats
+        H = res.theory.shape[2]
+        surv = {f"survivors_{k}": _labels(v, H) if len(v) else "none" for k, v in s.survivors(alpha).items()}
+        kbest = int(np.nanargmax(np.abs(s.pearson_r)))
+        table = {}
+        if spectra is not None:
+            cls_ = spectra.ferro_class.reshape(-1)
+            r = s.pearson_r
+            table = {"spectrum_class": ["ferro", "antiferro"], "r_sign": list(_R_SIGNS),
+                     "classification_table": np.array([[np.sum((cls_ == c) & (r > 0)), np.sum((cls_ == c) & (r < 0))]
+                                                       for c in ("ferro", "antiferro")])}
+        grids = {k: res.grid(k) for k in ("pearson_r", "pearson_p", "spearman_rho", "spearman_p", "bonferroni_p",
+                                          "bh_q", "fwer_p")}
+        return cls(**grids, null_max_abs_r=s.null_max_abs_r, **surv, best_head=_labels(np.array([kbest]), H)[0],
+                   best_r=float(s.pearson_r[kbest]), best_fwer_p=float(s.fwer_p[kbest]), **table)
+
+
+@dataclass
+class AblationModeRecord:
+    """``/ablation/<mode>``: measured and predicted shifts (prompt, layer, head), per-prompt r."""
+
+    measured: np.ndarray = stored(_PLH, _gap_units, "measured shift of dL_actual when the head is ablated "
+                                  "(nan: not ablated)", default=REQUIRED)
+    predicted: np.ndarray = stored(_PLH, _gap_units, "predicted shift: the head's direct contribution "
+                                   "(first order)", default=REQUIRED)
+    per_prompt_r: np.ndarray = stored(("prompt",), "dimensionless", "Pearson r across heads of measured vs "
+                                      "predicted shift, per prompt", default=REQUIRED)
+    pooled_r: float = stored(default=float("nan"))
+    head_mean_r: float = stored(default=float("nan"))
+    mode: str = stored(default="")
+    candidates_mode: str = stored(default="first")
+
+
+@dataclass
+class AblationRecord:
+    """``/ablation``: the clean gap (prompt) and how the ablation was done."""
+
+    clean: np.ndarray = stored(("prompt",), _gap_units, "clean dL_actual", default=REQUIRED)
+    candidates_mode: str = stored(default="first")
+    ablated_heads: list[str] = stored(default=[])
+    hook: str = stored(default="forward pre-hook on the attention output projection; head slice "
+                       "h*d_head:(h+1)*d_head")
+    predicted: str = stored(default="first-order direct path: (z_repl - z) W_O read through the final norm "
+                            "linearised at the clean run (u_eff . delta_o), summed over readout positions")
+
+
+def write_scales(f: h5py.Group, n_prompts: int, n_layers: int, n_heads: int) -> None:
+    """The ``prompt``, ``layer`` and ``head`` dimension scales of a gaps or ablation file."""
+    write_axis(f, "prompt", np.arange(n_prompts), "index", "prompt (row of the prompt file)")
+    write_axis(f, "layer", np.arange(n_layers), "index", "layer (from 0)")
+    write_axis(f, "head", np.arange(n_heads), "index", "head within its layer (from 0)")
+
+
+def write_prompts(f: h5py.Group, items: Sequence[TokenizedItem]) -> None:
+    """``/prompts``: text, correct, wrong and the token counts over ``prompt``."""
+    g = f.create_group("prompts")
+    for name, vals, long_name in (("text", [it.item.prompt for it in items], "prompt text"),
+                                  ("correct", [it.item.correct for it in items], "correct answer"),
+                                  ("wrong", [it.item.wrong for it in items], "wrong answer")):
+        write_values(g, name, np.array(vals, dtype=object), ("prompt",), "", long_name)
+    write_values(g, "n_prompt_tokens", [it.n_prompt for it in items], ("prompt",), "tokens", "prompt length")
+    write_values(g, "n_correct_tokens", [len(it.correct_ids) for it in items], ("prompt",), "tokens",
+                 "tokens of ' ' + correct answer")
+    write_values(g, "n_wrong_tokens", [len(it.wrong_ids) for it in items], ("prompt",), "tokens",
+                 "tokens of ' ' + wrong answer")
+
+
+def write_gap_groups(f: h5py.Group, lm: Any, gs: GapStudy, alpha: float = 0.05, seed: int = 0,
+                     **attrs: Any) -> None:
+    """Write the study (layout in the module docstring) into an open file (root attributes included)."""
     L, H = gs.n_layers, gs.n_heads
     prim = gs.results[0].mode
+    ra = root_attrs("gaps", model_id=lm.model_id, weights_sha256=lm.weights_sha256, family=lm.family,
+                    modes=[r.mode.name for r in gs.results], primary_mode=prim.name, seed=seed, alpha=alpha,
+                    n_perm=gs.results[0].stats.n_perm, n_layers=L, n_heads=H,
+                    timings=gs.timings, **prim.attrs(), **attrs)
+    for k, v in ra.items():
+        f.attrs[k] = v
+    write_scales(f, len(gs.items), L, H)
+    write_axis(f, "perm", np.arange(gs.results[0].stats.n_perm), "index", "permutation")
+    write_prompts(f, gs.items)
+    for res in gs.results:
+        m = res.mode
+        gm = f.create_group(m.name)
+        for k, v in m.attrs().items():
+            gm.attrs[k] = to_attr(v)
+        write_record(gm.create_group("gaps"), ModeGaps(res.theory, res.actual, m.candidates))
+        write_record(gm.create_group("stats"), ModeStats.of(res, alpha, gs.spectra))
+    f["gaps"] = f[f"{prim.name}/gaps"]     # hard links: the primary mode at the issue's paths
+    f["stats"] = f[f"{prim.name}/stats"]
+    if gs.spectra is not None:
+        write_axis(f, "eig", np.arange(gs.spectra.eigenvalues.shape[-1]), "index", "eigenvalue rank (descending)")
+        gs.spectra.write_group(f.create_group("spectrum"))
+    if gs.ablation is not None:
+        write_ablation(f, gs.ablation)
+
+
+def write_gap_study(path: str | os.PathLike, lm: Any, gs: GapStudy, alpha: float = 0.05, seed: int = 0,
+                    **attrs: Any) -> None:
+    """Write the study (layout in the module docstring) atomically (:func:`write_gap_groups`)."""
     with atomic_h5(path) as f:
-        ra = root_attrs("gaps", model_id=lm.model_id, weights_sha256=lm.weights_sha256, family=lm.family,
-                        modes=[r.mode.name for r in gs.results], primary_mode=prim.name, seed=seed, alpha=alpha,
-                        n_perm=gs.results[0].stats.n_perm, n_layers=L, n_heads=H,
-                        timings=gs.timings, **prim.attrs(), **attrs)
-        for k, v in ra.items():
-            f.attrs[k] = v
-        write_axis(f, "prompt", np.arange(P), "index", "prompt (row of the prompt file)")
-        write_axis(f, "layer", np.arange(L), "index", "layer (from 0)")
-        write_axis(f, "head", np.arange(H), "index", "head within its layer (from 0)")
-        write_axis(f, "perm", np.arange(gs.results[0].stats.n_perm), "index", "permutation")
-        g = f.create_group("prompts")
-        sdt = h5py.string_dtype()
-        for name, vals in (("text", [it.item.prompt for it in gs.items]),
-                           ("correct", [it.item.correct for it in gs.items]),
-                           ("wrong", [it.item.wrong for it in gs.items])):
-            d = g.create_dataset(name, data=np.array(vals, dtype=sdt))
-            d.dims[0].attach_scale(f["prompt"])
-        write_values(g, "n_prompt_tokens", [it.n_prompt for it in gs.items], ("prompt",), "tokens", "prompt length")
-        write_values(g, "n_correct_tokens", [len(it.correct_ids) for it in gs.items], ("prompt",), "tokens",
-                     "tokens of ' ' + correct answer")
-        write_values(g, "n_wrong_tokens", [len(it.wrong_ids) for it in gs.items], ("prompt",), "tokens",
-                     "tokens of ' ' + wrong answer")
-        for res in gs.results:
-            m = res.mode
-            gm = f.create_group(m.name)
-            for k, v in m.attrs().items():
-                gm.attrs[k] = v
-            gg = gm.create_group("gaps")
-            unit = "nats (log-probability)" if m.candidates == "full" else "logit units"
-            write_values(gg, "theory", res.theory, ("prompt", "layer", "head"), unit,
-                         "dL_theory: the head's predicted contribution to the gap (correct - wrong)")
-            write_values(gg, "actual", res.actual, ("prompt",), unit, "dL_actual from the full model (correct - wrong)")
-            gst = gm.create_group("stats")
-            s = res.stats
-            for name, unit_s, long in (("pearson_r", "dimensionless", "Pearson r over prompts"),
-                                       ("pearson_p", "probability", "two-sided p of Pearson r"),
-                                       ("spearman_rho", "dimensionless", "Spearman rho over prompts"),
-                                       ("spearman_p", "probability", "two-sided p of Spearman rho"),
-                                       ("bonferroni_p", "probability", "Bonferroni-adjusted Pearson p"),
-                                       ("bh_q", "probability", "Benjamini-Hochberg adjusted Pearson p (FDR q)"),
-                                       ("fwer_p", "probability", "permutation max-|r| family-wise p")):
-                write_values(gst, name, res.grid(name), ("layer", "head"), unit_s, long)
-            write_values(gst, "null_max_abs_r", s.null_max_abs_r, ("perm",), "dimensionless",
-                         "max over heads of |r| under a prompt permutation")
-            for k, v in s.survivors(alpha).items():
-                gst.attrs[f"survivors_{k}"] = to_attr(_labels(v, H)) if len(v) else "none"
-            kbest = int(np.nanargmax(np.abs(s.pearson_r)))
-            gst.attrs["best_head"] = _labels(np.array([kbest]), H)[0]
-            gst.attrs["best_r"] = float(s.pearson_r[kbest])
-            gst.attrs["best_fwer_p"] = float(s.fwer_p[kbest])
-            if gs.spectra is not None:
-                cls = gs.spectra.ferro_class.reshape(-1)
-                r = s.pearson_r
-                table = np.array([[np.sum((cls == c) & (r > 0)), np.sum((cls == c) & (r < 0))]
-                                  for c in ("ferro", "antiferro")])
-                d = gst.create_dataset("classification_table", data=table)
-                d.attrs["rows"] = to_attr(["ferro (spectrum)", "antiferro (spectrum)"])
-                d.attrs["columns"] = to_attr(["r > 0 (cooperative, paper)", "r < 0 (antagonistic, paper)"])
-        f["gaps"] = f[f"{prim.name}/gaps"]     # hard links: the primary mode at the issue's paths
-        f["stats"] = f[f"{prim.name}/stats"]
-        if gs.spectra is not None:
-            gs.spectra.write_group(f.create_group("spectrum"))
-        if gs.ablation is not None:
-            write_ablation(f, gs.ablation)
+        write_gap_groups(f, lm, gs, alpha=alpha, seed=seed, **attrs)
 
 
-def write_ablation(f: h5py.File, ab: AblationResult) -> None:
-    """Write ``/ablation`` into an open file that has the prompt/layer/head scales."""
+def write_ablation(f: h5py.Group, ab: AblationResult) -> None:
+    """Write ``/ablation`` (:class:`AblationRecord`, one :class:`AblationModeRecord` per mode) into
+    an open file that has the prompt/layer/head scales."""
     g = f.create_group("ablation")
-    g.attrs["candidates_mode"] = ab.candidates
-    g.attrs["ablated_heads"] = to_attr([head_label(l, h) for l, h in ab.heads])
-    g.attrs["hook"] = "forward pre-hook on the attention output projection; head slice h*d_head:(h+1)*d_head"
-    g.attrs["predicted"] = ("first-order direct path: (z_repl - z) W_O read through the final norm linearised at "
-                            "the clean run (u_eff . delta_o), summed over readout positions")
-    unit = "nats (log-probability)" if ab.candidates == "full" else "logit units"
-    write_values(g, "clean", ab.clean, ("prompt",), unit, "clean dL_actual")
+    write_record(g, AblationRecord(ab.clean, ab.candidates, [head_label(l, h) for l, h in ab.heads]))
     corr = ab.correlations()
     for i, m in enumerate(ab.modes):
-        gm = g.create_group(m)
-        write_values(gm, "measured", ab.measured[i], ("prompt", "layer", "head"), unit,
-                     f"measured shift of dL_actual under {m} ablation of the head (nan: not ablated)")
-        write_values(gm, "predicted", ab.predicted[i], ("prompt", "layer", "head"), unit,
-                     "predicted shift: the head's direct contribution (first order)")
-        write_values(gm, "per_prompt_r", corr[m]["per_prompt"], ("prompt",), "dimensionless",
-                     "Pearson r across heads of measured vs predicted shift, per prompt")
-        gm.attrs["pooled_r"] = corr[m]["pooled"]
-        gm.attrs["head_mean_r"] = corr[m]["head_mean"]
+        write_record(g.create_group(m), AblationModeRecord(
+            ab.measured[i], ab.predicted[i], corr[m]["per_prompt"], pooled_r=float(corr[m]["pooled"]),
+            head_mean_r=float(corr[m]["head_mean"]), mode=m, candidates_mode=ab.candidates))

@@ -20,11 +20,12 @@ from typing import Any
 import numpy as np
 
 from spinsim.hamiltonian import Discrete, Hamiltonian, replace
-from spinsim.io import REQUIRED, atomic_h5, root_attrs, stored, write_record, write_values
+from spinsim.io import REQUIRED, atomic_h5, root_attrs, stored, to_attr, write_record, write_values
 from spinsim.probe import indicator_direction, log_odds_temperatures, two_candidate_log_odds
 from spinsim.solvers import solve
 
-__all__ = ["CandidateGapValidation", "validate_candidates", "write_validation", "plot_validation"]
+__all__ = ["CandidateGapValidation", "validate_candidates", "write_validation", "write_validation_group",
+           "plot_validation"]
 
 _LOG = "dimensionless (natural log)"
 
@@ -138,13 +139,20 @@ def write_validation(path: str | Path, v: CandidateGapValidation, **attrs: Any) 
     with atomic_h5(path) as f:
         for key, val in root_attrs("validate", seed=v.meta.get("seed"), **attrs).items():
             f.attrs[key] = val
-        g = f.create_group("validate")
-        write_record(g, v)                         # the fields, as their metadata declares
-        write_values(g, "z", v.z, ("T",), "standard errors", "(mc - analytic) / mc_err")
-        g.attrs["gap"] = v.gap
-        for key, val in v.meta.items():
-            g.attrs["meta_" + key] = str(val) if isinstance(val, (list, dict)) else val
+        write_validation_group(f.create_group("validate"), v)
     return Path(path)
+
+
+def write_validation_group(g: Any, v: CandidateGapValidation, **attrs: Any) -> None:
+    """Write ``v`` into an open h5py group: T (dimension scale), analytic, exact, mc, mc_err, z [T];
+    E_A, E_B, labels, gap, ``meta_<key>`` and ``attrs`` as attributes."""
+    write_record(g, v)                         # the fields, as their metadata declares
+    write_values(g, "z", v.z, ("T",), "standard errors", "(mc - analytic) / mc_err")
+    g.attrs["gap"] = v.gap
+    for key, val in v.meta.items():
+        g.attrs["meta_" + key] = str(val) if isinstance(val, (list, dict)) else val
+    for key, val in attrs.items():
+        g.attrs[key] = to_attr(val)
 
 
 def plot_validation(v: CandidateGapValidation, path: str | Path, title: str = "") -> Any:

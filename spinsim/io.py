@@ -30,7 +30,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import h5py
 import numpy as np
@@ -254,11 +254,12 @@ def read_observables(g: h5py.Group) -> dict[str, np.ndarray]:
 REQUIRED: Any = dataclasses.MISSING
 
 
-def stored(dims: Sequence[str] | None = None, units: str = "", long_name: str = "",
-           scale: bool = False, default: Any = None) -> Any:
+def stored(dims: Sequence[str] | None = None, units: str | Callable[[Any], str] = "",
+           long_name: str = "", scale: bool = False, default: Any = None) -> Any:
     """A dataclass field stored by :func:`write_record`: a dataset over ``dims`` (``"*"`` stands
     for the record's grid dims, e.g. ``("h", "T")``), a dimension scale (``scale=True``), or an
-    attribute (no ``dims``)."""
+    attribute (no ``dims``). ``units`` is a string, or a function of the record returning one
+    (units that depend on the run, e.g. logits or nats)."""
     md = {"dims": None if dims is None else tuple(dims), "units": units, "long_name": long_name,
           "scale": scale}
     if isinstance(default, (list, dict)):
@@ -279,10 +280,13 @@ def write_record(g: h5py.Group, obj: Any, grid: Sequence[str] = (), skip: Sequen
     that are None, or named in ``skip``, are not written; fields without metadata are skipped."""
     fs = [f for f in dataclasses.fields(obj) if f.metadata and f.name not in skip
           and getattr(obj, f.name) is not None]
+    def units(md: Mapping[str, Any]) -> str:
+        return md["units"](obj) if callable(md["units"]) else md["units"]
+
     for f in fs:
         if f.metadata["scale"]:
             v = np.asarray(getattr(obj, f.name))
-            write_axis(g, f.name, v, f.metadata["units"], f.metadata["long_name"])
+            write_axis(g, f.name, v, units(f.metadata), f.metadata["long_name"])
     for f in fs:
         v = getattr(obj, f.name)
         md = f.metadata
@@ -292,7 +296,7 @@ def write_record(g: h5py.Group, obj: Any, grid: Sequence[str] = (), skip: Sequen
             arr = np.asarray(v)
             flag = arr.dtype == bool
             write_values(g, f.name, arr.astype(np.uint8) if flag else arr, _dims(md, grid),
-                         md["units"], md["long_name"], dtype="bool" if flag else None)
+                         units(md), md["long_name"], dtype="bool" if flag else None)
         else:
             g.attrs[f.name] = to_attr(v)
 

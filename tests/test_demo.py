@@ -19,7 +19,7 @@ def _check_figures(saved, a):
         np.testing.assert_array_equal(np.ma.filled(ax.images[0].get_array(), np.nan), a[f"{mode}/stats/pearson_r"][()])
     gap_ax, modes_ax = _panels(saved["ground.png"])
     np.testing.assert_allclose(gap_ax.images[0].get_array(), np.log10(np.abs(a["ground/spin_wave_gap"][()]) + 1e-12))
-    np.testing.assert_array_equal(modes_ax.images[0].get_array(), a["ground/zero_modes"][()])
+    np.testing.assert_array_equal(modes_ax.images[0].get_array(), a["ground/n_zero_modes"][()])
     v = _panels(saved["validate.png"])[0]
     np.testing.assert_allclose(v.lines[1].get_xdata(), 1 / a["validate/T"][()])
     np.testing.assert_allclose(v.lines[1].get_ydata(), a["validate/exact"][()])

@@ -13,8 +13,10 @@ Examples:
   spinsim ablate --model ./gpt2 --heads L3H5,L0H0 --prompts data/prompts/paper20.tsv --out ablate.h5 --mode zero
   spinsim ablate --model ./gpt2 --paper-test --out lions.h5
 
-Output: /ablation/clean (prompt), /ablation/<mode>/measured and predicted (prompt, layer, head),
-/ablation/<mode>/per_prompt_r (prompt); attributes pooled_r, head_mean_r.
+Output (every dataset with units, a long name and its dimension scales): /prompt, /layer, /head
+scales; /prompts/text, correct, wrong and token counts (prompt); /ablation/clean (prompt),
+/ablation/<mode>/measured and predicted (prompt, layer, head), /ablation/<mode>/per_prompt_r
+(prompt); attributes pooled_r, head_mean_r (spinsim.analysis.study.write_ablation).
 """
 from __future__ import annotations
 
@@ -42,12 +44,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from spinsim.analysis.ablation import LIONS_COWS, ablation_study
     from spinsim.analysis.prompts import load_prompts, tokenize_items
-    from spinsim.analysis.study import write_ablation
-    from spinsim.io import atomic_h5, root_attrs, write_axis, write_values
+    from spinsim.analysis.study import write_ablation, write_prompts, write_scales
+    from spinsim.io import atomic_h5, root_attrs
     from spinsim.models.heads import extract_heads, head_label, parse_heads
     from spinsim.models.loading import load_model
 
@@ -74,10 +74,8 @@ def run(args: argparse.Namespace) -> int:
                                prompts_file="paper:Lions/Cows" if args.paper_test else str(args.prompts),
                                seed=args.seed).items():
             f.attrs[k] = v
-        write_axis(f, "prompt", np.arange(len(titems)), "index", "prompt")
-        write_axis(f, "layer", np.arange(heads.n_layers), "index", "layer (from 0)")
-        write_axis(f, "head", np.arange(heads.n_heads), "index", "head within its layer (from 0)")
-        write_values(f, "prompts/text", [it.item.prompt for it in titems], ("prompt",), "", "prompt text")
+        write_scales(f, len(titems), heads.n_layers, heads.n_heads)
+        write_prompts(f, titems)
         write_ablation(f, res)
     unit = "nats" if args.candidates == "full" else "logits"
     if args.paper_test or len(which) <= 12:

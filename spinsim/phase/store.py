@@ -52,7 +52,7 @@ from ..result import Boundary, Result
 from .fingerprint import Fingerprint
 
 __all__ = ["SweepResult", "SWEEP_OBSERVABLES", "empty_state", "store_row", "commit", "lock",
-           "read_sweep", "add_boundary", "add_boundaries"]
+           "read_sweep", "add_boundary", "add_boundaries", "write_sweep"]
 
 #: observables always stored with their errors, shape (n_h, n_T) (NaN where not given)
 SWEEP_OBSERVABLES = tuple(schema.names(has_error=True))
@@ -126,7 +126,9 @@ def store_row(state: SweepResult, row: Mapping[str, Any]) -> None:
 
 
 # ----------------------------------------------------------------------------- file I/O
-def _write_state(f: h5py.File, state: SweepResult) -> None:
+def write_sweep(f: h5py.Group, state: SweepResult) -> None:
+    """Write the sweep (layout in the module docstring) into an open file or group: its attributes
+    on ``f``, ``f/sweep`` and ``f/boundary`` (e.g. the ``/phase`` group of a demo's study.h5)."""
     for k, v in state.attrs.items():
         f.attrs[k] = to_attr(v)
     g = f.create_group("sweep")
@@ -141,10 +143,8 @@ def _write_state(f: h5py.File, state: SweepResult) -> None:
     write_values(g, "direction", state.direction, ("site", "component"), "dimensionless",
                  "unit direction u_i of the added field h u_i (0 on frozen sites)",
                  label=state.attrs.get("direction", ""))
-    d = g.create_dataset("row_warnings", data=np.array([json.dumps(w) for w in state.row_warnings],
-                                                        dtype=h5py.string_dtype()))
-    d.attrs["long_name"] = "solver warnings per row (JSON list)"
-    d.dims[0].attach_scale(g["h"])
+    write_values(g, "row_warnings", np.array([json.dumps(w) for w in state.row_warnings], dtype=object),
+                 ("h",), "", "solver warnings per row (JSON list)")
     if state.boundaries:
         b = f.create_group("boundary")
         b.attrs["long_name"] = "phase boundaries, each labelled by its method"
@@ -155,7 +155,7 @@ def _write_state(f: h5py.File, state: SweepResult) -> None:
 def commit(path: Path, state: SweepResult) -> None:
     """Replace ``path`` with the whole state, atomically and durably (:func:`io.atomic_h5`)."""
     with atomic_h5(path, libver="latest") as f:
-        _write_state(f, state)
+        write_sweep(f, state)
 
 
 @contextlib.contextmanager
