@@ -7,8 +7,11 @@ import numpy as np
 import pytest
 
 from _figures import panels as _panels, record_saved_figures
+from _h5layout import check_file
 from _tiny_models import llama_dir
+from spinsim.analysis.ground_study import read_ground_study
 from spinsim.cli import main
+from spinsim.phase import read_sweep
 
 
 def _check_figures(saved, a):
@@ -34,7 +37,7 @@ def _check_figures(saved, a):
 
 
 @pytest.mark.slow
-def test_demo_end_to_end_matches_a_fresh_gaps_run(tmp_path, monkeypatch):
+def test_demo_end_to_end_matches_a_fresh_gaps_run(tmp_path, monkeypatch, capsys):
     model = str(llama_dir())
     out = tmp_path / "demo"
     saved = record_saved_figures(monkeypatch)
@@ -44,6 +47,10 @@ def test_demo_end_to_end_matches_a_fresh_gaps_run(tmp_path, monkeypatch):
         assert (out / name).is_file(), name
     for name in ("heads_r", "validate", "ground", "ablation", "phase_phase_diagram"):
         assert (out / f"{name}.png").is_file() and (out / f"{name}.pdf").is_file() and f"{name}.png" in saved
+    for name in ("study.h5", "phase.h5"):          # every file through the one writer: scales resolve
+        check_file(out / name, capsys)
+    ground = read_ground_study(out / "study.h5")
+    sweep = read_sweep(out / "study.h5", group="phase")
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html and "family-wise" in html
     g = tmp_path / "gaps.h5"
@@ -53,6 +60,11 @@ def test_demo_end_to_end_matches_a_fresh_gaps_run(tmp_path, monkeypatch):
             for ds in ("gaps/theory", "gaps/actual", "stats/pearson_r", "stats/fwer_p", "stats/bh_q"):
                 np.testing.assert_array_equal(a[f"{mode}/{ds}"][()], b[f"{mode}/{ds}"][()], err_msg=f"{mode}/{ds}")
         assert a["phase/sweep/done"][()].all()
+        alone = read_sweep(out / "phase.h5")           # /phase is the sweep of phase.h5, boundaries included
+        np.testing.assert_array_equal(sweep.susceptibility, alone.susceptibility)
+        assert set(sweep.boundaries) == set(alone.boundaries) and sweep.attrs["head"] == alone.attrs["head"]
+        np.testing.assert_array_equal(ground.E0, a["ground/E0"][()])
+        assert ground.meta["prompt"] == a["ground"].attrs["prompt"] and ground.restarts == 4
         v = a["validate"]
         assert np.all(np.abs(v["z"][()]) < 5)
         np.testing.assert_allclose(v["exact"][()], v["analytic"][()], rtol=1e-9, atol=1e-9)

@@ -179,10 +179,15 @@ def lock(path: Path) -> Iterator[None]:
             lock_path.unlink()
 
 
-def read_sweep(path: str | os.PathLike) -> SweepResult:
-    """Read a sweep file (complete or not; file format 1 or 2) into a :class:`SweepResult`."""
+def read_sweep(path: str | os.PathLike, group: str = "/") -> SweepResult:
+    """Read a sweep file (complete or not; file format 1 or 2) into a :class:`SweepResult`;
+    ``group``: where the sweep was written (:func:`write_sweep`), e.g. ``"phase"`` in a demo's
+    study.h5."""
     path = Path(path)
-    with open_spinsim(path) as f:
+    with open_spinsim(path) as file:
+        if group not in file:
+            raise SpinsimFileError(f"{path}: no group {group!r}")
+        f = file[group]
         if "sweep" not in f:
             raise SpinsimFileError(f"{path}: a spinsim {from_attr(f.attrs.get('spinsim_kind'))!r} "
                                    "file, not a sweep (no /sweep group)")
