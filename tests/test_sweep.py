@@ -230,7 +230,7 @@ def test_crash_during_a_commit_leaves_the_previous_file(tmp_path, monkeypatch):
         f.create_group("sweep")["T"] = st.T
         raise KeyboardInterrupt   # as if killed in the middle of writing the new version
 
-    monkeypatch.setattr(store_mod, "_write_state", dies_halfway)
+    monkeypatch.setattr(store_mod, "write_sweep", dies_halfway)
     with pytest.raises(KeyboardInterrupt):
         store_mod.commit(out, state)
     after = datasets(out)
