@@ -1,6 +1,11 @@
 """The logit-gap study end to end: forward pass, dL_theory for every head in each mode,
 dL_actual, statistics, optional ablations, one HDF5 file.
 
+Every group is a record whose fields declare their storage (:func:`spinsim.io.stored`) and is
+written by :func:`spinsim.io.write_record`: :class:`ModeGaps`, :class:`ModeStats`,
+:class:`AblationRecord`, :class:`AblationModeRecord` (gap units follow ``candidates_mode``:
+logits, or nats for full answers).
+
 File layout (``spinsim gaps``; SPEC section 6, issue 3 item 7)::
 
     /                         root attrs: conventions, model_id, weights_sha256, family, modes,
@@ -17,9 +22,11 @@ File layout (``spinsim gaps``; SPEC section 6, issue 3 item 7)::
                               (head labels at alpha), best_head, best_r
     /<mode>/stats/null_max_abs_r (perm)          permutation null of max |r|
     /gaps, /stats             hard links to the primary mode's groups (the first mode run)
+    /eig                      dimension scale of the spectrum's eigenvalue rank
     /spectrum/...             ferro/antiferro classification of every head (see models.extract),
-                              with /<mode>/stats/classification_table: counts of
-                              [ferro, antiferro] x [r > 0 (cooperative), r < 0 (antagonistic)]
+                              with /<mode>/stats/classification_table (spectrum_class, r_sign):
+                              counts of [ferro, antiferro] x [r > 0 (cooperative), r < 0
+                              (antagonistic)], both axes text dimension scales of /<mode>/stats
     /ablation/clean           (prompt) clean dL_actual (first sub-token logit gap)
     /ablation/<zero|mean>/measured, predicted (prompt, layer, head); attrs pooled_r, head_mean_r;
     /ablation/<zero|mean>/per_prompt_r (prompt)

@@ -62,3 +62,22 @@ def test_ground_file_layout_and_reader(tmp_path, capsys):
             assert [s.name for d in f[f"ground/{name}"].dims for s in d.values()] == ["/layer", "/head"]
         assert gs.restarts == 1 and gs.n_modes == 2 and gs.meta["input"] == "residual"
         assert f["ground/spin_wave_gap"].attrs["units"] == "energy units / rad^2"
+
+
+def test_ground_reader_reads_a_0_2_0_demo_group(tmp_path):
+    """The demo's /ground of spinsim 0.2.0 (zero_modes, hit_fraction; no Hessian sign data)."""
+    from spinsim.io import root_attrs
+
+    path = tmp_path / "old.h5"
+    E0, z, hit = np.array([[-1.0, -2.0]]), np.array([[1.0, 0.0]]), np.array([[0.5, 1.0]])
+    with h5py.File(path, "w") as f:
+        f.attrs.update(root_attrs("gaps"))
+        g = f.create_group("ground")
+        for name, v in (("E0", E0), ("zero_modes", z), ("hit_fraction", hit)):
+            g.create_dataset(name, data=v).attrs["dims"] = ["layer", "head"]
+        g.attrs["prompt"] = "a b"
+    gs = read_ground_study(path)
+    np.testing.assert_array_equal(gs.E0, E0)
+    np.testing.assert_array_equal(gs.n_zero_modes, z)
+    np.testing.assert_array_equal(gs.best_hit_fraction, hit)
+    assert np.isnan(gs.max_torque).all() and gs.max_torque.shape == (1, 2) and gs.meta["prompt"] == "a b"
