@@ -23,9 +23,9 @@ costs O(d) / O(d^2) / O(d r). Never is the full energy recomputed per move.
 Neighbour lists are ``(ptr, nbr, w_out, w_in)`` from :meth:`Hamiltonian.neighbours`: for site k
 the entries ``e in ptr[k]:ptr[k+1]`` give ``j = nbr[e]``, ``w_out[e] = W_kj``, ``w_in[e] = W_jk``.
 
-Floating point: the O(d r) reductions are compiled with reassociation (``fastmath`` reassoc +
-contract, no NaN/inf assumptions) so LLVM vectorises them; results are deterministic on one
-machine, and may differ in the last bits between CPUs of different vector width.
+The field and the projections are those of :mod:`.field` (``field_from_sums``, ``project``),
+the annealing move is :func:`.site.site_update` (heat bath), compiled under the one policy of
+:mod:`._jit` (IEEE arithmetic; the loops are element-wise, so LLVM vectorises them).
 
 Spin kinds: ``V`` (K, d) empty (K = 0) means continuous (Heisenberg) spins, ``S_k = m_k phi_k/|phi_k|``;
 otherwise site k takes one of the K rows of V (times m_k) and its state index is kept in ``sidx``.
@@ -33,19 +33,20 @@ otherwise site k takes one of the K rows of V (times m_k) and its state index is
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
-from .cpu import heatbath_continuous, heatbath_discrete, replica_key, visit_seed
+from ._jit import cpu
+from .arrays import DENSE, IDENTITY, KIND_CONTINUOUS, KIND_DISCRETE, LOWRANK, Coupling, Graph
+from .field import field_from_sums, project
+from .moves import ALG_HEATBATH
+from .rng import n_slots_sites, replica_key, site_slot, visit_seed
+from .site import site_update
 
 __all__ = ["MODE_IDENTITY", "MODE_DENSE", "MODE_LOWRANK", "quench_batch", "anneal_batch",
            "aggregate"]
 
-MODE_IDENTITY = 0
-MODE_DENSE = 1
-MODE_LOWRANK = 2
-
-# reassociation lets LLVM vectorise the O(d r) dot products (no NaN/inf assumptions)
-_FM = {"reassoc", "contract"}
+MODE_IDENTITY = IDENTITY
+MODE_DENSE = DENSE
+MODE_LOWRANK = LOWRANK
 
 _RHO_RTOL = 2e-3     # adaptive over-relaxation: "steady" contraction rate
 _PROBE_START = 32    # ... or, failing that, the mean rate of plain sweeps 32 -> 40
@@ -55,89 +56,69 @@ _REVERT = 20.0       # ... and back to omega = 1 if the change then grows by thi
 
 
 # ----------------------------------------------------------------------------- pieces
-@njit(cache=True, fastmath=_FM)
-def _project(mode, A, B, s, P, Q):
+@cpu
+def _coupling(mode, J, M, A, B):
+    return Coupling(np.int64(mode), np.float64(J), M, A, B, np.ascontiguousarray(A.T),
+                    np.ascontiguousarray(B.T))
+
+
+@cpu
+def _project(cp, s, P, Q):
     """P = B^T s, Q = A^T s (low rank) or P = Q = s (identity, dense)."""
-    if mode == MODE_LOWRANK:
-        d, r = A.shape
-        for c in range(r):
-            P[c] = 0.0
-            Q[c] = 0.0
-        for a in range(d):
-            x = s[a]
-            if x != 0.0:
-                for c in range(r):
-                    P[c] += B[a, c] * x
-                    Q[c] += A[a, c] * x
+    if cp.code == LOWRANK:
+        project(cp.B, cp.A, s, s, P, Q)
     else:
         for a in range(s.shape[0]):
             P[a] = s[a]
             Q[a] = s[a]
 
 
-@njit(cache=True, fastmath=_FM)
-def _field(mode, J, M, A, B, Xk, Yk, hk, phi):
-    """phi = J (X_k + Y_k) + h_k | M X_k + M^T Y_k + h_k | A X_k + B Y_k + h_k."""
-    d = hk.shape[0]
-    if mode == MODE_IDENTITY:
-        for a in range(d):
-            phi[a] = J * (Xk[a] + Yk[a]) + hk[a]
-    elif mode == MODE_DENSE:
-        for a in range(d):
-            phi[a] = hk[a]
-        for a in range(d):
-            acc = 0.0
-            for b in range(d):
-                acc += M[a, b] * Xk[b]
-            phi[a] += acc
-        for b in range(d):
-            y = Yk[b]
-            if y != 0.0:
-                for a in range(d):
-                    phi[a] += M[b, a] * y
-    else:
-        r = A.shape[1]
-        for a in range(d):
-            acc = hk[a]
-            for c in range(r):
-                acc += A[a, c] * Xk[c] + B[a, c] * Yk[c]
-            phi[a] = acc
-
-
-@njit(cache=True, fastmath=_FM)
-def aggregate(mode, A, B, S, ptr, nbr, w_out, w_in, X, Y):
+@cpu
+def _aggregate(cp, S, g, X, Y):
     """Fill ``X_k = sum_j W_kj P_j`` and ``Y_k = sum_j W_jk Q_j`` for all sites from scratch."""
     N = S.shape[0]
     r = X.shape[1]
     P = np.empty((N, r))
     Q = np.empty((N, r))
     for j in range(N):
-        _project(mode, A, B, S[j], P[j], Q[j])
+        _project(cp, S[j], P[j], Q[j])
     for k in range(N):
         for c in range(r):
             X[k, c] = 0.0
             Y[k, c] = 0.0
-        for e in range(ptr[k], ptr[k + 1]):
-            j = nbr[e]
-            wo = w_out[e]
-            wi = w_in[e]
+        for e in range(g.ptr[k], g.ptr[k + 1]):
+            j = g.idx[e]
+            wo = g.w_out[e]
+            wi = g.w_in[e]
             for c in range(r):
                 X[k, c] += wo * P[j, c]
                 Y[k, c] += wi * Q[j, c]
 
 
-@njit(cache=True, fastmath=_FM)
-def _move(mode, A, B, dS, k, ptr, nbr, w_out, w_in, X, Y, dP, dQ):
+@cpu
+def aggregate(mode, A, B, S, ptr, nbr, w_out, w_in, X, Y):
+    """Fill ``X_k = sum_j W_kj P_j`` and ``Y_k = sum_j W_jk Q_j`` for all sites from scratch."""
+    _aggregate(_coupling(mode, 0.0, A, A, B), S, Graph(ptr, nbr, w_out, w_in), X, Y)
+
+
+@cpu
+def _field(cp, X, Y, h, k, phi):
+    """phi_k from the aggregates: J (X_k + Y_k) | M X_k + M^T Y_k | A X_k + B Y_k, plus h_k."""
+    field_from_sums(cp, cp.M, cp.M, cp.AT, cp.BT, X[k], Y[k], X[k], Y[k], X[k], Y[k], h[k], phi)
+
+
+@cpu
+def _move(cp, dS, k, g, X, Y, dP, dQ):
     """Propagate a change dS of spin k into the aggregates of its neighbours.
 
     X_j += W_jk B^T dS (= w_in), Y_j += W_kj A^T dS (= w_out), j in the neighbours of k.
     """
-    _project(mode, A, B, dS, dP, dQ)
+    _project(cp, dS, dP, dQ)
     r = dP.shape[0]
-    for e in range(ptr[k], ptr[k + 1]):
-        j = nbr[e]
-        wi = w_in[e]
-        wo = w_out[e]
+    for e in range(g.ptr[k], g.ptr[k + 1]):
+        j = g.idx[e]
+        wi = g.w_in[e]
+        wo = g.w_out[e]
         if wi != 0.0:
             for c in range(r):
                 X[j, c] += wi * dP[c]
@@ -147,14 +128,14 @@ def _move(mode, A, B, dS, k, ptr, nbr, w_out, w_in, X, Y, dP, dQ):
 
 
 # ----------------------------------------------------------------------------- quench
-@njit(cache=True, fastmath=_FM)
-def _quench_one(S, sidx, mode, J, M, A, B, h, m, sites, ptr, nbr, w_out, w_in, V, tol, max_sweeps, omega):
+@cpu
+def _quench_one(S, sidx, cp, h, m, sites, g, V, tol, max_sweeps, omega):
     N, d = S.shape
-    r = A.shape[1] if mode == MODE_LOWRANK else d
+    r = cp.A.shape[1] if cp.code == LOWRANK else d
     K = V.shape[0]
     X = np.empty((N, r))
     Y = np.empty((N, r))
-    aggregate(mode, A, B, S, ptr, nbr, w_out, w_in, X, Y)
+    _aggregate(cp, S, g, X, Y)
     phi = np.empty(d)
     dS = np.empty(d)
     dP = np.empty(r)
@@ -172,7 +153,7 @@ def _quench_one(S, sidx, mode, J, M, A, B, h, m, sites, ptr, nbr, w_out, w_in, V
         worst = 0.0
         for t in range(sites.shape[0]):
             k = sites[t]
-            _field(mode, J, M, A, B, X[k], Y[k], h[k], phi)
+            _field(cp, X, Y, h, k, phi)
             mk = m[k]
             if K == 0:
                 nrm = 0.0
@@ -205,7 +186,7 @@ def _quench_one(S, sidx, mode, J, M, A, B, h, m, sites, ptr, nbr, w_out, w_in, V
                 if ch > worst:
                     worst = ch
                 if ch > 0.0:
-                    _move(mode, A, B, dS, k, ptr, nbr, w_out, w_in, X, Y, dP, dQ)
+                    _move(cp, dS, k, g, X, Y, dP, dQ)
             else:
                 cur = sidx[k]
                 e_cur = 0.0
@@ -228,7 +209,7 @@ def _quench_one(S, sidx, mode, J, M, A, B, h, m, sites, ptr, nbr, w_out, w_in, V
                         S[k, a] = new
                     sidx[k] = best
                     worst = 1.0
-                    _move(mode, A, B, dS, k, ptr, nbr, w_out, w_in, X, Y, dP, dQ)
+                    _move(cp, dS, k, g, X, Y, dP, dQ)
         last = worst
         if worst <= tol:
             converged = True
@@ -256,7 +237,7 @@ def _quench_one(S, sidx, mode, J, M, A, B, h, m, sites, ptr, nbr, w_out, w_in, V
     return sweeps, converged, last
 
 
-@njit(cache=True)
+@cpu
 def quench_batch(S, sidx, mode, J, M, A, B, h, m, sites, ptr, nbr, w_out, w_in, V, tol, max_sweeps, omega):
     """Quench every replica to a fixed point of ``S_k = m_k phi_k / |phi_k|`` (in place).
 
@@ -273,12 +254,13 @@ def quench_batch(S, sidx, mode, J, M, A, B, h, m, sites, ptr, nbr, w_out, w_in, 
     Returns (sweeps (R,) int64, converged (R,) bool, last_change (R,) float).
     """
     R = S.shape[0]
+    cp = _coupling(mode, J, M, A, B)
+    g = Graph(ptr, nbr, w_out, w_in)
     sweeps = np.zeros(R, np.int64)
     conv = np.zeros(R, np.bool_)
     last = np.zeros(R)
     for q in range(R):
-        s, c, l = _quench_one(S[q], sidx[q], mode, J, M, A, B, h, m, sites, ptr, nbr, w_out, w_in,
-                              V, tol, max_sweeps, omega)
+        s, c, l = _quench_one(S[q], sidx[q], cp, h, m, sites, g, V, tol, max_sweeps, omega)
         sweeps[q] = s
         conv[q] = c
         last[q] = l
@@ -286,35 +268,30 @@ def quench_batch(S, sidx, mode, J, M, A, B, h, m, sites, ptr, nbr, w_out, w_in, 
 
 
 # ----------------------------------------------------------------------------- heat bath
-@njit(cache=True)
-def _heat_bath_sweep(S, sidx, mode, J, M, A, B, h, m, sites, ptr, nbr, w_out, w_in, V, beta,
-                     key, step, X, Y, phi, dS, dP, dQ, out, logw):
+@cpu
+def _heat_bath_sweep(S, sidx, cp, h, m, sites, g, V, beta, key, step, X, Y, phi, dS, dP, dQ, sig,
+                     out, logw):
     N, d = S.shape
-    K = V.shape[0]
+    kind = KIND_CONTINUOUS if V.shape[0] == 0 else KIND_DISCRETE
     for t in range(sites.shape[0]):
         k = sites[t]
-        vs = visit_seed(key, step, k, N)
-        _field(mode, J, M, A, B, X[k], Y[k], h[k], phi)
+        vs = visit_seed(key, step, site_slot(k), n_slots_sites(N))
+        _field(cp, X, Y, h, k, phi)
         mk = m[k]
-        if K == 0:
-            heatbath_continuous(phi, mk, beta, vs, 0, out)
+        for a in range(d):
+            sig[a] = S[k, a] / mk
+        cur = sidx[k]
+        _, q, _ = site_update(ALG_HEATBATH, kind, sig, cur, phi, mk, beta, 0.0, V, vs, out, logw)
+        if kind == KIND_CONTINUOUS or q != cur:
             for a in range(d):
                 new = mk * out[a]
                 dS[a] = new - S[k, a]
                 S[k, a] = new
-            _move(mode, A, B, dS, k, ptr, nbr, w_out, w_in, X, Y, dP, dQ)
-        else:
-            q = heatbath_discrete(V, phi, mk, beta, vs, 0, logw)
-            if q != sidx[k]:
-                for a in range(d):
-                    new = mk * V[q, a]
-                    dS[a] = new - S[k, a]
-                    S[k, a] = new
-                sidx[k] = q
-                _move(mode, A, B, dS, k, ptr, nbr, w_out, w_in, X, Y, dP, dQ)
+            sidx[k] = q
+            _move(cp, dS, k, g, X, Y, dP, dQ)
 
 
-@njit(cache=True)
+@cpu
 def anneal_batch(S, sidx, mode, J, M, A, B, h, m, sites, ptr, nbr, w_out, w_in, V, betas, seed,
                  first_replica):
     """Simulated annealing by heat-bath sweeps, one sweep per entry of ``betas`` (in place).
@@ -324,22 +301,21 @@ def anneal_batch(S, sidx, mode, J, M, A, B, h, m, sites, ptr, nbr, w_out, w_in, 
     visit ``(step, site)`` (SPEC section 2), so a replica's chain does not depend on how many
     others run. Continuous spins are drawn from the exact conditional ``exp(beta S_k . phi_k)``
     on the unit sphere of the working basis (von Mises-Fisher), discrete ones from the
-    Boltzmann weights of the K candidates: the heat-bath physics of :mod:`.physics`.
+    Boltzmann weights of the K candidates: :func:`.site.site_update` with the heat bath.
     """
     R, N, d = S.shape
     r = A.shape[1] if mode == MODE_LOWRANK else d
     K = V.shape[0]
+    cp = _coupling(mode, J, M, A, B)
+    g = Graph(ptr, nbr, w_out, w_in)
     for q in range(R):
         key = replica_key(seed, first_replica + q)
         X = np.empty((N, r))
         Y = np.empty((N, r))
-        aggregate(mode, A, B, S[q], ptr, nbr, w_out, w_in, X, Y)
-        phi = np.empty(d)
-        dS = np.empty(d)
-        dP = np.empty(r)
-        dQ = np.empty(r)
-        out = np.empty(d)
+        _aggregate(cp, S[q], g, X, Y)
+        vec = np.empty((4, d))          # phi, sig, dS, out
+        proj = np.empty((2, r))         # dP, dQ
         logw = np.empty(max(K, 1))
         for t in range(betas.shape[0]):
-            _heat_bath_sweep(S[q], sidx[q], mode, J, M, A, B, h, m, sites, ptr, nbr, w_out, w_in, V,
-                             betas[t], key, t, X, Y, phi, dS, dP, dQ, out, logw)
+            _heat_bath_sweep(S[q], sidx[q], cp, h, m, sites, g, V, betas[t], key, t, X, Y, vec[0],
+                             vec[2], proj[0], proj[1], vec[1], vec[3], logw)

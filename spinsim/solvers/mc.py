@@ -27,6 +27,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..directions import projection_direction
+from ..kernels.arrays import DENSE, IDENTITY, KIND_CONTINUOUS, KIND_DISCRETE, LOWRANK
+from ..kernels.moves import ALG_HEATBATH, ALG_METROPOLIS, ALG_OVERRELAX
 from ..hamiltonian import Dense, Discrete, Hamiltonian, Heisenberg, Identity, Ising, LowRank
 from ..observables import thermodynamics
 from ..result import Result
@@ -37,7 +39,8 @@ __all__ = ["solve_mc", "ALGORITHMS", "BACKENDS", "prepare", "initial_state", "cu
 
 ALGORITHMS = ("metropolis", "heatbath", "overrelax", "pt", "wolff")
 BACKENDS = ("cpu", "cuda", "auto")
-_ALG_CODE = {"metropolis": 0, "heatbath": 1, "overrelax": 2, "pt": 1}
+_ALG_CODE = {"metropolis": ALG_METROPOLIS, "heatbath": ALG_HEATBATH, "overrelax": ALG_OVERRELAX,
+             "pt": ALG_HEATBATH}
 
 
 def cuda_available() -> bool:
@@ -56,17 +59,17 @@ def prepare(H: Hamiltonian, direction: Any = None) -> dict[str, Any]:
     dummy = np.zeros((1, 1))
     M = H.M
     if isinstance(M, Identity):
-        code, J, Mmat, A, B = 0, float(M.J), dummy, dummy, dummy
+        code, J, Mmat, A, B = IDENTITY, float(M.J), dummy, dummy, dummy
     elif isinstance(M, Dense):
-        code, J, Mmat, A, B = 1, 0.0, np.ascontiguousarray(M.M), dummy, dummy
+        code, J, Mmat, A, B = DENSE, 0.0, np.ascontiguousarray(M.M), dummy, dummy
     else:
-        code, J, Mmat, A, B = 2, 0.0, dummy, M.A, M.B
+        code, J, Mmat, A, B = LOWRANK, 0.0, dummy, M.A, M.B
     discrete = isinstance(H.spin, (Ising, Discrete))
     V = np.ascontiguousarray(H.spin.vectors) if discrete else np.zeros((1, n))
     U, u_label = _direction(H, direction)
     return dict(free=np.flatnonzero(~H.frozen).astype(np.int64), ptr=ptr, idx=idx, w_out=w_out,
                 w_in=w_in, code=code, J=J, Mmat=Mmat, A=A, B=B, h=H.h, lengths=H.lengths, U=U,
-                kind=1 if discrete else 0, V=V, u_label=u_label)
+                kind=KIND_DISCRETE if discrete else KIND_CONTINUOUS, V=V, u_label=u_label)
 
 
 def _direction(H: Hamiltonian, direction: Any) -> tuple[np.ndarray, str | None]:

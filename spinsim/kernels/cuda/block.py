@@ -1,0 +1,190 @@
+"""Cooperative pieces of a site update: the threads of a block share one site's work.
+
+Thread ``tid`` of ``nt`` owns the components ``tid, tid + nt, ...`` and calls the shared physics
+of :mod:`..field`, :mod:`..moves` and :mod:`..site` on strided views (``x[tid::nt]``); what is left
+here are the steps that need the whole block: block sums (norms, dot products, dE, E, m.u), the
+rank projections split over (rank index, chunk of components) pairs, and the Gaussian vectors
+drawn pair by pair. These are CUDA-only because they call ``cuda.syncthreads`` (numba-cuda has no
+way to hand a reduction to a function shared with the CPU: device functions cannot be passed as
+arguments). Block sums and chunked projections add in another order than the CPU, so the
+cooperative path agrees with the CPU to rounding (tests/test_cuda.py: rtol 1e-9), not bit for bit.
+"""
+from __future__ import annotations
+
+import math
+
+from numba import cuda
+
+from .._jit import cuda_device
+from ..arrays import LOWRANK
+from ..field import energy_sites, field_from_sums, neighbour_sums, project
+from ..moves import dot, vmf_combine, vmf_w
+from ..rng import gauss2
+from ..site import magnetisation
+
+
+@cuda_device
+def block_sum(x, red, tid, nt):
+    """Sum of x over the block (nt a power of two); red: (>= nt,) shared scratch."""
+    red[tid] = x
+    cuda.syncthreads()
+    s = nt // 2
+    while s > 0:
+        if tid < s:
+            red[tid] += red[tid + s]
+        cuda.syncthreads()
+        s //= 2
+    tot = red[0]
+    cuda.syncthreads()
+    return tot
+
+
+@cuda_device
+def block_sum2(x, y, red, tid, nt):
+    """Two block sums at once; red: (>= 2 nt,)."""
+    red[tid] = x
+    red[nt + tid] = y
+    cuda.syncthreads()
+    s = nt // 2
+    while s > 0:
+        if tid < s:
+            red[tid] += red[tid + s]
+            red[nt + tid] += red[nt + tid + s]
+        cuda.syncthreads()
+        s //= 2
+    tx = red[0]
+    ty = red[nt]
+    cuda.syncthreads()
+    return tx, ty
+
+
+@cuda_device
+def field_coop(Sr, k, g, cp, A, B, AT, BT, h, w, part, tid, nt):
+    """w.phi <- phi_k (:func:`..field.local_field`), the block cooperating. A, B (n, rk) and
+    AT, BT (rk, n): the factors (shared or global copies); part: (2 max(nt, rk),) scratch."""
+    n = Sr.shape[1]
+    neighbour_sums(Sr[:, tid::nt], k, g, w.a[tid::nt], w.b[tid::nt])
+    cuda.syncthreads()
+    if cp.code == LOWRANK:
+        rk = A.shape[1]
+        nch = nt // rk if rk < nt else 1
+        half = part.shape[0] // 2
+        for t in range(tid, nch * rk, nt):
+            q = t % rk
+            ch = t // rk
+            project(B[ch::nch, q:q + 1], A[ch::nch, q:q + 1], w.a[ch::nch], w.b[ch::nch],
+                    part[t:t + 1], part[half + t:half + t + 1])
+        cuda.syncthreads()
+        for q in range(tid, rk, nt):
+            sa = 0.0
+            sb = 0.0
+            for ch in range(nch):
+                sa += part[ch * rk + q]
+                sb += part[half + ch * rk + q]
+            w.ra[q] = sa
+            w.rb[q] = sb
+        cuda.syncthreads()
+    field_from_sums(cp, cp.M[tid::nt, :], cp.M[:, tid::nt], AT[:, tid::nt], BT[:, tid::nt], w.a,
+                    w.b, w.a[tid::nt], w.b[tid::nt], w.ra, w.rb, h[k, tid::nt], w.phi[tid::nt])
+    cuda.syncthreads()
+
+
+@cuda_device
+def gauss_pairs(vs, j0, out, tid, nt):
+    """out (n,) <- standard normals, pair p from uniforms j0 + 2p, j0 + 2p + 1 (the draws of
+    rng.gauss_vector), pairs split over the block."""
+    n = out.shape[0]
+    for p in range(tid, (n + 1) // 2, nt):
+        g0, g1 = gauss2(vs, j0 + 2 * p)
+        out[2 * p] = g0
+        if 2 * p + 1 < n:
+            out[2 * p + 1] = g1
+    cuda.syncthreads()
+
+
+@cuda_device
+def metropolis_coop(sig, dlt, vs, out, red, tid, nt):
+    """moves.propose_continuous for n > 4: out = normalize(sig + dlt g), g Gaussian."""
+    n = sig.shape[0]
+    gauss_pairs(vs, 0, out, tid, nt)
+    part = 0.0
+    for c in range(tid, n, nt):
+        x = sig[c] + dlt * out[c]
+        out[c] = x
+        part += x * x
+    nrm = math.sqrt(block_sum(part, red, tid, nt))
+    for c in range(tid, n, nt):
+        if nrm < 1e-300:
+            out[c] = sig[c]
+        else:
+            out[c] /= nrm
+    cuda.syncthreads()
+
+
+@cuda_device
+def heatbath_coop(phi, m, beta, vs, out, red, fsh, ish, tid, nt):
+    """moves.heatbath_continuous for n > 4: sigma ~ exp(beta m sigma.phi)."""
+    n = phi.shape[0]
+    pn = math.sqrt(block_sum(dot(phi[tid::nt], phi[tid::nt]), red, tid, nt))
+    if tid == 0:
+        w, j = vmf_w(beta * m * pn, n, vs, 0)
+        fsh[0] = w
+        ish[1] = j
+    cuda.syncthreads()
+    w = fsh[0]
+    gauss_pairs(vs, ish[1], out, tid, nt)
+    if pn > 0.0:
+        proj = block_sum(dot(out[tid::nt], phi[tid::nt]), red, tid, nt) / pn
+        nr = 0.0
+        for c in range(tid, n, nt):
+            x = out[c] - proj * phi[c] / pn
+            out[c] = x
+            nr += x * x
+        nrm = math.sqrt(block_sum(nr, red, tid, nt))
+        sw2 = 1.0 - w * w
+        if sw2 < 0.0:
+            sw2 = 0.0
+        vmf_combine(w, math.sqrt(sw2), phi[tid::nt], pn, out[tid::nt], nrm, out[tid::nt])
+    else:
+        nrm = math.sqrt(block_sum(dot(out[tid::nt], out[tid::nt]), red, tid, nt))
+        for c in range(tid, n, nt):
+            out[c] /= nrm
+    cuda.syncthreads()
+
+
+@cuda_device
+def overrelax_coop(sig, phi, out, red, tid, nt):
+    """moves.overrelax: out = 2 (sig.mu) mu - sig."""
+    n = sig.shape[0]
+    pp, sp = block_sum2(dot(phi[tid::nt], phi[tid::nt]), dot(sig[tid::nt], phi[tid::nt]), red,
+                        tid, nt)
+    if pp <= 0.0:
+        for c in range(tid, n, nt):
+            out[c] = sig[c]
+    else:
+        s = 2.0 * sp / pp
+        for c in range(tid, n, nt):
+            out[c] = s * phi[c] - sig[c]
+    cuda.syncthreads()
+
+
+@cuda_device
+def resync_coop(r, ch, g, cp, st, A, B, h, P, Q, red, tid, nt):
+    """E[r], mvec[r], mu[r] from scratch (field.total_energy and site.magnetisation, the block
+    cooperating). P, Q: (N, rk) global scratch for the projections P_j = B^T S_j, Q_i = A^T S_i."""
+    Sr = ch.S[r]
+    N = Sr.shape[0]
+    if cp.code == LOWRANK:
+        rk = A.shape[1]
+        for t in range(tid, N * rk, nt):
+            i = t // rk
+            q = t % rk
+            project(B[:, q:q + 1], A[:, q:q + 1], Sr[i], Sr[i], P[i, q:q + 1], Q[i, q:q + 1])
+        cuda.syncthreads()
+    e = energy_sites(Sr, g, cp, h, P, Q, tid, nt)
+    m_u = magnetisation(Sr[:, tid::nt], st.free, st.U[:, tid::nt], ch.mvec[r, tid::nt])
+    e, m_u = block_sum2(e, m_u, red, tid, nt)
+    if tid == 0:
+        ch.E[r] = e
+        ch.mu[r] = m_u
+    cuda.syncthreads()

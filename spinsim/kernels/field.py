@@ -1,0 +1,166 @@
+"""The local field and the energy, written once for every kernel.
+
+Conventions (SPEC section 1): ``H = -sum_{i!=j} W_ij S_i^T M S_j - sum_i h_i.S_i``, k_B = 1,
+``W[i, j]``: query i, key j; spins carry lengths ``S_k = m_k sigma_k``. The field on site k is
+
+    phi_k = M sum_j W_kj S_j + M^T sum_j W_jk S_j + h_k  =  M a_k + M^T b_k + h_k,
+
+and a move of site k costs exactly ``dE = -(S_k' - S_k).phi_k``. For ``M = A B^T`` the sums are
+projected first: ``phi_k = A (B^T a_k) + B (A^T b_k) + h_k``.
+
+Every loop runs in element-wise order (the inner loop writes one output element per iteration), so
+LLVM vectorises it without reassociation and a CPU and a CUDA thread that own the same components
+add in the same order. The cooperative CUDA path calls these functions on strided views
+(``x[tid::nt]``): each thread owns the components ``tid, tid + nt, ...``.
+"""
+from __future__ import annotations
+
+from ._jit import physics
+from .arrays import IDENTITY, LOWRANK
+
+
+@physics
+def neighbour_sums(S, k, g, a, b):
+    """a <- sum_j W_kj S_j (k as query), b <- sum_j W_jk S_j (k as key), over the components of
+    the views S (N, n'), a, b (n',)."""
+    n = a.shape[0]
+    for c in range(n):
+        a[c] = 0.0
+        b[c] = 0.0
+    for e in range(g.ptr[k], g.ptr[k + 1]):
+        j = g.idx[e]
+        wo = g.w_out[e]
+        wi = g.w_in[e]
+        for c in range(n):
+            s = S[j, c]
+            a[c] += wo * s
+            b[c] += wi * s
+
+
+@physics
+def project(B, A, a, b, ra, rb):
+    """ra <- B^T a, rb <- A^T b; A, B (n, r') views, a, b (n,), ra, rb (r',)."""
+    r = ra.shape[0]
+    for q in range(r):
+        ra[q] = 0.0
+        rb[q] = 0.0
+    for d in range(a.shape[0]):
+        ad = a[d]
+        bd = b[d]
+        for q in range(r):
+            ra[q] += B[d, q] * ad
+            rb[q] += A[d, q] * bd
+
+
+@physics
+def field_from_sums(cp, Mr, Mc, AT, BT, a, b, a_own, b_own, ra, rb, hk, phi):
+    """phi <- M a + M^T b + h_k on the components phi, hk (n',) own.
+
+    a, b (n,): the full neighbour sums; a_own, b_own: their own components; identity:
+    ``phi = J (a + b) + h``; dense: Mr = M[own, :], Mc = M[:, own]; low rank: ra = B^T a,
+    rb = A^T b (r,) already projected, AT, BT = A^T[:, own], B^T[:, own]."""
+    n = phi.shape[0]
+    if cp.code == IDENTITY:
+        J = cp.J
+        for c in range(n):
+            phi[c] = J * (a_own[c] + b_own[c]) + hk[c]
+    elif cp.code == LOWRANK:
+        for c in range(n):
+            phi[c] = hk[c]
+        for q in range(ra.shape[0]):
+            x = ra[q]
+            y = rb[q]
+            for c in range(n):
+                phi[c] += AT[q, c] * x + BT[q, c] * y
+    else:
+        for c in range(n):
+            acc = hk[c]
+            for d in range(a.shape[0]):
+                acc += Mr[c, d] * a[d] + Mc[d, c] * b[d]
+            phi[c] = acc
+
+
+@physics
+def field_isotropic_small(S, k, g, J, hk, phi):
+    """phi <- J sum_j (W_kj + W_jk) S_j + h_k for n <= 4 components (lattices), in registers."""
+    n = S.shape[1]
+    a0 = 0.0
+    a1 = 0.0
+    a2 = 0.0
+    a3 = 0.0
+    for e in range(g.ptr[k], g.ptr[k + 1]):
+        j = g.idx[e]
+        w = g.w_out[e] + g.w_in[e]
+        a0 += w * S[j, 0]
+        if n > 1:
+            a1 += w * S[j, 1]
+        if n > 2:
+            a2 += w * S[j, 2]
+        if n > 3:
+            a3 += w * S[j, 3]
+    phi[0] = J * a0 + hk[0]
+    if n > 1:
+        phi[1] = J * a1 + hk[1]
+    if n > 2:
+        phi[2] = J * a2 + hk[2]
+    if n > 3:
+        phi[3] = J * a3 + hk[3]
+
+
+@physics
+def local_field(S, k, g, cp, h, w):
+    """w.phi (n,) <- phi_k of configuration S (N, n) with fields h (N, n); w: Work scratch."""
+    if cp.code == IDENTITY and S.shape[1] <= 4:
+        field_isotropic_small(S, k, g, cp.J, h[k], w.phi)
+        return
+    neighbour_sums(S, k, g, w.a, w.b)
+    if cp.code == LOWRANK:
+        project(cp.B, cp.A, w.a, w.b, w.ra, w.rb)
+    field_from_sums(cp, cp.M, cp.M, cp.AT, cp.BT, w.a, w.b, w.a, w.b, w.ra, w.rb, h[k], w.phi)
+
+
+@physics
+def project_sites(S, cp, P, Q, i0, di):
+    """P_i = B^T S_i, Q_i = A^T S_i for sites i0, i0 + di, ... (low rank; P, Q (N, r))."""
+    for i in range(i0, S.shape[0], di):
+        project(cp.B, cp.A, S[i], S[i], P[i], Q[i])
+
+
+@physics
+def energy_sites(S, g, cp, h, P, Q, i0, di):
+    """sum over sites i = i0, i0 + di, ... of -sum_j W_ij S_i^T M S_j - h_i.S_i (each ordered
+    pair once); for low rank P, Q from :func:`project_sites` (S_i^T M S_j = Q_i.P_j)."""
+    n = S.shape[1]
+    e_tot = 0.0
+    for i in range(i0, S.shape[0], di):
+        for c in range(n):
+            e_tot -= h[i, c] * S[i, c]
+        for e in range(g.ptr[i], g.ptr[i + 1]):
+            wo = g.w_out[e]
+            if wo == 0.0:
+                continue
+            j = g.idx[e]
+            pair = 0.0
+            if cp.code == IDENTITY:
+                for c in range(n):
+                    pair += S[i, c] * S[j, c]
+                pair *= cp.J
+            elif cp.code == LOWRANK:
+                for q in range(P.shape[1]):
+                    pair += Q[i, q] * P[j, q]
+            else:
+                for c in range(n):
+                    acc = 0.0
+                    for d in range(n):
+                        acc += cp.M[c, d] * S[j, d]
+                    pair += S[i, c] * acc
+            e_tot -= wo * pair
+    return e_tot
+
+
+@physics
+def total_energy(S, g, cp, h, P, Q):
+    """H(S) from scratch; P, Q (N, r) scratch for low rank (cost O(N n r + n_bonds r))."""
+    if cp.code == LOWRANK:
+        project_sites(S, cp, P, Q, 0, 1)
+    return energy_sites(S, g, cp, h, P, Q, 0, 1)

@@ -1,0 +1,182 @@
+"""Counter-based random numbers and the named slot layout (SPEC section 2).
+
+Every draw is keyed by (seed, replica, sweep, slot): ``key = replica_key(seed, replica)``; a visit
+gets ``vs = visit_seed(key, sweep, slot, n_slots)`` and its j-th uniform is ``uniform(vs, j)``, a
+SplitMix64 hash of the visit seed. Chains are therefore reproducible, independent of chunking and
+of how many replicas run, and identical on every backend.
+
+Slot layout of one Monte Carlo sweep (``n_slots(N) = 2 N + 2`` slots per sweep):
+
+====================  =====================  ==========================================
+slot                  function               use
+====================  =====================  ==========================================
+``0 .. N-1``          ``site_slot(k)``       the visit of site k (local moves)
+``N``                 ``exchange_slot(N)``   replica exchange after the sweep
+``N + 1``             (reserved)
+``N + 2 .. 2N + 1``   ``cluster_slot(N, c)`` Wolff cluster c (0-based, at most N per sweep)
+====================  =====================  ==========================================
+
+Annealing (``quench.anneal_batch``) uses one slot per site only: ``n_slots_sites(N) = N``.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._jit import physics
+
+GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_C1 = np.uint64(0xBF58476D1CE4E5B9)
+_C2 = np.uint64(0x94D049BB133111EB)
+_C3 = np.uint64(0xD6E8FEB86659FD93)
+_S30 = np.uint64(30)
+_S27 = np.uint64(27)
+_S31 = np.uint64(31)
+_S11 = np.uint64(11)
+_S32 = np.uint64(32)
+_S21 = np.uint64(21)
+_S42 = np.uint64(42)
+_M21 = np.uint64(0x1FFFFF)
+_M32 = np.uint64(0xFFFFFFFF)
+_TWO_M20 = 9.5367431640625e-07  # 2^-20
+_TWO_M31 = 4.656612873077393e-10  # 2^-31
+_TWO_M53 = 1.1102230246251565e-16  # 2^-53
+TWO_PI = 2.0 * math.pi
+
+ACCEPT_DRAW = 1 << 20   # index of the Metropolis acceptance uniform, apart from proposal draws
+
+
+# ----------------------------------------------------------------------------- slot layout
+@physics
+def n_slots(n_sites):
+    """Slots per Monte Carlo sweep: sites, exchange, one reserved, Wolff clusters."""
+    return 2 * n_sites + 2
+
+
+@physics
+def site_slot(k):
+    return k
+
+
+@physics
+def exchange_slot(n_sites):
+    return n_sites
+
+
+@physics
+def cluster_slot(n_sites, c):
+    """Slot of the c-th (0-based) Wolff cluster of a sweep, c < n_sites."""
+    return n_sites + 2 + c
+
+
+@physics
+def n_slots_sites(n_sites):
+    """Slots per annealing step: one per site."""
+    return n_sites
+
+
+# ----------------------------------------------------------------------------- hashing
+@physics
+def mix64(z):
+    """SplitMix64 finaliser (uint64 -> uint64)."""
+    z = (z ^ (z >> _S30)) * _C1
+    z = (z ^ (z >> _S27)) * _C2
+    return z ^ (z >> _S31)
+
+
+@physics
+def replica_key(seed, replica):
+    return mix64(mix64(np.uint64(seed) + GOLDEN) + np.uint64(replica) * _C3)
+
+
+@physics
+def visit_seed(key, sweep, slot, n_slots):
+    ctr = np.uint64(sweep) * np.uint64(n_slots) + np.uint64(slot)
+    return mix64(key + mix64(ctr + _C3))
+
+
+@physics
+def site_visit(key, sweep, k, n_sites):
+    """Visit seed of site k in a Monte Carlo sweep (the ``site_slot`` of the ``n_slots`` layout)."""
+    return visit_seed(key, sweep, site_slot(k), n_slots(n_sites))
+
+
+@physics
+def _draw(vs, j):
+    return mix64(vs + np.uint64(j + 1) * GOLDEN)
+
+
+# ----------------------------------------------------------------------------- uniforms
+@physics
+def uniform(vs, j):
+    """j-th uniform of a visit, in (0, 1) (never 0 or 1), 53-bit resolution."""
+    return (np.float64(_draw(vs, j) >> _S11) + 0.5) * _TWO_M53
+
+
+@physics
+def uniform_pair32(vs, j):
+    """Two uniforms in (-1, 1) with 32-bit resolution from the j-th draw (one hash)."""
+    x = _draw(vs, j)
+    hi = np.float64(x >> _S32)
+    lo = np.float64(x & _M32)
+    return (hi + 0.5) * _TWO_M31 - 1.0, (lo + 0.5) * _TWO_M31 - 1.0
+
+
+@physics
+def uniform_triple21(vs, j):
+    """Three uniforms in (-1, 1) with 21-bit resolution from the j-th draw (one hash)."""
+    x = _draw(vs, j)
+    u0 = np.float64(x & _M21)
+    u1 = np.float64((x >> _S21) & _M21)
+    u2 = np.float64((x >> _S42) & _M21)
+    return (u0 + 0.5) * _TWO_M20 - 1.0, (u1 + 0.5) * _TWO_M20 - 1.0, (u2 + 0.5) * _TWO_M20 - 1.0
+
+
+# ----------------------------------------------------------------------------- other laws
+@physics
+def gauss2(vs, j):
+    """Two independent standard normals from uniforms j, j + 1 (Box-Muller)."""
+    u1 = uniform(vs, j)
+    u2 = uniform(vs, j + 1)
+    r = math.sqrt(-2.0 * math.log(u1))
+    return r * math.cos(TWO_PI * u2), r * math.sin(TWO_PI * u2)
+
+
+@physics
+def gauss_vector(vs, j, out):
+    """Fill out (n,) with standard normals (pair p from uniforms j + 2p, j + 2p + 1); returns
+    the next unused draw index."""
+    n = out.shape[0]
+    c = 0
+    while c < n:
+        g0, g1 = gauss2(vs, j)
+        j += 2
+        out[c] = g0
+        if c + 1 < n:
+            out[c + 1] = g1
+        c += 2
+    return j
+
+
+@physics
+def gamma_draw(a, vs, j):
+    """Gamma(a, 1) by Marsaglia-Tsang (a >= 1; a < 1 boosted by U^(1/a)). Returns (x, next j)."""
+    boost = 1.0
+    if a < 1.0:
+        boost = uniform(vs, j) ** (1.0 / a)
+        j += 1
+        a = a + 1.0
+    d = a - 1.0 / 3.0
+    c = 1.0 / math.sqrt(9.0 * d)
+    while True:
+        g, _ = gauss2(vs, j)
+        j += 2
+        v = 1.0 + c * g
+        if v <= 0.0:
+            continue
+        v = v * v * v
+        u = uniform(vs, j)
+        j += 1
+        if math.log(u) < 0.5 * g * g + d - d * v + d * math.log(v):
+            return d * v * boost, j

@@ -1,0 +1,181 @@
+"""One site update, and the sweep of one replica built from it: the code every loop runs.
+
+``site_update`` (a move given the local field) is called by the CPU sweep, the CUDA serial path
+(thread 0 runs :func:`sweep_replica` itself), the CUDA cooperative path (thread 0, for discrete
+and n <= 4 spins) and the annealing sweep of :mod:`.quench`. The bookkeeping of an accepted move
+(:func:`apply_move`), the measurement (:func:`record`), the magnetisations (:func:`magnetisation`),
+the Metropolis step rule (:func:`adapt_step`) and the replica-exchange rule
+(:func:`exchange_accept`) are likewise shared by the CPU and CUDA loops.
+"""
+from __future__ import annotations
+
+import math
+
+from ._jit import physics
+from .arrays import KIND_CONTINUOUS
+from .field import local_field
+from .moves import (ALG_HEATBATH, ALG_METROPOLIS, ALG_OVERRELAX, heatbath_continuous,
+                    heatbath_discrete, metropolis_accept, overrelax, propose_continuous,
+                    propose_discrete)
+from .rng import exchange_slot, n_slots, site_visit, uniform, visit_seed
+
+
+@physics
+def site_update(alg, kind, sig, cur, phi, m, beta, delta, V, vs, new, logw):
+    """Choose the next state of one site of length m in the field phi (n,) at inverse temperature
+    beta: Metropolis (step delta), heat bath or over-relaxation (``alg``), continuous spins
+    (current unit spin sig (n,)) or discrete ones (current index cur into V (K, n)).
+
+    Writes the new unit spin into new (n,); logw (K,) scratch. Returns (ok, nq, dE): ok False
+    when the move is rejected (Metropolis) or impossible (Metropolis with K < 2), nq the new
+    discrete index, dE = -m (sigma' - sigma).phi the energy change."""
+    n = phi.shape[0]
+    nq = cur
+    dE = 0.0
+    if kind == KIND_CONTINUOUS:
+        if alg == ALG_METROPOLIS:
+            propose_continuous(sig, delta, vs, 0, new)
+        elif alg == ALG_HEATBATH:
+            heatbath_continuous(phi, m, beta, vs, 0, new)
+        else:
+            overrelax(sig, phi, new)
+        for c in range(n):
+            dE -= (new[c] - sig[c]) * phi[c]
+    else:
+        K = V.shape[0]
+        if alg == ALG_METROPOLIS:
+            if K < 2:
+                return False, cur, 0.0
+            nq = propose_discrete(cur, K, vs)
+        else:
+            nq = heatbath_discrete(V, phi, m, beta, vs, 0, logw)
+        for c in range(n):
+            new[c] = V[nq, c]
+            dE -= (V[nq, c] - V[cur, c]) * phi[c]
+    dE *= m
+    if alg == ALG_METROPOLIS and not metropolis_accept(dE, beta, vs):
+        return False, nq, dE
+    return True, nq, dE
+
+
+@physics
+def apply_move(Sr, k, m, new, U, mvec_r, inv_nf):
+    """S_k <- m new; mvec_r += (S_k' - S_k) / n_free over the components of the views; returns
+    (S_k' - S_k).U_k over them."""
+    du = 0.0
+    for c in range(new.shape[0]):
+        snew = m * new[c]
+        d = snew - Sr[k, c]
+        mvec_r[c] += d * inv_nf
+        du += d * U[k, c]
+        Sr[k, c] = snew
+    return du
+
+
+@physics
+def sweep_replica(r, s, alg, key, ch, g, cp, st, h, beta, delta, acc, tries, w):
+    """One sweep of replica r (sweep index s) over the free sites in order, algorithm ``alg``;
+    updates ch (Chains) in place and, for Metropolis, the counters acc, tries (R,)."""
+    S = ch.S
+    N = S.shape[1]
+    n = S.shape[2]
+    nf = st.free.shape[0]
+    inv_nf = 1.0 / nf
+    Sr = S[r]
+    b = beta[r]
+    dlt = delta[r]
+    n_acc = 0
+    e_r = ch.E[r]
+    mu_r = ch.mu[r]
+    for q in range(nf):
+        k = st.free[q]
+        vs = site_visit(key, s, k, N)
+        local_field(Sr, k, g, cp, h, w)
+        m = st.lengths[k]
+        if st.kind == KIND_CONTINUOUS:
+            inv_m = 1.0 / m
+            for c in range(n):
+                w.sig[c] = Sr[k, c] * inv_m
+        ok, nq, dE = site_update(alg, st.kind, w.sig, ch.X[r, k], w.phi, m, b, dlt, st.V, vs,
+                                 w.new, w.logw)
+        if not ok:
+            continue
+        ch.X[r, k] = nq
+        n_acc += 1
+        mu_r += apply_move(Sr, k, m, w.new, st.U, ch.mvec[r], inv_nf) * inv_nf
+        e_r += dE
+    end_sweep(ch, r, alg, e_r, mu_r, n_acc, nf, acc, tries)
+
+
+@physics
+def end_sweep(ch, r, alg, e_r, mu_r, n_acc, n_tries, acc, tries):
+    """Store the tracked E and m.u of replica r and, for Metropolis, count the sweep's moves."""
+    ch.E[r] = e_r
+    ch.mu[r] = mu_r
+    if alg == ALG_METROPOLIS:
+        tries[r] += n_tries
+        acc[r] += n_acc
+
+
+@physics
+def sweep_schedule(r, s, alg, n_overrelax, key, ch, g, cp, st, h, beta, delta, acc, tries, w):
+    """One counted sweep: ``alg``, or for ALG_OVERRELAX n_overrelax reflection sweeps followed by
+    one heat-bath sweep."""
+    if alg == ALG_OVERRELAX:
+        for o in range(n_overrelax):
+            sweep_replica(r, s, ALG_OVERRELAX, key, ch, g, cp, st, h, beta, delta, acc, tries, w)
+        sweep_replica(r, s, ALG_HEATBATH, key, ch, g, cp, st, h, beta, delta, acc, tries, w)
+    else:
+        sweep_replica(r, s, alg, key, ch, g, cp, st, h, beta, delta, acc, tries, w)
+
+
+@physics
+def adapt_step(delta, r, n_acc, n_tries):
+    """Tune the Metropolis step of replica r towards 50 % acceptance (discarded sweeps only):
+    x 1.05 above, x 0.95 below, kept in [1e-4, 2] (min/max written out: Numba's CUDA target
+    mis-types the varargs overloads)."""
+    rate = n_acc / (n_tries if n_tries > 1 else 1)
+    if rate > 0.5:
+        x = delta[r] * 1.05
+        delta[r] = x if x < 2.0 else 2.0
+    else:
+        x = delta[r] * 0.95
+        delta[r] = x if x > 1e-4 else 1e-4
+
+
+@physics
+def magnetisation(Sr, free, U, mvec_r):
+    """mvec_r <- sum_free S_k / n_free over the components of the views Sr (N, n'), U (N, n'),
+    mvec_r (n',); returns their part of sum_free S_k.U_k / n_free."""
+    n = mvec_r.shape[0]
+    nf = free.shape[0]
+    for c in range(n):
+        mvec_r[c] = 0.0
+    m_u = 0.0
+    for q in range(nf):
+        k = free[q]
+        for c in range(n):
+            mvec_r[c] += Sr[k, c] / nf
+            m_u += Sr[k, c] * U[k, c] / nf
+    return m_u
+
+
+@physics
+def record(ch, r, out_E, out_mabs, out_mu, out_msum, t):
+    """Measure replica r into column t: E, |m|, m.u, and the running sum of m."""
+    out_E[r, t] = ch.E[r]
+    m2 = 0.0
+    for c in range(ch.mvec.shape[1]):
+        m2 += ch.mvec[r, c] * ch.mvec[r, c]
+        out_msum[r, c] += ch.mvec[r, c]
+    out_mabs[r, t] = math.sqrt(m2)
+    out_mu[r, t] = ch.mu[r]
+
+
+@physics
+def exchange_accept(key1, s, n_sites, b1, b2, E1, E2):
+    """Replica exchange of the pair (r1 at b1, r2 at b2) after sweep s, drawn with r1's key:
+    accept with min(1, exp((b1 - b2)(E1 - E2)))."""
+    vs = visit_seed(key1, s, exchange_slot(n_sites), n_slots(n_sites))
+    x = (b1 - b2) * (E1 - E2)
+    return x >= 0.0 or uniform(vs, 0) < math.exp(x)
