@@ -1,33 +1,67 @@
 """The one compile policy of the kernels (anchor: HDembinski/numba-stats ``_util.py``).
 
-* :func:`physics` marks a plain-Python function as kernel physics: it stays callable from Python
-  (the CUDA simulator runs it as is) and is compiled into whichever jitted caller uses it, CPU
-  (``njit``) or CUDA (``cuda.jit``), through Numba's target-agnostic overload machinery
-  (``register_jitable``). One source, no ``exec``, no per-target copies.
+* :func:`physics` (light functions: a few flops per component) and :func:`physics_call` (functions
+  with O(n r) or O(n deg) loops) compile kernel physics once, from one source, for every target:
+  they are Numba ``njit`` dispatchers, which CPU loops call (``physics`` inlined at the Numba IR
+  level) and which CUDA kernels call as device functions (numba-cuda compiles a ``@jit``
+  function called from a kernel for the GPU). No ``exec``, no per-target copies. Inlining the
+  light functions matters on the CPU (an out-of-line call passes every array with its reference
+  count: 6x slower lattice fields); inlining the heavy ones only bloats the loops.
 * :data:`cpu` / :data:`cpu_parallel` compile the CPU loops (cached on disk).
-* :func:`cuda_kernel` / :func:`cuda_device` compile the CUDA loops (imported lazily so that the
-  CPU backend never initialises CUDA).
+* :func:`cuda_kernel` / :func:`cuda_device` compile CUDA kernels and CUDA-only helpers (imported
+  lazily so that the CPU backend never initialises CUDA).
 
 Floating point: IEEE semantics everywhere (``fastmath`` off: no "no NaN / no inf" assumptions, no
 reassociation, no contraction into FMA), so that the CPU and the CUDA simulator compute the same
 bits. The O(n r) loops are written in element-wise order (see :mod:`.field`) so that LLVM
 vectorises them without reassociation.
+
+Under the CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``) the simulated kernels are plain Python and
+call the physics with simulator arrays, which compiled code cannot take: there, a physics
+dispatcher called *from Python* runs its Python function (calls from compiled CPU code are
+unaffected).
 """
 from __future__ import annotations
 
 from typing import Callable
 
-from numba import njit
-from numba.extending import register_jitable
+from numba import config, njit
 
-__all__ = ["physics", "cpu", "cpu_parallel", "cuda_kernel", "cuda_device", "FASTMATH"]
+__all__ = ["physics", "physics_call", "cpu", "cpu_parallel", "cuda_kernel", "cuda_device",
+           "FASTMATH"]
 
 FASTMATH = False
 
-physics: Callable = register_jitable
+ERROR_MODEL = "numpy"   # x / 0 gives inf or nan as on the GPU, no Python exception branch per division
 
-cpu = njit(cache=True, fastmath=FASTMATH)
-cpu_parallel = njit(cache=True, parallel=True, fastmath=FASTMATH)
+cpu = njit(cache=True, fastmath=FASTMATH, error_model=ERROR_MODEL)
+cpu_parallel = njit(cache=True, parallel=True, fastmath=FASTMATH, error_model=ERROR_MODEL)
+
+
+def _python_when_called_from_python(dispatcher):
+    """Simulator only: make ``dispatcher(...)`` from Python run the Python function."""
+    base = type(dispatcher)
+    sim = _SIM_CLASSES.get(base)
+    if sim is None:
+        sim = type(f"Simulated{base.__name__}", (base,),
+                   {"__call__": lambda self, *a, **kw: self.py_func(*a, **kw)})
+        _SIM_CLASSES[base] = sim
+    dispatcher.__class__ = sim
+    return dispatcher
+
+
+_SIM_CLASSES: dict = {}
+
+
+def _policy(**options) -> Callable:
+    def deco(fn: Callable) -> Callable:
+        d = njit(fastmath=FASTMATH, error_model=ERROR_MODEL, **options)(fn)
+        return _python_when_called_from_python(d) if config.ENABLE_CUDASIM else d
+    return deco
+
+
+physics: Callable = _policy(inline="always")
+physics_call: Callable = _policy()
 
 
 def cuda_kernel(**options) -> Callable:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from ._jit import physics
+from ._jit import physics, physics_call
 from .rng import (ACCEPT_DRAW, gamma_draw, gauss_vector, uniform, uniform_pair32,
                   uniform_triple21)
 
@@ -79,8 +79,9 @@ def propose_continuous(sig, delta, vs, j, out):
         for c in range(n):
             out[c] = sig[c]
     else:
+        inv = 1.0 / nrm
         for c in range(n):
-            out[c] /= nrm
+            out[c] *= inv
     return j
 
 
@@ -135,8 +136,10 @@ def vmf_w(kappa, n, vs, j):
 def vmf_combine(w, sw, phi, pn, t, nrm, out):
     """out = w phi/|phi| + sqrt(1 - w^2) t/|t| over the components of the views (the last step
     of the heat bath: t is the part of a Gaussian vector orthogonal to phi, norm nrm)."""
+    a = w / pn
+    b = sw / nrm
     for c in range(out.shape[0]):
-        out[c] = w * phi[c] / pn + sw * t[c] / nrm
+        out[c] = a * phi[c] + b * t[c]
 
 
 @physics
@@ -149,10 +152,10 @@ def heatbath_continuous(phi, m, beta, vs, j, out):
     # a uniform direction orthogonal to mu = phi/|phi|
     j = gauss_vector(vs, j, out)
     if pn > 0.0:
-        proj = dot(out, phi) / pn
+        proj = dot(out, phi) / (pn * pn)
         nrm = 0.0
         for c in range(n):
-            out[c] -= proj * phi[c] / pn
+            out[c] -= proj * phi[c]
             nrm += out[c] * out[c]
         nrm = math.sqrt(nrm)
         sw2 = 1.0 - w * w
@@ -160,9 +163,9 @@ def heatbath_continuous(phi, m, beta, vs, j, out):
             sw2 = 0.0
         vmf_combine(w, math.sqrt(sw2), phi, pn, out, nrm, out)
     else:
-        nrm = math.sqrt(dot(out, out))
+        inv = 1.0 / math.sqrt(dot(out, out))
         for c in range(n):
-            out[c] /= nrm
+            out[c] *= inv
     return j
 
 
@@ -180,7 +183,7 @@ def overrelax(sig, phi, out):
         out[c] = s * phi[c] - sig[c]
 
 
-@physics
+@physics_call
 def heatbath_discrete(V, phi, m, beta, vs, j, logw):
     """Index a drawn from P(a) ~ exp(beta m V_a.phi); logw (K,) scratch."""
     K = V.shape[0]

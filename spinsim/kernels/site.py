@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from ._jit import physics
+from ._jit import physics, physics_call
 from .arrays import KIND_CONTINUOUS
 from .field import local_field
 from .moves import (ALG_HEATBATH, ALG_METROPOLIS, ALG_OVERRELAX, heatbath_continuous,
@@ -72,7 +72,7 @@ def apply_move(Sr, k, m, new, U, mvec_r, inv_nf):
     return du
 
 
-@physics
+@physics_call
 def sweep_replica(r, s, alg, key, ch, g, cp, st, h, beta, delta, acc, tries, w):
     """One sweep of replica r (sweep index s) over the free sites in order, algorithm ``alg``;
     updates ch (Chains) in place and, for Metropolis, the counters acc, tries (R,)."""
@@ -143,7 +143,7 @@ def adapt_step(delta, r, n_acc, n_tries):
         delta[r] = x if x > 1e-4 else 1e-4
 
 
-@physics
+@physics_call
 def magnetisation(Sr, free, U, mvec_r):
     """mvec_r <- sum_free S_k / n_free over the components of the views Sr (N, n'), U (N, n'),
     mvec_r (n',); returns their part of sum_free S_k.U_k / n_free."""

@@ -113,11 +113,12 @@ def metropolis_coop(sig, dlt, vs, out, red, tid, nt):
         out[c] = x
         part += x * x
     nrm = math.sqrt(block_sum(part, red, tid, nt))
+    inv = 1.0 / nrm
     for c in range(tid, n, nt):
         if nrm < 1e-300:
             out[c] = sig[c]
         else:
-            out[c] /= nrm
+            out[c] *= inv
     cuda.syncthreads()
 
 
@@ -134,10 +135,10 @@ def heatbath_coop(phi, m, beta, vs, out, red, fsh, ish, tid, nt):
     w = fsh[0]
     gauss_pairs(vs, ish[1], out, tid, nt)
     if pn > 0.0:
-        proj = block_sum(dot(out[tid::nt], phi[tid::nt]), red, tid, nt) / pn
+        proj = block_sum(dot(out[tid::nt], phi[tid::nt]), red, tid, nt) / (pn * pn)
         nr = 0.0
         for c in range(tid, n, nt):
-            x = out[c] - proj * phi[c] / pn
+            x = out[c] - proj * phi[c]
             out[c] = x
             nr += x * x
         nrm = math.sqrt(block_sum(nr, red, tid, nt))
@@ -146,9 +147,9 @@ def heatbath_coop(phi, m, beta, vs, out, red, fsh, ish, tid, nt):
             sw2 = 0.0
         vmf_combine(w, math.sqrt(sw2), phi[tid::nt], pn, out[tid::nt], nrm, out[tid::nt])
     else:
-        nrm = math.sqrt(block_sum(dot(out[tid::nt], out[tid::nt]), red, tid, nt))
+        inv = 1.0 / math.sqrt(block_sum(dot(out[tid::nt], out[tid::nt]), red, tid, nt))
         for c in range(tid, n, nt):
-            out[c] /= nrm
+            out[c] *= inv
     cuda.syncthreads()
 
 
