@@ -117,6 +117,13 @@ class Coupling(ABC):
         col = W.getcol(k).toarray().ravel() if sp.issparse(W) else W[:, k]
         return self.apply(row @ S) + self.apply_T(col @ S)
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # a coupling owns read-only arrays; numpy restores pickled arrays writable
+        for key, value in state.items():
+            if isinstance(value, np.ndarray):
+                value.flags.writeable = False
+            object.__setattr__(self, key, value)
+
     def hash_update(self, hsh: "hashlib._Hash") -> None:
         """Feed M's identifying bytes into a hashlib object (for ``Hamiltonian.describe``)."""
         for b in self._hash_bytes():
@@ -179,7 +186,9 @@ class Dense(Coupling):
         if M.ndim != 2 or M.shape[0] != M.shape[1]:
             raise ValueError(f"dense coupling M must be square (n_comp, n_comp), got shape {M.shape}")
         check_finite(M, "coupling M")
-        object.__setattr__(self, "M", np.ascontiguousarray(M))
+        M = np.ascontiguousarray(M)
+        M.flags.writeable = False
+        object.__setattr__(self, "M", M)
 
     @property
     def n_comp(self) -> int:
@@ -232,8 +241,11 @@ class LowRank(Coupling):
             raise ValueError(f"low-rank factors A, B must both be (n_comp, rank), got {A.shape} and {B.shape}")
         check_finite(A, "coupling factor A")
         check_finite(B, "coupling factor B")
-        object.__setattr__(self, "A", np.ascontiguousarray(A))
-        object.__setattr__(self, "B", np.ascontiguousarray(B))
+        A, B = np.ascontiguousarray(A), np.ascontiguousarray(B)
+        A.flags.writeable = False
+        B.flags.writeable = False
+        object.__setattr__(self, "A", A)
+        object.__setattr__(self, "B", B)
 
     @property
     def n_comp(self) -> int:
@@ -274,7 +286,11 @@ class LowRank(Coupling):
         return CouplingArrays(self.code, 0.0, _DUMMY, self.A, self.B)
 
     def _hash_bytes(self) -> list[bytes]:
-        return [self.A.tobytes(), self.B.tobytes()]
+        # tagged with the kind and the rank: untagged, A = (n, r) and B = (n, r) with 2 r = n give
+        # the same bytes as a Dense n x n M (e.g. Dense([[1, 2], [3, 4]]) and
+        # LowRank([[1], [2]], [[3], [4]]), whose M are different), so a sweep could resume a file
+        # of other physics. Identity and Dense keep their 0.1 bytes (their files still resume).
+        return [b"LowRank", np.int64(self.rank).tobytes(), self.A.tobytes(), self.B.tobytes()]
 
 
 def as_coupling(M: Any, n_comp: int) -> Coupling:

@@ -41,6 +41,35 @@ _UNIT_TOL = 1e-6
 
 
 # --------------------------------------------------------------------------- declared data
+def _readonly(x: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy of x that cannot be written (the Hamiltonian owns its arrays: a caller
+    changing its own input afterwards, or writing ``H.h[0] = ...``, cannot change the physics)."""
+    a = np.array(x, copy=True, order="C")
+    a.flags.writeable = False
+    return a
+
+
+def _freeze_loaded(v: Any) -> Any:
+    """An unpickled value as the Hamiltonian holds it: arrays (dense or CSR) read-only again."""
+    if isinstance(v, np.ndarray):
+        v.flags.writeable = False
+    elif sp.issparse(v):
+        for arr in (v.data, v.indices, v.indptr):
+            arr.flags.writeable = False
+    elif isinstance(v, tuple):
+        for x in v:
+            _freeze_loaded(x)
+    return v
+
+
+def _readonly_sparse(W: sp.csr_matrix) -> sp.csr_matrix:
+    """A CSR copy of W whose data and index arrays cannot be written."""
+    Wc = W.copy()
+    for arr in (Wc.data, Wc.indices, Wc.indptr):
+        arr.flags.writeable = False
+    return Wc
+
+
 class FrozenHamiltonianError(AttributeError):
     """Raised on assigning or deleting an attribute of a constructed :class:`Hamiltonian`."""
 
@@ -69,7 +98,8 @@ class FrozenMap(Mapping):
         return self._data
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        object.__setattr__(self, "_data", dict(state))
+        # arrays come back from a pickle writable: read-only again, as _check_axes made them
+        object.__setattr__(self, "_data", {k: _freeze_loaded(v) for k, v in dict(state).items()})
 
     def __repr__(self) -> str:
         return f"FrozenMap({self._data!r})"
@@ -173,7 +203,7 @@ class Hamiltonian:
             if np.any(Wc.diagonal() != 0):
                 raise ValueError("W must have a zero diagonal (no self-coupling); found W[i, i] != 0")
             Wc.eliminate_zeros()
-            self.W = Wc
+            self.W = _readonly_sparse(Wc)
         else:
             Wd = np.asarray(W, dtype=np.float64)
             if Wd.ndim != 2 or Wd.shape[0] != Wd.shape[1]:
@@ -182,7 +212,7 @@ class Hamiltonian:
             if np.any(np.diag(Wd) != 0):
                 i = int(np.flatnonzero(np.diag(Wd))[0])
                 raise ValueError(f"W must have a zero diagonal (no self-coupling); W[{i}, {i}] = {float(Wd[i, i])!r}")
-            self.W = Wd
+            self.W = _readonly(Wd)
         self.n_sites = int(self.W.shape[0])
         if self.n_sites < 1:
             raise ValueError("W must have at least one site")
@@ -222,11 +252,11 @@ class Hamiltonian:
             elif hh.shape != (self.n_sites, n):
                 raise ValueError(f"field h must have shape ({n},) or ({self.n_sites}, {n}), got {hh.shape}")
         _check_finite(hh, "field h")
-        self.h = np.ascontiguousarray(hh)
+        self.h = _readonly(hh)
 
         # ---- lengths
         if lengths is None:
-            self.lengths = np.ones(self.n_sites)
+            self.lengths = _readonly(np.ones(self.n_sites))
         else:
             m = np.asarray(lengths, dtype=np.float64).reshape(-1)
             if m.shape != (self.n_sites,):
@@ -235,16 +265,16 @@ class Hamiltonian:
             if np.any(m <= 0):
                 i = int(np.flatnonzero(m <= 0)[0])
                 raise ValueError(f"spin lengths must be > 0; lengths[{i}] = {float(m[i])!r}")
-            self.lengths = m
+            self.lengths = _readonly(m)
 
         # ---- frozen mask
         if frozen is None:
-            self.frozen = np.zeros(self.n_sites, dtype=bool)
+            self.frozen = _readonly(np.zeros(self.n_sites, dtype=bool))
         else:
             f = np.asarray(frozen, dtype=bool).reshape(-1)
             if f.shape != (self.n_sites,):
                 raise ValueError(f"frozen must have shape ({self.n_sites},), got {np.shape(frozen)}")
-            self.frozen = f
+            self.frozen = _readonly(f)
         if self.frozen.all():
             raise ValueError("every site is frozen: nothing to solve")
 
@@ -259,7 +289,7 @@ class Hamiltonian:
                 raise ValueError(f"state must have shape ({self.n_sites}, {n}), got {s.shape}")
             _check_finite(s, "state")
             self.check_state(s, only_free=True)
-            self.state = s
+            self.state = _readonly(s)
         self.name = str(name)
         self.axes: FrozenMap = _check_axes(axes, self.n_sites, n)
         self.provenance: FrozenMap = _check_provenance(provenance)
@@ -271,6 +301,12 @@ class Hamiltonian:
             raise FrozenHamiltonianError(f"Hamiltonian is frozen: cannot set {name!r}; make a changed copy with "
                                          f"spinsim.replace(H, {name}=...)")
         object.__setattr__(self, name, value)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # unpickling (e.g. a sweep row shipped to a Dask worker): numpy restores arrays writable,
+        # so they are made read-only again before the object is sealed
+        for key, value in state.items():
+            object.__setattr__(self, key, _freeze_loaded(value))
 
     def __delattr__(self, name: str) -> None:
         raise FrozenHamiltonianError(f"Hamiltonian is frozen: cannot delete {name!r}")
@@ -313,7 +349,8 @@ class Hamiltonian:
             rows = np.repeat(np.arange(self.n_sites), np.diff(ptr))
             w_out = np.asarray(Wc[rows, idx]).reshape(-1) if idx.size else np.zeros(0)
             w_in = np.asarray(Wt[rows, idx]).reshape(-1) if idx.size else np.zeros(0)
-            object.__setattr__(self, "_nbr", (ptr, idx, w_out.astype(np.float64), w_in.astype(np.float64)))
+            nbr = tuple(_readonly(a) for a in (ptr, idx, w_out.astype(np.float64), w_in.astype(np.float64)))
+            object.__setattr__(self, "_nbr", nbr)
         return self._nbr
 
     # ----------------------------------------------------------------- physics (numpy)

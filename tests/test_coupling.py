@@ -80,11 +80,13 @@ def test_kernel_arrays():
 
 def test_describe_hash_bytes_are_stable():
     """The hash that refuses mismatched resumes is sha256 over W, h, lengths, frozen and then
-    J (Identity), M (Dense) or A, B (LowRank): files written before the coupling objects resume."""
+    J (Identity), M (Dense) or the tag "LowRank", the rank and A, B (LowRank): Identity and Dense
+    files written by 0.1 resume; LowRank bytes are tagged since 0.2 (see test_frozen_arrays)."""
     W = np.triu(np.ones((3, 3)), 1)
     for M, tail in ((ss.Identity(2, 0.5), [np.float64(0.5).tobytes()]),
                     (ss.Dense(D0[:2, :2]), [np.ascontiguousarray(D0[:2, :2]).tobytes()]),
-                    (ss.LowRank(A0[:2], B0[:2]), [np.ascontiguousarray(A0[:2]).tobytes(),
+                    (ss.LowRank(A0[:2], B0[:2]), [b"LowRank", np.int64(A0.shape[1]).tobytes(),
+                                                  np.ascontiguousarray(A0[:2]).tobytes(),
                                                   np.ascontiguousarray(B0[:2]).tobytes()])):
         H = ss.Hamiltonian(W, M=M, spin="xy")
         hsh = hashlib.sha256()
