@@ -63,11 +63,10 @@ def _freeze_loaded(v: Any) -> Any:
 
 
 def _readonly_sparse(W: sp.csr_matrix) -> sp.csr_matrix:
-    """A CSR copy of W whose data and index arrays cannot be written."""
-    Wc = W.copy()
-    for arr in (Wc.data, Wc.indices, Wc.indptr):
+    """W (a CSR matrix the Hamiltonian owns) with its data and index arrays made read-only."""
+    for arr in (W.data, W.indices, W.indptr):
         arr.flags.writeable = False
-    return Wc
+    return W
 
 
 class FrozenHamiltonianError(AttributeError):
@@ -196,7 +195,7 @@ class Hamiltonian:
         # attributes are set through object.__setattr__ until the end (see __setattr__)
         # ---- graph
         if sp.issparse(W):
-            Wc = sp.csr_matrix(W, dtype=np.float64)
+            Wc = sp.csr_matrix(W, dtype=np.float64, copy=True)   # owned: eliminate_zeros works in place
             if Wc.shape[0] != Wc.shape[1]:
                 raise ValueError(f"W must be square (n_sites, n_sites), got shape {Wc.shape}")
             _check_finite(Wc.data, "graph W")
