@@ -22,13 +22,15 @@ quenched bath.
 """
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import scipy.sparse as sp
 
 from .coupling import Coupling, Dense, Identity, LowRank, as_coupling
 from .coupling import check_finite as _check_finite
+from .declared import (FrozenHamiltonianError, FrozenMap, check_axes, check_provenance,
+                       freeze_loaded, readonly, readonly_sparse)
 from .spins import SPIN_KINDS, Discrete, Heisenberg, Ising, SpinKind, spin_kind
 
 __all__ = [
@@ -40,125 +42,6 @@ __all__ = [
 _UNIT_TOL = 1e-6
 
 
-# --------------------------------------------------------------------------- declared data
-def _readonly(x: np.ndarray) -> np.ndarray:
-    """A C-contiguous copy of x that cannot be written (the Hamiltonian owns its arrays: a caller
-    changing its own input afterwards, or writing ``H.h[0] = ...``, cannot change the physics)."""
-    a = np.array(x, copy=True, order="C")
-    a.flags.writeable = False
-    return a
-
-
-def _freeze_loaded(v: Any) -> Any:
-    """An unpickled value as the Hamiltonian holds it: arrays (dense or CSR) read-only again."""
-    if isinstance(v, np.ndarray):
-        v.flags.writeable = False
-    elif sp.issparse(v):
-        for arr in (v.data, v.indices, v.indptr):
-            arr.flags.writeable = False
-    elif isinstance(v, tuple):
-        for x in v:
-            _freeze_loaded(x)
-    return v
-
-
-def _readonly_sparse(W: sp.csr_matrix) -> sp.csr_matrix:
-    """W (a CSR matrix the Hamiltonian owns) with its data and index arrays made read-only."""
-    for arr in (W.data, W.indices, W.indptr):
-        arr.flags.writeable = False
-    return W
-
-
-class FrozenHamiltonianError(AttributeError):
-    """Raised on assigning or deleting an attribute of a constructed :class:`Hamiltonian`."""
-
-
-class FrozenMap(Mapping):
-    """A read-only mapping (picklable, unlike ``types.MappingProxyType``)."""
-
-    __slots__ = ("_data",)
-
-    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
-        object.__setattr__(self, "_data", dict(data or {}))
-
-    def __getitem__(self, key: str) -> Any:
-        return self._data[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError("FrozenMap is read-only")
-
-    def __getstate__(self) -> dict[str, Any]:
-        return self._data
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        # arrays come back from a pickle writable: read-only again, as _check_axes made them
-        object.__setattr__(self, "_data", {k: _freeze_loaded(v) for k, v in dict(state).items()})
-
-    def __repr__(self) -> str:
-        return f"FrozenMap({self._data!r})"
-
-
-# describe() keys and the built-in direction names that provenance keys / axis names may not take
-_DESCRIBE_KEYS = ("hamiltonian_name", "spin_kind", "n_sites", "n_comp", "n_free", "coupling", "axes",
-                  "hamiltonian_sha256", "sign_convention")
-_RESERVED_AXES = ("field", "top_eigenvector")
-_PROVENANCE_TYPES = (str, bool, int, float, np.integer, np.floating, np.bool_)
-
-
-def _check_axes(axes: Mapping[str, Any] | None, n_sites: int, n_comp: int) -> FrozenMap:
-    """Validate named per-site directions: name -> (n_sites, n_comp) finite arrays (read-only copies)."""
-    if axes is None:
-        return FrozenMap()
-    if not isinstance(axes, Mapping):
-        raise ValueError(f"axes must be a mapping name -> (n_sites, n_comp) array, got {type(axes).__name__}")
-    out = {}
-    for name, arr in axes.items():
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"axis names must be non-empty strings, got {name!r}")
-        if name in _RESERVED_AXES:
-            raise ValueError(f"axis name {name!r} is reserved for a built-in direction; reserved: "
-                             f"{', '.join(map(repr, _RESERVED_AXES))}")
-        U = np.array(arr, dtype=np.float64)
-        if U.shape != (n_sites, n_comp):
-            raise ValueError(f"axis {name!r} must have shape ({n_sites}, {n_comp}) (n_sites, n_comp), got {U.shape}")
-        _check_finite(U, f"axis {name!r}")
-        U.setflags(write=False)
-        out[name] = U
-    return FrozenMap(out)
-
-
-def _check_provenance(provenance: Mapping[str, Any] | None) -> FrozenMap:
-    """Validate provenance: str keys -> JSON scalars (str, bool, int, float), HDF5-attribute friendly."""
-    if provenance is None:
-        return FrozenMap()
-    if not isinstance(provenance, Mapping):
-        raise ValueError(f"provenance must be a mapping name -> str/bool/int/float, got {type(provenance).__name__}")
-    out: dict[str, Any] = {}
-    for key, val in provenance.items():
-        if not isinstance(key, str) or not key:
-            raise ValueError(f"provenance keys must be non-empty strings, got {key!r}")
-        if key in _DESCRIBE_KEYS:
-            raise ValueError(f"provenance key {key!r} would shadow a describe() entry; taken: {', '.join(_DESCRIBE_KEYS)}")
-        if not isinstance(val, _PROVENANCE_TYPES):
-            raise ValueError(f"provenance[{key!r}] must be a str, bool, int or float (JSON scalar), "
-                             f"got {type(val).__name__}")
-        if isinstance(val, (np.bool_, bool)):
-            val = bool(val)
-        elif isinstance(val, (np.integer, int)):
-            val = int(val)
-        elif isinstance(val, (np.floating, float)):
-            val = float(val)
-        out[key] = val
-    return FrozenMap(out)
-
-
-# --------------------------------------------------------------------------- Hamiltonian
 class Hamiltonian:
     """``H(S) = -sum_{i!=j} W_ij S_i^T M S_j - sum_i h_i . S_i`` (k_B = 1; see module docstring).
 
@@ -202,7 +85,7 @@ class Hamiltonian:
             if np.any(Wc.diagonal() != 0):
                 raise ValueError("W must have a zero diagonal (no self-coupling); found W[i, i] != 0")
             Wc.eliminate_zeros()
-            self.W = _readonly_sparse(Wc)
+            self.W = readonly_sparse(Wc)
         else:
             Wd = np.asarray(W, dtype=np.float64)
             if Wd.ndim != 2 or Wd.shape[0] != Wd.shape[1]:
@@ -211,7 +94,7 @@ class Hamiltonian:
             if np.any(np.diag(Wd) != 0):
                 i = int(np.flatnonzero(np.diag(Wd))[0])
                 raise ValueError(f"W must have a zero diagonal (no self-coupling); W[{i}, {i}] = {float(Wd[i, i])!r}")
-            self.W = _readonly(Wd)
+            self.W = readonly(Wd)
         self.n_sites = int(self.W.shape[0])
         if self.n_sites < 1:
             raise ValueError("W must have at least one site")
@@ -251,11 +134,11 @@ class Hamiltonian:
             elif hh.shape != (self.n_sites, n):
                 raise ValueError(f"field h must have shape ({n},) or ({self.n_sites}, {n}), got {hh.shape}")
         _check_finite(hh, "field h")
-        self.h = _readonly(hh)
+        self.h = readonly(hh)
 
         # ---- lengths
         if lengths is None:
-            self.lengths = _readonly(np.ones(self.n_sites))
+            self.lengths = readonly(np.ones(self.n_sites))
         else:
             m = np.asarray(lengths, dtype=np.float64).reshape(-1)
             if m.shape != (self.n_sites,):
@@ -264,16 +147,16 @@ class Hamiltonian:
             if np.any(m <= 0):
                 i = int(np.flatnonzero(m <= 0)[0])
                 raise ValueError(f"spin lengths must be > 0; lengths[{i}] = {float(m[i])!r}")
-            self.lengths = _readonly(m)
+            self.lengths = readonly(m)
 
         # ---- frozen mask
         if frozen is None:
-            self.frozen = _readonly(np.zeros(self.n_sites, dtype=bool))
+            self.frozen = readonly(np.zeros(self.n_sites, dtype=bool))
         else:
             f = np.asarray(frozen, dtype=bool).reshape(-1)
             if f.shape != (self.n_sites,):
                 raise ValueError(f"frozen must have shape ({self.n_sites},), got {np.shape(frozen)}")
-            self.frozen = _readonly(f)
+            self.frozen = readonly(f)
         if self.frozen.all():
             raise ValueError("every site is frozen: nothing to solve")
 
@@ -288,10 +171,10 @@ class Hamiltonian:
                 raise ValueError(f"state must have shape ({self.n_sites}, {n}), got {s.shape}")
             _check_finite(s, "state")
             self.check_state(s, only_free=True)
-            self.state = _readonly(s)
+            self.state = readonly(s)
         self.name = str(name)
-        self.axes: FrozenMap = _check_axes(axes, self.n_sites, n)
-        self.provenance: FrozenMap = _check_provenance(provenance)
+        self.axes: FrozenMap = check_axes(axes, self.n_sites, n)
+        self.provenance: FrozenMap = check_provenance(provenance)
         self._nbr = None
         object.__setattr__(self, "_sealed", True)
 
@@ -305,7 +188,7 @@ class Hamiltonian:
         # unpickling (e.g. a sweep row shipped to a Dask worker): numpy restores arrays writable,
         # so they are made read-only again before the object is sealed
         for key, value in state.items():
-            object.__setattr__(self, key, _freeze_loaded(value))
+            object.__setattr__(self, key, freeze_loaded(value))
 
     def __delattr__(self, name: str) -> None:
         raise FrozenHamiltonianError(f"Hamiltonian is frozen: cannot delete {name!r}")
@@ -348,7 +231,7 @@ class Hamiltonian:
             rows = np.repeat(np.arange(self.n_sites), np.diff(ptr))
             w_out = np.asarray(Wc[rows, idx]).reshape(-1) if idx.size else np.zeros(0)
             w_in = np.asarray(Wt[rows, idx]).reshape(-1) if idx.size else np.zeros(0)
-            nbr = tuple(_readonly(a) for a in (ptr, idx, w_out.astype(np.float64), w_in.astype(np.float64)))
+            nbr = tuple(readonly(a) for a in (ptr, idx, w_out.astype(np.float64), w_in.astype(np.float64)))
             object.__setattr__(self, "_nbr", nbr)
         return self._nbr
 
