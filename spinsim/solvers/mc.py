@@ -19,7 +19,6 @@ so a run is reproducible and the CUDA backend draws the same numbers.
 """
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
@@ -27,9 +26,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..directions import projection_direction
-from ..kernels.arrays import DENSE, IDENTITY, KIND_CONTINUOUS, KIND_DISCRETE, LOWRANK
+from ..kernels.arrays import KIND_CONTINUOUS, KIND_DISCRETE
 from ..kernels.moves import ALG_HEATBATH, ALG_METROPOLIS, ALG_OVERRELAX
-from ..hamiltonian import Dense, Discrete, Hamiltonian, Heisenberg, Identity, Ising, LowRank
+from ..hamiltonian import Discrete, Hamiltonian, Identity, Ising
 from ..observables import thermodynamics
 from ..result import Result
 from ..validation import check_choice, check_positive_int
@@ -53,23 +52,26 @@ def cuda_available() -> bool:
 
 
 def prepare(H: Hamiltonian, direction: Any = None) -> dict[str, Any]:
-    """Flatten a Hamiltonian into the kernel arrays (shared by the CPU and CUDA backends)."""
+    """Flatten a Hamiltonian into the kernel arrays (shared by the CPU and CUDA backends).
+
+    The coupling supplies its own arrays (:meth:`spinsim.coupling.Coupling.kernel_arrays`). Every
+    array is a writable C-contiguous copy: the Hamiltonian's own arrays are read-only, and Numba
+    types a read-only array apart from a writable one (a second compilation on the CPU; on CUDA
+    the cooperative kernel's shared-memory copies of A, B must unify with a writable type)."""
+    def own(a: Any, dtype: Any = np.float64) -> np.ndarray:
+        return np.array(a, dtype=dtype, order="C", copy=True)
+
     ptr, idx, w_out, w_in = H.neighbours()
     n = H.n_comp
-    dummy = np.zeros((1, 1))
-    M = H.M
-    if isinstance(M, Identity):
-        code, J, Mmat, A, B = IDENTITY, float(M.J), dummy, dummy, dummy
-    elif isinstance(M, Dense):
-        code, J, Mmat, A, B = DENSE, 0.0, np.ascontiguousarray(M.M), dummy, dummy
-    else:
-        code, J, Mmat, A, B = LOWRANK, 0.0, dummy, M.A, M.B
+    ka = H.M.kernel_arrays()
     discrete = isinstance(H.spin, (Ising, Discrete))
-    V = np.ascontiguousarray(H.spin.vectors) if discrete else np.zeros((1, n))
+    V = own(H.spin.vectors) if discrete else np.zeros((1, n))
     U, u_label = _direction(H, direction)
-    return dict(free=np.flatnonzero(~H.frozen).astype(np.int64), ptr=ptr, idx=idx, w_out=w_out,
-                w_in=w_in, code=code, J=J, Mmat=Mmat, A=A, B=B, h=H.h, lengths=H.lengths, U=U,
-                kind=KIND_DISCRETE if discrete else KIND_CONTINUOUS, V=V, u_label=u_label)
+    return dict(free=np.flatnonzero(~H.frozen).astype(np.int64), ptr=own(ptr, np.int64),
+                idx=own(idx, np.int64), w_out=own(w_out), w_in=own(w_in), code=int(ka.code),
+                J=float(ka.J), Mmat=own(ka.Mmat), A=own(ka.A), B=own(ka.B), h=own(H.h),
+                lengths=own(H.lengths), U=own(U), kind=KIND_DISCRETE if discrete else KIND_CONTINUOUS,
+                V=V, u_label=u_label)
 
 
 def _direction(H: Hamiltonian, direction: Any) -> tuple[np.ndarray, str | None]:
