@@ -1,20 +1,21 @@
 """Test-session set-up shared by every test file.
 
-Threads: ``make test`` runs the suite on ``pytest-xdist`` workers (``-n 2``). Each worker gets an
-equal share of the cores for Numba's ``parallel=True`` kernels, and BLAS/OpenMP (numpy, scipy,
-torch) run one thread: the tests' matrices are small, and a multi-threaded OpenBLAS on a busy
-machine spins so long that one ground-state study over GPT-2's 144 heads took 17 minutes instead
-of 30 seconds. Every subprocess a test starts (CLI runs, CUDA-simulator checks, Dask workers)
-inherits these settings. Variables already set by the caller win. This runs before any test
-module imports numba, numpy or torch (they read these variables once, at import).
+Threads: Numba, BLAS and OpenMP (numpy, scipy, torch) run one thread in every test process.
+``make test`` gets its parallelism from two ``pytest-xdist`` workers instead. The tests' systems
+are tiny: a ``parallel=True`` sweep over three replicas syncs its threads once per sweep, and on a
+busy machine every sync waits for a time slice (the 4x4 Ising Metropolis run of test_mc: 28.6 s
+with two Numba threads, 0.2 s with one); a multi-threaded OpenBLAS spins the same way (the GPT-2
+all-heads ground study: 1060 s instead of 30 s). Every subprocess a test starts (CLI runs,
+CUDA-simulator checks, Dask workers) inherits these settings. Variables already set by the caller
+win (the xdist controller loads this file too, before it starts the workers, so the value must
+not depend on the worker count). This runs before any test module imports numba, numpy or torch
+(they read these variables once, at import).
 """
 from __future__ import annotations
 
 import os
 
-_WORKERS = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
-os.environ.setdefault("NUMBA_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS)))
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+for _var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 
