@@ -117,6 +117,9 @@ class Hamiltonian:
         if self.spin.n_comp != n:
             raise ValueError(f"spin kind {self.spin.name!r} has n_comp={self.spin.n_comp} but the coupling has n_comp={n}")
         self.n_comp = n
+        if self.M.n_sites is not None and self.M.n_sites != self.n_sites:
+            raise ValueError(f"the coupling {type(self.M).__name__} is written for {self.M.n_sites} sites but W has "
+                             f"{self.n_sites}")
 
         # ---- fields
         if h is None:

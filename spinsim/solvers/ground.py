@@ -80,7 +80,7 @@ def local_fields(H: Hamiltonian, S: np.ndarray) -> np.ndarray:
 def _kernel_args(H: Hamiltonian, red: Reduction) -> tuple:
     """Arguments of the quench/anneal kernels after (S, sidx): coupling mode and arrays in the
     working space, fields, lengths, free sites, neighbour lists, discrete vectors."""
-    mode, J, Mm, A, B = red.M.kernel_arrays()     # codes 0/1/2 = kern.MODE_IDENTITY/DENSE/LOWRANK
+    mode, J, Mm, A, B = red.M.kernel_arrays()[:5]     # codes 0/1/2 = kern.MODE_IDENTITY/DENSE/LOWRANK
     ptr, nbr, w_out, w_in = H.neighbours()
     sites = np.flatnonzero(~H.frozen).astype(np.int64)
     return (mode, J, Mm, A, B, red.h, H.lengths, sites, ptr, nbr, w_out, w_in, red.V)

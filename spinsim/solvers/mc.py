@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..coupling import CODE_SITE_LOWRANK
 from ..directions import projection_direction
 from ..kernels.arrays import KIND_CONTINUOUS, KIND_DISCRETE
 from ..kernels.moves import ALG_HEATBATH, ALG_METROPOLIS, ALG_OVERRELAX
@@ -64,6 +65,8 @@ def prepare(H: Hamiltonian, direction: Any = None) -> dict[str, Any]:
     ptr, idx, w_out, w_in = H.neighbours()
     n = H.n_comp
     ka = H.M.kernel_arrays()
+    if ka.code == CODE_SITE_LOWRANK:
+        raise NotImplementedError("Monte Carlo of a position-dependent SiteLowRank coupling is not in the kernels yet")
     discrete = isinstance(H.spin, (Ising, Discrete))
     V = own(H.spin.vectors) if discrete else np.zeros((1, n))
     U, u_label = _direction(H, direction)
