@@ -24,6 +24,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from spinsim.directions import resolve_direction
+from spinsim.probe import candidate_energies as probe_energies, crossing_field
 from spinsim.result import Boundary
 from spinsim.solvers.mean_field import critical_temperatures, field_along_order, mean_field_T_c
 
@@ -224,46 +225,37 @@ def _mf_dict(hs: np.ndarray, Tc: np.ndarray, T_lo: float | None) -> Boundary:
 def candidate_energies(H: Any, probe: int, S_A: Any, S_B: Any, direction: Any = None,
                        bath: Any = None) -> dict[str, float]:
     """Energies of a probe site in state A or B in the field of a quenched bath, and their
-    projections on the added-field direction.
+    projections on the added-field direction: ``{"E_A", "E_B", "p_A", "p_B"}``.
 
-    ``E_X = -S_X . phi_probe(bath)`` with ``phi_k = sum_j W_kj M S_j + sum_i W_ik M^T S_i + h_k``
-    (the bath's own energy is the same for A and B and drops out); ``p_X = S_X . u_probe``. The
-    bath is ``bath`` (n_sites, n_comp) or H.state. S_A, S_B: (n_comp,) spins, lengths included.
+    ``E_X`` is the total energy with the probe at S_X (:func:`spinsim.probe.candidate_energies`,
+    the physics written once); ``p_X = S_X . u_probe``. The bath is ``bath`` (n_sites, n_comp) or
+    H.state. S_A, S_B: (n_comp,) spins, lengths included. ValueError for a probe out of range or a
+    missing bath.
     """
-    S = np.array(bath if bath is not None else H.state, dtype=np.float64)
-    if S.ndim != 2 or S.shape != (H.n_sites, H.n_comp):
+    if bath is None and H.state is None:
         raise ValueError(f"candidate level crossing needs a bath state of shape ({H.n_sites}, {H.n_comp}): "
                          "pass bath= or give H a state")
     if not 0 <= int(probe) < H.n_sites:
         raise ValueError(f"probe site {probe!r} out of range 0..{H.n_sites - 1}")
-    S[int(probe)] = 0.0
-    phi = H.local_field(S, int(probe))
+    S_A, S_B = np.asarray(S_A, float), np.asarray(S_B, float)
+    E, _ = probe_energies(H, np.stack([S_A, S_B]), probe=int(probe), bath=bath)
     U, _ = resolve_direction(H, direction)
     u = U[int(probe)]
-    S_A, S_B = np.asarray(S_A, float), np.asarray(S_B, float)
-    return {"E_A": float(-S_A @ phi), "E_B": float(-S_B @ phi), "p_A": float(S_A @ u), "p_B": float(S_B @ u)}
+    return {"E_A": float(E[0]), "E_B": float(E[1]), "p_A": float(S_A @ u), "p_B": float(S_B @ u)}
 
 
 def level_crossing_line(T: Any, E_A: Any, E_B: Any, p_A: Any, p_B: Any,
                         labels: tuple[str, str] = ("A", "B")) -> Boundary:
     """Candidate level-crossing line h*(T): the field where the probe's ground state switches
-    between candidates A and B.
+    between candidates A and B, ``h* = (E_A - E_B) / (p_A - p_B)``
+    (:func:`spinsim.probe.crossing_field`; NaN where p_A == p_B, the levels never cross).
 
-    With the added field h along u the candidate energies are ``E_X(h) = E_X - h p_X``
-    (p_X = S_X . u), so ``E_A(h*) = E_B(h*)`` at
-
-        h* = (E_A - E_B) / (p_A - p_B).
-
-    For h > h* the candidate with the larger projection p is the lower level. The energies may be
-    arrays over T (bath-averaged energies of an annealed bath) or numbers (a quenched bath: h* is
-    the same at every T, and there the log-odds ``beta (E_B(h) - E_A(h))`` vanish at every T:
-    a first-order line). NaN where p_A == p_B (the levels never cross). Parametrised by ``T``.
+    The energies may be arrays over T (bath-averaged energies of an annealed bath) or numbers (a
+    quenched bath: h* is the same at every T, and there the log-odds ``beta (E_B(h) - E_A(h))``
+    vanish at every T: a first-order line). Parametrised by ``T``.
     """
     T = np.atleast_1d(np.asarray(T, float))
-    EA, EB, pA, pB = np.broadcast_arrays(*(np.asarray(x, float) for x in (E_A, E_B, p_A, p_B)))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        hstar = np.where(pA != pB, (EA - EB) / np.where(pA != pB, pA - pB, 1.0), np.nan)
-    hstar = np.broadcast_to(hstar, T.shape).astype(float).copy()
+    hstar = np.broadcast_to(crossing_field(E_A, E_B, p_A, p_B), T.shape).astype(float).copy()
     return Boundary(param="T", T=T, h=hstar, candidates=list(labels),
                     method="candidate level crossing h* = (E_A - E_B)/(p_A - p_B) (probe site, "
                            "quenched bath)",
