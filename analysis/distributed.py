@@ -10,7 +10,7 @@ torch thread count than the client agree with a local run to float32 rounding (~
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -44,9 +44,12 @@ def run_ablation_task(task: AblationTask) -> Any:
 
 def ablation_distributed(model: str, items: Sequence[Any], heads: Sequence[tuple[int, int]],
                          modes: Sequence[str], candidates: str,
-                         executor: Callable[[Sequence[AblationTask]], Iterable[Any]],
-                         n_chunks: int = 8) -> Any:
-    """Ablate ``heads`` in ``n_chunks`` tasks on ``executor`` and merge the results."""
+                         executor: Any, n_chunks: int = 8) -> Any:
+    """Ablate ``heads`` in ``n_chunks`` tasks on ``executor`` (a ``concurrent.futures.Executor``, a
+    Dask ``Client``, a runner callable or None: :func:`spinsim.executors.as_runner`) and merge the
+    results."""
+    from spinsim.executors import as_runner
+
     heads = [tuple(map(int, h)) for h in heads]
     if not heads:
         raise ValueError("no heads to ablate")
@@ -54,7 +57,7 @@ def ablation_distributed(model: str, items: Sequence[Any], heads: Sequence[tuple
     chunks = [tuple(map(tuple, c)) for c in np.array_split(np.asarray(heads), n_chunks) if len(c)]
     tasks = [AblationTask(model, tuple(items), c, tuple(modes), candidates) for c in chunks]
     merged = None
-    for res in executor(tasks):
+    for res in as_runner(executor, run_ablation_task)(tasks):
         if merged is None:
             merged = res
             merged.heads = list(heads)

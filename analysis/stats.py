@@ -2,10 +2,11 @@
 
 For K heads (columns of ``theory``, shape (P, K)) and one empirical vector ``actual`` (P,):
 
-* Pearson r and its two-sided p-value (t = r sqrt((P-2)/(1-r^2)), Student t with P-2 dof, as
-  scipy.stats.pearsonr); Spearman rho (Pearson r of ranks, average ranks for ties) with the same
-  t approximation (as scipy.stats.spearmanr).
-* Bonferroni: p * K (capped at 1). Benjamini-Hochberg: step-up adjusted q-values (FDR).
+* Pearson r and its two-sided p-value (``scipy.stats.pearsonr``: t = r sqrt((P-2)/(1-r^2)),
+  Student t with P-2 dof); Spearman rho with the same t approximation (``scipy.stats.spearmanr``,
+  average ranks for ties); both vectorised over the heads.
+* Bonferroni: p * K (capped at 1). Benjamini-Hochberg: step-up adjusted q-values (FDR),
+  ``scipy.stats.false_discovery_control``.
 * Permutation max-|r| family-wise p (Westfall-Young single step): permute the prompts of
   ``actual`` n_perm times (the same permutation for every head, so the heads' dependence is
   kept), recompute r for every head at once as one matrix product of standardised arrays, and
@@ -15,6 +16,7 @@ A head whose theory is constant over prompts has r = nan and p = 1.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,27 +35,35 @@ def _standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return xc / np.where(const, 1.0, nrm), const
 
 
-def _p_from_r(r: np.ndarray, n: int) -> np.ndarray:
-    r = np.clip(r, -1.0, 1.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = r * np.sqrt((n - 2) / np.maximum(1.0 - r * r, 0.0))
-    p = 2.0 * _st.t.sf(np.abs(t), n - 2)
-    return np.where(np.isnan(r), 1.0, p)
-
-
-def pearson(theory: np.ndarray, actual: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Pearson r (K,) and two-sided p (K,) of every column of theory (P, K) with actual (P,)."""
+def _columns(theory: np.ndarray) -> np.ndarray:
     theory = np.asarray(theory, np.float64)
-    if theory.ndim == 1:
-        theory = theory[:, None]
+    return theory[:, None] if theory.ndim == 1 else theory
+
+
+def _masked(r: np.ndarray, p: np.ndarray, const: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(r, p) as float arrays (K,) with constant columns set to (nan, 1)."""
+    r, p = np.atleast_1d(np.asarray(r, np.float64)), np.atleast_1d(np.asarray(p, np.float64))
+    return np.where(const, np.nan, r), np.where(const, 1.0, p)
+
+
+def _constant_columns(theory: np.ndarray, actual: np.ndarray) -> np.ndarray:
     n = theory.shape[0]
     if n < 3:
         raise ValueError(f"correlations need at least 3 prompts, got {n}")
-    Zt, const = _standardise(theory)
-    za, ca = _standardise(np.asarray(actual, np.float64)[:, None])
-    r = (Zt.T @ za[:, 0])
-    r = np.where(const | ca[0], np.nan, np.clip(r, -1.0, 1.0))
-    return r, _p_from_r(r, n)
+    return _standardise(theory)[1] | _standardise(np.asarray(actual, np.float64)[:, None])[1][0]
+
+
+def pearson(theory: np.ndarray, actual: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pearson r (K,) and two-sided p (K,) of every column of theory (P, K) with actual (P,)
+    (:func:`scipy.stats.pearsonr`, vectorised over the heads). A column or ``actual`` constant to
+    1e-12 of its scale gives r = nan, p = 1. Raises ValueError for fewer than 3 prompts."""
+    theory = _columns(theory)
+    const = _constant_columns(theory, actual)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", _st.ConstantInputWarning)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            res = _st.pearsonr(theory, np.asarray(actual, np.float64)[:, None], axis=0)
+    return _masked(res.statistic, res.pvalue, const)
 
 
 def rankdata(x: np.ndarray) -> np.ndarray:
@@ -62,11 +72,19 @@ def rankdata(x: np.ndarray) -> np.ndarray:
 
 
 def spearman(theory: np.ndarray, actual: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Spearman rho (K,) and two-sided p (K,) (t approximation, as scipy.stats.spearmanr)."""
-    theory = np.asarray(theory, np.float64)
-    if theory.ndim == 1:
-        theory = theory[:, None]
-    return pearson(rankdata(theory), rankdata(np.asarray(actual, np.float64)))
+    """Spearman rho (K,) and two-sided p (K,) (:func:`scipy.stats.spearmanr`: average ranks for
+    ties, Student t with P - 2 dof). Constant columns as in :func:`pearson`."""
+    theory = _columns(theory)
+    const = _constant_columns(theory, actual)
+    actual = np.asarray(actual, np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", _st.ConstantInputWarning)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            res = _st.spearmanr(theory, actual[:, None], axis=0)
+    rho, p = np.asarray(res.statistic), np.asarray(res.pvalue)
+    if rho.ndim == 2:                                   # K > 1: the last row of the (K+1)^2 matrix
+        rho, p = rho[-1, :-1], p[-1, :-1]
+    return _masked(rho, p, const)
 
 
 def bonferroni(p: np.ndarray) -> np.ndarray:
@@ -76,16 +94,10 @@ def bonferroni(p: np.ndarray) -> np.ndarray:
 
 
 def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values (q-values) over all entries (any shape)."""
+    """Benjamini-Hochberg adjusted p-values (q-values) over all entries (any shape):
+    :func:`scipy.stats.false_discovery_control` with ``method="bh"`` over the flattened array."""
     p = np.asarray(p, np.float64)
-    flat = p.ravel()
-    K = flat.size
-    order = np.argsort(flat)
-    q = flat[order] * K / np.arange(1, K + 1)
-    q = np.minimum.accumulate(q[::-1])[::-1]
-    out = np.empty(K)
-    out[order] = np.minimum(q, 1.0)
-    return out.reshape(p.shape)
+    return _st.false_discovery_control(p.ravel(), method="bh").reshape(p.shape)
 
 
 def permutation_fwer(theory: np.ndarray, actual: np.ndarray, n_perm: int = 10_000, seed: int = 0,

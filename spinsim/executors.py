@@ -1,15 +1,27 @@
-"""Where independent work units run: locally (default) or on a Dask cluster.
+"""Where independent work units run: here (default), on any ``concurrent.futures.Executor``, or
+on a Dask cluster through a ``distributed.Client``.
 
-An executor is a callable ``executor(tasks) -> iterable of results`` that yields each task's
-result as it finishes, in any order (every result names its own task, e.g. ``field_index`` for
-sweep rows). The *client* process alone writes the HDF5 file with its completion mask, so a
-distributed run is interrupted and resumed exactly like a local one, and a worker lost
-mid-task costs only its task: Dask reruns it (``retries``), and since every task is a pure
-function of its arguments (counter-based RNG keyed by seed, replica, sweep, site) the rerun
-gives the same numbers.
+Every ``executor=`` argument of spinsim (``spinsim.sweep``, the distributed ablation) accepts
 
-    from spinsim.phase import run_task
-    ss.sweep(H, T, fields, out="s.h5", executor=dask_executor(run_task, scheduler="tcp://scheduler:8786"))
+* ``None``: the tasks run one after the other in this process;
+* a :class:`concurrent.futures.Executor` (``ProcessPoolExecutor``, ``ThreadPoolExecutor``, an
+  ``mpi4py.futures.MPIPoolExecutor`` ...): one ``submit`` per task;
+* a Dask ``distributed.Client``: ``client.map`` with ``retries`` (a worker lost mid-task costs
+  only that task);
+* a *runner*: any callable ``runner(tasks) -> iterable of results`` (the form the first versions
+  of spinsim took, still accepted).
+
+:func:`as_runner` turns any of them into a runner that yields each task's result as it finishes,
+in any order (every result names its own task, e.g. ``field_index`` for sweep rows). The *client*
+process alone writes the HDF5 file with its completion mask, so a distributed run is interrupted
+and resumed exactly like a local one; every task is a pure function of its arguments
+(counter-based RNG keyed by seed, replica, sweep, site), so a rerun task gives the same numbers.
+
+    from concurrent.futures import ProcessPoolExecutor
+    with ProcessPoolExecutor(4) as pool:
+        ss.sweep(H, T, fields, out="s.h5", executor=pool)
+    from distributed import Client
+    ss.sweep(H, T, fields, out="s.h5", executor=Client("tcp://scheduler:8786"))
     spinsim sweep ... --executor dask --scheduler tcp://scheduler:8786
 
 GPU workers: tasks carry ``backend="auto"`` unless the user fixes it, so each task runs on its
@@ -17,21 +29,49 @@ worker's GPU when that worker has one (``numba.cuda.is_available()``) and on its
 """
 from __future__ import annotations
 
+import concurrent.futures as cf
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-__all__ = ["EXECUTORS", "local_executor", "dask_executor", "make_executor"]
+__all__ = ["EXECUTORS", "Runner", "as_runner", "is_dask_client", "local_executor", "dask_executor",
+           "futures_executor", "make_executor"]
 
 EXECUTORS = ("local", "dask")
 
-Executor = Callable[[Sequence[Any]], Iterable[Any]]
+#: ``runner(tasks) -> iterable of results`` in completion order
+Runner = Callable[[Sequence[Any]], Iterable[Any]]
 
 
-def local_executor(fn: Callable[[Any], Any]) -> Executor:
+def local_executor(fn: Callable[[Any], Any]) -> Runner:
     """Run ``fn`` on the tasks one after the other in this process."""
     def run(tasks: Sequence[Any]) -> Iterator[Any]:
         for t in tasks:
             yield fn(t)
     return run
+
+
+def futures_executor(fn: Callable[[Any], Any], executor: cf.Executor) -> Runner:
+    """Run ``fn`` on the tasks with a :class:`concurrent.futures.Executor` (one ``submit`` each),
+    yielding results as they complete. Futures not yet started are cancelled when the consumer
+    stops early (an interrupt): finished results have been yielded, so the caller has stored them.
+    A task that raises re-raises here."""
+    def run(tasks: Sequence[Any]) -> Iterator[Any]:
+        futures = [executor.submit(fn, t) for t in tasks]
+        try:
+            for fut in cf.as_completed(futures):
+                yield fut.result()
+        finally:
+            for f in futures:
+                f.cancel()
+    return run
+
+
+def is_dask_client(obj: Any) -> bool:
+    """Whether ``obj`` is a ``distributed.Client`` (False when dask.distributed is not installed)."""
+    try:
+        from distributed import Client
+    except ImportError:
+        return False
+    return isinstance(obj, Client)
 
 
 def _client(client: Any = None, scheduler: str | None = None) -> Any:
@@ -51,12 +91,13 @@ def _client(client: Any = None, scheduler: str | None = None) -> Any:
 
 
 def dask_executor(fn: Callable[[Any], Any], client: Any = None, scheduler: str | None = None,
-                  retries: int = 3) -> Executor:
+                  retries: int = 3) -> Runner:
     """Run ``fn`` on the tasks as Dask futures (``client`` or a scheduler address).
 
     Results are yielded as they complete. A task whose worker dies is rescheduled by Dask; a
     task that raises is retried ``retries`` times and then its error is raised here (after the
-    finished results have been yielded, so the client has already stored them).
+    finished results have been yielded, so the client has already stored them). Passing the
+    ``Client`` itself as ``executor=`` does the same (:func:`as_runner`).
     """
     c = _client(client, scheduler)
 
@@ -76,9 +117,27 @@ def dask_executor(fn: Callable[[Any], Any], client: Any = None, scheduler: str |
     return run
 
 
+def as_runner(executor: Any, fn: Callable[[Any], Any]) -> Runner:
+    """The runner that applies ``fn`` to tasks on ``executor`` (see the module docstring).
+
+    ``executor``: None, a ``concurrent.futures.Executor``, a Dask ``Client`` or a runner callable
+    (used as it is: it must apply ``fn`` itself). Raises TypeError for anything else, naming it.
+    """
+    if executor is None:
+        return local_executor(fn)
+    if isinstance(executor, cf.Executor):
+        return futures_executor(fn, executor)
+    if is_dask_client(executor):
+        return dask_executor(fn, client=executor)
+    if callable(executor):
+        return executor
+    raise TypeError(f"executor must be None, a concurrent.futures.Executor, a dask.distributed Client or a "
+                    f"callable runner(tasks) -> results; got {type(executor).__name__}")
+
+
 def make_executor(kind: str, fn: Callable[[Any], Any], scheduler: str | None = None,
-                  client: Any = None) -> Executor | None:
-    """The executor for ``--executor kind`` (``None`` for local: the callers' default)."""
+                  client: Any = None) -> Runner | None:
+    """The runner for the CLI's ``--executor kind`` (``None`` for local: the callers' default)."""
     if kind not in EXECUTORS:
         raise ValueError(f"unknown executor {kind!r}; allowed: {', '.join(map(repr, EXECUTORS))}")
     if kind == "local":

@@ -9,7 +9,7 @@ import sys
 import threading
 from pathlib import Path
 from time import perf_counter
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -19,7 +19,7 @@ from ..io import SpinsimFileError, remove_stale_temps, root_attrs
 from ..validation import check_choice, check_temperatures
 from .fingerprint import Fingerprint, first_difference, fingerprint, jsonable, solver_options
 from .store import ROW_SEEDING, SweepResult, commit, empty_state, lock, read_sweep, store_row
-from .task import RowTask, serial_executor
+from .task import RowTask, run_task
 
 __all__ = ["sweep", "SweepMismatchError", "estimate_row_seconds"]
 
@@ -33,7 +33,7 @@ class SweepMismatchError(SpinsimFileError):
 
 def sweep(H: Hamiltonian, T: Any, fields: Any, direction: Any = None, method: str = "mc", *,
           out: str | os.PathLike | None = None, overwrite: bool = False, progress: bool = True,
-          seed: int = 0, executor: Callable[[Sequence[RowTask]], Iterable[dict]] | None = None,
+          seed: int = 0, executor: Any = None,
           estimate: bool = True, attrs: dict[str, Any] | None = None,
           **solve_kwargs: Any) -> SweepResult:
     """Sweep temperature and an added field: ``H(h) = H - h sum_i u_i . S_i`` on the T x h grid.
@@ -52,7 +52,9 @@ def sweep(H: Hamiltonian, T: Any, fields: Any, direction: Any = None, method: st
     progress : progress bar with ETA on stderr (a resumed run and a long-run warning are announced
         on stderr regardless).
     seed : Monte Carlo seed; row k uses ``replica_offset = k * n_T * n_chains``.
-    executor : ``executor(tasks) -> iterable of row results`` (default :func:`serial_executor`).
+    executor : where the rows run: None (here, one after the other), a
+        ``concurrent.futures.Executor``, a Dask ``distributed.Client``, or a runner
+        ``runner(tasks) -> iterable of row results`` (:func:`spinsim.executors.as_runner`).
     estimate : time a short probe first and warn when the run would take more than an hour.
     attrs : extra root attributes (e.g. model id, head, prompt).
     **solve_kwargs : solver options (``algorithm``, ``sweeps``, ``discard``, ``backend``, ...).
@@ -223,12 +225,14 @@ def _say(msg: str, progress: bool) -> None:
 
 def _run_rows(H: Hamiltonian, T: np.ndarray, hs: np.ndarray, U: np.ndarray, method: str,
               opts: dict[str, Any], seed: int, pending: list[int], state: SweepResult,
-              path: Path | None, executor: Callable | None, progress: bool) -> None:
+              path: Path | None, executor: Any, progress: bool) -> None:
     from tqdm.auto import tqdm
+
+    from ..executors import as_runner
 
     tasks = [RowTask(H=H, T=T, h_value=float(hs[k]), direction=U, seed=seed, field_index=k,
                      method=method, solve_kwargs=dict(opts)) for k in pending]
-    run = executor or serial_executor
+    run = as_runner(executor, run_task)
     n_done0 = int(state.done.sum())
     with _sigterm_as_interrupt(), tqdm(total=hs.size, initial=n_done0, desc="sweep", unit="row",
                                        disable=not progress, file=sys.stderr, dynamic_ncols=True) as bar:
