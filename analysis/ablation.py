@@ -5,7 +5,9 @@ contribution says it should?
   rewrites head h's slice of its input z with zeros (``zero``) or with the head's mean output
   over every token of every prompt of the clean run (``mean``), at every position.
 * Measured shift: ``dL_actual(ablated) - dL_actual(clean)`` for every head x prompt (first:
-  logit gap at the last prompt position; full: teacher-forced log-probability gap).
+  logit gap at the last prompt position; first-differing: at the first token where the answers
+  differ; full: teacher-forced log-probability gap). Items whose comparison is undefined (first
+  tokens coincide) are NaN (:func:`spinsim.analysis.gaps.excluded_items`).
 * Predicted shift: the change of the head's *direct* path only, to first order: the head's output
   change at the readout position, ``delta_o = (z_repl - z) W_O``, read through the final norm
   linearised at the clean residual stream: ``sum_r sign_r * u_eff_r . delta_o(t_r)`` with the
@@ -30,7 +32,7 @@ from spinsim.models.capture import Capture
 from spinsim.models.heads import HeadSet, head_label, parse_head
 
 from .ablation_forward import ABLATION_MODES, GroupedReplay, ablate_heads, check_ablation_mode
-from .gaps import GapMode, Study, actual_gaps, answer_sequences, readouts
+from .gaps import GapMode, Study, actual_gaps, answer_sequences, compared_token, excluded_items, readouts
 from .prompts import PromptItem, TokenizedItem, tokenize_items
 
 __all__ = ["ABLATION_MODES", "ablate_heads", "AblationResult", "ablation_study", "LIONS_COWS",
@@ -63,6 +65,7 @@ class AblationResult:
     n_layers: int
     n_heads: int
     extras: dict[str, Any] = field(default_factory=dict)
+    excluded: list[tuple[int, str]] = field(default_factory=list)    # (prompt, 'file:line: reason'): NaN rows
 
     def correlations(self) -> dict[str, dict[str, Any]]:
         """Per ablation mode: ``pooled`` r over head x prompt, ``per_prompt`` r across heads (P,),
@@ -82,17 +85,25 @@ class AblationResult:
 
 
 def _study_sequences(items: Sequence[TokenizedItem], candidates: str) -> tuple[list, list]:
-    """``first``: the prompts, read at their last position; ``full``: :func:`answer_sequences`."""
-    if candidates == "first":
-        return [list(it.prompt_ids) for it in items], [[it.n_prompt - 1] for it in items]
+    """``first`` / ``first-differing``: the prompt followed by the answers' common prefix A_<k
+    (none for ``first``), read at its last position; ``full``: :func:`answer_sequences`."""
+    if candidates != "full":
+        ks = [compared_token(it, candidates) or 0 for it in items]
+        return ([list(it.prompt_ids) + list(it.correct_ids[:k]) for it, k in zip(items, ks)],
+                [[it.n_prompt - 1 + k] for it, k in zip(items, ks)])
     return answer_sequences(items)
 
 
 def _logit_gaps(items: Sequence[TokenizedItem], logits: list[np.ndarray], candidates: str) -> np.ndarray:
-    """dL_actual (n_prompts,) from the logits of :func:`_study_sequences`' sequences."""
-    if candidates == "first":
-        # lay the logits out as a Study with seq 2p = prompt (only position 0 used)
-        logits = [lg for lg in logits[: len(items)] for _ in (0, 1)]
+    """dL_actual (n_prompts,) from the logits of :func:`_study_sequences`' sequences (NaN for an
+    item the candidates mode excludes)."""
+    if candidates != "full":
+        out = np.full(len(items), np.nan)
+        for p, it in enumerate(items):
+            k = compared_token(it, candidates)
+            if k is not None:
+                out[p] = logits[p][0, it.correct_ids[k]] - logits[p][0, it.wrong_ids[k]]
+        return out
     cap = Capture(tokens=[], x=[], final_in=[], logits=list(logits), logit_positions=[])
     return actual_gaps(Study(list(items), cap), candidates)
 
@@ -103,7 +114,7 @@ def _readouts(lm: Any, items: Sequence[TokenizedItem], seqs: list, replay: Group
     at the clean run (for the predicted direct shift)."""
     cap = Capture(tokens=[np.asarray(s) for s in seqs], x=[], final_in=[], logits=[], logit_positions=[])
     final_in = [replay.final_in(b) for b in range(len(seqs))]
-    if candidates == "first":
+    if candidates != "full":
         cap.final_in = [f for f in final_in for _ in (0, 1)]
         cap.logits = [lg for lg in replay.clean_logits for _ in (0, 1)]
     else:
@@ -158,14 +169,16 @@ def ablation_study(lm: Any, heads: HeadSet, items: Sequence[TokenizedItem],
                 for p, terms in enumerate(terms_by_prompt):
                     total = 0.0
                     for s, t, u, sign in terms:
-                        b = s // 2 if candidates == "first" else s
+                        b = s // 2 if candidates != "full" else s
                         z = replay.z(l, b)[t, h * dh:(h + 1) * dh].double().numpy()
                         total += sign * float((repl - z) @ (W_O[l, h] @ u))
-                    predicted[mi, p, l, h] = total
+                    predicted[mi, p, l, h] = total if terms else np.nan
             if progress is not None:
                 progress(mode, l)
+    tok = getattr(lm, "tokenizer", None)
+    excluded = excluded_items(items, candidates, (lambda ids: str(tok.decode(list(ids)))) if tok is not None else None)
     return AblationResult(tuple(modes), candidates, list(which), clean, measured, predicted, n_layers, n_heads,
-                          {"means": np.stack(means)})
+                          {"means": np.stack(means)}, excluded)
 
 
 def paper_ablation_test(lm: Any, heads: HeadSet, labels: Sequence[str] = ("L3H5", "L0H0"),

@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from spinsim.models.answers import AnswerTokenizationError
 from spinsim.probe import DegenerateCandidatesError, ParallelCandidatesError
 
 __all__ = ["DemoSettings", "DemoResult", "run_demo", "N_ABLATED", "N_ABLATED_QUICK"]
@@ -162,7 +163,11 @@ def run_demo(settings: DemoSettings, log: Callable[[str], None] | None = None) -
         log(line)
 
     # one head's phase diagram: the corrected mode's best head on the first prompt
-    k_best = int(np.nanargmax(np.abs(corr.stats.pearson_r)))
+    r_abs = np.abs(corr.stats.pearson_r)
+    if not np.isfinite(r_abs).any():
+        raise ValueError(f"every head's r is undefined in the corrected mode ({settings.prompts}: dL_actual is "
+                         "constant over the prompts): no best head for the phase diagram")
+    k_best = int(np.nanargmax(r_abs))
     best = head_label(k_best // n_heads, k_best % n_heads)
     item0 = items[0]
     with clock.step("phase", f"phase diagram of {best} on {item0.prompt!r}"):
@@ -232,7 +237,11 @@ def _validate_first_nondegenerate(lm: Any, head: str, items: list, settings: Dem
 
     backend = "cpu" if settings.device == "auto" else settings.device
     for it in items:
-        system = head_system(lm, head, it.prompt, input="residual", candidates=[it.correct, it.wrong], heads=heads)
+        try:      # first tokens that coincide: the probe cannot tell the answers apart, next item
+            system = head_system(lm, head, it.prompt, input="residual", candidates=[it.correct, it.wrong],
+                                 heads=heads)
+        except AnswerTokenizationError:
+            continue
         try:
             val = validate_candidates(system.H, sweeps=2000 if settings.quick else 4000, seed=settings.seed,
                                       backend=backend, labels=(it.correct, it.wrong))

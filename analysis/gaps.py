@@ -18,8 +18,15 @@ with the first sub-token of each answer and W_O the *columns* of c_proj (a bug).
   wpe; Llama: embeddings with rotary positions), ``residual`` (the normalised input the head really
   sees, captured from the forward pass; rotary included). No LayerNorm is applied to embed inputs.
 * ``o_slice``: ``paper`` (columns of GPT-2's c_proj) or ``correct`` (rows; Llama: only this).
+* Answers are the tokens that follow the prompt when prompt and answer are tokenised together
+  (:mod:`spinsim.models.answers`).
 * ``candidates``: ``first`` (first sub-tokens; dL_actual is the logit difference at the last
-  prompt position) or ``full`` (teacher forcing: dL_actual = sum_k log p(A_k | prompt, A_<k) -
+  prompt position; an item whose two answers start with the same token has no first-token gap
+  and is excluded from the mode, named in :func:`excluded_items`: NaN in its rows, left out of
+  the statistics), ``first-differing`` (the first token where the answers differ, read after
+  the prompt and the answers' common prefix, the same context for both: for items whose first
+  tokens differ this is ``first``; an item where one answer's tokens are a prefix of the other's
+  is excluded) or ``full`` (teacher forcing: dL_actual = sum_k log p(A_k | prompt, A_<k) -
   the same for B; dL_theory = sum_k N0(t_k) . (u_{A_k} - E_p[u](t_k)) - the same for B: the
   head's direct contribution to the log-probability of every answer sub-token at the position that
   predicts it, with the context field N0 recomputed at each position of the teacher-forced
@@ -39,11 +46,12 @@ For Llama-family models the paper's column slice does not exist: their paper-mod
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from spinsim.models import arch
+from spinsim.models.answers import AnswerTokenizationError, comparison_index
 from spinsim.models.attention import layer_outputs
 from spinsim.models.capture import Capture, run_capture
 from spinsim.models.heads import HeadSet
@@ -51,10 +59,10 @@ from spinsim.models.heads import HeadSet
 from .prompts import TokenizedItem
 
 __all__ = ["INPUTS", "CANDIDATES", "BIASES", "FINAL_NORMS", "GapMode", "Study", "answer_sequences", "run_forward",
-           "actual_gaps", "theory_gaps", "head_inputs", "readouts"]
+           "actual_gaps", "theory_gaps", "head_inputs", "readouts", "compared_token", "excluded_items"]
 
 INPUTS = ("embed", "embed+pos", "residual")
-CANDIDATES = ("first", "full")
+CANDIDATES = ("first", "first-differing", "full")
 BIASES = ("exact", "drop")
 FINAL_NORMS = ("none", "linear")
 
@@ -123,6 +131,36 @@ class Study:
         return len(self.items)
 
 
+def compared_token(it: TokenizedItem, candidates: str) -> int | None:
+    """Index k of the answer token a single-token comparison reads (``first``: 0,
+    ``first-differing``: the answers' common prefix length), or None when the item is excluded
+    (``first``: the first tokens coincide; ``first-differing``: no differing token). ``full``:
+    None is never returned (every token is read; returns 0)."""
+    _check("candidates mode", candidates, CANDIDATES)
+    if candidates == "full":
+        return 0
+    try:
+        return comparison_index(it.correct_ids, it.wrong_ids, candidates == "first-differing")
+    except AnswerTokenizationError:
+        return None
+
+
+def excluded_items(items: Sequence[TokenizedItem], candidates: str,
+                   decode: Callable[[Sequence[int]], str] | None = None) -> list[tuple[int, str]]:
+    """``(index, reason)`` of every item a ``candidates`` mode leaves out (one line each, naming
+    the item's file:line, its answers and, with ``decode`` (ids -> text), the shared token)."""
+    out = []
+    for p, it in enumerate(items):
+        if candidates == "full":
+            break
+        try:
+            comparison_index(it.correct_ids, it.wrong_ids, candidates == "first-differing",
+                             (it.item.correct, it.item.wrong), decode)
+        except AnswerTokenizationError as exc:
+            out.append((p, f"{it.item.where}: {exc}"))
+    return out
+
+
 def answer_sequences(items: Sequence[TokenizedItem]) -> tuple[list[list[int]], list[list[int]]]:
     """Sequences 2p = prompt + correct and 2p + 1 = prompt + wrong of every item, and for each
     the positions ``n_prompt - 1 + k`` that predict the answer's k-th token."""
@@ -148,13 +186,16 @@ def _log_softmax(z: np.ndarray) -> np.ndarray:
 
 def actual_gaps(study: Study, candidates: str) -> np.ndarray:
     """dL_actual (P,) from the full model: ``first``: logit_A1 - logit_B1 at the last prompt
-    position; ``full``: sum of teacher-forced log-probabilities of A's tokens minus B's (nats)."""
+    position; ``first-differing``: logit_Ak - logit_Bk after the prompt and the common prefix
+    A_<k = B_<k; ``full``: sum of teacher-forced log-probabilities of A's tokens minus B's (nats).
+    NaN for an item the mode excludes (:func:`compared_token`)."""
     _check("candidates mode", candidates, CANDIDATES)
     out = np.empty(study.n_prompts)
     for p, it in enumerate(study.items):
         la, lb = study.cap.logits[2 * p], study.cap.logits[2 * p + 1]
-        if candidates == "first":
-            out[p] = la[0, it.correct_ids[0]] - la[0, it.wrong_ids[0]]
+        if candidates != "full":
+            k = compared_token(it, candidates)
+            out[p] = np.nan if k is None else la[k, it.correct_ids[k]] - la[k, it.wrong_ids[k]]
         else:
             lpa, lpb = _log_softmax(la), _log_softmax(lb)
             out[p] = (sum(lpa[k, t] for k, t in enumerate(it.correct_ids))
@@ -183,15 +224,17 @@ def head_inputs(weights: Any, tokens: Sequence[int], mode: GapMode, cap: Capture
 
 def readouts(study: Study, weights: Any, mode: GapMode) -> list[list[tuple[int, int, np.ndarray, float]]]:
     """Per item, the (seq, query position, readout vector (d_model,), sign) terms whose sum over
-    heads' N0 . vector * sign is dL_theory (see module docstring)."""
+    heads' N0 . vector * sign is dL_theory (see module docstring); no terms for an excluded item."""
     w = getattr(weights, "weights", weights)
     U = arch.unembedding(w)
     norm = arch.final_norm(w) if mode.final_norm == "linear" else None
     out = []
     for p, it in enumerate(study.items):
         t0 = it.n_prompt - 1
-        if mode.candidates == "first":
-            terms = [(2 * p, t0, it.correct_ids[0], 1.0), (2 * p, t0, it.wrong_ids[0], -1.0)]
+        if mode.candidates != "full":
+            k = compared_token(it, mode.candidates)
+            terms = [] if k is None else [(2 * p, t0 + k, it.correct_ids[k], 1.0),
+                                          (2 * p, t0 + k, it.wrong_ids[k], -1.0)]
         else:
             terms = [(2 * p, t0 + k, t, 1.0) for k, t in enumerate(it.correct_ids)]
             terms += [(2 * p + 1, t0 + k, t, -1.0) for k, t in enumerate(it.wrong_ids)]
@@ -211,7 +254,8 @@ def readouts(study: Study, weights: Any, mode: GapMode) -> list[list[tuple[int, 
 
 
 def theory_gaps(study: Study, heads: HeadSet, weights: Any, mode: GapMode) -> np.ndarray:
-    """dL_theory (P, n_layers, n_heads) for every head and item (see module docstring).
+    """dL_theory (P, n_layers, n_heads) for every head and item (see module docstring); NaN rows
+    for the items the mode excludes (:func:`excluded_items`).
 
     ``heads`` must have been extracted with ``o_slice = mode.o_slice``.
     """
@@ -224,6 +268,9 @@ def theory_gaps(study: Study, heads: HeadSet, weights: Any, mode: GapMode) -> np
     WO = heads.W_O.astype(np.float64)                                             # (L, H, dh, d)
     result = np.zeros((study.n_prompts, L, H))
     for p, terms in enumerate(readouts(study, w, mode)):
+        if not terms:
+            result[p] = np.nan
+            continue
         by_seq: dict[int, list[int]] = {}
         for r, (s, t, _, _) in enumerate(terms):
             by_seq.setdefault(s, []).append(r)

@@ -1,12 +1,13 @@
 """Prompt files for the logit-gap study: ``prompt<TAB>correct<TAB>wrong``, one item a line.
 
-* Answers are written without their leading space; they are tokenised as ``" " + answer`` (a
-  continuation of the prompt), the prompt as written, with no special tokens (no BOS: the paper
-  feeds GPT-2 the bare prompt).
-* Blank lines and lines starting with ``#`` are skipped; an optional header line
-  ``prompt<TAB>correct<TAB>wrong`` is skipped.
-* Malformed lines, and answers whose tokenisation is empty, raise a one-line error naming
-  ``file:line``.
+* Answers are written without their leading space. The prompt is tokenised as written, with no
+  special tokens (no BOS: the paper feeds GPT-2 the bare prompt); an answer is the tokens that
+  follow the prompt's when ``prompt + " " + answer`` is tokenised together
+  (:mod:`spinsim.models.answers`), which is what the model reads when it is teacher-forced.
+* The file is UTF-8 (a byte-order mark is allowed and dropped). Blank lines and lines starting
+  with ``#`` are skipped; an optional header line ``prompt<TAB>correct<TAB>wrong`` is skipped.
+* Malformed lines, repeated items, and answers that cannot be tokenised after their prompt raise a
+  one-line error naming ``file:line``.
 
 The paper's 20 prompts ship as ``data/prompts/paper20.tsv`` (``--prompts paper20`` finds it).
 """
@@ -16,6 +17,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
+
+from spinsim.models.answers import AnswerTokenizationError, tokenize_answers
 
 __all__ = ["PromptItem", "TokenizedItem", "PromptFileError", "load_prompts", "tokenize_items",
            "shipped_prompt_file", "SHIPPED"]
@@ -49,7 +52,8 @@ class PromptItem:
 
 @dataclass(frozen=True)
 class TokenizedItem:
-    """Token ids (no special tokens) of a :class:`PromptItem`; answers with their leading space."""
+    """Token ids (no special tokens) of a :class:`PromptItem`: the prompt's, and each answer's as
+    it follows the prompt (:func:`spinsim.models.answers.answer_ids`)."""
 
     item: PromptItem
     prompt_ids: tuple[int, ...]
@@ -78,10 +82,11 @@ def load_prompts(path: str | os.PathLike) -> list[PromptItem]:
             raise PromptFileError(f"prompt file {str(path)!r} not found (shipped sets: {', '.join(SHIPPED)})")
         p = shipped
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8-sig")      # a byte-order mark is not part of the first line
     except UnicodeDecodeError as exc:
         raise PromptFileError(f"{p}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     items: list[PromptItem] = []
+    seen: dict[tuple[str, str, str], str] = {}
     for n, raw in enumerate(text.splitlines(), start=1):
         line = raw.rstrip("\r")
         if not line.strip() or line.lstrip().startswith("#"):
@@ -99,6 +104,10 @@ def load_prompts(path: str | os.PathLike) -> list[PromptItem]:
                 raise PromptFileError(f"{where}: empty {name}")
         if correct == wrong:
             raise PromptFileError(f"{where}: correct and wrong answers are the same ({correct!r})")
+        if (prompt, correct, wrong) in seen:
+            raise PromptFileError(f"{where}: repeats the item of line {seen[prompt, correct, wrong].rsplit(':', 1)[-1]} "
+                                  "(a repeated item counts twice in every correlation); remove one")
+        seen[prompt, correct, wrong] = where
         items.append(PromptItem(prompt, correct, wrong, where))
     if len(items) < 3:
         raise PromptFileError(f"{p}: {len(items)} prompt(s); correlations across prompts need at least 3")
@@ -106,21 +115,19 @@ def load_prompts(path: str | os.PathLike) -> list[PromptItem]:
 
 
 def tokenize_items(items: Sequence[PromptItem], encode: Callable[[str], Sequence[int]]) -> list[TokenizedItem]:
-    """Tokenise every item with ``encode`` (text -> ids, no special tokens).
+    """Tokenise every item with ``encode`` (text -> ids, no special tokens): the prompt on its own,
+    each answer as the tokens that follow the prompt in ``prompt + " " + answer``.
 
-    Raises :class:`PromptFileError` naming file:line for an empty tokenisation, or for answers
-    whose token sequences are identical.
+    Raises :class:`PromptFileError` naming file:line for a prompt that tokenises to nothing, an
+    answer that merges into the prompt or adds no token, or answers whose tokens are identical.
     """
     out: list[TokenizedItem] = []
     for it in items:
-        ids = {}
-        for name, text in (("prompt", it.prompt), ("correct answer", " " + it.correct),
-                           ("wrong answer", " " + it.wrong)):
-            toks = tuple(int(t) for t in encode(text))
-            if not toks:
-                raise PromptFileError(f"{it.where}: the {name} {text.strip()!r} tokenises to nothing")
-            ids[name] = toks
-        if ids["correct answer"] == ids["wrong answer"]:
+        try:
+            p_ids, (a_ids, b_ids) = tokenize_answers(encode, it.prompt, [it.correct, it.wrong])
+        except AnswerTokenizationError as exc:
+            raise PromptFileError(f"{it.where}: {exc}") from None
+        if a_ids == b_ids:
             raise PromptFileError(f"{it.where}: answers {it.correct!r} and {it.wrong!r} have the same tokens")
-        out.append(TokenizedItem(it, ids["prompt"], ids["correct answer"], ids["wrong answer"]))
+        out.append(TokenizedItem(it, p_ids, a_ids, b_ids))
     return out

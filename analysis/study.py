@@ -15,8 +15,11 @@ File layout (``spinsim gaps``; SPEC section 6, issue 3 item 7)::
     /prompts/text, correct, wrong (prompt)        strings; n_prompt_tokens, n_correct_tokens,
                                                   n_wrong_tokens (prompt)
     /<mode>/                  one group per mode ('paper', 'corrected', or 'custom'), attrs = mode
-    /<mode>/gaps/theory       (prompt, layer, head)  dL_theory, logit units (nats)
-    /<mode>/gaps/actual       (prompt)               dL_actual
+    /<mode>/gaps/theory       (prompt, layer, head)  dL_theory, logit units (nats); NaN rows: excluded
+    /<mode>/gaps/actual       (prompt)               dL_actual (NaN: excluded)
+    /<mode>/gaps/included     (prompt)               bool: the item enters the statistics; attrs
+                              n_excluded, excluded (one 'file:line: reason' per excluded item: a
+                              first-token comparison whose first tokens coincide is undefined)
     /<mode>/stats/pearson_r, pearson_p, spearman_rho, spearman_p, bonferroni_p, bh_q, fwer_p
                               (layer, head); attrs survivors_{uncorrected,bonferroni,bh,permutation}
                               (head labels at alpha), best_head, best_r
@@ -46,23 +49,36 @@ from spinsim.models.extract import Spectra, spectra
 from spinsim.models.heads import HeadSet, extract_heads, head_label
 
 from .ablation import AblationResult
-from .gaps import GapMode, Study, actual_gaps, run_forward, theory_gaps
+from .gaps import GapMode, Study, actual_gaps, excluded_items, run_forward, theory_gaps
 from .prompts import TokenizedItem
 from .stats import HeadStats, head_stats
 
-__all__ = ["ModeResult", "GapStudy", "run_gap_study", "write_gap_study", "write_gap_groups", "write_ablation",
+__all__ = ["TooFewItemsError", "ModeResult", "GapStudy", "run_gap_study", "write_gap_study", "write_gap_groups", "write_ablation",
            "write_scales", "write_prompts", "summary_lines", "ModeGaps", "ModeStats", "AblationRecord",
            "AblationModeRecord"]
 
 
+class TooFewItemsError(ValueError):
+    """Fewer than 3 items are left for a mode's correlations once the excluded ones are removed."""
+
+
 @dataclass
 class ModeResult:
-    """One mode's gaps (theory (P, L, H), actual (P,)) and statistics over the L*H heads."""
+    """One mode's gaps (theory (P, L, H), actual (P,); NaN for excluded items) and statistics over
+    the L*H heads from the included items. ``excluded``: (item index, 'file:line: reason')."""
 
     mode: GapMode
     theory: np.ndarray
     actual: np.ndarray
     stats: HeadStats
+    excluded: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def included(self) -> np.ndarray:
+        """(P,) bool: the items that enter the statistics."""
+        ok = np.ones(self.actual.shape[0], bool)
+        ok[[p for p, _ in self.excluded]] = False
+        return ok
 
     def grid(self, name: str) -> np.ndarray:
         """A per-head statistic as (n_layers, n_heads)."""
@@ -83,11 +99,27 @@ class GapStudy:
 def run_gap_study(lm: Any, items: Sequence[TokenizedItem], modes: Sequence[GapMode], n_perm: int = 10_000,
                   seed: int = 0, heads: dict[str, HeadSet] | None = None,
                   log: Callable[[str], None] | None = None) -> GapStudy:
-    """Run every mode on the items (one shared forward pass). ``heads`` caches HeadSets by o_slice."""
+    """Run every mode on the items (one shared forward pass). ``heads`` caches HeadSets by o_slice.
+
+    Items a mode excludes (:func:`~spinsim.analysis.gaps.excluded_items`: a first-token
+    comparison whose first tokens coincide) get NaN gaps in that mode and stay out of its
+    statistics (:func:`summary_lines` names them). Raises :class:`TooFewItemsError` (before the forward pass)
+    when fewer than 3 items are left in a mode.
+    """
     timings: dict[str, float] = {}
     heads = {} if heads is None else heads
+    excluded = {}
+    tok = getattr(lm, "tokenizer", None)
+    decode = (lambda ids: str(tok.decode(list(ids)))) if tok is not None else None
     for m in modes:
         m.for_family(lm.family)
+        excluded[m.name] = excluded_items(items, m.candidates, decode)
+        n_left = len(items) - len(excluded[m.name])
+        if n_left < 3:
+            raise TooFewItemsError(
+                f"mode {m.name!r} (candidates {m.candidates}): {len(excluded[m.name])} of {len(items)} items excluded "
+                f"({excluded[m.name][0][1]}{' ...' if len(excluded[m.name]) > 1 else ''}); correlations need at least "
+                "3 items: compare the first differing token (--candidates first-differing) or the full answers")
     t = time.perf_counter()
     for m in modes:
         if m.o_slice not in heads:
@@ -104,9 +136,11 @@ def run_gap_study(lm: Any, items: Sequence[TokenizedItem], modes: Sequence[GapMo
         ac = actual_gaps(study, m.candidates)
         timings[f"theory_{m.name}"] = time.perf_counter() - t
         t = time.perf_counter()
-        st = head_stats(th.reshape(th.shape[0], -1), ac, n_perm=n_perm, seed=seed)
+        res = ModeResult(m, th, ac, None, excluded[m.name])     # type: ignore[arg-type]
+        ok = res.included
+        res.stats = head_stats(th[ok].reshape(int(ok.sum()), -1), ac[ok], n_perm=n_perm, seed=seed)
         timings[f"stats_{m.name}"] = time.perf_counter() - t
-        results.append(ModeResult(m, th, ac, st))
+        results.append(res)
         if log:
             log(f"{m.name}: theory {timings[f'theory_{m.name}']:.1f} s, stats {timings[f'stats_{m.name}']:.1f} s")
     first = next(iter(heads.values()))
@@ -115,6 +149,25 @@ def run_gap_study(lm: Any, items: Sequence[TokenizedItem], modes: Sequence[GapMo
 
 def _labels(idx: np.ndarray, H: int) -> list[str]:
     return [head_label(int(k) // H, int(k) % H) for k in idx]
+
+
+def excluded_lines(res: ModeResult, show: int = 5) -> list[str]:
+    """The items a mode excluded, one line each (at most ``show``), after a count line."""
+    if not res.excluded:
+        return []
+    n = res.actual.shape[0]
+    out = [f"[{res.mode.name}] {len(res.excluded)} of {n} items excluded from the statistics "
+           f"(candidates {res.mode.candidates}; --candidates first-differing compares the first differing token):"]
+    out += [f"  excluded {why}" for _, why in res.excluded[:show]]
+    if len(res.excluded) > show:
+        out.append(f"  ... {len(res.excluded) - show} more (see /{res.mode.name}/gaps attrs 'excluded')")
+    return out
+
+
+def _best(r: np.ndarray) -> int | None:
+    """Index of the largest finite |r|, or None when every r is undefined (NaN)."""
+    a = np.abs(np.asarray(r, np.float64))
+    return None if not np.isfinite(a).any() else int(np.nanargmax(a))
 
 
 def summary_lines(gs: GapStudy, alpha: float = 0.05, top: int = 5) -> list[str]:
@@ -127,6 +180,10 @@ def summary_lines(gs: GapStudy, alpha: float = 0.05, top: int = 5) -> list[str]:
         m = res.mode
         out.append(f"[{m.name}] input={m.input} o-slice={m.o_slice} candidates={m.candidates} biases={m.biases} "
                    f"final-norm={m.final_norm}: {K} heads x {s.n_prompts} prompts, {s.n_perm} permutations")
+        out += excluded_lines(res)
+        if _best(s.pearson_r) is None:
+            out.append("  every r is undefined: dL_actual or every head's dL_theory is constant over the included "
+                       "items (no survivors)")
         order = np.argsort(-np.nan_to_num(np.abs(s.pearson_r), nan=-1))[:top]
         for k in order:
             out.append(f"  {_labels(np.array([k]), H)[0]:>7}  r = {s.pearson_r[k]:+.3f} (p = {s.pearson_p[k]:.2g})  "
@@ -139,6 +196,9 @@ def summary_lines(gs: GapStudy, alpha: float = 0.05, top: int = 5) -> list[str]:
                                                     if 0 < len(v) and k != 'uncorrected' else "")
                                for k, v in surv.items()))
     if gs.ablation is not None:
+        if gs.ablation.excluded:
+            out.append(f"[ablation] {len(gs.ablation.excluded)} of {gs.ablation.clean.size} items excluded "
+                       f"(candidates {gs.ablation.candidates}; see /ablation attrs 'excluded')")
         for mname, c in gs.ablation.correlations().items():
             out.append(f"[ablation {mname}] measured vs predicted direct shift: pooled r = {c['pooled']:.3f}, "
                        f"head-mean r = {c['head_mean']:.3f}, median per-prompt r = {np.nanmedian(c['per_prompt']):.3f}")
@@ -161,10 +221,14 @@ class ModeGaps:
     """``/<mode>/gaps``: dL_theory (prompt, layer, head) and dL_actual (prompt)."""
 
     theory: np.ndarray = stored(_PLH, _gap_units, "dL_theory: the head's predicted contribution to the gap "
-                                "(correct - wrong)", default=REQUIRED)
-    actual: np.ndarray = stored(("prompt",), _gap_units, "dL_actual from the full model (correct - wrong)",
-                                default=REQUIRED)
+                                "(correct - wrong); NaN: item excluded", default=REQUIRED)
+    actual: np.ndarray = stored(("prompt",), _gap_units, "dL_actual from the full model (correct - wrong); NaN: "
+                                "item excluded", default=REQUIRED)
     candidates_mode: str = stored(default="first")
+    included: np.ndarray | None = stored(("prompt",), "", "the item enters the statistics (excluded: its "
+                                         "comparison is undefined, see attribute 'excluded')")
+    n_excluded: int = stored(default=0)
+    excluded: Any = stored(default="none")
 
 
 def _p(long_name: str, units: str = "probability") -> Any:
@@ -204,7 +268,7 @@ class ModeStats:
         s = res.stats
         H = res.theory.shape[2]
         surv = {f"survivors_{k}": _labels(v, H) if len(v) else "none" for k, v in s.survivors(alpha).items()}
-        kbest = int(np.nanargmax(np.abs(s.pearson_r)))
+        kbest = _best(s.pearson_r)
         table = {}
         if spectra is not None:
             cls_ = spectra.ferro_class.reshape(-1)
@@ -214,8 +278,9 @@ class ModeStats:
                                                        for c in ("ferro", "antiferro")])}
         grids = {k: res.grid(k) for k in ("pearson_r", "pearson_p", "spearman_rho", "spearman_p", "bonferroni_p",
                                           "bh_q", "fwer_p")}
-        return cls(**grids, null_max_abs_r=s.null_max_abs_r, **surv, best_head=_labels(np.array([kbest]), H)[0],
-                   best_r=float(s.pearson_r[kbest]), best_fwer_p=float(s.fwer_p[kbest]), **table)
+        best = {} if kbest is None else dict(best_head=_labels(np.array([kbest]), H)[0],
+                                             best_r=float(s.pearson_r[kbest]), best_fwer_p=float(s.fwer_p[kbest]))
+        return cls(**grids, null_max_abs_r=s.null_max_abs_r, **surv, **best, **table)
 
 
 @dataclass
@@ -241,6 +306,8 @@ class AblationRecord:
     clean: np.ndarray = stored(("prompt",), _gap_units, "clean dL_actual", default=REQUIRED)
     candidates_mode: str = stored(default="first")
     ablated_heads: list[str] = stored(default=[])
+    n_excluded: int = stored(default=0)
+    excluded: Any = stored(default="none")
     hook: str = stored(default="forward pre-hook on the attention output projection; head slice "
                        "h*d_head:(h+1)*d_head")
     predicted: str = stored(default="first-order direct path: (z_repl - z) W_O read through the final norm "
@@ -263,9 +330,9 @@ def write_prompts(f: h5py.Group, items: Sequence[TokenizedItem]) -> None:
         write_values(g, name, np.array(vals, dtype=object), ("prompt",), "", long_name)
     write_values(g, "n_prompt_tokens", [it.n_prompt for it in items], ("prompt",), "tokens", "prompt length")
     write_values(g, "n_correct_tokens", [len(it.correct_ids) for it in items], ("prompt",), "tokens",
-                 "tokens of ' ' + correct answer")
+                 "tokens of the correct answer after the prompt (prompt + ' ' + answer tokenised together)")
     write_values(g, "n_wrong_tokens", [len(it.wrong_ids) for it in items], ("prompt",), "tokens",
-                 "tokens of ' ' + wrong answer")
+                 "tokens of the wrong answer after the prompt (prompt + ' ' + answer tokenised together)")
 
 
 def write_gap_groups(f: h5py.Group, lm: Any, gs: GapStudy, alpha: float = 0.05, seed: int = 0,
@@ -287,7 +354,9 @@ def write_gap_groups(f: h5py.Group, lm: Any, gs: GapStudy, alpha: float = 0.05, 
         gm = f.create_group(m.name)
         for k, v in m.attrs().items():
             gm.attrs[k] = to_attr(v)
-        write_record(gm.create_group("gaps"), ModeGaps(res.theory, res.actual, m.candidates))
+        write_record(gm.create_group("gaps"), ModeGaps(res.theory, res.actual, m.candidates, res.included,
+                                                       len(res.excluded),
+                                                       [why for _, why in res.excluded] or "none"))
         write_record(gm.create_group("stats"), ModeStats.of(res, alpha, gs.spectra))
     f["gaps"] = f[f"{prim.name}/gaps"]     # hard links: the primary mode at the issue's paths
     f["stats"] = f[f"{prim.name}/stats"]
@@ -309,7 +378,8 @@ def write_ablation(f: h5py.Group, ab: AblationResult) -> None:
     """Write ``/ablation`` (:class:`AblationRecord`, one :class:`AblationModeRecord` per mode) into
     an open file that has the prompt/layer/head scales."""
     g = f.create_group("ablation")
-    write_record(g, AblationRecord(ab.clean, ab.candidates, [head_label(l, h) for l, h in ab.heads]))
+    write_record(g, AblationRecord(ab.clean, ab.candidates, [head_label(l, h) for l, h in ab.heads],
+                                   len(ab.excluded), [why for _, why in ab.excluded] or "none"))
     corr = ab.correlations()
     for i, m in enumerate(ab.modes):
         write_record(g.create_group(m), AblationModeRecord(

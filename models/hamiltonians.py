@@ -55,6 +55,7 @@ from spinsim.hamiltonian import Discrete, Hamiltonian, Heisenberg, LowRank
 
 from . import arch
 from .heads import HeadSet, HeadWeights, apply_rotary, head_label, parse_head
+from .answers import probe_tokens
 from .attention import context_field as head_context_field
 
 __all__ = ["HeadSystem", "CandidateProbe", "build_head_system", "head_system", "head_hamiltonian",
@@ -291,13 +292,19 @@ def build_head_system(hw: HeadWeights, X: np.ndarray, *, model_id: str, input: s
 def head_system(model: Any, head: str | tuple[int, int] | HeadWeights, prompt: str | Sequence[int], *,
                 input: str = "residual", biases: str = "exact", prompt_field: float = 0.0,
                 candidates: Sequence[str | int] | None = None, probe_bonds: bool = True,
-                context_field: bool = False, rotary: str = "auto", heads: HeadSet | None = None) -> HeadSystem:
+                context_field: bool = False, rotary: str = "auto", heads: HeadSet | None = None,
+                first_differing: bool = False) -> HeadSystem:
     """Build the SPEC section 1 system of one head on one prompt (see module docstring).
 
     model: a LoadedModel or a ``--model`` spec; head: ``'L3H5'``, (layer, head) or HeadWeights;
-    prompt: text (tokenised without special tokens) or token ids; candidates: answer strings
-    (their first token, with a leading space) or token ids. Reads the model (site vectors,
-    candidates) and hands the head algebra to :func:`build_head_system`.
+    prompt: text (tokenised without special tokens) or token ids; candidates: answer strings or
+    token ids. A string answer is tokenised together with the prompt
+    (:func:`spinsim.models.answers.probe_tokens`): the probe chooses between the answers' first
+    tokens, or with ``first_differing`` between their first differing tokens, the shared prefix
+    then joining the bath after the prompt. Reads the model (site vectors, candidates) and hands the
+    head algebra to :func:`build_head_system`. Raises
+    :class:`~spinsim.models.answers.AnswerTokenizationError` (a ValueError) for a blank answer or
+    two candidates with the same token, naming them.
     """
     from .heads import extract_heads
 
@@ -315,6 +322,12 @@ def head_system(model: Any, head: str | tuple[int, int] | HeadWeights, prompt: s
     tokens = np.asarray(lm.encode(prompt) if isinstance(prompt, str) else list(prompt), np.int64)
     if tokens.size < 1:
         raise ValueError(f"prompt {prompt!r} tokenises to nothing")
+    cand_ids = None
+    if candidates is not None:
+        decode = (lambda ids: str(lm.tokenizer.decode(list(ids)))) if lm.tokenizer is not None else None
+        pt = probe_tokens(lm.encode, prompt if isinstance(prompt, str) else [int(t) for t in tokens],
+                          list(candidates), first_differing=first_differing, decode=decode)
+        tokens, cand_ids = np.asarray(pt.context, np.int64), np.asarray(pt.candidates, np.int64)
     X = site_vectors(lm, hw.layer, tokens, input)
     rot_active = hw.rotary and input != "embed"
     has_probe = candidates is not None
@@ -326,18 +339,7 @@ def head_system(model: Any, head: str | tuple[int, int] | HeadWeights, prompt: s
         rot_mode = rotary
     probe = None
     if has_probe:
-        ids = []
-        for c in candidates:
-            if isinstance(c, (int, np.integer)):
-                ids.append(int(c))
-            else:
-                t = lm.encode(" " + str(c).strip())
-                if not t:
-                    raise ValueError(f"candidate {c!r} tokenises to nothing")
-                ids.append(int(t[0]))
-        if len(ids) < 1:
-            raise ValueError("candidates must hold at least one token")
-        cands = np.asarray(ids, np.int64)
+        cands = cand_ids
         N0 = None
         if context_field:
             N0, _ = head_context_field(hw, X, biases=biases == "exact", rotary=rot_active)

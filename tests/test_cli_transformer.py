@@ -107,9 +107,16 @@ def test_gaps_both_modes_file_layout(tmp_path, capsys):
         # the paper mode in the file is the paper's computation, written out independently
         lm = load_model(str(gpt2_dir()))
         ref_theory, ref_actual = _paper_reference(lm.model, lm.tokenizer, load_prompts(PAPER20))
-        np.testing.assert_allclose(f["paper/gaps/theory"][()], ref_theory, rtol=1e-9,
+        # items whose answers share their first token (the tiny BPE's bare ' '): the paper scores
+        # them as a zero gap, spinsim excludes them from the paper mode, counted and named
+        ok = f["paper/gaps/included"][()].astype(bool)
+        n_ex = int(f["paper/gaps"].attrs["n_excluded"])
+        assert n_ex == (~ok).sum() > 0 and f["corrected/gaps"].attrs["n_excluded"] == 0
+        assert f"{n_ex} of 20 items excluded" in text and "start with the same token ' '" in text
+        assert np.isnan(f["paper/gaps/actual"][()][~ok]).all() and np.all(ref_actual[~ok] == 0)
+        np.testing.assert_allclose(f["paper/gaps/theory"][()][ok], ref_theory[ok], rtol=1e-9,
                                    atol=1e-9 * np.abs(ref_theory).max())
-        np.testing.assert_allclose(f["paper/gaps/actual"][()], ref_actual, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(f["paper/gaps/actual"][()][ok], ref_actual[ok], rtol=1e-5, atol=1e-5)
         assert f["paper/stats/null_max_abs_r"].shape == (500,)
         assert f["prompts/text"][0].decode() == "The capital of France is Paris. The capital of Germany is"
         assert f["ablation/zero/measured"].shape == (20, 4, 6)
@@ -136,7 +143,8 @@ def test_ablate_heads_and_paper_test(tmp_path, capsys):
     assert rc == 0
     with h5py.File(out) as f:
         m = f["ablation/zero/measured"][()]
-        assert m.shape == (20, 3, 4) and np.isfinite(m[:, 0, 1]).all() and np.isnan(m[:, 1, 1]).all()
+        n_ex = int(f["ablation"].attrs["n_excluded"])             # first tokens coincide: NaN rows
+        assert m.shape == (20, 3, 4) and np.isfinite(m[:, 0, 1]).sum() == 20 - n_ex and np.isnan(m[:, 1, 1]).all()
     capsys.readouterr()
     rc = main(["ablate", "--model", str(gpt2_dir()), "--paper-test", "--out", str(tmp_path / "l.h5")])
     assert rc == 0
@@ -220,5 +228,7 @@ def test_validate_usage_errors(tmp_path, capsys):
     assert main(base + ["--head", "L0H0", "--correct", "  ", "--wrong", "moo"]) == 2
     assert "--correct '  ' is blank" in _err_line(capsys)
     assert main(base + ["--head", "L0H0", "--correct", " woof", "--wrong", "woof"]) == 2
-    assert "--correct ' woof' and --wrong 'woof' start with the same token ' w' (id " in _err_line(capsys)
+    assert "--correct ' woof' and --wrong 'woof' are the same answer" in _err_line(capsys)
+    assert main(base + ["--head", "L0H0", "--correct", "woof", "--wrong", "wolf"]) == 2
+    assert "answers 'woof' and 'wolf' start with the same token ' w' (id " in _err_line(capsys)
     assert not (tmp_path / "v.h5").exists()

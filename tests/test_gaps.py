@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from _tiny_models import PAPER20, loaded, random_items
-from spinsim.analysis.gaps import GapMode, actual_gaps, run_forward, theory_gaps
+from spinsim.analysis.gaps import GapMode, actual_gaps, excluded_items, run_forward, theory_gaps
 from spinsim.analysis.prompts import PromptFileError, load_prompts, tokenize_items
 from spinsim.models.capture import run_capture
 from spinsim.models.heads import extract_heads
@@ -64,8 +64,15 @@ def test_paper_mode_reproduced_exactly(gpt2_study):
     th = theory_gaps(study, extract_heads(lm, "paper"), lm, mode)
     ac = actual_gaps(study, "first")
     ref_th, ref_ac = _paper_reference(lm.model, lm.tokenizer, items)
-    np.testing.assert_allclose(th, ref_th, rtol=1e-9, atol=1e-9 * np.abs(ref_th).max())
-    np.testing.assert_allclose(ac, ref_ac, rtol=1e-5, atol=1e-5)
+    # the tiny byte-level BPE splits " Berlin" into " " + "Berlin" (as SmolLM2 splits " 24"): those
+    # items' first tokens coincide, the paper's code scores them as a zero gap, spinsim excludes them
+    ex = [p for p, _ in excluded_items(titems, "first")]
+    ok = np.setdiff1d(np.arange(len(items)), ex)
+    assert 3 <= len(ok) < len(items)
+    np.testing.assert_array_equal(ref_ac[ex], 0.0)
+    assert np.isnan(th[ex]).all() and np.isnan(ac[ex]).all()
+    np.testing.assert_allclose(th[ok], ref_th[ok], rtol=1e-9, atol=1e-9 * np.abs(ref_th).max())
+    np.testing.assert_allclose(ac[ok], ref_ac[ok], rtol=1e-5, atol=1e-5)
 
 
 def test_corrected_path_differs_where_it_should(gpt2_study):
@@ -74,8 +81,9 @@ def test_corrected_path_differs_where_it_should(gpt2_study):
     rows = theory_gaps(study, extract_heads(lm, "correct"), lm, GapMode.paper("gpt2").with_(o_slice="correct"))
     corrected = theory_gaps(study, extract_heads(lm, "correct"), lm, GapMode.corrected())
     for other in (rows, corrected):
-        assert np.max(np.abs(other - paper)) > 0.1 * np.max(np.abs(paper))
-    assert not np.allclose(actual_gaps(study, "full"), actual_gaps(study, "first"))
+        assert np.nanmax(np.abs(other - paper)) > 0.1 * np.nanmax(np.abs(paper))
+    ok = ~np.isnan(actual_gaps(study, "first"))
+    assert not np.allclose(actual_gaps(study, "full")[ok], actual_gaps(study, "first")[ok])
     multi = [i for i, it in enumerate(titems) if len(it.correct_ids) > 1 or len(it.wrong_ids) > 1]
     single = [i for i, it in enumerate(titems) if len(it.correct_ids) == 1 and len(it.wrong_ids) == 1]
     assert multi and single
@@ -84,7 +92,7 @@ def test_corrected_path_differs_where_it_should(gpt2_study):
     full = theory_gaps(study, extract_heads(lm), lm, GapMode.corrected().with_(final_norm="none"))
     first = theory_gaps(study, extract_heads(lm), lm, GapMode.corrected().with_(final_norm="none", candidates="first"))
     np.testing.assert_allclose(full[single], first[single], rtol=1e-7, atol=1e-9)
-    assert np.max(np.abs(full[multi] - first[multi])) > 1e-3
+    assert np.nanmax(np.abs(full[multi] - first[multi])) > 1e-3
 
 
 @pytest.mark.parametrize("kind", ["gpt2", "llama"])
@@ -158,12 +166,29 @@ def test_prompt_file_errors_name_file_and_line(tmp_path):
         load_prompts("nope.tsv")
 
 
-def test_empty_tokenisation_is_reported(tmp_path):
+def test_answer_tokenisation_errors_are_reported(tmp_path):
     p = _write(tmp_path, "a b\tx\ty\nc d\tx\tz\ne f\tu\tv\n")
     items = load_prompts(p)
-    enc = lambda text: [] if text == " z" else [ord(c) for c in text]  # noqa: E731
-    with pytest.raises(PromptFileError, match=r"p.tsv:2: the wrong answer 'z' tokenises to nothing"):
+    # the wrong answer of line 2 adds no token after its prompt (the tokenizer drops 'z')
+    enc = lambda text: [ord(c) for c in text.replace(" z", "")]  # noqa: E731
+    with pytest.raises(PromptFileError, match=r"p.tsv:2: answer 'z' adds no token after the prompt 'c d'"):
         tokenize_items(items, enc)
-    same = lambda text: [1] if text.startswith(" ") else [2]  # noqa: E731
-    with pytest.raises(PromptFileError, match=r"p.tsv:1: answers 'x' and 'y' have the same tokens"):
-        tokenize_items(items, same)
+    # answer tokens that merge into the prompt's last token
+    merge = lambda text: [ord(c) for c in text.replace("b x", "B")]  # noqa: E731
+    with pytest.raises(PromptFileError, match=r"p.tsv:1: answer 'x' merges into the prompt's last token"):
+        tokenize_items(items, merge)
+    # a case-folding tokenizer: different texts, the same tokens
+    fold = lambda text: [ord(c) for c in text.lower()]  # noqa: E731
+    q = _write(tmp_path, "a b\tX\tx\nc d\tx\tz\ne f\tu\tv\n")
+    with pytest.raises(PromptFileError, match=r"p.tsv:1: answers 'X' and 'x' have the same tokens"):
+        tokenize_items(load_prompts(q), fold)
+
+
+def test_prompt_file_bom_and_repeated_items(tmp_path):
+    q = tmp_path / "bom.tsv"
+    q.write_bytes("prompt\tcorrect\twrong\na b\tx\ty\nc d\tx\tz\ne f\tu\tv\n".encode("utf-8-sig"))
+    items = load_prompts(q)
+    assert [it.prompt for it in items] == ["a b", "c d", "e f"]          # the header is not an item
+    r = _write(tmp_path, "a b\tx\ty\nc d\tx\tz\na b\tx\ty\ne f\tu\tv\n")
+    with pytest.raises(PromptFileError, match=r"p.tsv:3: repeats the item of line 1"):
+        load_prompts(r)

@@ -35,8 +35,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "(default all; with --paper-test: L3H5,L0H0)")
     p.add_argument("--prompts", default="paper20", help="prompt TSV or shipped set name (default paper20)")
     p.add_argument("--mode", choices=("zero", "mean", "both"), default="both", help="ablation kind (default both)")
-    p.add_argument("--candidates", choices=("first", "full"), default="first",
-                   help="gap: first sub-token logit gap (default) or full teacher-forced log-prob gap")
+    p.add_argument("--candidates", choices=("first", "first-differing", "full"), default="first",
+                   help="gap: first sub-token logit gap (default; items whose answers share their first token are "
+                        "excluded and counted), the first differing token's, or the full teacher-forced log-prob gap")
     p.add_argument("--paper-test", action="store_true",
                    help="run the paper's Lions/Cows test (herbivores vs omnivores) instead of --prompts")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
@@ -86,6 +87,11 @@ def run(args: argparse.Namespace) -> int:
                     print(f"{head_label(l, h):>7} {m:>5} {p:>6} {res.clean[p]:>10.4f} "
                           f"{res.measured[mi, p, l, h]:>+10.4f} "
                           f"{res.predicted[mi, p, l, h]:>+10.4f}")
+    if res.excluded:
+        print(f"{len(res.excluded)} of {len(titems)} items excluded (candidates {args.candidates}; "
+              "--candidates first-differing compares the first differing token):")
+        for _, why in res.excluded:
+            print(f"  excluded {why}")
     fmt = lambda r: "n/a (fewer than 3 points)" if r != r else f"{r:.3f}"  # noqa: E731
     for m, c in res.correlations().items():
         print(f"[{m}] measured vs predicted shift ({unit}): pooled r = {fmt(c['pooled'])}, "

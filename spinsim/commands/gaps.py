@@ -50,7 +50,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", choices=("embed", "embed+pos", "residual"), help="spin vectors of the tokens")
     p.add_argument("--o-slice", dest="o_slice", choices=("paper", "correct"),
                    help="GPT-2 output map: paper (columns of c_proj) or correct (rows)")
-    p.add_argument("--candidates", choices=("first", "full"), help="first sub-token or full answers")
+    p.add_argument("--candidates", choices=("first", "first-differing", "full"),
+                   help="first sub-token (items whose answers share their first token are excluded and counted), "
+                        "the first differing token, or full answers")
     p.add_argument("--biases", choices=("exact", "drop"), help="query/key/value biases kept or dropped")
     p.add_argument("--final-norm", dest="final_norm", choices=("none", "linear"),
                    help="read N0 directly (none) or through the final norm linearised (linear)")

@@ -26,8 +26,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="smollm2-135m", help="HF name, local folder, GGUF file or smollm2-135m (default)")
     p.add_argument("--head", required=True, help="head label L{layer}H{head}, counted from 0")
     p.add_argument("--prompt", required=True, help="prompt text")
-    p.add_argument("--correct", required=True, help="candidate A (its first token counts; the leading space is added)")
+    p.add_argument("--correct", required=True, help="candidate A, without its leading space: tokenised together with "
+                   "the prompt, its first token after the prompt is the probe's state A")
     p.add_argument("--wrong", required=True, help="candidate B")
+    p.add_argument("--first-differing", action="store_true",
+                   help="when the answers start with the same token (e.g. a bare space before digits), compare "
+                        "their first differing token; the shared prefix joins the prompt (default: refuse)")
     p.add_argument("--input", choices=("embed", "embed+pos", "residual"), default="residual",
                    help="site vectors: raw embeddings (the paper), +positions, or the residual input (default)")
     p.add_argument("--biases", choices=("exact", "drop"), default="exact", help="query/key biases (default exact)")
@@ -40,6 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from spinsim.analysis.report import fmt
     from spinsim.analysis.validate import CandidateGapValidation, plot_validation, validate_candidates, write_validation
+    from spinsim.models.answers import AnswerTokenizationError
     from spinsim.models.hamiltonians import head_system
     from spinsim.models.heads import parse_head
     from spinsim.models.loading import load_model
@@ -55,6 +60,9 @@ def run(args: argparse.Namespace) -> int:
     for opt, text in (("--correct", args.correct), ("--wrong", args.wrong)):
         if not text.strip():
             raise UsageError(f"{opt} {text!r} is blank: give the answer text, e.g. {opt} cold")
+    if args.correct.strip() == args.wrong.strip():
+        raise UsageError(f"--correct {args.correct!r} and --wrong {args.wrong!r} are the same answer (answers are "
+                         "compared without their leading space)")
     if args.sweeps < 10:
         raise UsageError(f"--sweeps must be an integer >= 10, got {args.sweeps}")
     try:
@@ -67,12 +75,12 @@ def run(args: argparse.Namespace) -> int:
         parse_head(args.head, lm.config.num_hidden_layers, lm.config.num_attention_heads)
     except ValueError as exc:
         raise UsageError(f"--head: {exc}") from None
-    system = head_system(lm, args.head, args.prompt, input=args.input, biases=args.biases,
-                         candidates=[args.correct, args.wrong])
-    if system.candidates[0] == system.candidates[1]:
-        raise UsageError(f"--correct {args.correct!r} and --wrong {args.wrong!r} start with the same token "
-                         f"{system.H.spin.labels[0]!r} (id {int(system.candidates[0])}): the probe compares "
-                         "first tokens, give answers whose first tokens differ")
+    try:
+        system = head_system(lm, args.head, args.prompt, input=args.input, biases=args.biases,
+                             candidates=[args.correct, args.wrong], first_differing=args.first_differing)
+    except AnswerTokenizationError as exc:
+        hint = "" if args.first_differing else " (--first-differing compares the first differing token)"
+        raise UsageError(f"--correct/--wrong: {exc}{hint}") from None
     v = validate_candidates(system.H, T, sweeps=args.sweeps, seed=args.seed, backend=backend,
                             labels=(args.correct, args.wrong))
     write_validation(args.out, v, model_id=lm.model_id, weights_sha256=lm.weights_sha256, head=args.head,
