@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from .coupling import SiteLowRank
 from .hamiltonian import Hamiltonian, Heisenberg
 
 __all__ = ["span_basis", "complete_basis", "Reduction", "working_space", "uniform_projection"]
@@ -91,15 +92,21 @@ class Reduction:
 
 
 def working_space(H: Hamiltonian, enabled: bool = True) -> Reduction:
-    """The working space of H: ``span(A, B, h_1..h_N)`` with ``M = A B^T`` (``H.M.factors()``)
+    """The working space of H: ``span(A, B, h_1..h_N)`` with ``M = A B^T`` (``H.M.factors()``; for a
+    position-dependent SiteLowRank the span of every site's factors, ``H.M.span_factors()``)
     when the factors are narrower than R^n (a low-rank M; Identity and Dense factors contain the
     identity and are never reduced) and ``enabled``; at least 2-dimensional for O(n) spins
     (completed with standard directions), and never as large as n_comp (then no basis: R^n)."""
     n = H.n_comp
     M = H.M
-    A, B = M.factors()
+    if isinstance(M, SiteLowRank):       # every site's factors: span_factors() (n, N r) each
+        A, B = M.span_factors()
+        narrow = True
+    else:
+        A, B = M.factors()
+        narrow = A.shape[1] + B.shape[1] < 2 * n
     basis = None
-    if enabled and A.shape[1] + B.shape[1] < 2 * n:
+    if enabled and narrow:
         U = span_basis(np.concatenate([A, B, H.h.T], axis=1))
         d = max(U.shape[1], min(n, 2))          # O(n) spins need >= 2 working dimensions
         if d < n:

@@ -63,7 +63,7 @@ def _assert_same_chain(H, T, algorithm, sweeps, what, **kw):
     a, b = _runners(H, T, algorithm, sweeps, **kw)
     from spinsim.solvers.mc import prepare
     k = prepare(H)
-    serial = not ck.plan(H.n_comp, k["code"], k["A"].shape[1], kw.get("threads_per_block"),
+    serial = not ck.plan(H.n_comp, k["code"], 1, kw.get("threads_per_block"),
                          kw.get("cooperative"))["coop"]
     for key in ("E", "mabs", "mu", "msum", "S", "delta"):
         if serial and ck.SIMULATOR:     # the serial path on the simulator: bit for bit
@@ -93,6 +93,22 @@ def _lowrank_heisenberg(N=3, n=6, r=2, seed=2):
     M = ss.LowRank(rng.standard_normal((n, r)), rng.standard_normal((n, r)))
     return ss.Hamiltonian(np.tril(rng.random((N, N)), -1), M=M, h=rng.standard_normal((N, n)),
                           spin=ss.Heisenberg(n), lengths=rng.uniform(0.5, 1.5, N))
+
+
+def _site_lowrank(N=3, n=3, r=2, K=3, seed=5):
+    """A position-dependent SiteLowRank system (M_ij = A_i B_j^T): discrete spins (K states) for
+    n <= 4, O(n) spins otherwise."""
+    import spinsim as ss
+    rng = np.random.default_rng(seed)
+    from spinsim.coupling import SiteLowRank
+    M = SiteLowRank(rng.standard_normal((N, n, r)) * 0.6, rng.standard_normal((N, n, r)) * 0.6)
+    if n <= 4:
+        V = rng.standard_normal((K, n))
+        spin = ss.Discrete(V / np.linalg.norm(V, axis=1, keepdims=True))
+    else:
+        spin = ss.Heisenberg(n)
+    return ss.Hamiltonian(rng.random((N, N)) * (1 - np.eye(N)), M=M, h=rng.standard_normal((N, n)) * 0.3,
+                          spin=spin, lengths=rng.uniform(0.5, 1.5, N))
 
 
 def brute_force(H, T):
@@ -156,6 +172,27 @@ def check_lowrank_heisenberg_big_n_paths():
                        shared_work=False, shared_factors=False)
     # more rank indices than threads (rank 4, 2 threads)
     _assert_same_chain(_lowrank_heisenberg(r=4), [0.7], "heatbath", 3, "rank > threads", threads_per_block=2)
+
+
+def check_site_lowrank_every_path():
+    """SiteLowRank (code 3): the serial path bit for bit (the CPU's sweep on thread 0), the
+    cooperative one (per-site factor sets shared or global, rank sums per thread, chunked refresh
+    of the moved site's projections) to rtol; replica exchange swaps the projections too."""
+    Hd = _site_lowrank()
+    _assert_same_chain(Hd, [0.7, 1.5], "heatbath", 6, "site low-rank discrete heatbath (serial)",
+                       cooperative=False)
+    _assert_same_chain(Hd, [0.7, 1.0, 1.5], "metropolis", 6, "site low-rank discrete metropolis+exchange "
+                       "(serial)", exchange=True, cooperative=False)
+    _assert_same_chain(Hd, [0.7, 1.5], "heatbath", 5, "site low-rank discrete heatbath (shared factors)",
+                       threads_per_block=2, shared_factors=True)
+    Hc = _site_lowrank(n=6)
+    _assert_same_chain(Hc, [0.5, 2.0], "overrelax", 3, "site low-rank n=6 overrelax (serial)",
+                       cooperative=False)
+    for alg in ("metropolis", "heatbath"):
+        _assert_same_chain(Hc, [0.5, 2.0], alg, 3, f"site low-rank n=6 {alg} (global factors)",
+                           threads_per_block=2, shared_factors=False)
+    _assert_same_chain(Hc, [0.7, 0.9], "pt", 3, "site low-rank n=6 pt, chunked refresh", exchange=True,
+                       threads_per_block=8)
 
 
 def check_per_replica_fields():
@@ -262,13 +299,13 @@ def check_kernels_compile_to_sm90_ptx():
     g, cp, st = from_prepared(prepare(H))
     R, N, n, r = 2, H.n_sites, H.n_comp, 2
     z, i = np.zeros, np.int64(0)
-    ch = Chains(z((R, N, n)), z((R, N), np.int64), z(R), z((R, n)), z(R))
+    ch = Chains(z((R, N, n)), z((R, N), np.int64), z(R), z((R, n)), z(R), z((R, N, r)), z((R, N, r)))
     out = (z((R, 3)), z((R, 3)), z((R, 3)), z((R, n)))
-    PQ, cnt = z((R, 2, N, r)), z(R, np.int64)
+    cnt = z(R, np.int64)
     sweeps = (ch, z(R), z(R), cnt, cnt, np.uint64(1), cnt, i, i, i, i, True, g, cp, st, z((1, N, n)),
-              i, out, i, True, z((R, 5)), z((R, 1)), PQ, True, True)
+              i, out, i, True, z((R, 5)), z((R, 1)), True, True)
     for kernel, args in ((K._k_sweeps_coop, sweeps), (K._k_sweeps_serial, sweeps),
-                         (K._k_resync, (ch, g, cp, st, z((1, N, n)), PQ, z((R, 5)), True)),
+                         (K._k_resync, (ch, g, cp, st, z((1, N, n)), z((R, 5)), True)),
                          (K._k_exchange, (ch, z(R), np.uint64(1), cnt, i, i, cnt, cnt, out, i))):
         ptx, _ = cuda.compile_ptx(kernel.py_func, tuple(typeof(a) for a in args), cc=(9, 0))
         assert ".entry" in ptx and "sm_90" in ptx, kernel
@@ -306,7 +343,7 @@ def _run_check(name: str, mode: str) -> None:
 
 FAST = ["check_ising_heatbath_and_metropolis_exchange", "check_heisenberg_lattice_every_local_algorithm",
         "check_heisenberg_lattice_cooperative_path", "check_discrete_lowrank_shared_and_global_factors",
-        "check_lowrank_heisenberg_big_n_paths", "check_per_replica_fields",
+        "check_lowrank_heisenberg_big_n_paths", "check_site_lowrank_every_path", "check_per_replica_fields",
         "check_solve_backend_cuda_equals_cpu"]
 EXACT = ["check_tiny_ising_matches_enumeration"]
 SLOW = ["check_ising_matches_enumeration", "check_discrete_lowrank_matches_enumeration"]

@@ -1,17 +1,21 @@
 """The grouped arrays the kernels take (namedtuples: Numba passes them to CPU and CUDA kernels).
 
-Shapes: N sites, n spin components, r coupling rank, R replicas, K discrete states.
+Shapes: N sites, n spin components, r coupling rank, R replicas, K discrete states, F factor sets
+(1 for a site-independent ``LowRank``, N for a position-dependent ``SiteLowRank``).
 
 * ``Graph(ptr, idx, w_out, w_in)``: neighbour lists (:meth:`Hamiltonian.neighbours`); for site k
   the entries ``e in ptr[k]:ptr[k+1]`` give ``j = idx[e]``, ``w_out[e] = W_kj``, ``w_in[e] = W_jk``.
 * ``Coupling(code, J, M, A, B, AT, BT)``: ``M = J 1`` (code ``IDENTITY``), dense ``M`` (n, n)
-  (``DENSE``) or ``M = A B^T`` with A, B (n, r) and their transposes AT, BT (r, n) (``LOWRANK``);
-  unused arrays are (1, 1) placeholders.
+  (``DENSE``), or the low-rank factors (``LOWRANK``: ``M = A B^T``; ``SITE_LOWRANK``:
+  ``M_ij = A_i B_j^T``) as A, B (F, n, r) and their transposes AT, BT (F, r, n); site k uses the
+  factor set :func:`fac` (k, or 0 when F = 1). Unused arrays are (1, 1) / (1, 1, 1) placeholders.
 * ``Sites(free, lengths, kind, V, U)``: free sites (n_free,) int64 in sweep order, spin lengths
   m (N,), spin kind (``KIND_CONTINUOUS`` / ``KIND_DISCRETE``), allowed unit vectors V (K, n)
   (a (1, n) placeholder for continuous spins), projection directions U (N, n).
-* ``Chains(S, X, E, mvec, mu)``: spins S (R, N, n) with lengths, discrete indices X (R, N),
-  energies E (R,), magnetisation per free site mvec (R, n), projection on U mu (R,).
+* ``Chains(S, X, E, mvec, mu, P, Q)``: spins S (R, N, n) with lengths, discrete indices X (R, N),
+  energies E (R,), magnetisation per free site mvec (R, n), projection on U mu (R,), and for the
+  low-rank codes the per-site projections ``P_j = B_j^T S_j``, ``Q_j = A_j^T S_j`` (R, N, r),
+  kept equal to their definition after every accepted move ((R, 1, 1) placeholders otherwise).
 * ``Work(a, b, ra, rb, phi, sig, new, logw)``: one replica's scratch vectors: neighbour sums
   a, b (n,), rank sums ra, rb (r,), field phi (n,), current and proposed unit spins sig, new (n,),
   discrete log-weights logw (K,).
@@ -23,13 +27,13 @@ from typing import Any
 
 import numpy as np
 
-IDENTITY, DENSE, LOWRANK = 0, 1, 2
+IDENTITY, DENSE, LOWRANK, SITE_LOWRANK = 0, 1, 2, 3
 KIND_CONTINUOUS, KIND_DISCRETE = 0, 1
 
 Graph = namedtuple("Graph", "ptr idx w_out w_in")
 Coupling = namedtuple("Coupling", "code J M A B AT BT")
 Sites = namedtuple("Sites", "free lengths kind V U")
-Chains = namedtuple("Chains", "S X E mvec mu")
+Chains = namedtuple("Chains", "S X E mvec mu P Q")
 Work = namedtuple("Work", "a b ra rb phi sig new logw")
 
 
@@ -37,16 +41,50 @@ def _c(x: Any, dtype=np.float64) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=dtype)
 
 
+def factor_sets(code: int, A: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The factors as (F, n, r) stacks: LowRank (n, r) -> (1, n, r); SiteLowRank (N, n, r) kept;
+    placeholders of the other codes -> (1, 1, 1)."""
+    A = np.asarray(A, dtype=np.float64)
+    B = np.asarray(B, dtype=np.float64)
+    if code == SITE_LOWRANK:
+        return A, B
+    if code == LOWRANK:
+        return A[None], B[None]
+    return np.zeros((1, 1, 1)), np.zeros((1, 1, 1))
+
+
 def coupling(code: int, J: float, M: np.ndarray, A: np.ndarray, B: np.ndarray) -> Coupling:
-    """Coupling tuple with contiguous float64 arrays and the transposed factors."""
-    return Coupling(np.int64(code), np.float64(J), _c(M), _c(A), _c(B), _c(np.asarray(A).T),
-                    _c(np.asarray(B).T))
+    """Coupling tuple with contiguous float64 arrays: A, B as given by :func:`factor_sets` (2-D
+    for LowRank, 3-D for SiteLowRank) stacked to (F, n, r), and their transposes (F, r, n)."""
+    A3, B3 = factor_sets(code, A, B)
+    return Coupling(np.int64(code), np.float64(J), _c(M), _c(A3), _c(B3),
+                    _c(A3.transpose(0, 2, 1)), _c(B3.transpose(0, 2, 1)))
+
+
+def rank(cp: Coupling) -> int:
+    """Width of the per-site projections P, Q: r for the low-rank codes, else 1."""
+    return int(cp.A.shape[2]) if int(cp.code) >= LOWRANK else 1
+
+
+def chains(S: np.ndarray, X: np.ndarray, cp: Coupling) -> Chains:
+    """Fresh Chains for the spins S (R, N, n) (copied) and indices X (R, N): E, mvec, mu zero and
+    P, Q (R, N, r) (low rank) to be filled by the first resynchronisation."""
+    R, N, n = S.shape
+    lr = int(cp.code) >= LOWRANK
+    rk = rank(cp)
+    return Chains(np.array(S, dtype=np.float64, order="C"), np.array(X, dtype=np.int64, order="C"),
+                  np.zeros(R), np.zeros((R, n)), np.zeros(R), np.zeros((R, N if lr else 1, rk)),
+                  np.zeros((R, N if lr else 1, rk)))
 
 
 def from_prepared(k: dict) -> tuple[Graph, Coupling, Sites]:
-    """The tuples of a ``solvers.mc.prepare`` dictionary."""
+    """The tuples of a ``solvers.mc.prepare`` dictionary (SiteLowRank factors from ``SA``, ``SB``)."""
     g = Graph(_c(k["ptr"], np.int64), _c(k["idx"], np.int64), _c(k["w_out"]), _c(k["w_in"]))
-    cp = coupling(k["code"], k["J"], k["Mmat"], k["A"], k["B"])
+    code = int(k["code"])
+    if code == SITE_LOWRANK:
+        cp = coupling(code, k["J"], k["Mmat"], k["SA"], k["SB"])
+    else:
+        cp = coupling(code, k["J"], k["Mmat"], k["A"], k["B"])
     st = Sites(_c(k["free"], np.int64), _c(k["lengths"]), np.int64(k["kind"]), _c(k["V"]), _c(k["U"]))
     return g, cp, st
 

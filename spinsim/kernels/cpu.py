@@ -15,7 +15,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import cpu, cpu_parallel
-from .arrays import KIND_CONTINUOUS, LOWRANK, Chains, Work, from_prepared, work
+from .arrays import KIND_CONTINUOUS, Work, chains, from_prepared, rank, work
 from .field import total_energy
 from .moves import ALG_METROPOLIS, dot
 from .rng import cluster_slot, gauss_vector, n_slots, replica_key, uniform, visit_seed
@@ -26,12 +26,9 @@ __all__ = ["Runner", "per_replica_fields", "run_local", "run_wolff", "resync_rep
 
 @cpu
 def resync_replica(ch, r, g, cp, st, h):
-    """Recompute E[r], mvec[r], mu[r] from scratch (removes accumulated round-off)."""
-    N = ch.S.shape[1]
-    rk = cp.A.shape[1] if cp.code == LOWRANK else 1
-    P = np.empty((N, rk))
-    Q = np.empty((N, rk))
-    ch.E[r] = total_energy(ch.S[r], g, cp, h, P, Q)
+    """Recompute E[r], mvec[r], mu[r] and (low rank) the projections P[r], Q[r] from scratch
+    (removes accumulated round-off)."""
+    ch.E[r] = total_energy(ch.S[r], g, cp, h, ch.P[r], ch.Q[r])
     ch.mu[r] = magnetisation(ch.S[r], st.free, st.U, ch.mvec[r])
 
 
@@ -74,7 +71,7 @@ def run_local(ch, beta, delta, acc, tries, seed, replica_ids, sweep0, n_sweeps, 
 @cpu
 def _exchange(ch, beta, keys, s, n_T, swap_acc, swap_tries):
     """Swaps at neighbouring temperatures: even pairs on even sweeps, odd pairs on odd sweeps."""
-    S, X, E, mvec, mu = ch
+    S, X, E, mvec, mu, P, Q = ch
     R, N, n = S.shape
     for chn in range(R // n_T):
         for t in range(s % 2, n_T - 1, 2):
@@ -91,6 +88,10 @@ def _exchange(ch, beta, keys, s, n_T, swap_acc, swap_tries):
                 mu[r1], mu[r2] = mu[r2], mu[r1]
                 for c in range(n):
                     mvec[r1, c], mvec[r2, c] = mvec[r2, c], mvec[r1, c]
+                for k in range(P.shape[1]):
+                    for q in range(P.shape[2]):
+                        P[r1, k, q], P[r2, k, q] = P[r2, k, q], P[r1, k, q]
+                        Q[r1, k, q], Q[r2, k, q] = Q[r2, k, q], Q[r1, k, q]
 
 
 @cpu_parallel
@@ -196,8 +197,7 @@ class Runner:
         if h_rep is not None and algorithm == "wolff":
             raise ValueError("algorithm 'wolff' needs zero field; per-replica fields h_rep are not supported")
         self.g, self.cp, self.st = from_prepared(k)
-        self.ch = Chains(S.copy(), np.ascontiguousarray(X, np.int64).copy(), np.zeros(R),
-                         np.zeros((R, n)), np.zeros(R))
+        self.ch = chains(S, X, self.cp)
         self.beta = np.ascontiguousarray(beta, dtype=np.float64)
         self.seed = np.uint64(seed)
         self.replica_ids = np.ascontiguousarray(replica_ids, dtype=np.int64)
@@ -218,7 +218,7 @@ class Runner:
         self.out_mabs = np.zeros((R, n_meas))
         self.out_mu = np.zeros((R, n_meas))
         self.out_msum = np.zeros((R, n))
-        self.w = work(R, n, self.cp.A.shape[1], self.st.V.shape[0])
+        self.w = work(R, n, rank(self.cp), self.st.V.shape[0])
         for r in range(R):
             resync_replica(self.ch, r, self.g, self.cp, self.st, self.h_all[r if self.h_all.shape[0] > 1 else 0])
 

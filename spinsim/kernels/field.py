@@ -5,8 +5,14 @@ Conventions (SPEC section 1): ``H = -sum_{i!=j} W_ij S_i^T M S_j - sum_i h_i.S_i
 
     phi_k = M sum_j W_kj S_j + M^T sum_j W_jk S_j + h_k  =  M a_k + M^T b_k + h_k,
 
-and a move of site k costs exactly ``dE = -(S_k' - S_k).phi_k``. For ``M = A B^T`` the sums are
-projected first: ``phi_k = A (B^T a_k) + B (A^T b_k) + h_k``.
+and a move of site k costs exactly ``dE = -(S_k' - S_k).phi_k``. For the low-rank codes
+(``M = A B^T``, or ``M_kj = A_k B_j^T`` per site) the field only sees the per-site projections
+``P_j = B_j^T S_j`` and ``Q_j = A_j^T S_j`` (r,), which the chains keep (``Chains.P``, ``Q``;
+refreshed in O(n r) after an accepted move, :func:`refresh_projections`):
+
+    phi_k = A_k sum_j W_kj P_j + B_k sum_j W_jk Q_j + h_k,
+
+so the graph part costs O(deg r) instead of O(deg n), plus O(n r) for the factor products.
 
 Every loop runs in element-wise order (the inner loop writes one output element per iteration), so
 LLVM vectorises it without reassociation and a CPU and a CUDA thread that own the same components
@@ -17,6 +23,12 @@ from __future__ import annotations
 
 from ._jit import physics, physics_call
 from .arrays import IDENTITY, LOWRANK
+
+
+@physics
+def fac(cp, k):
+    """Index of site k's factor set in cp.A, cp.B, cp.AT, cp.BT (F, ...): k, or 0 when F = 1."""
+    return k if cp.A.shape[0] > 1 else 0
 
 
 @physics_call
@@ -35,6 +47,23 @@ def neighbour_sums(S, k, g, a, b):
             s = S[j, c]
             a[c] += wo * s
             b[c] += wi * s
+
+
+@physics_call
+def rank_sums(P, Q, k, g, ra, rb):
+    """ra <- sum_j W_kj P_j (k as query), rb <- sum_j W_jk Q_j (k as key), over the rank
+    components of the views P, Q (N, r'), ra, rb (r',)."""
+    r = ra.shape[0]
+    for q in range(r):
+        ra[q] = 0.0
+        rb[q] = 0.0
+    for e in range(g.ptr[k], g.ptr[k + 1]):
+        j = g.idx[e]
+        wo = g.w_out[e]
+        wi = g.w_in[e]
+        for q in range(r):
+            ra[q] += wo * P[j, q]
+            rb[q] += wi * Q[j, q]
 
 
 @physics_call
@@ -57,14 +86,14 @@ def field_from_sums(cp, Mr, Mc, AT, BT, a, b, a_own, b_own, ra, rb, hk, phi):
     """phi <- M a + M^T b + h_k on the components phi, hk (n',) own.
 
     a, b (n,): the full neighbour sums; a_own, b_own: their own components; identity:
-    ``phi = J (a + b) + h``; dense: Mr = M[own, :], Mc = M[:, own]; low rank: ra = B^T a,
-    rb = A^T b (r,) already projected, AT, BT = A^T[:, own], B^T[:, own]."""
+    ``phi = J (a + b) + h``; dense: Mr = M[own, :], Mc = M[:, own]; low rank (both codes): ra =
+    sum_j W_kj P_j, rb = sum_j W_jk Q_j (r,), AT, BT = A_k^T[:, own], B_k^T[:, own]."""
     n = phi.shape[0]
     if cp.code == IDENTITY:
         J = cp.J
         for c in range(n):
             phi[c] = J * (a_own[c] + b_own[c]) + hk[c]
-    elif cp.code == LOWRANK:
+    elif cp.code >= LOWRANK:
         for c in range(n):
             phi[c] = hk[c]
         for q in range(ra.shape[0]):
@@ -124,8 +153,9 @@ def field_isotropic_small(S, k, g, J, hk, phi):
 
 
 @physics
-def local_field(S, k, g, cp, h, w):
-    """w.phi (n,) <- phi_k of configuration S (N, n) with fields h (N, n); w: Work scratch."""
+def local_field(S, P, Q, k, g, cp, h, w):
+    """w.phi (n,) <- phi_k of configuration S (N, n) with fields h (N, n) and, for the low-rank
+    codes, the projections P, Q (N, r) of S; w: Work scratch."""
     n = S.shape[1]
     if cp.code == IDENTITY and n == 3:
         field_isotropic_3(S, k, g, cp.J, h[k], w.phi)
@@ -136,23 +166,33 @@ def local_field(S, k, g, cp, h, w):
     if cp.code == IDENTITY and n <= 4:
         field_isotropic_small(S, k, g, cp.J, h[k], w.phi)
         return
-    neighbour_sums(S, k, g, w.a, w.b)
-    if cp.code == LOWRANK:
-        project(cp.B, cp.A, w.a, w.b, w.ra, w.rb)
-    field_from_sums(cp, cp.M, cp.M, cp.AT, cp.BT, w.a, w.b, w.a, w.b, w.ra, w.rb, h[k], w.phi)
+    f = 0
+    if cp.code >= LOWRANK:
+        rank_sums(P, Q, k, g, w.ra, w.rb)
+        f = fac(cp, k)
+    else:
+        neighbour_sums(S, k, g, w.a, w.b)
+    field_from_sums(cp, cp.M, cp.M, cp.AT[f], cp.BT[f], w.a, w.b, w.a, w.b, w.ra, w.rb, h[k], w.phi)
+
+
+@physics_call
+def refresh_projections(cp, S, k, P, Q):
+    """P_k <- B_k^T S_k, Q_k <- A_k^T S_k (low-rank codes; after site k moved): O(n r)."""
+    f = fac(cp, k)
+    project(cp.B[f], cp.A[f], S[k], S[k], P[k], Q[k])
 
 
 @physics_call
 def project_sites(S, cp, P, Q, i0, di):
-    """P_i = B^T S_i, Q_i = A^T S_i for sites i0, i0 + di, ... (low rank; P, Q (N, r))."""
+    """P_i = B_i^T S_i, Q_i = A_i^T S_i for sites i0, i0 + di, ... (low rank; P, Q (N, r))."""
     for i in range(i0, S.shape[0], di):
-        project(cp.B, cp.A, S[i], S[i], P[i], Q[i])
+        refresh_projections(cp, S, i, P, Q)
 
 
 @physics_call
 def energy_sites(S, g, cp, h, P, Q, i0, di):
     """sum over sites i = i0, i0 + di, ... of -sum_j W_ij S_i^T M S_j - h_i.S_i (each ordered
-    pair once); for low rank P, Q from :func:`project_sites` (S_i^T M S_j = Q_i.P_j)."""
+    pair once); for low rank P, Q from :func:`project_sites` (S_i^T M_ij S_j = Q_i.P_j)."""
     n = S.shape[1]
     e_tot = 0.0
     for i in range(i0, S.shape[0], di):
@@ -168,7 +208,7 @@ def energy_sites(S, g, cp, h, P, Q, i0, di):
                 for c in range(n):
                     pair += S[i, c] * S[j, c]
                 pair *= cp.J
-            elif cp.code == LOWRANK:
+            elif cp.code >= LOWRANK:
                 for q in range(P.shape[1]):
                     pair += Q[i, q] * P[j, q]
             else:
@@ -183,7 +223,8 @@ def energy_sites(S, g, cp, h, P, Q, i0, di):
 
 @physics_call
 def total_energy(S, g, cp, h, P, Q):
-    """H(S) from scratch; P, Q (N, r) scratch for low rank (cost O(N n r + n_bonds r))."""
-    if cp.code == LOWRANK:
+    """H(S) from scratch; low rank: P, Q (N, r) are filled with the projections of S (cost
+    O(N n r + n_bonds r))."""
+    if cp.code >= LOWRANK:
         project_sites(S, cp, P, Q, 0, 1)
     return energy_sites(S, g, cp, h, P, Q, 0, 1)

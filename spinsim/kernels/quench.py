@@ -9,14 +9,15 @@ The coupling is given by ``mode``:
 
 * ``MODE_IDENTITY`` (0): ``M = J * 1``;            projections ``P_j = Q_j = S_j`` (r = d)
 * ``MODE_DENSE``    (1): ``M`` dense (d, d);        projections ``P_j = Q_j = S_j`` (r = d)
-* ``MODE_LOWRANK``  (2): ``M = A B^T``, A, B (d, r); projections ``P_j = B^T S_j``, ``Q_j = A^T S_j``
+* ``MODE_LOWRANK``  (2): ``M = A B^T``, A, B (1, d, r); projections ``P_j = B^T S_j``, ``Q_j = A^T S_j``
+* ``MODE_SITE_LOWRANK`` (3): ``M_ij = A_i B_j^T``, A, B (N, d, r); ``P_j = B_j^T S_j``, ``Q_j = A_j^T S_j``
 
 Each kernel keeps, for every site k, the aggregated projections ``X_k = sum_j W_kj P_j`` and
 ``Y_k = sum_j W_jk Q_j`` (both (r,)), updated incrementally in O(deg(k) r) when a spin moves, so
 that the local field
 
     phi_k = sum_j W_kj M S_j + sum_j W_jk M^T S_j + h_k
-          = J (X_k + Y_k) + h_k  |  M X_k + M^T Y_k + h_k  |  A X_k + B Y_k + h_k
+          = J (X_k + Y_k) + h_k  |  M X_k + M^T Y_k + h_k  |  A_k X_k + B_k Y_k + h_k
 
 costs O(d) / O(d^2) / O(d r). Never is the full energy recomputed per move.
 
@@ -35,18 +36,20 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import cpu
-from .arrays import DENSE, IDENTITY, KIND_CONTINUOUS, KIND_DISCRETE, LOWRANK, Coupling, Graph
-from .field import field_from_sums, project
+from .arrays import (DENSE, IDENTITY, KIND_CONTINUOUS, KIND_DISCRETE, LOWRANK, SITE_LOWRANK,
+                     Coupling, Graph)
+from .field import fac, field_from_sums, project
 from .moves import ALG_HEATBATH
 from .rng import n_slots_sites, replica_key, site_slot, visit_seed
 from .site import site_update
 
-__all__ = ["MODE_IDENTITY", "MODE_DENSE", "MODE_LOWRANK", "quench_batch", "anneal_batch",
-           "aggregate"]
+__all__ = ["MODE_IDENTITY", "MODE_DENSE", "MODE_LOWRANK", "MODE_SITE_LOWRANK", "quench_batch",
+           "anneal_batch", "aggregate"]
 
 MODE_IDENTITY = IDENTITY
 MODE_DENSE = DENSE
 MODE_LOWRANK = LOWRANK
+MODE_SITE_LOWRANK = SITE_LOWRANK
 
 _RHO_RTOL = 2e-3     # adaptive over-relaxation: "steady" contraction rate
 _PROBE_START = 32    # ... or, failing that, the mean rate of plain sweeps 32 -> 40
@@ -57,16 +60,28 @@ _REVERT = 20.0       # ... and back to omega = 1 if the change then grows by thi
 
 # ----------------------------------------------------------------------------- pieces
 @cpu
-def _coupling(mode, J, M, A, B):
-    return Coupling(np.int64(mode), np.float64(J), M, A, B, np.ascontiguousarray(A.T),
-                    np.ascontiguousarray(B.T))
+def _transpose(A):
+    """(F, d, r) -> C-contiguous (F, r, d)."""
+    F, d, r = A.shape
+    out = np.empty((F, r, d))
+    for f in range(F):
+        for a in range(d):
+            for q in range(r):
+                out[f, q, a] = A[f, a, q]
+    return out
 
 
 @cpu
-def _project(cp, s, P, Q):
-    """P = B^T s, Q = A^T s (low rank) or P = Q = s (identity, dense)."""
-    if cp.code == LOWRANK:
-        project(cp.B, cp.A, s, s, P, Q)
+def _coupling(mode, J, M, A, B):
+    return Coupling(np.int64(mode), np.float64(J), M, A, B, _transpose(A), _transpose(B))
+
+
+@cpu
+def _project(cp, k, s, P, Q):
+    """P = B_k^T s, Q = A_k^T s (low rank; site k's factors) or P = Q = s (identity, dense)."""
+    if cp.code >= LOWRANK:
+        f = fac(cp, k)
+        project(cp.B[f], cp.A[f], s, s, P, Q)
     else:
         for a in range(s.shape[0]):
             P[a] = s[a]
@@ -81,7 +96,7 @@ def _aggregate(cp, S, g, X, Y):
     P = np.empty((N, r))
     Q = np.empty((N, r))
     for j in range(N):
-        _project(cp, S[j], P[j], Q[j])
+        _project(cp, j, S[j], P[j], Q[j])
     for k in range(N):
         for c in range(r):
             X[k, c] = 0.0
@@ -97,23 +112,26 @@ def _aggregate(cp, S, g, X, Y):
 
 @cpu
 def aggregate(mode, A, B, S, ptr, nbr, w_out, w_in, X, Y):
-    """Fill ``X_k = sum_j W_kj P_j`` and ``Y_k = sum_j W_jk Q_j`` for all sites from scratch."""
+    """Fill ``X_k = sum_j W_kj P_j`` and ``Y_k = sum_j W_jk Q_j`` for all sites from scratch
+    (A, B (F, d, r): the factor sets of :func:`quench_batch`)."""
     _aggregate(_coupling(mode, 0.0, A, A, B), S, Graph(ptr, nbr, w_out, w_in), X, Y)
 
 
 @cpu
 def _field(cp, X, Y, h, k, phi):
-    """phi_k from the aggregates: J (X_k + Y_k) | M X_k + M^T Y_k | A X_k + B Y_k, plus h_k."""
-    field_from_sums(cp, cp.M, cp.M, cp.AT, cp.BT, X[k], Y[k], X[k], Y[k], X[k], Y[k], h[k], phi)
+    """phi_k from the aggregates: J (X_k + Y_k) | M X_k + M^T Y_k | A_k X_k + B_k Y_k, plus h_k."""
+    f = fac(cp, k)
+    field_from_sums(cp, cp.M, cp.M, cp.AT[f], cp.BT[f], X[k], Y[k], X[k], Y[k], X[k], Y[k], h[k],
+                    phi)
 
 
 @cpu
 def _move(cp, dS, k, g, X, Y, dP, dQ):
     """Propagate a change dS of spin k into the aggregates of its neighbours.
 
-    X_j += W_jk B^T dS (= w_in), Y_j += W_kj A^T dS (= w_out), j in the neighbours of k.
+    X_j += W_jk B_k^T dS (= w_in), Y_j += W_kj A_k^T dS (= w_out), j in the neighbours of k.
     """
-    _project(cp, dS, dP, dQ)
+    _project(cp, k, dS, dP, dQ)
     r = dP.shape[0]
     for e in range(g.ptr[k], g.ptr[k + 1]):
         j = g.idx[e]
@@ -131,7 +149,7 @@ def _move(cp, dS, k, g, X, Y, dP, dQ):
 @cpu
 def _quench_one(S, sidx, cp, h, m, sites, g, V, tol, max_sweeps, omega):
     N, d = S.shape
-    r = cp.A.shape[1] if cp.code == LOWRANK else d
+    r = cp.A.shape[2] if cp.code >= LOWRANK else d
     K = V.shape[0]
     X = np.empty((N, r))
     Y = np.empty((N, r))
@@ -242,7 +260,9 @@ def quench_batch(S, sidx, mode, J, M, A, B, h, m, sites, ptr, nbr, w_out, w_in, 
     """Quench every replica to a fixed point of ``S_k = m_k phi_k / |phi_k|`` (in place).
 
     S (R, N, d) spins (lengths included; frozen sites hold their fixed values); sidx (R, N) int64
-    state indices (discrete spins; ignored when V is empty); J float; M (d, d); A, B (d, r);
+    state indices (discrete spins; ignored when V is empty); J float; M (d, d); A, B (F, d, r)
+    the factor sets (F = 1: LowRank; F = N: SiteLowRank, site k's factors A[k], B[k]; a (1, 1, 1)
+    placeholder for identity and dense, see ``arrays.factor_sets``);
     h (N, d) fields; m (N,) lengths; sites (n_free,) int64 the free sites, swept in this order;
     V (K, d) allowed unit vectors or (0, d) for continuous spins; tol: stop when the largest
     change ``|sigma_k' - sigma_k|`` of a sweep is <= tol (discrete: when no spin moves);
@@ -304,7 +324,7 @@ def anneal_batch(S, sidx, mode, J, M, A, B, h, m, sites, ptr, nbr, w_out, w_in, 
     Boltzmann weights of the K candidates: :func:`.site.site_update` with the heat bath.
     """
     R, N, d = S.shape
-    r = A.shape[1] if mode == MODE_LOWRANK else d
+    r = A.shape[2] if mode >= MODE_LOWRANK else d
     K = V.shape[0]
     cp = _coupling(mode, J, M, A, B)
     g = Graph(ptr, nbr, w_out, w_in)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 
 from ._jit import physics, physics_call
-from .arrays import KIND_CONTINUOUS
-from .field import local_field
+from .arrays import KIND_CONTINUOUS, LOWRANK
+from .field import local_field, refresh_projections
 from .moves import (ALG_HEATBATH, ALG_METROPOLIS, ALG_OVERRELAX, heatbath_continuous,
                     heatbath_discrete, metropolis_accept, overrelax, propose_continuous,
                     propose_discrete)
@@ -75,13 +75,16 @@ def apply_move(Sr, k, m, new, U, mvec_r, inv_nf):
 @physics_call
 def sweep_replica(r, s, alg, key, ch, g, cp, st, h, beta, delta, acc, tries, w):
     """One sweep of replica r (sweep index s) over the free sites in order, algorithm ``alg``;
-    updates ch (Chains) in place and, for Metropolis, the counters acc, tries (R,)."""
+    updates ch (Chains) in place (low rank: the moved site's projections P_k, Q_k too) and, for
+    Metropolis, the counters acc, tries (R,)."""
     S = ch.S
     N = S.shape[1]
     n = S.shape[2]
     nf = st.free.shape[0]
     inv_nf = 1.0 / nf
     Sr = S[r]
+    Pr = ch.P[r]
+    Qr = ch.Q[r]
     b = beta[r]
     dlt = delta[r]
     n_acc = 0
@@ -90,7 +93,7 @@ def sweep_replica(r, s, alg, key, ch, g, cp, st, h, beta, delta, acc, tries, w):
     for q in range(nf):
         k = st.free[q]
         vs = site_visit(key, s, k, N)
-        local_field(Sr, k, g, cp, h, w)
+        local_field(Sr, Pr, Qr, k, g, cp, h, w)
         m = st.lengths[k]
         if st.kind == KIND_CONTINUOUS:
             inv_m = 1.0 / m
@@ -103,6 +106,8 @@ def sweep_replica(r, s, alg, key, ch, g, cp, st, h, beta, delta, acc, tries, w):
         ch.X[r, k] = nq
         n_acc += 1
         mu_r += apply_move(Sr, k, m, w.new, st.U, ch.mvec[r], inv_nf) * inv_nf
+        if cp.code >= LOWRANK:
+            refresh_projections(cp, Sr, k, Pr, Qr)
         e_r += dE
     end_sweep(ch, r, alg, e_r, mu_r, n_acc, nf, acc, tries)
 

@@ -58,6 +58,7 @@ import numpy as np
 from ..excitations import Excitations, excitations
 from ..hamiltonian import Hamiltonian, Heisenberg
 from ..kernels import quench as kern
+from ..kernels.arrays import factor_sets
 from ..probe import CandidateGaps, candidate_gaps
 from ..reduction import Reduction, uniform_projection, working_space
 from ..result import Result
@@ -80,7 +81,9 @@ def local_fields(H: Hamiltonian, S: np.ndarray) -> np.ndarray:
 def _kernel_args(H: Hamiltonian, red: Reduction) -> tuple:
     """Arguments of the quench/anneal kernels after (S, sidx): coupling mode and arrays in the
     working space, fields, lengths, free sites, neighbour lists, discrete vectors."""
-    mode, J, Mm, A, B = red.M.kernel_arrays()[:5]     # codes 0/1/2 = kern.MODE_IDENTITY/DENSE/LOWRANK
+    ka = red.M.kernel_arrays()       # codes 0/1/2/3 = kern.MODE_IDENTITY/DENSE/LOWRANK/SITE_LOWRANK
+    mode, J, Mm = ka.code, ka.J, ka.Mmat
+    A, B = factor_sets(mode, *((ka.SA, ka.SB) if mode == kern.MODE_SITE_LOWRANK else (ka.A, ka.B)))
     ptr, nbr, w_out, w_in = H.neighbours()
     sites = np.flatnonzero(~H.frozen).astype(np.int64)
     return (mode, J, Mm, A, B, red.h, H.lengths, sites, ptr, nbr, w_out, w_in, red.V)

@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..coupling import CODE_SITE_LOWRANK
 from ..directions import projection_direction
 from ..kernels.arrays import KIND_CONTINUOUS, KIND_DISCRETE
 from ..kernels.moves import ALG_HEATBATH, ALG_METROPOLIS, ALG_OVERRELAX
@@ -55,7 +54,8 @@ def cuda_available() -> bool:
 def prepare(H: Hamiltonian, direction: Any = None) -> dict[str, Any]:
     """Flatten a Hamiltonian into the kernel arrays (shared by the CPU and CUDA backends).
 
-    The coupling supplies its own arrays (:meth:`spinsim.coupling.Coupling.kernel_arrays`). Every
+    The coupling supplies its own arrays (:meth:`spinsim.coupling.Coupling.kernel_arrays`: ``A``,
+    ``B`` (n, r) for LowRank, ``SA``, ``SB`` (N, n, r) for SiteLowRank). Every
     array is a writable C-contiguous copy: the Hamiltonian's own arrays are read-only, and Numba
     types a read-only array apart from a writable one (a second compilation on the CPU; on CUDA
     the cooperative kernel's shared-memory copies of A, B must unify with a writable type)."""
@@ -65,14 +65,13 @@ def prepare(H: Hamiltonian, direction: Any = None) -> dict[str, Any]:
     ptr, idx, w_out, w_in = H.neighbours()
     n = H.n_comp
     ka = H.M.kernel_arrays()
-    if ka.code == CODE_SITE_LOWRANK:
-        raise NotImplementedError("Monte Carlo of a position-dependent SiteLowRank coupling is not in the kernels yet")
     discrete = isinstance(H.spin, (Ising, Discrete))
     V = own(H.spin.vectors) if discrete else np.zeros((1, n))
     U, u_label = _direction(H, direction)
     return dict(free=np.flatnonzero(~H.frozen).astype(np.int64), ptr=own(ptr, np.int64),
                 idx=own(idx, np.int64), w_out=own(w_out), w_in=own(w_in), code=int(ka.code),
-                J=float(ka.J), Mmat=own(ka.Mmat), A=own(ka.A), B=own(ka.B), h=own(H.h),
+                J=float(ka.J), Mmat=own(ka.Mmat), A=own(ka.A), B=own(ka.B), SA=own(ka.SA),
+                SB=own(ka.SB), h=own(H.h),
                 lengths=own(H.lengths), U=own(U), kind=KIND_DISCRETE if discrete else KIND_CONTINUOUS,
                 V=V, u_label=u_label)
 

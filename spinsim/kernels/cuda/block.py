@@ -4,7 +4,7 @@ Thread ``tid`` of ``nt`` owns the components ``tid, tid + nt, ...`` and calls th
 of :mod:`..field`, :mod:`..moves` and :mod:`..site` on strided views (``x[tid::nt]``); what is left
 here are the steps that need the whole block: block sums (norms, dot products, dE, E, m.u), the
 rank projections split over (rank index, chunk of components) pairs, and the Gaussian vectors
-drawn pair by pair. These are CUDA-only because they call ``cuda.syncthreads`` (numba-cuda has no
+drawn pair by pair, the refresh of a moved site's projections. These are CUDA-only because they call ``cuda.syncthreads`` (numba-cuda has no
 way to hand a reduction to a function shared with the CPU: device functions cannot be passed as
 arguments). Block sums and chunked projections add in another order than the CPU, so the
 cooperative path agrees with the CPU to rounding (tests/test_cuda.py: rtol 1e-9), not bit for bit.
@@ -17,7 +17,7 @@ from numba import cuda
 
 from .._jit import cuda_device
 from ..arrays import LOWRANK
-from ..field import energy_sites, field_from_sums, neighbour_sums, project
+from ..field import energy_sites, fac, field_from_sums, neighbour_sums, project, rank_sums
 from ..moves import dot, vmf_combine, vmf_w
 from ..rng import gauss2
 from ..site import magnetisation
@@ -59,33 +59,49 @@ def block_sum2(x, y, red, tid, nt):
 
 
 @cuda_device
-def field_coop(Sr, k, g, cp, A, B, AT, BT, h, w, part, tid, nt):
-    """w.phi <- phi_k (:func:`..field.local_field`), the block cooperating. A, B (n, rk) and
-    AT, BT (rk, n): the factors (shared or global copies); part: (2 max(nt, rk),) scratch."""
-    n = Sr.shape[1]
-    neighbour_sums(Sr[:, tid::nt], k, g, w.a[tid::nt], w.b[tid::nt])
+def field_coop(Sr, Pr, Qr, k, g, cp, AT, BT, h, w, tid, nt):
+    """w.phi <- phi_k (:func:`..field.local_field`), the block cooperating: thread tid owns the
+    components tid, tid + nt, ... of every vector, and for the low-rank codes the rank indices
+    tid, tid + nt, ... of the sums over the neighbours' projections Pr, Qr (N, rk) (each element
+    is added in the CPU's order, so the field equals the CPU's bit for bit). AT, BT (F, rk, n):
+    the transposed factor sets (shared or global copies)."""
+    f = 0
+    if cp.code >= LOWRANK:
+        rank_sums(Pr[:, tid::nt], Qr[:, tid::nt], k, g, w.ra[tid::nt], w.rb[tid::nt])
+        f = fac(cp, k)
+    else:
+        neighbour_sums(Sr[:, tid::nt], k, g, w.a[tid::nt], w.b[tid::nt])
     cuda.syncthreads()
-    if cp.code == LOWRANK:
-        rk = A.shape[1]
-        nch = nt // rk if rk < nt else 1
-        half = part.shape[0] // 2
-        for t in range(tid, nch * rk, nt):
-            q = t % rk
-            ch = t // rk
-            project(B[ch::nch, q:q + 1], A[ch::nch, q:q + 1], w.a[ch::nch], w.b[ch::nch],
-                    part[t:t + 1], part[half + t:half + t + 1])
-        cuda.syncthreads()
-        for q in range(tid, rk, nt):
-            sa = 0.0
-            sb = 0.0
-            for ch in range(nch):
-                sa += part[ch * rk + q]
-                sb += part[half + ch * rk + q]
-            w.ra[q] = sa
-            w.rb[q] = sb
-        cuda.syncthreads()
-    field_from_sums(cp, cp.M[tid::nt, :], cp.M[:, tid::nt], AT[:, tid::nt], BT[:, tid::nt], w.a,
-                    w.b, w.a[tid::nt], w.b[tid::nt], w.ra, w.rb, h[k, tid::nt], w.phi[tid::nt])
+    field_from_sums(cp, cp.M[tid::nt, :], cp.M[:, tid::nt], AT[f][:, tid::nt], BT[f][:, tid::nt],
+                    w.a, w.b, w.a[tid::nt], w.b[tid::nt], w.ra, w.rb, h[k, tid::nt], w.phi[tid::nt])
+    cuda.syncthreads()
+
+
+@cuda_device
+def refresh_coop(cp, A, B, Sr, k, Pr, Qr, part, tid, nt):
+    """Pr[k] <- B_k^T S_k, Qr[k] <- A_k^T S_k (:func:`..field.refresh_projections`), the block
+    cooperating: (rank index, chunk of components) pairs, then the chunks summed. A, B (F, n, rk);
+    part: (2 max(nt, rk),) scratch. With rk >= nt (one chunk) the CPU's order, else another."""
+    rk = A.shape[2]
+    f = fac(cp, k)
+    Af = A[f]
+    Bf = B[f]
+    nch = nt // rk if rk < nt else 1
+    half = part.shape[0] // 2
+    for t in range(tid, nch * rk, nt):
+        q = t % rk
+        ch = t // rk
+        project(Bf[ch::nch, q:q + 1], Af[ch::nch, q:q + 1], Sr[k, ch::nch], Sr[k, ch::nch],
+                part[t:t + 1], part[half + t:half + t + 1])
+    cuda.syncthreads()
+    for q in range(tid, rk, nt):
+        sp = 0.0
+        sq = 0.0
+        for ch in range(nch):
+            sp += part[ch * rk + q]
+            sq += part[half + ch * rk + q]
+        Pr[k, q] = sp
+        Qr[k, q] = sq
     cuda.syncthreads()
 
 
@@ -170,17 +186,21 @@ def overrelax_coop(sig, phi, out, red, tid, nt):
 
 
 @cuda_device
-def resync_coop(r, ch, g, cp, st, A, B, h, P, Q, red, tid, nt):
-    """E[r], mvec[r], mu[r] from scratch (field.total_energy and site.magnetisation, the block
-    cooperating). P, Q: (N, rk) global scratch for the projections P_j = B^T S_j, Q_i = A^T S_i."""
+def resync_coop(r, ch, g, cp, st, A, B, h, red, tid, nt):
+    """E[r], mvec[r], mu[r] and (low rank) the projections P[r], Q[r] from scratch
+    (field.total_energy and site.magnetisation, the block cooperating; every projection element is
+    summed in the CPU's order). A, B (F, n, rk): the factor sets."""
     Sr = ch.S[r]
+    P = ch.P[r]
+    Q = ch.Q[r]
     N = Sr.shape[0]
-    if cp.code == LOWRANK:
-        rk = A.shape[1]
+    if cp.code >= LOWRANK:
+        rk = A.shape[2]
         for t in range(tid, N * rk, nt):
             i = t // rk
             q = t % rk
-            project(B[:, q:q + 1], A[:, q:q + 1], Sr[i], Sr[i], P[i, q:q + 1], Q[i, q:q + 1])
+            f = fac(cp, i)
+            project(B[f][:, q:q + 1], A[f][:, q:q + 1], Sr[i], Sr[i], P[i, q:q + 1], Q[i, q:q + 1])
         cuda.syncthreads()
     e = energy_sites(Sr, g, cp, h, P, Q, tid, nt)
     m_u = magnetisation(Sr[:, tid::nt], st.free, st.U[:, tid::nt], ch.mvec[r, tid::nt])

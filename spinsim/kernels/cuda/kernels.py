@@ -6,9 +6,10 @@ work inside a site update:
 * serial path (``plan.coop`` False: identity coupling with n <= 4, lattices): thread 0 runs
   :func:`..site.sweep_schedule`, the CPU's sweep, on the block's workspace views; the block has
   one thread, and the chain equals the CPU's bit for bit (same functions, IEEE arithmetic).
-* cooperative path (everything else, e.g. heads: n = 768, rank-64 ``LowRank``): the field, the
-  n > 4 continuous moves and the bookkeeping are split over the block (:mod:`.block`); discrete
-  and n <= 4 spins are drawn by :func:`..site.site_update` on thread 0.
+* cooperative path (everything else, e.g. heads: n = 768, rank-64 ``LowRank`` or per-site
+  ``SiteLowRank``): the field, the n > 4 continuous moves, the bookkeeping and the refresh of the
+  moved site's projections P_k, Q_k are split over the block (:mod:`.block`); discrete and n <= 4
+  spins are drawn by :func:`..site.site_update` on thread 0.
 
 Replica exchange runs between launches (``_k_exchange``: one block per chain, the CPU's rule
 :func:`..site.exchange_accept`); without exchange one launch runs many sweeps and each block
@@ -19,20 +20,20 @@ from __future__ import annotations
 from numba import cuda, float64, int64
 
 from .._jit import cuda_device, cuda_kernel
-from ..arrays import KIND_CONTINUOUS, Work
+from ..arrays import KIND_CONTINUOUS, LOWRANK, Work
 from ..moves import ALG_HEATBATH, ALG_METROPOLIS, ALG_OVERRELAX, metropolis_accept
 from ..rng import replica_key, site_visit
 from ..site import (adapt_step, apply_move, end_sweep, exchange_accept, record, site_update,
                     sweep_schedule)
 from .block import (block_sum, field_coop, heatbath_coop, metropolis_coop, overrelax_coop,
-                    resync_coop)
+                    refresh_coop, resync_coop)
 from .plan import MAX_REGISTERS, SIMULATOR
 
 
 @cuda_device
 def _views(r, gwork, sh_work, sh_fac, n, rk, nt, wlog, cp):
     """The block's workspaces (shared or global; the layout of ``plan.work_length``) and the
-    factor copies A, B (n, rk), AT, BT (rk, n) (shared when ``sh_fac``)."""
+    factor copies A, B (F, n, rk), AT, BT (F, rk, n) (shared when ``sh_fac``)."""
     dyn = cuda.shared.array(0, float64)
     base = dyn if sh_work else gwork[r]
     wide = nt if nt > rk else rk
@@ -43,11 +44,12 @@ def _views(r, gwork, sh_work, sh_fac, n, rk, nt, wlog, cp):
     part = base[o:o + 2 * wide]
     red = base[o + 2 * wide:work_len]
     if sh_fac:
-        nr = n * rk
-        A = dyn[work_len:work_len + nr].reshape((n, rk))
-        B = dyn[work_len + nr:work_len + 2 * nr].reshape((n, rk))
-        AT = dyn[work_len + 2 * nr:work_len + 3 * nr].reshape((rk, n))
-        BT = dyn[work_len + 3 * nr:work_len + 4 * nr].reshape((rk, n))
+        F = cp.A.shape[0]
+        nr = F * n * rk
+        A = dyn[work_len:work_len + nr].reshape((F, n, rk))
+        B = dyn[work_len + nr:work_len + 2 * nr].reshape((F, n, rk))
+        AT = dyn[work_len + 2 * nr:work_len + 3 * nr].reshape((F, rk, n))
+        BT = dyn[work_len + 3 * nr:work_len + 4 * nr].reshape((F, rk, n))
     else:
         A = cp.A
         B = cp.B
@@ -60,12 +62,15 @@ def _views(r, gwork, sh_work, sh_fac, n, rk, nt, wlog, cp):
 def _load_factors(sh_fac, A, B, AT, BT, cp, tid, nt):
     """Copy the factors into the shared copies (when ``sh_fac``)."""
     if sh_fac:
-        n, rk = A.shape
-        for i in range(tid, n * rk, nt):
-            A[i // rk, i % rk] = cp.A[i // rk, i % rk]
-            B[i // rk, i % rk] = cp.B[i // rk, i % rk]
-            AT[i // n, i % n] = cp.AT[i // n, i % n]
-            BT[i // n, i % n] = cp.BT[i // n, i % n]
+        F, n, rk = A.shape
+        nr = n * rk
+        for i in range(tid, F * nr, nt):
+            f = i // nr
+            e = i % nr
+            A[f, e // rk, e % rk] = cp.A[f, e // rk, e % rk]
+            B[f, e // rk, e % rk] = cp.B[f, e // rk, e % rk]
+            AT[f, e // n, e % n] = cp.AT[f, e // n, e % n]
+            BT[f, e // n, e % n] = cp.BT[f, e // n, e % n]
     cuda.syncthreads()
 
 
@@ -74,6 +79,8 @@ def _sweep_coop(r, s, alg, key, ch, g, cp, st, A, B, AT, BT, h, beta, delta, acc
                 part, red, fsh, ish, tid, nt):
     """One sweep of replica r, the block cooperating (same draws as site.sweep_replica)."""
     Sr = ch.S[r]
+    Pr = ch.P[r]
+    Qr = ch.Q[r]
     N, n = Sr.shape
     e_r = ch.E[r]       # E, m.u and the accepted moves are tracked by thread 0
     mu_r = ch.mu[r]
@@ -83,7 +90,7 @@ def _sweep_coop(r, s, alg, key, ch, g, cp, st, A, B, AT, BT, h, beta, delta, acc
     for k in st.free:
         m = st.lengths[k]
         vs = site_visit(key, s, k, N)
-        field_coop(Sr, k, g, cp, A, B, AT, BT, h, w, part, tid, nt)
+        field_coop(Sr, Pr, Qr, k, g, cp, AT, BT, h, w, tid, nt)
         if st.kind == KIND_CONTINUOUS:
             inv_m = 1.0 / m
             for c in range(tid, n, nt):
@@ -115,6 +122,8 @@ def _sweep_coop(r, s, alg, key, ch, g, cp, st, A, B, AT, BT, h, beta, delta, acc
             du = apply_move(Sr[:, tid::nt], k, m, w.new[tid::nt], st.U[:, tid::nt],
                             ch.mvec[r, tid::nt], inv_nf)
             du = block_sum(du, red, tid, nt)
+            if cp.code >= LOWRANK:
+                refresh_coop(cp, A, B, Sr, k, Pr, Qr, part, tid, nt)
             if tid == 0:
                 if st.kind != KIND_CONTINUOUS:
                     ch.X[r, k] = ish[1]
@@ -136,7 +145,7 @@ def _make_sweeps_kernel(coop: bool):
     @cuda_kernel(**opts)
     def _k_sweeps(ch, beta, delta, acc, tries, seed, replica_ids, sweep0, n_sweeps, alg,
                   n_overrelax, adapt, g, cp, st, h_all, resync, out, t0, measure, gwork, wlog_all,
-                  PQ, sh_work, sh_fac):
+                  sh_work, sh_fac):
         """n_sweeps sweeps of replica blockIdx.x (cpu.run_local's semantics; exchange is done by
         _k_exchange between launches). out: (E, mabs, mu, msum) measurement arrays."""
         r = cuda.blockIdx.x
@@ -145,7 +154,7 @@ def _make_sweeps_kernel(coop: bool):
         fsh = cuda.shared.array(2, float64)
         ish = cuda.shared.array(2, int64)
         n = ch.S.shape[2]
-        rk = PQ.shape[3]
+        rk = ch.P.shape[2]
         key = replica_key(seed, replica_ids[r])
         h = h_all[r] if h_all.shape[0] > 1 else h_all[0]
         w, part, red, A, B, AT, BT = _views(r, gwork, sh_work, sh_fac, n, rk, nt, wlog_all[r], cp)
@@ -168,7 +177,7 @@ def _make_sweeps_kernel(coop: bool):
                 adapt_step(delta, r, acc[r] - a0, tries[r] - t0r)
             cuda.syncthreads()
             if resync > 0 and (s + 1) % resync == 0:
-                resync_coop(r, ch, g, cp, st, A, B, h, PQ[r, 0], PQ[r, 1], red, tid, nt)
+                resync_coop(r, ch, g, cp, st, A, B, h, red, tid, nt)
             if measure and t0 >= 0 and tid == 0:
                 record(ch, r, out[0], out[1], out[2], out[3], t0 + i)
             cuda.syncthreads()
@@ -180,15 +189,15 @@ _k_sweeps_serial = _make_sweeps_kernel(False)
 
 
 @cuda_kernel()
-def _k_resync(ch, g, cp, st, h_all, PQ, gwork, sh_work):
-    """Initial E, mvec, mu of replica blockIdx.x."""
+def _k_resync(ch, g, cp, st, h_all, gwork, sh_work):
+    """Initial E, mvec, mu (and low rank: P, Q) of replica blockIdx.x."""
     r = cuda.blockIdx.x
     tid = cuda.threadIdx.x
     nt = cuda.blockDim.x
     n = ch.S.shape[2]
     h = h_all[r] if h_all.shape[0] > 1 else h_all[0]
-    w, part, red, A, B, AT, BT = _views(r, gwork, sh_work, False, n, PQ.shape[3], nt, gwork[r], cp)
-    resync_coop(r, ch, g, cp, st, A, B, h, PQ[r, 0], PQ[r, 1], red, tid, nt)
+    w, part, red, A, B, AT, BT = _views(r, gwork, sh_work, False, n, ch.P.shape[2], nt, gwork[r], cp)
+    resync_coop(r, ch, g, cp, st, A, B, h, red, tid, nt)
 
 
 @cuda_kernel()
@@ -199,9 +208,11 @@ def _k_exchange(ch, beta, seed, replica_ids, s, n_T, swap_acc, swap_tries, out, 
     tid = cuda.threadIdx.x
     nt = cuda.blockDim.x
     flag = cuda.shared.array(1, int64)
-    S, X, E, mvec, mu = ch
+    S, X, E, mvec, mu, P, Q = ch
     N = S.shape[1]
     n = S.shape[2]
+    Np = P.shape[1]
+    rk = P.shape[2]
     for tt in range(s % 2, n_T - 1, 2):
         r1 = chn * n_T + tt
         r2 = r1 + 1
@@ -225,6 +236,11 @@ def _k_exchange(ch, beta, seed, replica_ids, s, n_T, swap_acc, swap_tries, out, 
                 X[r1, k], X[r2, k] = X[r2, k], X[r1, k]
             for c in range(tid, n, nt):
                 mvec[r1, c], mvec[r2, c] = mvec[r2, c], mvec[r1, c]
+            for e in range(tid, Np * rk, nt):
+                k = e // rk
+                q = e % rk
+                P[r1, k, q], P[r2, k, q] = P[r2, k, q], P[r1, k, q]
+                Q[r1, k, q], Q[r2, k, q] = Q[r2, k, q], Q[r1, k, q]
         cuda.syncthreads()
     if t >= 0 and tid == 0:
         for tt in range(n_T):

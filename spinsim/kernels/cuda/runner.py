@@ -9,7 +9,7 @@ import numpy as np
 from numba import cuda
 
 from .. import cpu
-from ..arrays import Chains, Coupling, Graph, Sites, from_prepared
+from ..arrays import Chains, Coupling, Graph, Sites, chains, from_prepared, rank
 from .kernels import _k_exchange, _k_resync, _k_sweeps_coop, _k_sweeps_serial
 from .plan import MAX_THREADS, SIMULATOR, plan
 
@@ -69,9 +69,8 @@ class Runner:
         self.seed = np.uint64(seed)
         g, cp, st = from_prepared(k)
         code = int(cp.code)
-        self.plan = plan(n, code, cp.A.shape[1], threads_per_block, cooperative, shared_factors,
-                         shared_work)
-        rk = self.plan["rank"]
+        self.plan = plan(n, code, rank(cp), threads_per_block, cooperative, shared_factors,
+                         shared_work, n_factor_sets=cp.A.shape[0])
         h_all = cpu.per_replica_fields(k["h"], h_rep, R, exchange, n_T)
         d = cuda.to_device
         self._g: Graph = _to_device(g)
@@ -79,8 +78,7 @@ class Runner:
         self._st: Sites = _to_device(st)
         self._h_all = d(h_all)
         z = lambda *shape, dt=np.float64: d(np.zeros(shape, dtype=dt))   # noqa: E731
-        self._ch = Chains(d(np.ascontiguousarray(S, np.float64)), d(np.ascontiguousarray(X, np.int64)),
-                          z(R), z(R, n), z(R))
+        self._ch: Chains = _to_device(chains(S, X, cp))
         self._beta = d(np.ascontiguousarray(beta, np.float64))
         self._ids = d(np.ascontiguousarray(replica_ids, np.int64))
         self._delta = d(np.full(R, float(delta)))
@@ -89,14 +87,12 @@ class Runner:
         self._out = (z(R, n_meas), z(R, n_meas), z(R, n_meas), z(R, n))   # E, |m|, m.u, sum m
         self._gwork = z(R, 1 if self.plan["sh_work"] else self.plan["work_len"])
         self._wlog = z(R, st.V.shape[0])
-        self._PQ = z(R, 2, N if code == 2 else 1, rk)
         self.cluster = np.zeros(R)
         self.n_clusters = np.ones(R, dtype=np.int64)
         sh = 8 * self.plan["work_len"] if self.plan["sh_work"] else 0
         with _sim_speed():
             _k_resync[R, self.plan["threads"], 0, sh](self._ch, self._g, self._cp, self._st,
-                                                      self._h_all, self._PQ, self._gwork,
-                                                      self.plan["sh_work"])
+                                                      self._h_all, self._gwork, self.plan["sh_work"])
 
     # host copies of the live state (like cpu.Runner's attributes)
     @property
@@ -123,7 +119,7 @@ class Runner:
             self._ch, self._beta, self._delta, self._acc, self._tries, self.seed, self._ids, sweep0,
             n_sweeps, self.alg_code, self.n_overrelax, bool(adapt), self._g, self._cp, self._st,
             self._h_all, self.resync, self._out, t0, bool(measure), self._gwork, self._wlog,
-            self._PQ, p["sh_work"], p["sh_fac"])
+            p["sh_work"], p["sh_fac"])
 
     def run(self, sweep0: int, n_sweeps: int, measure_from: int, adapt: bool) -> None:
         """Sweeps sweep0 .. sweep0 + n_sweeps - 1; measured into columns measure_from + i when
