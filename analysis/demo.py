@@ -2,14 +2,16 @@
 corrected mode with family-wise statistics, ablations, one head's phase diagram with its
 boundaries, the analytic-vs-sampled candidate-gap check, ground states of every head, a report.
 
-:func:`run_demo` takes a :class:`DemoSettings` and returns a :class:`DemoResult`. It writes into
-``settings.out``: ``study.h5`` (everything, rewritten once at the end with every group through its
+:func:`run_demo` takes a :class:`DemoSettings` and returns a :class:`DemoResult`. Each finished
+stage is kept in ``settings.out`` (:mod:`.demo_store`), so a rerun of an interrupted demo resumes
+without redoing it. It writes into ``settings.out``: ``study.h5`` (everything, rewritten once at the end with every group through its
 own writer; SPEC section 6 layout, plus ``/phase``,
 ``/validate`` and ``/ground``), ``phase.h5`` (the resumable sweep), figures (PNG + PDF),
 ``report.md`` and ``report.html`` (self-contained; prose in :mod:`.demo_report`).
 """
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,8 @@ __all__ = ["DemoSettings", "DemoResult", "run_demo", "N_ABLATED", "N_ABLATED_QUI
 
 #: heads ablated by default: the ones with the largest |r| in either mode (--ablate-all: every head)
 N_ABLATED, N_ABLATED_QUICK = 60, 24
+#: quench restarts per head in the ground-state study
+RESTARTS, RESTARTS_QUICK = 8, 4
 
 
 @dataclass(frozen=True)
@@ -31,7 +35,9 @@ class DemoSettings:
     """What ``spinsim demo`` runs (the CLI flags of the same names; defaults as there).
 
     ``device``: ``cpu``, ``cuda`` or ``auto`` (Monte Carlo backend); ``executor``: ``local`` or
-    ``dask`` (phase-diagram rows; ``dask`` needs ``scheduler``). Raises ValueError on bad values.
+    ``dask`` (phase-diagram rows; ``dask`` needs ``scheduler``); ``overwrite``: discard the stages
+    kept in ``out`` by an earlier run; ``progress``: progress bars with ETA on stderr. Raises
+    ValueError on bad values.
     """
 
     model: str = "smollm2-135m"
@@ -46,6 +52,8 @@ class DemoSettings:
     seed: int = 0
     device: str = "auto"
     out: str = "out"
+    overwrite: bool = False
+    progress: bool = True
 
     def __post_init__(self) -> None:
         if self.n_permutations < 1:
@@ -93,6 +101,7 @@ class DemoResult:
     total_s: float
     study_path: Path
     phase_path: Path
+    resumed: tuple[str, ...] = ()                       # stages read back from an earlier run
     report_paths: tuple[Path, Path] | None = None       # (report.md, report.html) once written
 
 
@@ -120,20 +129,46 @@ class _Step:
         self.clock.timings[self.name] = time.perf_counter() - self.t
 
 
+def _params(settings: DemoSettings, lm: Any, items: list) -> dict[str, Any]:
+    """What identifies a demo run (a rerun must match to resume; :func:`.demo_store.start_run`)."""
+    import hashlib
+
+    prompts = hashlib.sha256("\n".join(f"{it.prompt}\t{it.correct}\t{it.wrong}" for it in items).encode()).hexdigest()
+    return {"weights_sha256": lm.weights_sha256, "prompts": settings.prompts,
+            "prompts_sha256": prompts, "permutations": settings.n_permutations_run, "sweeps": settings.n_sweeps,
+            "quick": settings.quick, "ablate_all": settings.ablate_all, "seed": settings.seed,
+            "n_ablated": None if settings.ablate_all else (N_ABLATED_QUICK if settings.quick else N_ABLATED)}
+
+
+def _bar(settings: DemoSettings, total: int, desc: str, unit: str) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, disable=not settings.progress, file=sys.stderr,
+                dynamic_ncols=True, mininterval=0.5)
+
+
 def run_demo(settings: DemoSettings, log: Callable[[str], None] | None = None) -> DemoResult:
-    """Run the whole study (module docstring) and write its files; ``log`` receives progress lines."""
+    """Run the whole study (module docstring) and write its files; ``log`` receives progress lines.
+
+    Resumes: stages finished by an earlier run with the same parameters are read back from
+    ``settings.out`` instead of being computed (:mod:`.demo_store`); raises
+    :class:`.demo_store.DemoMismatchError` naming the first parameter that differs from the
+    kept run's (``settings.overwrite`` starts afresh).
+    """
     from spinsim.models.extract import spectra
-    from spinsim.models.heads import head_label
+    from spinsim.models.heads import extract_heads, head_label
     from spinsim.models.loading import load_model
 
+    from . import demo_store as store
     from .ablation import ablation_study
     from .demo_report import demo_figures, report_sections
     from .figures import plot_sweep
     from .gaps import GapMode
+    from .ground_study import read_ground_study, write_ground_study
     from .prompts import load_prompts, tokenize_items
     from .report import write_report
-    from .study import run_gap_study, summary_lines, write_gap_study
-    from .validate import plot_validation
+    from .study import run_gap_study, summary_lines
+    from .validate import plot_validation, write_validation
 
     log = log or (lambda line: None)
     out = Path(settings.out)
@@ -142,22 +177,40 @@ def run_demo(settings: DemoSettings, log: Callable[[str], None] | None = None) -
     clock = _Clock(log)
 
     with clock.step("load", f"loading {settings.model}"):
-        lm = load_model(settings.model)
+        lm = load_model(settings.model, progress=settings.progress)
         items = load_prompts(settings.prompts)
         titems = tokenize_items(items, lm.encode)
+    done = store.start_run(out, _params(settings, lm, items), overwrite=settings.overwrite)
+    if done:
+        log(f"resuming: kept from the previous run: {', '.join(done)}")
     modes = [GapMode.corrected(), GapMode.paper(lm.family)]
     heads_by_slice: dict = {}
+    gaps_file = store.stage_path(out, "gaps")
     with clock.step("gaps", f"logit gaps of every head x {len(titems)} prompts, 2 modes, {n_perm} permutations"):
-        gs = run_gap_study(lm, titems, modes, n_perm=n_perm, seed=settings.seed, heads=heads_by_slice)
-        heads = heads_by_slice["correct"]
-        gs.spectra = spectra(heads)
+        if gaps_file.is_file():
+            gs = store.read_gap_study(gaps_file, titems)
+            heads = extract_heads(lm, "correct")
+        else:
+            with _bar(settings, len(modes), "gaps", "mode") as bar:
+                gs = run_gap_study(lm, titems, modes, n_perm=n_perm, seed=settings.seed, heads=heads_by_slice,
+                                   log=lambda line: bar.update(1))
+            heads = heads_by_slice["correct"]
+            gs.spectra = spectra(heads)
+            _write_gaps_stage(gaps_file, lm, gs, settings)
     n_heads = heads.n_heads
     corr, paper = gs.results[0], gs.results[1]
     which = None if settings.ablate_all else _strongest_heads(corr, paper, n_heads, settings.quick)
-    with clock.step("ablation", f"zero-ablating {len(which) if which else 'every'} heads on every prompt"):
-        gs.ablation = ablation_study(lm, heads, titems, which, ("zero",), "first")
-    study_path = out / "study.h5"
-    write_gap_study(study_path, lm, gs, alpha=settings.alpha, seed=settings.seed, prompts_file=str(settings.prompts))
+    n_abl = len(which) if which else heads.n_layers * n_heads
+    ab_file = store.stage_path(out, "ablation")
+    with clock.step("ablation", f"zero-ablating {n_abl} heads one at a time on every prompt"):
+        if ab_file.is_file():
+            gs.ablation = store.read_ablation(ab_file)
+        else:
+            with _bar(settings, heads.n_layers, "ablation", "layer") as bar:
+                gs.ablation = ablation_study(lm, heads, titems, which, ("zero",), "first",
+                                             progress=lambda mode, layer: bar.update(1))
+            store.write_ablation_stage(ab_file, gs.ablation, len(titems), model_id=lm.model_id,
+                                       weights_sha256=lm.weights_sha256, seed=settings.seed)
     summary = summary_lines(gs, settings.alpha)
     for line in summary:
         log(line)
@@ -172,23 +225,42 @@ def run_demo(settings: DemoSettings, log: Callable[[str], None] | None = None) -
     item0 = items[0]
     with clock.step("phase", f"phase diagram of {best} on {item0.prompt!r}"):
         phase, phase_info = _phase_diagram(lm, best, item0.prompt, out, settings, heads)
+    val_file = store.stage_path(out, "validate")
     with clock.step("validate", f"analytic vs sampled candidate gap of {best}"):
-        val, vitem = _validate_first_nondegenerate(lm, best, items, settings, heads)
+        if val_file.is_file():
+            val, vattrs = store.read_validation(val_file)
+            vitem = next(it for it in items if it.prompt == vattrs["prompt"])
+        else:
+            val, vitem = _validate_first_nondegenerate(lm, best, items, settings, heads)
+            write_validation(val_file, val, head=best, prompt=vitem.prompt, correct=vitem.correct, wrong=vitem.wrong)
         plot_validation(val, out / "validate.png", title=f"{best}: {vitem.correct!r} vs {vitem.wrong!r}")
+    ground_file = store.stage_path(out, "ground")
     with clock.step("ground", f"ground states and excitation gaps of all {heads.n_layers * n_heads} heads "
                               "on the first prompt"):
-        ground = _ground_states(lm, heads, item0.prompt, settings.quick, settings.seed)
+        if ground_file.is_file():
+            ground = read_ground_study(ground_file)
+        else:
+            with _bar(settings, heads.n_layers, "ground states", "layer") as bar:
+                ground = _ground_states(lm, heads, item0.prompt, settings.quick, settings.seed,
+                                        log=lambda line: bar.update(1))
+            write_ground_study(ground_file, ground, prompt=item0.prompt)
 
-    _write_study(study_path, lm, gs, settings, out / "phase.h5", phase_info, val, vitem, best, ground,
-                 item0.prompt, clock.timings)
+    _write_study(out / "study.h5", lm, gs, settings, store.stage_path(out, "phase"), phase_info, val, vitem, best,
+                 ground, item0.prompt, clock.timings)
     with clock.step("figures", "figures and report"):
         figs = demo_figures(gs, ground, out, settings.alpha)
         plot_sweep(phase, out, stem="phase")
     result = DemoResult(settings, lm.model_id, lm.family, lm.weights_sha256, gs, summary, best, item0, phase,
                         phase_info, val, vitem, ground, figs, dict(clock.timings),
-                        time.perf_counter() - clock.t0, study_path, out / "phase.h5")
+                        time.perf_counter() - clock.t0, out / "study.h5", out / "phase.h5", resumed=tuple(done))
     result.report_paths = write_report(out, f"spinsim study of {lm.model_id}", report_sections(result))
     return result
+
+
+def _write_gaps_stage(path: Path, lm: Any, gs: Any, settings: DemoSettings) -> None:
+    from .study import write_gap_study
+
+    write_gap_study(path, lm, gs, alpha=settings.alpha, seed=settings.seed, prompts_file=str(settings.prompts))
 
 
 def _strongest_heads(corr: Any, paper: Any, n_heads: int, quick: bool) -> list[tuple[int, int]]:
@@ -202,30 +274,37 @@ def _strongest_heads(corr: Any, paper: Any, n_heads: int, quick: bool) -> list[t
 def _phase_diagram(lm: Any, head: str, prompt: str, out: Path, settings: DemoSettings, heads: Any):
     """Free spins of the head with the prompt field h x_i/|x_i|: the (T, h) diagram."""
     from spinsim.models.hamiltonians import head_system
-    from spinsim.phase import sweep
+    from spinsim.phase import read_sweep, sweep
 
     from .boundaries import add_sweep_boundaries, mean_field_T_c
 
     H = head_system(lm, head, prompt, input="residual", heads=heads).H
-    Tc = float(mean_field_T_c(H))
-    m_mean = float(np.mean(H.lengths))
+    # rounded to 6 significant digits: the eigen-solver's last bits vary between runs, and the grid
+    # must be bit for bit the same for a rerun to resume the sweep
+    Tc = float(f"{float(mean_field_T_c(H)):.6g}")
+    m_mean = float(f"{float(np.mean(H.lengths)):.6g}")
     T = Tc * np.geomspace(0.05, 2.0, 10 if settings.quick else 12)
     # the head's molecular field at T_c is ~ n_comp T_c / m for O(n) spins (T_c^MF ~ 1/n): the prompt
     # field must reach that scale to compete with the head's own ordering
-    hmax = 2.0 * H.n_comp * Tc / max(m_mean, 1e-12)
+    hmax = float(f"{2.0 * H.n_comp * Tc / max(m_mean, 1e-12):.6g}")
     fields = np.linspace(0.0, hmax, 5 if settings.quick else 7)
     executor = None
     if settings.executor == "dask":
         from spinsim.executors import make_executor
         from spinsim.phase import run_task
         executor = make_executor("dask", run_task, scheduler=settings.scheduler)
-    sw = sweep(H, T, fields, direction="prompt", out=out / "phase.h5", overwrite=True,
-               seed=settings.seed, progress=False, algorithm="pt", executor=executor,
+    path = out / "phase.h5"
+    info = {"head": head, "prompt": prompt, "T_c_mean_field": Tc, "mean_spin_length": m_mean,
+            "field_axis": "h x_i/|x_i| (prompt field, energy units)", "n_sites": H.n_sites, "n_comp": H.n_comp}
+    if path.is_file():
+        kept = read_sweep(path)
+        if kept.done.all() and kept.boundaries:
+            return kept, info                        # finished by an earlier run (parameters checked there)
+    sw = sweep(H, T, fields, direction="prompt", out=path, overwrite=False,
+               seed=settings.seed, progress=settings.progress, algorithm="pt", executor=executor,
                sweeps=max(50, settings.n_sweeps // (3 if settings.quick else 1)), backend=settings.device,
                attrs={"model_id": lm.model_id, "head": head, "prompt": prompt})
     add_sweep_boundaries(sw, H)    # the chi peak and mean-field lines, into phase.h5
-    info = {"head": head, "prompt": prompt, "T_c_mean_field": Tc, "mean_spin_length": m_mean,
-            "field_axis": "h x_i/|x_i| (prompt field, energy units)", "n_sites": H.n_sites, "n_comp": H.n_comp}
     return sw, info
 
 
@@ -251,12 +330,13 @@ def _validate_first_nondegenerate(lm: Any, head: str, items: list, settings: Dem
     raise ValueError(f"every prompt's two candidates are degenerate or parallel for {head}: nothing to validate")
 
 
-def _ground_states(lm: Any, heads: Any, prompt: str, quick: bool, seed: int) -> Any:
+def _ground_states(lm: Any, heads: Any, prompt: str, quick: bool, seed: int,
+                   log: Callable[[str], None] | None = None) -> Any:
     """Ground states and spin-wave spectra of every head (free spins, no prompt field)."""
     from .ground_study import ground_study, model_builder
 
-    return ground_study(heads, model_builder(lm, prompt, "residual", heads), restarts=4 if quick else 8, seed=seed,
-                        n_modes=6)
+    return ground_study(heads, model_builder(lm, prompt, "residual", heads), restarts=RESTARTS_QUICK if quick
+                        else RESTARTS, seed=seed, n_modes=6, log=log)
 
 
 def _write_study(study_path: Path, lm: Any, gs: Any, settings: DemoSettings, phase_path: Path,

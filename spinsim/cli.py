@@ -24,8 +24,9 @@ class UsageError(ValueError):
 
 
 def add_common(p: argparse.ArgumentParser, out_default: str | None = None, out_help: str = "output HDF5 file") -> None:
-    """Options every command takes: --seed, --device, --out."""
+    """Options every command takes: --seed, --device, --quiet, --out."""
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars (errors and results are still printed)")
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto",
                    help="where Monte Carlo runs: cpu, cuda or auto (CUDA when a GPU is present; default)")
     if out_default is not False:

