@@ -4,6 +4,7 @@ Conventions (HF eager attention; row vectors, see :mod:`spinsim.models.heads`)::
 
     q_i = (x_i W_Q + b_Q) R_i        k_j = (x_j W_K + b_K) R_j        v_j = x_j W_V + b_V
     s_ij = scale q_i . k_j           for key j <= query i (causal), -inf for j > i
+                                     (and for j <= i - window under a sliding window)
     alpha_ij = softmax_j s_ij        z_i = sum_j alpha_ij v_j         N0_i = z_i W_O
 
 query i is the row, key j the column; ``R_i`` is the rotary rotation by absolute position i
@@ -24,7 +25,7 @@ import numpy as np
 
 from .heads import HeadSet, HeadWeights, apply_rotary
 
-__all__ = ["Rotary", "scores", "pattern", "head_outputs", "layer_outputs", "recompute_attention",
+__all__ = ["Rotary", "scores", "key_mask", "pattern", "head_outputs", "layer_outputs", "recompute_attention",
            "context_field"]
 
 
@@ -60,13 +61,15 @@ def _project(X: np.ndarray, W: np.ndarray, b: np.ndarray | None) -> np.ndarray:
 
 def scores(X: np.ndarray, W_Q: np.ndarray, W_K: np.ndarray, scale: float | np.ndarray,
            queries: Sequence[int] | np.ndarray | None = None, b_Q: np.ndarray | None = None,
-           b_K: np.ndarray | None = None, rotary: Rotary | None = None) -> np.ndarray:
+           b_K: np.ndarray | None = None, rotary: Rotary | None = None, window: int | None = None) -> np.ndarray:
     """Causally masked attention scores ``s[..., r, j] = scale q_{t_r} . k_j`` (module docstring).
 
     X (n_positions, d_model); W_Q, W_K (..., d_model, d_head); b_Q, b_K (..., d_head) or None;
     scale a float or an array over the leading head axes; queries (n_queries,) positions t_r
-    (default 0..n_positions-1). Keys run over 0..max(queries). Returns (..., n_queries, n_keys)
-    float64 with -inf where j > t_r. Raises ValueError for a query position outside X.
+    (default 0..n_positions-1); window: HF ``sliding_window`` (query t sees keys
+    ``t - window < j <= t``; transformers' ``sliding_window_overlay``) or None. Keys run over
+    0..max(queries). Returns (..., n_queries, n_keys) float64 with -inf where j > t_r or
+    j <= t_r - window. Raises ValueError for a query position outside X or a window < 1.
     """
     X = np.asarray(X, np.float64)
     t = _positions(queries, X.shape[0])
@@ -77,7 +80,20 @@ def scores(X: np.ndarray, W_Q: np.ndarray, W_K: np.ndarray, scale: float | np.nd
         q = apply_rotary(q, t, rotary.inv_freq, rotary.scaling)
         k = apply_rotary(k, np.arange(n_keys), rotary.inv_freq, rotary.scaling)
     s = np.asarray(scale, np.float64)[..., None, None] * np.matmul(q, np.swapaxes(k, -1, -2))
-    return np.where(np.arange(n_keys)[None, :] <= t[:, None], s, -np.inf)
+    return np.where(key_mask(t, n_keys, window), s, -np.inf)
+
+
+def key_mask(queries: np.ndarray, n_keys: int, window: int | None = None) -> np.ndarray:
+    """Which keys each query attends to: (n_queries, n_keys) bool, ``j <= t`` and, under a
+    sliding window, ``j > t - window``. Raises ValueError for a window < 1."""
+    t = np.asarray(queries, np.int64).reshape(-1)
+    j = np.arange(int(n_keys))[None, :]
+    ok = j <= t[:, None]
+    if window is not None:
+        if int(window) < 1:
+            raise ValueError(f"sliding window must be >= 1 position, got {window!r}")
+        ok &= j > t[:, None] - int(window)
+    return ok
 
 
 def pattern(s: np.ndarray) -> np.ndarray:
@@ -89,13 +105,13 @@ def pattern(s: np.ndarray) -> np.ndarray:
 def head_outputs(X: np.ndarray, W_Q: np.ndarray, W_K: np.ndarray, W_V: np.ndarray, scale: float | np.ndarray,
                  queries: Sequence[int] | np.ndarray | None = None, b_Q: np.ndarray | None = None,
                  b_K: np.ndarray | None = None, b_V: np.ndarray | None = None,
-                 rotary: Rotary | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 rotary: Rotary | None = None, window: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Head outputs before W_O, ``z_{t_r} = sum_{j <= t_r} alpha_{t_r j} v_j``, and the pattern.
 
     Shapes as :func:`scores`, plus W_V (..., d_model, d_head), b_V (..., d_head). Returns
     ``(z, alpha)``: z (..., n_queries, d_head), alpha (..., n_queries, n_keys).
     """
-    alpha = pattern(scores(X, W_Q, W_K, scale, queries, b_Q, b_K, rotary))
+    alpha = pattern(scores(X, W_Q, W_K, scale, queries, b_Q, b_K, rotary, window))
     v = _project(np.asarray(X, np.float64)[: alpha.shape[-1]], W_V, b_V)
     return np.matmul(alpha, v), alpha
 
@@ -110,7 +126,8 @@ def layer_outputs(heads: HeadSet, X: np.ndarray, layer: int, queries: Sequence[i
     l = int(layer)
     z, _ = head_outputs(X, heads.W_Q[l], heads.W_K[l], heads.W_V[l], heads.scale[l], queries,
                         heads.b_Q[l] if biases else None, heads.b_K[l] if biases else None,
-                        heads.b_V[l] if biases else None, Rotary.of(heads, rotary is not False))
+                        heads.b_V[l] if biases else None, Rotary.of(heads, rotary is not False),
+                        heads.layer_window(l))
     return z
 
 
@@ -125,7 +142,8 @@ def recompute_attention(heads: HeadSet, x: np.ndarray, biases: bool = True,
     layers = range(heads.n_layers) if layers is None else layers
     rot = Rotary.of(heads)
     return np.stack([pattern(scores(x[l], heads.W_Q[l], heads.W_K[l], heads.scale[l], None,
-                                    heads.b_Q[l] if biases else None, heads.b_K[l] if biases else None, rot))
+                                    heads.b_Q[l] if biases else None, heads.b_K[l] if biases else None, rot,
+                                    heads.layer_window(l)))
                      for l in layers])
 
 
@@ -143,5 +161,5 @@ def context_field(head: HeadWeights, X: np.ndarray, t: int | None = None, biases
     on = head.rotary if rotary is None else rotary
     z, alpha = head_outputs(X, head.W_Q, head.W_K, head.W_V, head.scale, [t],
                             head.b_Q if biases else None, head.b_K if biases else None,
-                            head.b_V if biases else None, Rotary.of(head, on))
+                            head.b_V if biases else None, Rotary.of(head, on), head.window)
     return z[0] @ np.asarray(head.W_O, np.float64), alpha[0]

@@ -29,7 +29,16 @@ from . import arch
 from .attention import recompute_attention
 from .heads import HeadSet
 
-__all__ = ["Capture", "run_capture", "verify_extraction"]
+__all__ = ["Capture", "run_capture", "verify_extraction", "check_extraction", "ExtractionMismatch",
+           "EXTRACTION_TOLERANCE"]
+
+#: largest |recomputed - model| attention probability accepted (float32 forward passes: ~1e-6)
+EXTRACTION_TOLERANCE = 1e-4
+
+
+class ExtractionMismatch(ValueError):
+    """The attention rebuilt from the extracted heads differs from the model's own (the message
+    gives the size, where, and the cause when spinsim can name it)."""
 
 
 @dataclass
@@ -135,9 +144,39 @@ def run_capture(lm: Any, seqs: Sequence[Sequence[int]], attentions: bool = False
 def verify_extraction(heads: HeadSet, cap: Capture) -> float:
     """Largest |recomputed - model| attention probability over every sequence, layer, head and
     (query, key) pair of a capture made with ``attentions=True``."""
+    return _worst(heads, cap)[0]
+
+
+def _worst(heads: HeadSet, cap: Capture) -> tuple[float, int, int, int, int]:
+    """(error, sequence, layer, head, query) of the largest |recomputed - model| probability."""
     if cap.attn is None:
         raise ValueError("verify_extraction needs a capture made with attentions=True")
-    err = 0.0
-    for x, a in zip(cap.x, cap.attn):
-        err = max(err, float(np.max(np.abs(recompute_attention(heads, x) - a))))
+    worst = (0.0, 0, 0, 0, 0)
+    for s, (x, a) in enumerate(zip(cap.x, cap.attn)):
+        d = np.abs(recompute_attention(heads, x) - a)
+        if d.size and float(d.max()) > worst[0]:
+            l, h, i, _ = np.unravel_index(int(np.argmax(d)), d.shape)
+            worst = (float(d.max()), s, int(l), int(h), int(i))
+    return worst
+
+
+def check_extraction(heads: HeadSet, cap: Capture, tolerance: float = EXTRACTION_TOLERANCE) -> float:
+    """The extraction check of every command that builds head systems: the attention rebuilt
+    from ``heads`` on the captured inputs against the model's own (``cap`` made with
+    ``attentions=True`` on the prompts the command uses).
+
+    Returns the largest |difference| (probability). Raises :class:`ExtractionMismatch` (one line:
+    the size, the sequence, head and query row, and the cause: the features of the model's
+    attention that a head Hamiltonian does not hold, :func:`~spinsim.models.rope.attention_features`,
+    or 'no known cause').
+    """
+    from .rope import attention_features
+
+    err, s, l, h, i = _worst(heads, cap)
+    if not err <= tolerance:
+        T = len(cap.tokens[s])
+        feats = attention_features(heads.config or {}, T)
+        cause = "; ".join(feats) if feats else "no known cause (a feature of this model's attention spinsim does not model)"
+        raise ExtractionMismatch(f"the heads' attention differs from the model's by {err:.3g} (> {tolerance:g}) at "
+                                 f"L{l}H{h}, query {i} of a {T}-token prompt: {cause}")
     return err

@@ -70,19 +70,25 @@ def all_head_labels(n_layers: int, n_heads: int) -> list[str]:
 
 
 def apply_rotary(x: np.ndarray, positions: np.ndarray, inv_freq: np.ndarray, scaling: float = 1.0) -> np.ndarray:
-    """Rotate ``x`` (..., T, d_head) by absolute positions (T,) as HF Llama does.
+    """Rotate ``x`` (..., T, d_head) by absolute positions (T,) as HF does (``rotate_half``).
 
-    Component pairs (i, i + d_head/2) turn by the angle ``p * inv_freq[i]``:
-    ``(x1, x2) -> (x1 cos - x2 sin, x2 cos + x1 sin)``, times ``scaling`` (HF
-    ``attention_scaling``; 1 for the default rope). Then ``rot(q, i) . rot(k, j)`` depends on
-    ``i - j`` only: ``q R(i - j) k^T``.
+    The rotary part is the first ``d_rot = 2 len(inv_freq)`` components (all of them unless the
+    rotary is partial, as GPT-NeoX/Phi's ``rotary_ndims``); its pairs (i, i + d_rot/2) turn by
+    the angle ``p * inv_freq[i]``: ``(x1, x2) -> (x1 cos - x2 sin, x2 cos + x1 sin)``, times
+    ``scaling`` (HF ``attention_scaling``; 1 for the default rope). The remaining components
+    pass unchanged. Then ``rot(q, i) . rot(k, j)`` depends on ``i - j`` only: ``q R(i - j) k^T``.
+    Raises ValueError when ``d_rot`` exceeds the last axis of x.
     """
+    inv = np.asarray(inv_freq, dtype=np.float64)
+    rot = 2 * inv.size
+    if rot > x.shape[-1]:
+        raise ValueError(f"rotary frequencies cover {rot} components but the head has {x.shape[-1]}")
     pos = np.asarray(positions, dtype=np.float64)
-    ang = pos[:, None] * np.asarray(inv_freq, dtype=np.float64)[None, :]        # (T, d_head/2)
+    ang = pos[:, None] * inv[None, :]                                          # (T, d_rot/2)
     cos, sin = np.cos(ang) * scaling, np.sin(ang) * scaling
-    half = x.shape[-1] // 2
-    x1, x2 = x[..., :half], x[..., half:]
-    return np.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+    half = rot // 2
+    x1, x2 = x[..., :half], x[..., half:rot]
+    return np.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin, x[..., rot:]], axis=-1)
 
 
 def symmetric_spectrum(A: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -128,7 +134,9 @@ class HeadWeights:
 
     W_Q, W_K, W_V: (d_model, d_head); W_O: (d_head, d_model); b_Q, b_K, b_V: (d_head,) (zeros
     when the model has none); scale: score factor; rotary: whether q/k are rotated by position
-    (then ``inv_freq`` (d_head/2,) and ``rotary_scaling``); kv_head: the key/value head it reads.
+    (then ``inv_freq`` (d_rot/2,), d_rot <= d_head, and ``rotary_scaling``); kv_head: the
+    key/value head it reads; window: the sliding attention window of its layer (query i sees keys
+    ``i - window < j <= i``, HF ``sliding_window``) or None.
     """
 
     layer: int
@@ -146,6 +154,7 @@ class HeadWeights:
     o_slice: str = "correct"
     inv_freq: np.ndarray | None = None
     rotary_scaling: float = 1.0
+    window: int | None = None
 
     @property
     def label(self) -> str:
@@ -165,12 +174,14 @@ class HeadWeights:
 
     def J(self, offset: int = 0) -> np.ndarray:
         """Dense ``scale * W_Q R(offset) W_K^T`` (d_model x d_model; analysis only, not hot loops).
-        ``offset = i - j`` (query minus key position); R = 1 for non-rotary heads."""
+        ``offset = i - j`` (query minus key position); R = 1 for non-rotary heads. With HF's
+        ``attention_scaling`` s the rotary components carry s^2 (both q and k are scaled), the
+        components a partial rotary leaves alone carry 1."""
         A, B = self.coupling_factors()
         if self.rotary:
             # rot(q, i) = q R_i (rows); R_i R_j^T = R(i - j): rotate every row of A by the offset.
-            A = apply_rotary(A, np.full(A.shape[0], offset), self.inv_freq, 1.0)
-            A = A * self.rotary_scaling ** 2
+            A = apply_rotary(A, np.full(A.shape[0], offset), self.inv_freq, self.rotary_scaling)
+            B = apply_rotary(B, np.zeros(B.shape[0]), self.inv_freq, self.rotary_scaling)
         return A @ B.T
 
     def OV(self) -> np.ndarray:
@@ -189,7 +200,8 @@ class HeadSet:
     W_Q, W_K, W_V: (n_layers, n_heads, d_model, d_head) float32 (W_K, W_V repeated over grouped
     heads); W_O: (n_layers, n_heads, d_head, d_model); b_Q, b_K, b_V: (n_layers, n_heads, d_head);
     b_O: (n_layers, d_model) the output projection's bias (per layer, not per head);
-    scale: (n_layers,); kv_head: (n_heads,) int.
+    scale: (n_layers,); kv_head: (n_heads,) int; window: (n_layers,) int, each layer's sliding
+    attention window (0: none; see :class:`HeadWeights`); config: the model's config (a dict).
     """
 
     family: str
@@ -210,6 +222,17 @@ class HeadSet:
     has_qk_bias: bool = False
     inv_freq: np.ndarray | None = None
     rotary_scaling: float = 1.0
+    window: np.ndarray | None = None
+    config: dict | None = None
+
+    def __post_init__(self) -> None:
+        if self.window is None:
+            self.window = np.zeros(self.n_layers, np.int64)
+
+    def layer_window(self, layer: int) -> int | None:
+        """The sliding window of a layer, or None (full causal attention)."""
+        w = int(self.window[int(layer)])
+        return w if w > 0 else None
 
     @property
     def n_layers(self) -> int:
@@ -244,7 +267,8 @@ class HeadSet:
         l, h = int(layer), int(head)
         return HeadWeights(l, h, self.W_Q[l, h], self.W_K[l, h], self.W_V[l, h], self.W_O[l, h],
                            self.b_Q[l, h], self.b_K[l, h], self.b_V[l, h], float(self.scale[l]),
-                           self.rotary, int(self.kv_head[h]), self.o_slice, self.inv_freq, self.rotary_scaling)
+                           self.rotary, int(self.kv_head[h]), self.o_slice, self.inv_freq, self.rotary_scaling,
+                           self.layer_window(l))
 
     def __iter__(self) -> Iterator[HeadWeights]:
         for l in range(self.n_layers):
@@ -340,5 +364,8 @@ def extract_heads(weights: ModelWeights, o_slice: str = "correct") -> HeadSet:
         weights = weights.weights  # a LoadedModel
     fam = weights.family
     parts = _gpt2_heads(weights, o_slice) if fam == "gpt2" else _llama_heads(weights, o_slice)
+    from .rope import attention_window
+    cfg = dict(weights.config)
+    window = np.array([attention_window(cfg, l) or 0 for l in range(parts["W_Q"].shape[0])], np.int64)
     return HeadSet(family=fam, model_id=weights.model_id, weights_sha256=weights.weights_sha256,
-                   o_slice=o_slice, **parts)
+                   o_slice=o_slice, window=window, config=cfg, **parts)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from _tiny_models import loaded
+from spinsim.coupling import SiteLowRank
 from spinsim.hamiltonian import Discrete, LowRank
 from spinsim.models.capture import run_capture
 from spinsim.models.hamiltonians import head_system
@@ -28,32 +29,34 @@ def test_pair_weights_are_attention_with_exact_biases(kind):
     l, h = 1, 2
     sysm = head_system(lm, (l, h), ids, input="residual", biases="exact")
     H = sysm.H
-    assert isinstance(H.M, LowRank) and H.n_sites == len(ids) and not H.frozen.any()
+    assert isinstance(H.M, LowRank if kind == "gpt2" else SiteLowRank) and H.n_sites == len(ids)
+    assert not H.frozen.any()
     np.testing.assert_allclose(H.lengths, np.linalg.norm(cap.x[0][l].astype(float), axis=1), rtol=1e-6)
     np.testing.assert_array_equal(H.W_dense, np.tril(np.ones((len(ids), len(ids))), -1))   # W_ij = 1, key j < query i
     S = H.state
     score = sysm.scores(S)
-    if kind == "gpt2":
-        # query i over keys j <= i: softmax of the Hamiltonian's pair score (+ its bias terms)
-        for i in range(len(ids)):
-            np.testing.assert_allclose(_softmax(score[i, : i + 1]), cap.attn[0][l, h, i, : i + 1], atol=1e-5)
-    else:
-        assert sysm.rotary == "drop"           # every site free: the offset-0 coupling, declared
-        # the model's scores, rotated by position: scale (q_i R_i) . (k_j R_j); their softmax is its attention
+    # query i over keys j <= i: softmax of the Hamiltonian's pair score (+ its bias terms), every pair
+    # at every offset (rotary heads: per-site factors, the default with every site free)
+    for i in range(len(ids)):
+        np.testing.assert_allclose(_softmax(score[i, : i + 1]), cap.attn[0][l, h, i, : i + 1], atol=1e-5)
+    np.testing.assert_allclose(sysm.attention(), cap.attn[0][l, h], atol=1e-5)
+    if kind == "llama":
+        assert sysm.rotary == "exact" and H.provenance["rotary"] == "exact" and "rotary=exact" in H.name
+        # the explicit 'drop' treatment: the offset-0 coupling, declared
+        drop = head_system(lm, (l, h), ids, input="residual", biases="exact", rotary="drop")
+        assert drop.rotary == "drop" and isinstance(drop.H.M, LowRank) and "rotary=drop" in drop.H.name
         hw = extract_heads(lm).head(l, h)
         x = cap.x[0][l].astype(float)
         q0, k0 = x @ hw.W_Q + hw.b_Q, x @ hw.W_K + hw.b_K
-        pos = np.arange(len(ids))
-        model = hw.scale * apply_rotary(q0, pos, hw.inv_freq, hw.rotary_scaling) @ \
-            apply_rotary(k0, pos, hw.inv_freq, hw.rotary_scaling).T
-        for i in range(len(ids)):
-            np.testing.assert_allclose(_softmax(model[i, : i + 1]), cap.attn[0][l, h, i, : i + 1], atol=1e-5)
+        dscore = drop.scores(S)
         # at offset 0 (j = i) the rotation cancels: the declared offset-0 score is the model's own
-        tol = 1e-7 * np.abs(model).max()
-        np.testing.assert_allclose(np.diag(score), np.diag(model), rtol=1e-6, atol=tol)
+        tol = 1e-7 * np.abs(score).max()
+        np.testing.assert_allclose(np.diag(dscore), np.diag(score), rtol=1e-6, atol=tol)
         # off the diagonal the rotation is dropped: scale s^2 q_i . k_j, unrotated (s: rope attention_scaling)
-        np.testing.assert_allclose(score, hw.scale * hw.rotary_scaling ** 2 * q0 @ k0.T, rtol=1e-6, atol=tol)
-        assert np.max(np.abs(np.tril(score - model, -1))) > 1e-3     # and that differs from the model's
+        np.testing.assert_allclose(dscore, hw.scale * hw.rotary_scaling ** 2 * q0 @ k0.T, rtol=1e-6, atol=tol)
+        assert np.max(np.abs(np.tril(dscore - score, -1))) > 1e-3     # and that differs from the model's
+        Ed = drop.H.energy(S) + drop.constant
+        assert Ed == pytest.approx(-np.sum(np.tril(dscore, -1)), rel=1e-10)
     # the energy is minus the sum of bond scores (pairs j < i), bias fields and constant included
     E = H.energy(S) + sysm.constant
     assert E == pytest.approx(-np.sum(np.tril(score, -1)), rel=1e-10)
