@@ -26,7 +26,7 @@ File layout (``spinsim gaps``; SPEC section 6, issue 3 item 7)::
     /<mode>/stats/null_max_abs_r (perm)          permutation null of max |r|
     /gaps, /stats             hard links to the primary mode's groups (the first mode run)
     /eig                      dimension scale of the spectrum's eigenvalue rank
-    /spectrum/...             ferro/antiferro classification of every head (see models.extract),
+    /spectrum/...             ferro/antiferro classification and symmetric share of every head (see models.extract),
                               with /<mode>/stats/classification_table (spectrum_class, r_sign):
                               counts of [ferro, antiferro] x [r > 0 (cooperative), r < 0
                               (antagonistic)], both axes text dimension scales of /<mode>/stats

@@ -176,7 +176,8 @@ def check_extraction(heads: HeadSet, cap: Capture, tolerance: float = EXTRACTION
     if not err <= tolerance:
         T = len(cap.tokens[s])
         feats = attention_features(heads.config or {}, T)
-        cause = "; ".join(feats) if feats else "no known cause (a feature of this model's attention spinsim does not model)"
+        cause = ("; ".join(feats) if feats
+                 else "no known cause (a feature of this model's attention spinsim does not model)")
         raise ExtractionMismatch(f"the heads' attention differs from the model's by {err:.3g} (> {tolerance:g}) at "
                                  f"L{l}H{h}, query {i} of a {T}-token prompt: {cause}")
     return err

@@ -8,8 +8,9 @@ File layout (SPEC section 6)::
     /layer (layer), /head (head), /eig (eig)       dimension scales
     /heads/L{l}H{h}/        W_Q, W_K, W_V (d_model, d_head), W_O (d_head, d_model), b_Q, b_K, b_V
                             (d_head,), eigenvalues (eig,) of M_s = (M + M^T)/2, M = scale W_Q W_K^T;
-                            attrs layer, head, scale, rotary, kv_head, ferro_class, ferro_index
-    /spectrum/lambda_max, lambda_min, ferro_index, trace, frobenius   (layer, head)
+                            attrs layer, head, scale, rotary, kv_head, ferro_class, ferro_index,
+                            symmetric_share
+    /spectrum/lambda_max, lambda_min, ferro_index, trace, frobenius, symmetric_share   (layer, head)
     /spectrum/ferro_class   (layer, head) strings 'ferro' | 'antiferro'
     /spectrum/eigenvalues   (layer, head, eig) descending
     /rotary/inv_freq        (d_head/2,)   Llama family only
@@ -26,7 +27,7 @@ import numpy as np
 
 from spinsim.io import REQUIRED, atomic_h5, root_attrs, stored, write_axis, write_record, write_values
 
-from .heads import HeadSet, classify_spectrum, head_label
+from .heads import HeadSet, classify_spectrum, head_label, symmetric_share
 
 __all__ = ["Spectra", "spectra", "write_heads"]
 
@@ -56,6 +57,10 @@ class Spectra:
                                default=REQUIRED)
     frobenius: np.ndarray = stored(("layer", "head"), "score units", "||scale W_Q W_K^T||_F",
                                    default=REQUIRED)
+    symmetric_share: np.ndarray = stored(("layer", "head"), "dimensionless",
+                                         "||J_s||_F^2 / ||J||_F^2, J = scale W_Q W_K^T (rotary heads: offset 0), "
+                                         "J_s = (J + J^T)/2; 1 symmetric, 1/2 no symmetric excess, 0 antisymmetric",
+                                         default=REQUIRED)
 
     def write_group(self, g: h5py.Group) -> None:
         """Write into ``g`` (scales ``layer``, ``head``, ``eig`` at the file's root are attached
@@ -67,13 +72,16 @@ class Spectra:
 
 
 def spectra(heads: HeadSet) -> Spectra:
-    """Eigenvalues of ``M_s = (M + M^T)/2``, ``M = scale W_Q W_K^T`` for every head, and the
-    classification of :func:`~spinsim.models.heads.classify_spectrum`."""
+    """Eigenvalues of ``M_s = (M + M^T)/2``, ``M = scale W_Q W_K^T`` for every head, the
+    classification of :func:`~spinsim.models.heads.classify_spectrum`, and the symmetric share
+    of :func:`~spinsim.models.heads.symmetric_share` (all at offset 0 for rotary heads: the
+    coupling of a query on its own position, ``J(0)``)."""
     L, H, dh = heads.n_layers, heads.n_heads, heads.d_head
     ev = np.zeros((L, H, 2 * dh))
     cls = np.empty((L, H), dtype=object)
     fi = np.zeros((L, H))
     fro = np.zeros((L, H))
+    share = np.zeros((L, H))
     C = np.zeros((2 * dh, 2 * dh))
     C[:dh, dh:] = C[dh:, :dh] = 0.5 * np.eye(dh)
     for l in range(L):
@@ -90,9 +98,10 @@ def spectra(heads: HeadSet) -> Spectra:
         ev[l] = np.linalg.eigvalsh(0.5 * (small + np.swapaxes(small, 1, 2)))[:, ::-1]
         AtA, BtB = np.swapaxes(A, 1, 2) @ A, np.swapaxes(B, 1, 2) @ B
         fro[l] = np.sqrt(np.sum(AtA * BtB, axis=(1, 2)))                    # ||A B^T||_F
+        share[l] = symmetric_share(A, B)
         for h in range(H):
             cls[l, h], fi[l, h] = classify_spectrum(ev[l, h])
-    return Spectra(ev, ev.max(-1), ev.min(-1), fi, cls.astype(str), ev.sum(-1), fro)
+    return Spectra(ev, ev.max(-1), ev.min(-1), fi, cls.astype(str), ev.sum(-1), fro, share)
 
 
 def write_heads(path: str | os.PathLike, heads: HeadSet, spec: Spectra | None = None, **attrs: Any) -> None:
@@ -118,7 +127,8 @@ def write_heads(path: str | os.PathLike, heads: HeadSet, spec: Spectra | None = 
                          "eigenvalues of M_s, descending")
             gh.attrs.update({"layer": hw.layer, "head": hw.head, "scale": hw.scale, "rotary": np.bool_(hw.rotary),
                              "kv_head": hw.kv_head, "ferro_class": str(spec.ferro_class[hw.layer, hw.head]),
-                             "ferro_index": float(spec.ferro_index[hw.layer, hw.head])})
+                             "ferro_index": float(spec.ferro_index[hw.layer, hw.head]),
+                             "symmetric_share": float(spec.symmetric_share[hw.layer, hw.head])})
         spec.write_group(f.create_group("spectrum"))
         d = f.create_dataset("b_O", data=heads.b_O)
         d.dims[0].attach_scale(f["layer"])

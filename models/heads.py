@@ -31,7 +31,7 @@ import numpy as np
 from .loading import ModelWeights
 
 __all__ = ["head_label", "parse_head", "parse_heads", "all_head_labels", "apply_rotary", "HeadWeights",
-           "HeadSet", "extract_heads", "O_SLICES", "symmetric_spectrum", "classify_spectrum"]
+           "HeadSet", "extract_heads", "O_SLICES", "symmetric_spectrum", "classify_spectrum", "symmetric_share"]
 
 O_SLICES = ("correct", "paper")
 _LABEL = re.compile(r"^L(\d+)H(\d+)$")
@@ -108,6 +108,24 @@ def symmetric_spectrum(A: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, np.nda
     w, v = np.linalg.eigh(0.5 * (small + small.T))
     order = np.argsort(w)[::-1]
     return w[order], Q @ v[:, order]
+
+
+def symmetric_share(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """``||J_s||_F^2 / ||J||_F^2`` of ``J = A B^T``, ``J_s = (J + J^T)/2``, without forming J.
+
+    A, B: (..., n_comp, rank) (leading axes: heads). ``||J_s||^2 = (||J||^2 + tr(J J))/2`` with
+    ``||J||^2 = sum (A^T A) o (B^T B)`` and ``tr(J J) = tr((B^T A)^2)`` (rank x rank products
+    only). 1 for a symmetric J, 0 for an antisymmetric one, 1/2 when J is as symmetric as a random
+    matrix; NaN for J = 0. Returns an array over the leading axes (a float for one head).
+    """
+    A = np.asarray(A, dtype=np.float64)
+    B = np.asarray(B, dtype=np.float64)
+    AtA, BtB = np.swapaxes(A, -1, -2) @ A, np.swapaxes(B, -1, -2) @ B
+    BtA = np.swapaxes(B, -1, -2) @ A
+    fro2 = np.sum(AtA * BtB, axis=(-2, -1))
+    trJJ = np.sum(BtA * np.swapaxes(BtA, -1, -2), axis=(-2, -1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(fro2 > 0, 0.5 * (1.0 + trJJ / np.where(fro2 > 0, fro2, 1.0)), np.nan)
 
 
 def classify_spectrum(eigvals: np.ndarray, band: float = 0.0) -> tuple[str, float]:

@@ -147,3 +147,35 @@ def test_smollm2_extraction_verified_against_output_attentions():
     cap = run_capture(lm, [ids], attentions=True)
     assert verify_extraction(hs, cap) < 1e-4
     assert lm.tokenizer.decode([int(np.argmax(cap.logits[0][-1]))]) == " Berlin"
+
+
+def test_symmetric_share_against_dense(tmp_path):
+    """||J_s||_F^2 / ||J||_F^2 from the factors equals the dense value; 1 for a symmetric J, 0 for an
+    antisymmetric one; per head in the extraction file with units and long name."""
+    import h5py
+
+    from spinsim.models.extract import spectra, write_heads
+    from spinsim.models.heads import symmetric_share
+
+    rng = np.random.default_rng(5)
+    A, B = rng.normal(size=(2, 30, 4))
+    J = A @ B.T
+    dense = np.linalg.norm(0.5 * (J + J.T)) ** 2 / np.linalg.norm(J) ** 2
+    assert symmetric_share(A, B) == pytest.approx(dense, rel=1e-12)
+    assert symmetric_share(A, A) == pytest.approx(1.0, rel=1e-12)
+    assert symmetric_share(np.hstack([A, B]), np.hstack([B, -A])) == pytest.approx(0.0, abs=1e-12)
+    assert np.isnan(symmetric_share(A, np.zeros_like(B)))
+    hs = extract_heads(loaded("llama"))
+    sp = spectra(hs)
+    for l, h in ((0, 0), (2, 3)):
+        J = hs.head(l, h).J()
+        want = np.linalg.norm(0.5 * (J + J.T)) ** 2 / np.linalg.norm(J) ** 2
+        assert sp.symmetric_share[l, h] == pytest.approx(want, rel=1e-9)
+    assert 0.0 < sp.symmetric_share.min() and sp.symmetric_share.max() < 1.0
+    out = tmp_path / "heads.h5"
+    write_heads(out, hs, sp)
+    with h5py.File(out, "r") as f:
+        d = f["spectrum/symmetric_share"]
+        np.testing.assert_allclose(d[()], sp.symmetric_share)
+        assert d.attrs["units"] == "dimensionless" and "J_s = (J + J^T)/2" in d.attrs["long_name"]
+        assert f["heads/L2H3"].attrs["symmetric_share"] == pytest.approx(sp.symmetric_share[2, 3])

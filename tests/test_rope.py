@@ -231,3 +231,19 @@ def test_smollm2_heads_exact():
             drop = head_system(lm, label, ids, heads=heads, rotary="drop")
             worst_drop = max(worst_drop, float(np.max(np.abs(drop.attention() - cap.attn[0][l, h]))))
     assert worst_drop > 0.1                                 # the position-blind variant is far off
+
+
+def test_cli_extract_names_the_cause(tmp_path, capsys):
+    """`spinsim extract` on a model whose attention the heads cannot hold on the check prompt: exit
+    1 with one line naming the feature; a sliding-window model passes (the window is modelled)."""
+    from _tiny_models import _save
+    from spinsim.cli import main
+
+    dyn = _save(_tiny(max_position_embeddings=8, rope_scaling={"rope_type": "dynamic", "factor": 2.0}).model,
+                "dynamic_rope")
+    capsys.readouterr()
+    assert main(["extract", "--model", str(dyn), "--out", str(tmp_path / "d.h5")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "rope_type 'dynamic' past 8 positions" in err[0]
+    win = _save(_tiny("mistral", sliding_window=4).model, "windowed")
+    assert main(["extract", "--model", str(win), "--out", str(tmp_path / "w.h5")]) == 0
