@@ -67,6 +67,18 @@ class Excitations:
                 "modes_n_tangent": int(self.n_tangent), "modes_n_reduced": int(self.n_reduced)}
 
 
+def _factors(M: Any, free: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(A0, B0, Ak, Bk)``: factors whose span holds every coupled direction, A0, B0 (n, m), and
+    the factors each free site couples through, Ak, Bk (1 or n_free, n, r): one shared pair for a
+    single M (``factors()``), every free site's own for a position-dependent coupling
+    (``M.n_sites`` set: :class:`~spinsim.coupling.SiteLowRank`, ``M_kl = A_k B_l^T``)."""
+    if M.n_sites is not None:
+        A0, B0 = M.span_factors()
+        return A0, B0, M.A[free], M.B[free]
+    A0, B0 = M.factors()
+    return A0, B0, A0[None], B0[None]
+
+
 def excitations(H: Hamiltonian, S: Any = None, n_modes: int = 16, zero_rtol: float = 1e-6,
                 method: str = "auto", dense_max: int = 2500) -> Excitations:
     """Hessian of H on the tangent space of the product of spheres at the state S (O(n) spins).
@@ -78,7 +90,9 @@ def excitations(H: Hamiltonian, S: Any = None, n_modes: int = 16, zero_rtol: flo
     piece ``+ sum_k m_k (phi_k.sigma_k) |t_k|^2 / 2``, hence ``E = E_0 + 1/2 t^T K t`` with
         K_kk = m_k (phi_k . sigma_k) 1_tangent,
         K_kl = -m_k m_l P_k (W_kl M + W_lk M^T) P_l   (k != l, P_k = 1 - sigma_k sigma_k^T).
-    Frozen sites have no tangent space (they enter through phi).
+    Frozen sites have no tangent space (they enter through phi). A position-dependent coupling
+    (SiteLowRank, ``M_kl = A_k B_l^T``) puts ``M_kl`` in place of M and ``M_lk^T`` of M^T; the
+    reduction below then uses the span of every site's factors.
 
     Reduction. With ``M = A B^T`` and U an orthonormal basis of span(A, B) (u columns), a
     tangent vector of site k orthogonal to U does not couple (``t^T M t' = (A^T t).(B^T t')``),
@@ -123,19 +137,21 @@ def excitations(H: Hamiltonian, S: Any = None, n_modes: int = 16, zero_rtol: flo
     pmax = float(np.max(np.linalg.norm(phi, axis=1)))
     torque = float(np.max(np.linalg.norm(phi - c[:, None] * sigma, axis=1)) / pmax) if pmax > 0 else 0.0
 
-    A0, B0 = H.M.factors()
+    A0, B0, Ak, Bk = _factors(H.M, free)
     # factors narrower than R^n (a low-rank M) can leave tangent directions that do not couple
-    U = span_basis(np.concatenate([A0, B0], axis=1)) if A0.shape[1] + B0.shape[1] < 2 * n else None
+    narrow = A0.shape[1] + B0.shape[1] < 2 * n or Ak.shape[0] > 1
+    U = span_basis(np.concatenate([A0, B0], axis=1)) if narrow else None
     if U is not None and U.shape[1] + 1 < n:
         u = U.shape[1]
         alpha = sigma @ U
         beta = np.linalg.norm(sigma - alpha @ U.T, axis=1)
         s = np.concatenate([alpha, beta[:, None]], axis=1)
-        At = np.vstack([U.T @ A0, np.zeros((1, A0.shape[1]))])
-        Bt = np.vstack([U.T @ B0, np.zeros((1, B0.shape[1]))])
+        zero = np.zeros((Ak.shape[0], 1, Ak.shape[2]))
+        At = np.concatenate([np.einsum("nu,knr->kur", U, Ak), zero], axis=1)
+        Bt = np.concatenate([np.einsum("nu,knr->kur", U, Bk), zero], axis=1)
         n_flat = n - 1 - u
     else:
-        s, At, Bt, n_flat = sigma, A0, B0, 0
+        s, At, Bt, n_flat = sigma, Ak, Bk, 0
     s = s / np.linalg.norm(s, axis=1, keepdims=True)
     dim = s.shape[1]
     dt = dim - 1
@@ -145,9 +161,9 @@ def excitations(H: Hamiltonian, S: Any = None, n_modes: int = 16, zero_rtol: flo
     wv[:, -1] += sg
     ww = np.sum(wv * wv, axis=1)
 
-    def tangent_T(X: np.ndarray) -> np.ndarray:      # (dim, r) -> (Nf, dt, r): T_k^T X
-        wX = wv @ X
-        out = X[None, :, :] - (2.0 / ww)[:, None, None] * wv[:, :, None] * wX[:, None, :]
+    def tangent_T(X: np.ndarray) -> np.ndarray:      # (1 or Nf, dim, r) -> (Nf, dt, r): T_k^T X_k
+        wX = np.einsum("kd,kdr->kr", wv, np.broadcast_to(X, (Nf,) + X.shape[1:]))
+        out = X - (2.0 / ww)[:, None, None] * wv[:, :, None] * wX[:, None, :]
         return out[:, :-1, :]
 
     F = tangent_T(At)          # A^T t for the tangent basis of each site

@@ -247,3 +247,50 @@ def test_cli_extract_names_the_cause(tmp_path, capsys):
     assert len(err) == 1 and "rope_type 'dynamic' past 8 positions" in err[0]
     win = _save(_tiny("mistral", sliding_window=4).model, "windowed")
     assert main(["extract", "--model", str(win), "--out", str(tmp_path / "w.h5")]) == 0
+
+
+def _rotary_like_coupling(rng, N: int, n: int, r: int) -> SiteLowRank:
+    """Per-site factors A_k = A R_k, B_k = B R_k (R_k a rotation of the rank space by angle 0.7 k):
+    a rotary head's structure, span(A_k) = span(A) for every site."""
+    A, B = rng.normal(size=(2, n, r))
+    th = 0.7 * np.arange(N)
+    R = np.zeros((N, r, r))
+    R[:, 0, 0] = R[:, 1, 1] = np.cos(th)
+    R[:, 0, 1], R[:, 1, 0] = -np.sin(th), np.sin(th)
+    R[:, 2:, 2:] = np.eye(r - 2)
+    return SiteLowRank(np.einsum("nr,krs->kns", A, R), np.einsum("nr,krs->kns", B, R))
+
+
+@pytest.mark.parametrize("method", ["dense", "eigsh"])
+def test_excitations_of_a_site_dependent_coupling(method):
+    """The tangent-space Hessian of a SiteLowRank system (reduced to the span of all sites' factors,
+    flat modes analytic) has the spectrum of K built densely from its definition,
+    K_kk = m_k phi_k.sigma_k 1, K_kl = -m_k m_l P_k (W_kl M_kl + W_lk M_lk^T) P_l."""
+    from spinsim.excitations import excitations
+    from spinsim.hamiltonian import Hamiltonian, Heisenberg
+
+    rng = np.random.default_rng(3)
+    N, n, r = 5, 9, 3
+    M = _rotary_like_coupling(rng, N, n, r)
+    W = causal_graph(N) * rng.uniform(0.5, 1.5, (N, N))
+    m = rng.uniform(0.5, 2.0, N)
+    S = rng.normal(size=(N, n))
+    S *= (m / np.linalg.norm(S, axis=1))[:, None]
+    H = Hamiltonian(W, M, rng.normal(size=(N, n)), spin=Heisenberg(n), lengths=m)
+    phi = H.local_fields(S)
+    sig = S / m[:, None]
+    T = [np.linalg.svd(np.eye(n) - np.outer(s, s))[0][:, : n - 1] for s in sig]   # orthonormal tangent bases
+    K = np.zeros((N * (n - 1), N * (n - 1)))
+    blk = lambda k: slice(k * (n - 1), (k + 1) * (n - 1))                          # noqa: E731
+    for k in range(N):
+        K[blk(k), blk(k)] = m[k] * (phi[k] @ sig[k]) * np.eye(n - 1)
+        for l in range(N):
+            if l != k:
+                Mkl = M.A[k] @ M.B[l].T
+                Mlk = M.A[l] @ M.B[k].T
+                K[blk(k), blk(l)] = -m[k] * m[l] * T[k].T @ (W[k, l] * Mkl + W[l, k] * Mlk.T) @ T[l]
+    want = np.linalg.eigvalsh(K)
+    n_modes = 6 if method == "eigsh" else want.size
+    ex = excitations(H, S, n_modes=n_modes, method=method)
+    assert ex.flat_multiplicity == n - 1 - 2 * r and ex.n_reduced == N * 2 * r     # reduced: span(A, B) has 2r dims
+    np.testing.assert_allclose(ex.eigenvalues, want[:n_modes], rtol=1e-8, atol=1e-8 * np.abs(want).max())
