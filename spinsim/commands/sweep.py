@@ -45,6 +45,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--input", choices=("embed", "embed+pos", "residual"), default="residual",
                      help="site vectors of a head (with --model): raw embeddings, + positions, or the "
                           "normalised residual input the head sees (default)")
+    src.add_argument("--rotary", choices=("exact", "drop"),
+                     help="rotary (Llama-family) heads: 'exact' per-site rotary coupling, every pair's score the "
+                          "model's (the default), or 'drop' the offset-0 coupling (positions ignored; declared)")
     grid = p.add_argument_group("grid")
     grid.add_argument("--T", required=True, help="temperatures start:stop:count, > 0 (e.g. 1.5:3.5:12)")
     grid.add_argument("--field", required=True, help="added field strengths h start:stop:count (e.g. 0:0.5:4)")
@@ -128,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         if not args.head or not args.prompt:
             raise UsageError("--model needs --head L{layer}H{head} and --prompt TEXT")
-        H, extra = head_hamiltonian(args.model, args.head, args.prompt, input=args.input)
+        rot = {} if args.rotary is None else {"rotary": args.rotary}
+        H, extra = head_hamiltonian(args.model, args.head, args.prompt, input=args.input, **rot)
     if args.algorithm == "wolff" and args.method == "mc" and (np.any(fields != 0) or np.any(H.h != 0)):
         raise UsageError("--algorithm wolff needs zero field (--field 0); use heatbath or pt for h != 0")
     kw: dict[str, Any] = {}
