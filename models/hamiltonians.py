@@ -15,8 +15,8 @@
   ``b = scale W_K b_Q`` (key field), ``c = scale b_Q . b_K``. Summed over the bonds: a field
   ``h_i += (sum_j W_ij) a + (sum_k W_ki) b`` on every site and an energy constant
   ``-c sum W`` (``H.provenance["energy_constant"]``, :attr:`HeadSystem.constant`).
-  ``biases='drop'`` (the paper) leaves them out. One helper (:func:`~spinsim.models.rope.bias_terms`) computes these
-  for every input mode, the positional one of ``analysis.ground_study`` included.
+  ``biases='drop'`` (the paper) leaves them out. One helper (:func:`~spinsim.models.rope.bias_terms`)
+  computes these for every input mode, the positional one of ``analysis.ground_study`` included.
 * The self term (query i on key i) is a single-site term, not a bond: W has a zero diagonal. For
   frozen sites it is a constant; for the probe it is :attr:`HeadSystem.self_score` (per candidate).
 * Prompt field (``prompt_field = h``): ``h_i += h * x_i/|x_i|`` on every prompt site, pinning each

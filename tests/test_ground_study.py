@@ -51,10 +51,13 @@ def test_ground_study_llama_residual_matches_per_head_solve(tmp_path):
     # state is stationary (every spin along its explicit local field, torque < 1e-6 |phi|) and E0
     # obeys the bound E >= -sum_{i!=j} |W_ij| m_i m_j ||M||_2 - sum_i m_i |h_i| (rel 1e-12)
     H = build(1, 2)
+    assert H.provenance["rotary"] == "exact"
     S = solve(H, method="ground", restarts=3, seed=2).ground_states[0]
-    W, M = H.W_dense, H.M_dense
-    assert gs.E0[1, 2] == pytest.approx(-np.einsum("ij,ia,ab,jb->", W, S, M, S) - np.sum(H.h * S), rel=1e-9)
-    phi = W @ S @ M.T + W.T @ S @ M + H.h
+    # a rotary head: the exact per-site coupling, M_ij = A_i B_j^T for query i, key j (dense per pair here)
+    W = H.W_dense
+    Mij = np.einsum("iar,jbr->ijab", H.M.A, H.M.B)
+    assert gs.E0[1, 2] == pytest.approx(-np.einsum("ij,ia,ijab,jb->", W, S, Mij, S) - np.sum(H.h * S), rel=1e-9)
+    phi = np.einsum("ij,ijab,jb->ia", W, Mij, S) + np.einsum("ji,jiba,jb->ia", W, Mij, S) + H.h
     sigma = S / np.linalg.norm(S, axis=1, keepdims=True)
     along = np.sum(phi * sigma, axis=1)
     free = ~H.frozen
@@ -62,7 +65,8 @@ def test_ground_study_llama_residual_matches_per_head_solve(tmp_path):
     torque = np.linalg.norm(phi - along[:, None] * sigma, axis=1)
     assert np.all(torque[free] <= 1e-6 * np.linalg.norm(phi[free], axis=1))
     m = H.lengths
-    bound = -(np.abs(W) * np.outer(m, m)).sum() * np.linalg.norm(M, 2) - m @ np.linalg.norm(H.h, axis=1)
+    norms = np.linalg.norm(Mij, 2, axis=(2, 3))                         # ||M_ij||_2 per pair
+    bound = -(np.abs(W) * np.outer(m, m) * norms).sum() - m @ np.linalg.norm(H.h, axis=1)
     assert gs.E0[1, 2] >= bound * (1 + 1e-12)
     # HDF5 layout and figure
     path = tmp_path / "g.h5"

@@ -68,8 +68,12 @@ def test_probe_energies_are_the_models_scores(kind):
     ids = lm.encode(PROMPT)
     cands = ["Berlin", "Rome", "Paris"]
     l, h = 2, 1
-    sysm = head_system(lm, f"L{l}H{h}", ids, input="residual", biases="exact", candidates=cands)
+    # the tiny tokenizer writes " Berlin" as " " + "B"...: the probe reads the first differing token,
+    # the shared " " joins the bath
+    sysm = head_system(lm, f"L{l}H{h}", PROMPT, input="residual", biases="exact", candidates=cands,
+                       first_differing=True)
     H = sysm.H
+    ids = [int(t) for t in sysm.tokens]
     N = len(ids)
     assert isinstance(H.spin, Discrete) and H.frozen[:N].all() and not H.frozen[N]
     assert sysm.rotary == ("fold" if kind == "llama" else "none")
@@ -77,7 +81,7 @@ def test_probe_energies_are_the_models_scores(kind):
     cap = run_capture(lm, [list(ids) + [int(c)] for c in sysm.candidates], attentions=True)
     energies, scores = [], []
     for k, c in enumerate(sysm.candidates):
-        x = cap.x[k][l]                                        # (N + 1, d) inputs of prompt + candidate
+        x = cap.x[k][l].astype(np.float64)                     # (N + 1, d) inputs of prompt + candidate
         q = x @ hw.W_Q + hw.b_Q
         kk = x @ hw.W_K + hw.b_K
         if hw.rotary:
@@ -108,8 +112,9 @@ def test_context_field_probe_reproduces_paper_gap():
 
     lm = loaded("gpt2")
     ids = lm.encode(PROMPT)
-    sysm = head_system(lm, "L3H5", ids, input="embed", biases="drop", candidates=["Berlin", "Rome"],
-                       probe_bonds=False, context_field=True, heads=extract_heads(lm, "paper"))
+    sysm = head_system(lm, "L3H5", PROMPT, input="embed", biases="drop", candidates=["Berlin", "Rome"],
+                       probe_bonds=False, context_field=True, heads=extract_heads(lm, "paper"), first_differing=True)
+    ids = [int(t) for t in sysm.tokens]                  # the prompt + the answers' shared " "
     H, N = sysm.H, len(ids)
     wte = lm.weights.get("wte.weight").astype(np.float64)
     hw = extract_heads(lm, "paper").head(3, 5)
@@ -149,10 +154,11 @@ def test_engine_solves_the_probe_exactly():
     from spinsim import solve
 
     lm = loaded("llama")
-    sysm = head_system(lm, "L1H2", "The capital of France is", candidates=["Berlin", "Rome", "Paris", "cold"])
+    sysm = head_system(lm, "L1H2", "The capital of France is", candidates=["Berlin", "Rome", "Paris"],
+                       first_differing=True)
     H = sysm.H
     E = []
-    for k in range(4):
+    for k in range(3):
         S = H.state.copy()
         S[-1] = sysm.candidate_vectors[k]
         E.append(H.energy(S))
