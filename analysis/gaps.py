@@ -53,7 +53,8 @@ import numpy as np
 from spinsim.models import arch
 from spinsim.models.answers import AnswerTokenizationError, comparison_index
 from spinsim.models.attention import layer_outputs
-from spinsim.models.capture import Capture, run_capture
+from spinsim.models.capture import Capture, check_extraction, run_capture
+from spinsim.models.rope import check_attention
 from spinsim.models.heads import HeadSet
 
 from .prompts import TokenizedItem
@@ -172,10 +173,25 @@ def answer_sequences(items: Sequence[TokenizedItem]) -> tuple[list[list[int]], l
     return seqs, pos
 
 
-def run_forward(lm: Any, items: Sequence[TokenizedItem], residual: bool = True, batch_size: int = 16) -> Study:
-    """One forward pass over (prompt + correct, prompt + wrong) for every item."""
+def run_forward(lm: Any, items: Sequence[TokenizedItem], residual: bool = True, batch_size: int = 16,
+                heads: HeadSet | None = None) -> Study:
+    """One forward pass over (prompt + correct, prompt + wrong) for every item.
+
+    With ``heads``, the attention the heads rebuild on these sequences is checked against the
+    model's own first: a feature of the model's attention the heads cannot hold is refused
+    (UnsupportedAttention), a difference above tolerance raises ExtractionMismatch naming the
+    cause (:func:`spinsim.models.capture.check_extraction`)."""
     seqs, pos = answer_sequences(items)
-    cap = run_capture(lm, seqs, logit_positions=pos, inputs=residual, batch_size=batch_size)
+    check = heads is not None
+    if check:
+        check_attention(getattr(lm.weights, "config", {}), max(len(s) for s in seqs))
+    cap = run_capture(lm, seqs, logit_positions=pos, inputs=residual or check, batch_size=batch_size,
+                      attentions=check)
+    if check:
+        check_extraction(heads, cap)
+        cap.attn = None                                           # checked; not kept
+        if not residual:
+            cap.x = []
     return Study(list(items), cap)
 
 

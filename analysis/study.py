@@ -127,7 +127,7 @@ def run_gap_study(lm: Any, items: Sequence[TokenizedItem], modes: Sequence[GapMo
     timings["extract"] = time.perf_counter() - t
     t = time.perf_counter()
     need_res = any(m.input == "residual" for m in modes)
-    study: Study = run_forward(lm, items, residual=need_res)
+    study: Study = run_forward(lm, items, residual=need_res, heads=next(iter(heads.values())))   # checked
     timings["forward"] = time.perf_counter() - t
     results = []
     for m in modes:

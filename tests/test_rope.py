@@ -294,3 +294,23 @@ def test_excitations_of_a_site_dependent_coupling(method):
     ex = excitations(H, S, n_modes=n_modes, method=method)
     assert ex.flat_multiplicity == n - 1 - 2 * r and ex.n_reduced == N * 2 * r     # reduced: span(A, B) has 2r dims
     np.testing.assert_allclose(ex.eigenvalues, want[:n_modes], rtol=1e-8, atol=1e-8 * np.abs(want).max())
+
+
+def test_gaps_forward_checks_the_heads():
+    """`gaps` (analysis.gaps.run_forward with the heads): a sliding-window model passes (the window
+    is in the one attention implementation), heads without it fail naming where, and dynamic rope
+    past the maximum positions is refused before the forward pass."""
+    from _tiny_models import random_items
+    from spinsim.analysis.gaps import run_forward
+
+    items = random_items(6, seed=3)
+    lm = _tiny("mistral", sliding_window=3)
+    heads = extract_heads(lm)
+    study = run_forward(lm, items, residual=False, heads=heads)
+    assert study.cap.attn is None and study.cap.x == []
+    heads.window = np.zeros(heads.n_layers, np.int64)
+    with pytest.raises(ExtractionMismatch, match="differs from the model's"):
+        run_forward(lm, items, heads=heads)
+    dyn = _tiny(max_position_embeddings=8, rope_scaling={"rope_type": "dynamic", "factor": 2.0})
+    with pytest.raises(UnsupportedAttention, match="rope_type 'dynamic' past 8 positions"):
+        run_forward(dyn, items, heads=extract_heads(dyn))
