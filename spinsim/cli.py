@@ -4,7 +4,8 @@
     def add_arguments(p: argparse.ArgumentParser) -> None
     def run(args: argparse.Namespace) -> int    # 0 ok, 1 failure
 
-Exit codes: 0 ok, 2 usage error (bad option or value), 1 failure; errors are printed as one line
+Exit codes: 0 ok, 2 usage error (bad option or value, checked before any model load or heavy
+work: :mod:`spinsim.commands.checks`), 1 failure; errors are printed as one line
 ``spinsim <cmd>: error: ...``.
 """
 from __future__ import annotations
@@ -19,13 +20,39 @@ from ._version import __version__
 COMMANDS = ("extract", "gaps", "ablate", "sweep", "validate", "ground", "plot", "info", "demo")
 
 
+README = "README.md"
+
+
 class UsageError(ValueError):
     """A bad option value: exit code 2."""
 
 
+class ArgumentsExit(SystemExit):
+    """argparse refused the command line (exit code 2); :func:`main` returns 2 instead of exiting."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``spinsim CMD: error: MESSAGE (see --help)``, exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
+        raise ArgumentsExit(2)
+
+
+def one_line(message: str) -> str:
+    """A message on one line: its first non-empty line, without a leading 'error:' (no 'error: error:')."""
+    lines = [ln.strip() for ln in str(message).splitlines() if ln.strip()]
+    text = lines[0] if lines else ""
+    while text.lower().startswith("error:"):
+        text = text[len("error:"):].strip()
+    return text + (" ..." if len(lines) > 1 else "")
+
+
 def add_common(p: argparse.ArgumentParser, out_default: str | None = None, out_help: str = "output HDF5 file") -> None:
     """Options every command takes: --seed, --device, --quiet, --out."""
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    from .commands.checks import seed
+
+    p.add_argument("--seed", type=seed, default=0, help="random seed, an integer in [0, 2**63) (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bars (errors and results are still printed)")
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto",
                    help="where Monte Carlo runs: cpu, cuda or auto (CUDA when a GPU is present; default)")
@@ -34,10 +61,10 @@ def add_common(p: argparse.ArgumentParser, out_default: str | None = None, out_h
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="spinsim",
         description="Attention heads of transformers as classical spin systems (H = -sum W_ij S_i.M S_j - sum h.S, k_B = 1).",
-        epilog="Run 'spinsim <command> --help' for a command's options and an example.",
+        epilog=f"Run 'spinsim <command> --help' for a command's options and an example. Documentation: {README}.",
     )
     parser.add_argument("--version", action="version", version=f"spinsim {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="command")
@@ -50,6 +77,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
                 continue
             raise
         p = sub.add_parser(name, help=mod.HELP, description=(mod.__doc__ or mod.HELP),
+                           epilog=f"Documentation: {README}.",
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         mod.add_arguments(p)
         mods[name] = mod
@@ -58,14 +86,17 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser, mods = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except ArgumentsExit:
+        return 2
     if not args.command:
         parser.print_help()
         return 2
     try:
         return int(mods[args.command].run(args) or 0)
     except UsageError as exc:
-        print(f"spinsim {args.command}: error: {exc}", file=sys.stderr)
+        print(f"spinsim {args.command}: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"spinsim {args.command}: interrupted (finished work is saved; rerun the same command to resume)",
@@ -74,11 +105,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # one line, not a traceback
         from .io import SpinsimFileError
         kind = "" if isinstance(exc, (ValueError, SpinsimFileError, FileNotFoundError)) else f"{type(exc).__name__}: "
-        print(f"spinsim {args.command}: error: {kind}{exc}", file=sys.stderr)
+        text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+        print(f"spinsim {args.command}: error: {kind}{one_line(text)}", file=sys.stderr)
         if "SPINSIM_DEBUG" in __import__("os").environ:
             raise
         return 1
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":      # `python -m spinsim.cli`: run the package's module, so that the commands'
+    from spinsim.cli import main as _main       # UsageError is this module's UsageError (exit code 2)
+    sys.exit(_main())

@@ -37,7 +37,7 @@ import numpy as np
 import scipy.sparse as sp
 
 __all__ = ["Coupling", "Identity", "Dense", "LowRank", "SiteLowRank", "CouplingArrays", "as_coupling",
-           "check_finite", "CODE_IDENTITY", "CODE_DENSE", "CODE_LOWRANK", "CODE_SITE_LOWRANK"]
+           "check_finite", "real_array", "CODE_IDENTITY", "CODE_DENSE", "CODE_LOWRANK", "CODE_SITE_LOWRANK"]
 
 CODE_IDENTITY, CODE_DENSE, CODE_LOWRANK, CODE_SITE_LOWRANK = 0, 1, 2, 3
 
@@ -51,6 +51,18 @@ _DUMMY = np.zeros((1, 1))
 _DUMMY.setflags(write=False)
 _DUMMY3 = np.zeros((1, 1, 1))
 _DUMMY3.setflags(write=False)
+
+
+def real_array(x: Any, what: str) -> np.ndarray:
+    """``x`` as a float64 array; ValueError naming ``what`` for complex values (never cast to their
+    real part silently), strings or other non-numbers."""
+    a = np.asarray(x)
+    if np.iscomplexobj(a):
+        raise ValueError(f"{what} is complex (dtype {a.dtype}); spinsim's Hamiltonians are real: pass real "
+                         "numbers (take .real yourself if the imaginary part is meant to be dropped)")
+    if a.dtype.kind not in "biuf":
+        raise ValueError(f"{what} must hold real numbers, got dtype {a.dtype} ({np.ravel(a)[:1].tolist()!r}...)")
+    return np.array(a, dtype=np.float64)
 
 
 def check_finite(x: np.ndarray, what: str) -> None:
@@ -151,6 +163,8 @@ class Identity(Coupling):
     def __post_init__(self) -> None:
         if isinstance(self.n_comp, bool) or not isinstance(self.n_comp, (int, np.integer)) or self.n_comp < 1:
             raise ValueError(f"Identity coupling needs an integer n_comp >= 1, got {self.n_comp!r}")
+        if isinstance(self.J, bool) or not isinstance(self.J, (int, float, np.integer, np.floating)):
+            raise ValueError(f"coupling J must be a real number, got {self.J!r} ({type(self.J).__name__})")
         if not np.isfinite(self.J):
             raise ValueError(f"coupling J must be finite, got {self.J!r}")
         object.__setattr__(self, "n_comp", int(self.n_comp))
@@ -192,7 +206,7 @@ class Dense(Coupling):
     code: ClassVar[int] = CODE_DENSE
 
     def __post_init__(self) -> None:
-        M = np.array(self.M, dtype=np.float64)
+        M = real_array(self.M, "coupling M")
         if M.ndim != 2 or M.shape[0] != M.shape[1]:
             raise ValueError(f"dense coupling M must be square (n_comp, n_comp), got shape {M.shape}")
         check_finite(M, "coupling M")
@@ -245,8 +259,8 @@ class LowRank(Coupling):
     code: ClassVar[int] = CODE_LOWRANK
 
     def __post_init__(self) -> None:
-        A = np.array(self.A, dtype=np.float64)
-        B = np.array(self.B, dtype=np.float64)
+        A = real_array(self.A, "coupling factor A")
+        B = real_array(self.B, "coupling factor B")
         if A.ndim != 2 or A.shape != B.shape:
             raise ValueError(f"low-rank factors A, B must both be (n_comp, rank), got {A.shape} and {B.shape}")
         check_finite(A, "coupling factor A")
@@ -326,8 +340,8 @@ class SiteLowRank(Coupling):
     code: ClassVar[int] = CODE_SITE_LOWRANK
 
     def __post_init__(self) -> None:
-        A = np.array(self.A, dtype=np.float64)
-        B = np.array(self.B, dtype=np.float64)
+        A = real_array(self.A, "coupling factor A")
+        B = real_array(self.B, "coupling factor B")
         if A.ndim != 3 or A.shape != B.shape:
             raise ValueError(f"per-site factors A, B must both be (n_sites, n_comp, rank), got {A.shape} and {B.shape}")
         if min(A.shape) < 1:
@@ -438,6 +452,6 @@ def as_coupling(M: Any, n_comp: int) -> Coupling:
     if isinstance(M, (int, float, np.integer, np.floating)) and not isinstance(M, bool):
         return Identity(int(n_comp), float(M))
     if isinstance(M, (np.ndarray, list, tuple)):
-        return Dense(np.asarray(M, dtype=np.float64))
+        return Dense(real_array(M, "coupling M"))
     raise ValueError(f"unknown coupling {type(M).__name__}; allowed: float J, (n, n) array, "
                      "Identity, Dense, LowRank, SiteLowRank")

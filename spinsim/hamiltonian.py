@@ -29,6 +29,7 @@ import scipy.sparse as sp
 
 from .coupling import Coupling, Dense, Identity, LowRank, as_coupling
 from .coupling import check_finite as _check_finite
+from .coupling import real_array as _real
 from .declared import (FrozenHamiltonianError, FrozenMap, check_axes, check_provenance,
                        freeze_loaded, readonly, readonly_sparse)
 from .spins import SPIN_KINDS, Discrete, Heisenberg, Ising, SpinKind, spin_kind
@@ -78,6 +79,7 @@ class Hamiltonian:
         # attributes are set through object.__setattr__ until the end (see __setattr__)
         # ---- graph
         if sp.issparse(W):
+            _real(np.zeros(0, dtype=W.dtype), "graph W")
             Wc = sp.csr_matrix(W, dtype=np.float64, copy=True)   # owned: eliminate_zeros works in place
             if Wc.shape[0] != Wc.shape[1]:
                 raise ValueError(f"W must be square (n_sites, n_sites), got shape {Wc.shape}")
@@ -87,7 +89,7 @@ class Hamiltonian:
             Wc.eliminate_zeros()
             self.W = readonly_sparse(Wc)
         else:
-            Wd = np.asarray(W, dtype=np.float64)
+            Wd = _real(W, "graph W")
             if Wd.ndim != 2 or Wd.shape[0] != Wd.shape[1]:
                 raise ValueError(f"W must be square (n_sites, n_sites), got shape {Wd.shape}")
             _check_finite(Wd, "graph W")
@@ -125,7 +127,7 @@ class Hamiltonian:
         if h is None:
             hh = np.zeros((self.n_sites, n))
         else:
-            hh = np.asarray(h, dtype=np.float64)
+            hh = _real(h, "field h")
             if hh.ndim == 0:
                 if n != 1:
                     raise ValueError(f"a scalar field needs n_comp = 1; give h as ({n},) or ({self.n_sites}, {n})")
@@ -143,7 +145,7 @@ class Hamiltonian:
         if lengths is None:
             self.lengths = readonly(np.ones(self.n_sites))
         else:
-            m = np.asarray(lengths, dtype=np.float64).reshape(-1)
+            m = _real(lengths, "lengths").reshape(-1)
             if m.shape != (self.n_sites,):
                 raise ValueError(f"lengths must have shape ({self.n_sites},), got {np.shape(lengths)}")
             _check_finite(m, "lengths")
@@ -169,7 +171,7 @@ class Hamiltonian:
                 raise ValueError("frozen sites need their fixed values: pass state=(n_sites, n_comp)")
             self.state = None
         else:
-            s = np.asarray(state, dtype=np.float64)
+            s = _real(state, "state")
             if s.shape != (self.n_sites, n):
                 raise ValueError(f"state must have shape ({self.n_sites}, {n}), got {s.shape}")
             _check_finite(s, "state")
@@ -240,11 +242,12 @@ class Hamiltonian:
 
     # ----------------------------------------------------------------- physics (numpy)
     def check_state(self, S: np.ndarray, only_free: bool = False) -> None:
-        """Raise if S is not a valid configuration (shape, norms / allowed vectors)."""
-        S = np.asarray(S, dtype=np.float64)
+        """Raise if S is not a valid configuration (real and finite, shape, norms / allowed vectors)."""
+        S = _real(S, "spin configuration")
         if S.shape[-2:] != (self.n_sites, self.n_comp):
             raise ValueError(f"spin configuration must have shape (..., {self.n_sites}, {self.n_comp}), got {S.shape}")
         mask = ~self.frozen if only_free else np.ones(self.n_sites, bool)
+        _check_finite(S[..., mask, :], "spin configuration")
         sigma = S / self.lengths[:, None]
         if isinstance(self.spin, Heisenberg):
             nrm = np.linalg.norm(sigma, axis=-1)[..., mask]

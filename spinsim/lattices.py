@@ -23,6 +23,22 @@ def _site_index(coord: Sequence[int], shape: Sequence[int]) -> int:
     return int(np.ravel_multi_index(tuple(coord), tuple(shape)))
 
 
+def _is_int(x: Any) -> bool:
+    """An integer (Python or numpy), not a bool and not a float such as 2.7 (or 2.0)."""
+    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
+
+
+def _check_J(J: Any) -> None:
+    if isinstance(J, bool) or not isinstance(J, (int, float, np.integer, np.floating)) or not np.isfinite(J):
+        raise ValueError(f"coupling J must be a finite real number, got {J!r}")
+
+
+def _check_size(name: str, N: Any, minimum: int) -> int:
+    if not _is_int(N) or N < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {N!r}")
+    return int(N)
+
+
 def lattice(kind: Any, shape: int | Sequence[int], J: float = 1.0, periodic: bool = True,
             h: Any = None, n_comp: int | None = None, name: str | None = None) -> Hamiltonian:
     """Hypercubic lattice (chain, square, cubic, ...) with nearest-neighbour coupling J.
@@ -31,13 +47,11 @@ def lattice(kind: Any, shape: int | Sequence[int], J: float = 1.0, periodic: boo
     (chain) or a tuple (L1, L2[, L3]); sites are numbered in C order. With ``periodic=True`` a
     dimension of length 2 gets one bond, not two (no double counting); length 1 gets none.
     """
-    if isinstance(shape, (int, np.integer)):
-        shape = (int(shape),)
-    shape = tuple(int(s) for s in shape)
-    if not shape or any(s < 1 for s in shape):
-        raise ValueError(f"lattice shape must be positive integers, got {shape}")
-    if not np.isfinite(J):
-        raise ValueError(f"coupling J must be finite, got {J!r}")
+    dims = (shape,) if np.ndim(shape) == 0 else tuple(shape)
+    if not dims or any(not _is_int(s) or s < 1 for s in dims):
+        raise ValueError(f"lattice shape must be positive integers, got {shape!r}")
+    shape = tuple(int(s) for s in dims)
+    _check_J(J)
     spin = spin_kind(kind, n_comp)
     N = int(np.prod(shape))
     rows, cols = [], []
@@ -76,8 +90,8 @@ def complete_graph(kind: Any, N: int, J: float = 1.0, M: Any = None, h: Any = No
     """All-to-all graph, each pair once: ``H = -(J/N) sum_{i<j} S_i^T M S_j`` (Curie-Weiss when
     ``normalize``: for isotropic M = 1 and unit O(n) spins the mean-field T_c is
     J (N - 1) / (N n), -> J / n for large N). ``n_comp`` defaults to M's size."""
-    if N < 2:
-        raise ValueError(f"complete graph needs N >= 2 sites, got {N}")
+    N = _check_size("complete graph: N (sites)", N, 2)
+    _check_J(J)
     if n_comp is None and M is not None and not np.isscalar(M):     # a coupling or matrix fixes n
         n_comp = as_coupling(M, 0).n_comp
     spin = spin_kind(kind, n_comp)
@@ -90,8 +104,8 @@ def complete_graph(kind: Any, N: int, J: float = 1.0, M: Any = None, h: Any = No
 def sherrington_kirkpatrick(N: int, seed: int = 0, J: float = 1.0, kind: Any = "ising",
                             h: Any = None) -> Hamiltonian:
     """SK spin glass: ``W_ij ~ Normal(0, J^2 / N)`` for i < j (each pair once), seeded."""
-    if N < 2:
-        raise ValueError(f"SK model needs N >= 2 sites, got {N}")
+    N = _check_size("SK model: N (sites)", N, 2)
+    _check_J(J)
     rng = np.random.default_rng(seed)
     W = np.triu(rng.standard_normal((N, N)) * J / np.sqrt(N), k=1)
     spin = spin_kind(kind)
@@ -101,8 +115,7 @@ def sherrington_kirkpatrick(N: int, seed: int = 0, J: float = 1.0, kind: Any = "
 def causal(N: int, include_self: bool = False) -> np.ndarray:
     """The causal graph of a head: ``W[i, j] = 1`` for key j < i (query i). Self-attention (j = i)
     is a single-site term and is not part of W (it enters as a field; see models.heads)."""
-    if N < 1:
-        raise ValueError(f"causal graph needs N >= 1 sites, got {N}")
+    N = _check_size("causal graph: N (sites)", N, 1)
     del include_self
     return np.tril(np.ones((N, N)), k=-1)
 

@@ -174,23 +174,23 @@ def test_ablate_heads_and_paper_test(tmp_path, capsys):
 
 
 def test_one_line_errors(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(loading, "_hub_reachable", lambda timeout=3.0: False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     out = str(tmp_path / "o.h5")
     assert main(["gaps", "--model", "gpt2", "--out", out]) == 1
     line = _err_line(capsys)
     assert line.startswith("spinsim gaps: error: cannot load 'gpt2'") and "local folder" in line
+    assert "`hf download gpt2 --local-dir ./gpt2`" in line and "huggingface-cli" not in line   # a command that exists
     bad = tmp_path / "bad.tsv"
     bad.write_text("a\tb\tc\nno tabs here\n")
-    assert main(["gaps", "--model", str(gpt2_dir()), "--prompts", str(bad), "--out", out]) == 1
+    assert main(["gaps", "--model", str(gpt2_dir()), "--prompts", str(bad), "--out", out]) == 2
     assert f"{bad}:2: expected 3 tab-separated fields" in _err_line(capsys)
     assert main(["ablate", "--model", str(gpt2_dir()), "--heads", "L7H0", "--out", out]) == 2
     assert "--heads: head 'L7H0' out of range" in _err_line(capsys)
     assert main(["gaps", "--model", str(llama_dir()), "--o-slice", "paper", "--out", out]) == 2
     assert "does not exist for 'llama'" in _err_line(capsys)
     assert main(["gaps", "--model", str(gpt2_dir()), "--permutations", "0", "--out", out]) == 2
-    assert "--permutations must be an integer >= 1, got 0" in _err_line(capsys)
-    assert main(["gaps", "--model", str(tmp_path / "missing"), "--out", out]) == 1
+    assert "argument --permutations: '0': allowed: an integer >= 1" in _err_line(capsys)
+    assert main(["gaps", "--model", str(tmp_path / "missing"), "--out", out]) == 2
     assert "does not exist" in _err_line(capsys)
 
 
@@ -222,11 +222,11 @@ def test_validate_usage_errors(tmp_path, capsys):
     base = ["validate", "--model", str(gpt2_dir()), "--prompt", "A dog says", "--T", "1:2:3", "--sweeps", "10",
             "--out", str(tmp_path / "v.h5")]
     assert main(base + ["--head", "L0X1", "--correct", "woof", "--wrong", "moo"]) == 2
-    assert "--head: bad head label 'L0X1'" in _err_line(capsys)
+    assert "argument --head: bad head label 'L0X1'" in _err_line(capsys)
     assert main(base + ["--head", "L9H0", "--correct", "woof", "--wrong", "moo"]) == 2
     assert "--head: head 'L9H0' out of range: the model has L0-L3, H0-H5" in _err_line(capsys)
     assert main(base + ["--head", "L0H0", "--correct", "  ", "--wrong", "moo"]) == 2
-    assert "--correct '  ' is blank" in _err_line(capsys)
+    assert "argument --correct: '  ' is blank" in _err_line(capsys)
     assert main(base + ["--head", "L0H0", "--correct", " woof", "--wrong", "woof"]) == 2
     assert "--correct ' woof' and --wrong 'woof' are the same answer" in _err_line(capsys)
     assert main(base + ["--head", "L0H0", "--correct", "woof", "--wrong", "wolf"]) == 2

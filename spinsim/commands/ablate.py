@@ -24,6 +24,7 @@ import argparse
 import sys
 
 from ..cli import UsageError, add_common
+from . import checks
 from .gaps import add_model_args, check_out
 
 HELP = "zero/mean head ablations: measured vs predicted shift of the logit gap -> HDF5"
@@ -31,7 +32,7 @@ HELP = "zero/mean head ablations: measured vs predicted shift of the logit gap -
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_args(p)
-    p.add_argument("--heads", default=None, help="comma-separated labels L{layer}H{head}, or 'all' "
+    p.add_argument("--heads", default=None, type=checks.head_list, help="comma-separated labels L{layer}H{head}, or 'all' "
                    "(default all; with --paper-test: L3H5,L0H0)")
     p.add_argument("--prompts", default="paper20", help="prompt TSV or shipped set name (default paper20)")
     p.add_argument("--mode", choices=("zero", "mean", "both"), default="both", help="ablation kind (default both)")
@@ -46,28 +47,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from spinsim.analysis.ablation import LIONS_COWS, ablation_study
-    from spinsim.analysis.prompts import load_prompts, tokenize_items
     from spinsim.analysis.study import write_ablation, write_prompts, write_scales
     from spinsim.io import atomic_h5, root_attrs
-    from spinsim.models.heads import extract_heads, head_label, parse_heads
+    from spinsim.models.heads import extract_heads, head_label
     from spinsim.models.loading import load_model
 
     check_out(args.out, args.overwrite)
-    items = [LIONS_COWS] if args.paper_test else load_prompts(args.prompts)
-    lm = load_model(args.model)
-    heads = extract_heads(lm, "correct")
-    spec = args.heads or ("L3H5,L0H0" if args.paper_test else "all")
-    try:
-        which = parse_heads(spec, heads.n_layers, heads.n_heads)
-    except ValueError as exc:
-        raise UsageError(f"--heads: {exc}") from None
-    titems = tokenize_items(items, lm.encode)
     modes = ("zero", "mean") if args.mode == "both" else (args.mode,)
     if args.paper_test and "mean" in modes:
         modes = ("zero",) if args.mode == "both" else modes
         if args.mode == "mean":
             raise UsageError("--paper-test is a zero ablation on one prompt (a mean over one prompt is its own "
                              "output); use --mode zero")
+    items = [LIONS_COWS] if args.paper_test else checks.prompt_items(args.prompts)
+    spec = args.heads or (["L3H5", "L0H0"] if args.paper_test else "all")
+    checks.head_range(spec, checks.model_heads(args.model), "--heads")   # before the model loads
+    lm = load_model(args.model)
+    heads = extract_heads(lm, "correct")
+    which = checks.head_range(spec, heads, "--heads")
+    titems = checks.tokenized(items, lm)
     res = ablation_study(lm, heads, titems, which, modes, args.candidates)
     with atomic_h5(args.out) as f:
         for k, v in root_attrs("ablation", model_id=lm.model_id, weights_sha256=lm.weights_sha256,

@@ -25,6 +25,8 @@ from pathlib import Path
 
 from spinsim.cli import UsageError, add_common
 
+from . import checks
+
 HELP = "run the whole study offline (gaps, statistics, ablations, phase diagram, validation) -> report"
 
 
@@ -32,8 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="smollm2-135m",
                    help="HF name, local folder, GGUF file or smollm2-135m (default: the offline SmolLM2-135M)")
     p.add_argument("--prompts", default="paper20", help="prompt TSV or shipped set (default paper20)")
-    p.add_argument("--permutations", type=int, default=10_000, help="permutations for family-wise p (default 10000)")
-    p.add_argument("--sweeps", type=int, default=300, help="MC sweeps per phase-diagram point (default 300)")
+    p.add_argument("--permutations", type=checks.int_at_least(1), default=10_000, help="permutations for family-wise p (default 10000)")
+    p.add_argument("--sweeps", type=checks.int_at_least(20), default=300, help="MC sweeps per phase-diagram point (default 300)")
     p.add_argument("--quick", action="store_true",
                    help="reduced settings: 2000 permutations, ablation of 24 heads, small phase diagram")
     p.add_argument("--ablate-all", action="store_true",
@@ -42,7 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--executor", choices=("local", "dask"), default="local",
                    help="where the phase-diagram rows run: here (default) or on a Dask cluster (--scheduler)")
     p.add_argument("--scheduler", default=None, help="Dask scheduler address, e.g. tcp://10.0.0.5:8786")
-    p.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    p.add_argument("--alpha", type=checks.open_unit, default=0.05, help="significance level (default 0.05)")
     p.add_argument("--overwrite", action="store_true",
                    help="discard the stages an earlier run kept in --out and start afresh (default: resume)")
     add_common(p, out_default="out", out_help="output folder (default out/)")
@@ -52,18 +54,14 @@ def run(args: argparse.Namespace) -> int:
     from spinsim.analysis.demo import DemoSettings, run_demo
     from spinsim.analysis.demo_store import DemoMismatchError
 
-    if args.permutations < 1:
-        raise UsageError(f"--permutations must be an integer >= 1, got {args.permutations}")
-    if args.sweeps < 20:
-        raise UsageError(f"--sweeps must be an integer >= 20, got {args.sweeps}")
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise UsageError(f"--out {args.out!r} is a file; give a folder (created if missing)")
-    if not 0 < args.alpha < 1:
-        raise UsageError(f"--alpha must be in (0, 1), got {args.alpha}")
     if args.executor == "dask" and not args.scheduler:
         raise UsageError("--executor dask needs --scheduler ADDRESS (e.g. tcp://10.0.0.5:8786)")
     if args.executor == "local" and args.scheduler:
         raise UsageError("--scheduler is only meaningful with --executor dask")
+    checks.prompt_items(args.prompts)                        # before the model loads: one line, exit 2
+    checks.model_heads(args.model)
     settings = DemoSettings(model=args.model, prompts=args.prompts, n_permutations=args.permutations,
                             n_sweeps=args.sweeps, quick=args.quick, ablate_all=args.ablate_all,
                             executor=args.executor, scheduler=args.scheduler, alpha=args.alpha, seed=args.seed,

@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 
 from ..cli import UsageError, add_common
+from . import checks
 from .gaps import add_model_args, check_out
 
 HELP = "extract every head's W_Q, W_K, W_V, W_O, biases and coupling spectrum -> HDF5"
@@ -37,7 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verify-prompt", default="The capital of France is Paris. The capital of Germany is",
                    help="prompt used to verify the extraction against output_attentions")
     p.add_argument("--no-verify", action="store_true", help="skip the verification forward pass")
-    p.add_argument("--tolerance", type=float, default=1e-4,
+    p.add_argument("--tolerance", type=checks.positive_float, default=1e-4,
                    help="largest allowed |recomputed - model| attention probability (default 1e-4)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     add_common(p)
@@ -48,7 +49,10 @@ def _attention_only(path: str) -> bool:
     if not (p.is_dir() and (p / "config.json").is_file()):
         return False
     from safetensors import safe_open
-    for f in p.glob("*.safetensors"):
+    files = sorted(p.glob("*.safetensors"))
+    if not files:              # a .bin checkpoint is a full model: load_model reads it (weights_only)
+        return False
+    for f in files:
         with safe_open(str(f), "np") as fh:
             keys = set(fh.keys())
         if any(k.endswith("wte.weight") or k.endswith("embed_tokens.weight") for k in keys):
@@ -61,9 +65,8 @@ def run(args: argparse.Namespace) -> int:
     from spinsim.models.heads import extract_heads
     from spinsim.models.loading import load_model, load_weights
 
-    if not args.tolerance > 0:
-        raise UsageError(f"--tolerance must be > 0, got {args.tolerance}")
     check_out(args.out, args.overwrite)
+    checks.model_heads(args.model, need_tokenizer=not _attention_only(args.model))   # before the weights load
     attrs: dict = {}
     if _attention_only(args.model):
         w = load_weights(args.model)

@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 from ..cli import UsageError, add_common
+from . import checks
 
 HELP = "per-head logit-gap study (paper and corrected modes) with family-wise statistics -> HDF5"
 
@@ -56,9 +57,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--biases", choices=("exact", "drop"), help="query/key/value biases kept or dropped")
     p.add_argument("--final-norm", dest="final_norm", choices=("none", "linear"),
                    help="read N0 directly (none) or through the final norm linearised (linear)")
-    p.add_argument("--permutations", type=int, default=10_000,
+    p.add_argument("--permutations", type=checks.int_at_least(1), default=10_000,
                    help="prompt permutations for the family-wise p (default 10000)")
-    p.add_argument("--alpha", type=float, default=0.05, help="significance level for the survivor lists (default 0.05)")
+    p.add_argument("--alpha", type=checks.open_unit, default=0.05, help="significance level for the survivor lists (default 0.05)")
     p.add_argument("--ablation", choices=("none", "zero", "mean", "both"), default="none",
                    help="also ablate every head (first sub-token gap) and compare with its direct "
                         "contribution (default none; see 'spinsim ablate')")
@@ -96,33 +97,35 @@ def check_out(path: str, overwrite: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from spinsim.analysis.prompts import load_prompts, tokenize_items
     from spinsim.models.loading import load_model
 
-    if args.permutations < 1:
-        raise UsageError(f"--permutations must be an integer >= 1, got {args.permutations}")
-    if not 0 < args.alpha < 1:
-        raise UsageError(f"--alpha must be in (0, 1), got {args.alpha}")
     check_out(args.out, args.overwrite)
     if args.executor == "dask" and not args.scheduler:
         raise UsageError("--executor dask needs --scheduler ADDRESS (e.g. tcp://10.0.0.5:8786)")
     if args.executor == "local" and args.scheduler:
         raise UsageError("--scheduler is only meaningful with --executor dask")
-    items = load_prompts(args.prompts)
+    items = checks.prompt_items(args.prompts)              # before the model loads: one line, exit 2
+    info = checks.model_heads(args.model)
+    if info is not None:
+        resolve_modes(args, info.family)
     t0 = time.perf_counter()
     lm = load_model(args.model)
     t_load = time.perf_counter() - t0
     modes = resolve_modes(args, lm.family)
-    titems = tokenize_items(items, lm.encode)
+    titems = checks.tokenized(items, lm)
 
-    from spinsim.analysis.study import run_gap_study, summary_lines, write_gap_study
+    from spinsim.analysis.study import TooFewItemsError, run_gap_study, summary_lines, write_gap_study
     from spinsim.models.extract import spectra
 
     log = lambda s: print(f"  {s}", file=sys.stderr)  # noqa: E731
     print(f"spinsim gaps: {lm.model_id} ({lm.family}, loaded in {t_load:.1f} s), {len(titems)} prompts, "
           f"modes {', '.join(m.name for m in modes)}", file=sys.stderr)
     heads_by_slice: dict = {}
-    gs = run_gap_study(lm, titems, modes, n_perm=args.permutations, seed=args.seed, heads=heads_by_slice, log=log)
+    try:
+        gs = run_gap_study(lm, titems, modes, n_perm=args.permutations, seed=args.seed, heads=heads_by_slice,
+                           log=log)
+    except TooFewItemsError as exc:
+        raise UsageError(f"--prompts: {exc}") from None
     gs.timings["load"] = t_load
     t = time.perf_counter()
     heads_correct = heads_by_slice.get("correct")

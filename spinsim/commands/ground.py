@@ -30,6 +30,7 @@ import sys
 from pathlib import Path
 
 from ..cli import UsageError, add_common
+from . import checks
 
 HELP = "ground states, level gaps and spin-wave gaps of every head -> HDF5 (+ layer x head figure)"
 INPUTS = ("residual", "embed", "embed+pos", "pos")
@@ -39,11 +40,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="smollm2-135m",
                    help="'smollm2-135m', a local HF folder, a .gguf file, or (with --input pos) an attention-only "
                         "GPT-2 weights folder (default smollm2-135m)")
-    p.add_argument("--prompt", help="the prompt whose tokens are the spins (required unless --input pos)")
+    p.add_argument("--prompt", type=checks.nonblank, help="the prompt whose tokens are the spins (required unless --input pos)")
     p.add_argument("--input", choices=INPUTS, default="residual", help="what the spins are (default residual)")
-    p.add_argument("--positions", type=int, default=32, help="number of positions N for --input pos (default 32)")
-    p.add_argument("--restarts", type=int, default=8, help="random quench starts per head (default 8)")
-    p.add_argument("--modes", type=int, default=6, help="lowest Hessian eigenvalues computed per head (default 6)")
+    p.add_argument("--positions", type=checks.int_at_least(1), default=32, help="number of positions N for --input pos (default 32)")
+    p.add_argument("--restarts", type=checks.int_at_least(1), default=8, help="random quench starts per head (default 8)")
+    p.add_argument("--modes", type=checks.int_at_least(1), default=6, help="lowest Hessian eigenvalues computed per head (default 6)")
     p.add_argument("--ablation", help="a 'spinsim gaps --ablation zero' HDF5 file: correlate its measured "
                                       "effects with the spin-wave gaps")
     p.add_argument("--figure", help="also write the layer x head figure (png/pdf/svg, by suffix)")
@@ -82,10 +83,6 @@ def run(args: argparse.Namespace) -> int:
                                                read_ablation_effect, write_ground_study)
     from spinsim.models.extract import spectra
 
-    if args.restarts < 1:
-        raise UsageError(f"--restarts must be >= 1, got {args.restarts}")
-    if args.modes < 1:
-        raise UsageError(f"--modes must be >= 1, got {args.modes}")
     if args.input != "pos" and not args.prompt:
         raise UsageError(f"--input {args.input} needs --prompt (only --input pos runs without one)")
     if Path(args.out).exists() and not args.overwrite:
@@ -94,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--ablation {args.ablation!r}: no such file")
     if args.figure and Path(args.figure).suffix.lstrip(".") not in ("png", "pdf", "svg"):
         raise UsageError(f"--figure {args.figure!r}: the suffix must be .png, .pdf or .svg")
+    if args.input != "pos":                                    # before the model loads
+        checks.model_heads(args.model)
 
     model, heads, build_H, what = _load(args)
     effect = None

@@ -27,7 +27,7 @@ import numpy as np
 from ..cli import UsageError, add_common
 from ..directions import resolve_direction
 from ..lattices import SYSTEMS, textbook
-from ..validation import check_temperatures, parse_range
+from . import checks
 
 HELP = "resumable (T, h) phase-diagram sweep of a textbook system or an attention head -> HDF5"
 
@@ -37,11 +37,11 @@ _ALGORITHMS = ("metropolis", "heatbath", "overrelax", "pt", "wolff")
 def add_arguments(p: argparse.ArgumentParser) -> None:
     src = p.add_argument_group("system (one of --system or --model)")
     src.add_argument("--system", choices=SYSTEMS, help="textbook system: " + "|".join(SYSTEMS))
-    src.add_argument("--L", type=int, default=8, help="linear size (sites for sk and 1d; default 8)")
-    src.add_argument("--J", type=float, default=1.0, help="coupling J > 0 ferromagnetic (default 1)")
+    src.add_argument("--L", type=checks.int_at_least(2), default=8, help="linear size (sites for sk and 1d; default 8)")
+    src.add_argument("--J", type=checks.finite_float, default=1.0, help="coupling J > 0 ferromagnetic (default 1)")
     src.add_argument("--model", help="transformer model (HF name, local folder, GGUF file or smollm2-135m)")
-    src.add_argument("--head", help="head label L{layer}H{head}, counted from 0 (with --model)")
-    src.add_argument("--prompt", help="prompt text (with --model)")
+    src.add_argument("--head", type=checks.head_label, help="head label L{layer}H{head}, counted from 0 (with --model)")
+    src.add_argument("--prompt", type=checks.nonblank, help="prompt text (with --model)")
     src.add_argument("--input", choices=("embed", "embed+pos", "residual"), default="residual",
                      help="site vectors of a head (with --model): raw embeddings, + positions, or the "
                           "normalised residual input the head sees (default)")
@@ -49,8 +49,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                      help="rotary (Llama-family) heads: 'exact' per-site rotary coupling, every pair's score the "
                           "model's (the default), or 'drop' the offset-0 coupling (positions ignored; declared)")
     grid = p.add_argument_group("grid")
-    grid.add_argument("--T", required=True, help="temperatures start:stop:count, > 0 (e.g. 1.5:3.5:12)")
-    grid.add_argument("--field", required=True, help="added field strengths h start:stop:count (e.g. 0:0.5:4)")
+    grid.add_argument("--T", required=True, type=checks.temperatures, help="temperatures start:stop:count, > 0 (e.g. 1.5:3.5:12)")
+    grid.add_argument("--field", required=True, type=checks.fields, help="added field strengths h start:stop:count (e.g. 0:0.5:4)")
     grid.add_argument("--direction", default=None,
                       help="field direction u_i: 'prompt' (a head's prompt field x_i/|x_i|), 'field' (the "
                            "system's own field), 'top_eigenvector' (of M_s) or a comma-separated vector "
@@ -59,10 +59,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sol.add_argument("--method", choices=("mc", "exact", "analytic"), default="mc", help="solver (default mc)")
     sol.add_argument("--algorithm", choices=_ALGORITHMS, default="heatbath",
                      help="Monte Carlo algorithm (default heatbath; 'wolff' needs zero field, 'pt' tempers across T)")
-    sol.add_argument("--sweeps", type=int, default=2000, help="measured MC sweeps per chain (default 2000)")
-    sol.add_argument("--discard", type=int, default=None,
+    sol.add_argument("--sweeps", type=checks.int_at_least(2), default=2000, help="measured MC sweeps per chain (default 2000)")
+    sol.add_argument("--discard", type=checks.int_at_least(0), default=None,
                      help="equilibration sweeps thrown away (default max(100, sweeps/4))")
-    sol.add_argument("--chains", type=int, default=1, help="independent chains per temperature (default 1)")
+    sol.add_argument("--chains", type=checks.int_at_least(1), default=1, help="independent chains per temperature (default 1)")
     run_ = p.add_argument_group("execution")
     run_.add_argument("--executor", choices=("local", "dask"), default="local",
                       help="where rows run: here (default) or on a Dask cluster (this process writes the file)")
@@ -70,13 +70,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing file instead of resuming")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_common(p)
-
-
-def _range(text: str, name: str) -> np.ndarray:
-    try:
-        return parse_range(text, name)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
 
 
 def _direction(text: str | None) -> Any:
@@ -92,6 +85,23 @@ def _direction(text: str | None) -> Any:
     return v
 
 
+def _check_solver(args: argparse.Namespace, H: Any, fields: np.ndarray) -> None:
+    """Method and algorithm against the system, before any file is written (UsageError)."""
+    from ..spins import Discrete, Ising
+
+    finite = isinstance(H.spin, (Ising, Discrete))
+    if args.method == "exact" and not finite:
+        raise UsageError(f"--method exact enumerates finite spin sets (ising, discrete); {H.name} has "
+                         f"{H.spin.name} spins: use --method mc")
+    if args.method != "mc":
+        return
+    if args.algorithm == "overrelax" and finite:
+        raise UsageError(f"--algorithm overrelax reflects continuous spins; {H.name} has {H.spin.name} spins: use "
+                         "heatbath, metropolis, pt or wolff")
+    if args.algorithm == "wolff" and (np.any(fields != 0) or np.any(H.h != 0)):
+        raise UsageError("--algorithm wolff needs zero field (--field 0); use heatbath or pt for h != 0")
+
+
 def head_hamiltonian(model: str, head: str, prompt: str, **kw: Any) -> tuple[Any, dict[str, Any]]:
     """The head's Hamiltonian from ``spinsim.models.hamiltonians`` (the transformer side): every
     prompt site free (O(d_model) spins of length |x_i|), causal graph, M = scale W_Q W_K^T; the
@@ -105,18 +115,7 @@ def head_hamiltonian(model: str, head: str, prompt: str, **kw: Any) -> tuple[Any
 def run(args: argparse.Namespace) -> int:
     if (args.system is None) == (args.model is None):
         raise UsageError("give exactly one of --system NAME or --model NAME (with --head and --prompt)")
-    T = _range(args.T, "--T")
-    try:
-        T = check_temperatures(T)
-    except ValueError as exc:
-        raise UsageError(f"--T {args.T!r}: {exc}") from None
-    fields = _range(args.field, "--field")
-    if args.sweeps < 2:
-        raise UsageError(f"--sweeps must be an integer >= 2, got {args.sweeps}")
-    if args.discard is not None and args.discard < 0:
-        raise UsageError(f"--discard must be >= 0, got {args.discard}")
-    if args.chains < 1:
-        raise UsageError(f"--chains must be >= 1, got {args.chains}")
+    T, fields = args.T, args.field
     direction = _direction(args.direction)
     extra: dict[str, Any] = {}
     if args.system is not None:
@@ -131,10 +130,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         if not args.head or not args.prompt:
             raise UsageError("--model needs --head L{layer}H{head} and --prompt TEXT")
+        checks.head_range(args.head, checks.model_heads(args.model))       # before the model loads
         rot = {} if args.rotary is None else {"rotary": args.rotary}
         H, extra = head_hamiltonian(args.model, args.head, args.prompt, input=args.input, **rot)
-    if args.algorithm == "wolff" and args.method == "mc" and (np.any(fields != 0) or np.any(H.h != 0)):
-        raise UsageError("--algorithm wolff needs zero field (--field 0); use heatbath or pt for h != 0")
+    _check_solver(args, H, fields)
     kw: dict[str, Any] = {}
     if args.method == "mc":
         kw = dict(algorithm=args.algorithm, sweeps=args.sweeps, discard=args.discard, n_chains=args.chains,
@@ -152,9 +151,13 @@ def run(args: argparse.Namespace) -> int:
         resolve_direction(H, direction)        # checked here: its errors are usage errors
     except ValueError as exc:
         raise UsageError(f"--direction: {exc}") from None
-    res = sweep(H, T, fields, direction=direction, method=args.method, out=args.out,
-                overwrite=args.overwrite, progress=not (args.no_progress or args.quiet), seed=args.seed,
-                attrs=extra, executor=executor, **kw)
+    from ..phase.run import SweepMismatchError
+    try:
+        res = sweep(H, T, fields, direction=direction, method=args.method, out=args.out,
+                    overwrite=args.overwrite, progress=not (args.no_progress or args.quiet), seed=args.seed,
+                    attrs=extra, executor=executor, **kw)
+    except SweepMismatchError as exc:          # the arguments differ from the file's: a usage error
+        raise UsageError(str(exc)) from None
     if res.complete and not res.boundaries:      # boundaries: analysis, stored through the store
         add_sweep_boundaries(res, H)
     n_warn = sum(len(w) for w in res.row_warnings)

@@ -17,26 +17,27 @@ import argparse
 import sys
 
 from spinsim.cli import UsageError, add_common
-from spinsim.validation import parse_range
+
+from . import checks
 
 HELP = "analytic vs exact vs sampled candidate log-odds for a head's probe site -> HDF5 (+ figure)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="smollm2-135m", help="HF name, local folder, GGUF file or smollm2-135m (default)")
-    p.add_argument("--head", required=True, help="head label L{layer}H{head}, counted from 0")
-    p.add_argument("--prompt", required=True, help="prompt text")
-    p.add_argument("--correct", required=True, help="candidate A, without its leading space: tokenised together with "
+    p.add_argument("--head", required=True, type=checks.head_label, help="head label L{layer}H{head}, counted from 0")
+    p.add_argument("--prompt", required=True, type=checks.nonblank, help="prompt text")
+    p.add_argument("--correct", required=True, type=checks.nonblank, help="candidate A, without its leading space: tokenised together with "
                    "the prompt, its first token after the prompt is the probe's state A")
-    p.add_argument("--wrong", required=True, help="candidate B")
+    p.add_argument("--wrong", required=True, type=checks.nonblank, help="candidate B")
     p.add_argument("--first-differing", action="store_true",
                    help="when the answers start with the same token (e.g. a bare space before digits), compare "
                         "their first differing token; the shared prefix joins the prompt (default: refuse)")
     p.add_argument("--input", choices=("embed", "embed+pos", "residual"), default="residual",
                    help="site vectors: raw embeddings (the paper), +positions, or the residual input (default)")
     p.add_argument("--biases", choices=("exact", "drop"), default="exact", help="query/key biases (default exact)")
-    p.add_argument("--T", default=None, help="temperatures start:stop:count (default: |E_B-E_A| x [1/3 .. 3], 9 points)")
-    p.add_argument("--sweeps", type=int, default=4000, help="Monte Carlo samples (default 4000)")
+    p.add_argument("--T", default=None, type=checks.temperatures, help="temperatures start:stop:count (default: |E_B-E_A| x [1/3 .. 3], 9 points)")
+    p.add_argument("--sweeps", type=checks.int_at_least(10), default=4000, help="Monte Carlo samples (default 4000)")
     p.add_argument("--figure", default=None, help="also write a PNG (and PDF) figure here")
     add_common(p, out_default=None)
 
@@ -49,39 +50,23 @@ def run(args: argparse.Namespace) -> int:
     from spinsim.models.heads import parse_head
     from spinsim.models.loading import load_model
 
-    T = None
-    if args.T is not None:
-        try:
-            T = parse_range(args.T, "--T")
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
-        if (T <= 0).any():
-            raise UsageError(f"--T {args.T!r}: temperatures must be > 0")
-    for opt, text in (("--correct", args.correct), ("--wrong", args.wrong)):
-        if not text.strip():
-            raise UsageError(f"{opt} {text!r} is blank: give the answer text, e.g. {opt} cold")
-    if args.correct.strip() == args.wrong.strip():
-        raise UsageError(f"--correct {args.correct!r} and --wrong {args.wrong!r} are the same answer (answers are "
-                         "compared without their leading space)")
-    if args.sweeps < 10:
-        raise UsageError(f"--sweeps must be an integer >= 10, got {args.sweeps}")
-    try:
-        parse_head(args.head)
-    except ValueError as exc:
-        raise UsageError(f"--head: {exc}") from None
+    checks.answers(args.correct, args.wrong)                # before the model loads: one line, exit 2
+    info = checks.model_heads(args.model)
+    checks.head_range(args.head, info)
     backend = "cpu" if args.device == "auto" else args.device
     lm = load_model(args.model)
-    try:
-        parse_head(args.head, lm.config.num_hidden_layers, lm.config.num_attention_heads)
-    except ValueError as exc:
-        raise UsageError(f"--head: {exc}") from None
+    if info is None:                                          # a hub model: its config is known now
+        try:
+            parse_head(args.head, lm.config.num_hidden_layers, lm.config.num_attention_heads)
+        except ValueError as exc:
+            raise UsageError(f"--head: {exc}") from None
     try:
         system = head_system(lm, args.head, args.prompt, input=args.input, biases=args.biases,
                              candidates=[args.correct, args.wrong], first_differing=args.first_differing)
     except AnswerTokenizationError as exc:
         hint = "" if args.first_differing else " (--first-differing compares the first differing token)"
         raise UsageError(f"--correct/--wrong: {exc}{hint}") from None
-    v = validate_candidates(system.H, T, sweeps=args.sweeps, seed=args.seed, backend=backend,
+    v = validate_candidates(system.H, args.T, sweeps=args.sweeps, seed=args.seed, backend=backend,
                             labels=(args.correct, args.wrong))
     write_validation(args.out, v, model_id=lm.model_id, weights_sha256=lm.weights_sha256, head=args.head,
                      prompt=args.prompt, correct=args.correct, wrong=args.wrong, input_mode=args.input,

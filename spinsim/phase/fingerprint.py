@@ -84,10 +84,16 @@ def _describe_value(name: str, v: Any) -> str:
     return repr(v)
 
 
+#: options whose default follows another's (``discard`` defaults to max(100, sweeps/4)): reported
+#: only when nothing they follow differs, so a changed --sweeps is not reported as 'discard'
+DERIVED = ("discard",)
+
+
 def first_difference(old: Fingerprint, new: Fingerprint) -> str | None:
-    """``"'name' differs (file has X, this run Y)"`` for the first differing parameter, or None."""
+    """``"'name' differs (file has X, this run Y)"`` for the first differing parameter (derived
+    options, :data:`DERIVED`, last), or None."""
     o, n = dict(old), dict(new)
-    for name, value in new:
+    for name, value in sorted(new, key=lambda kv: kv[0] in DERIVED):
         if name not in o:
             return f"{name!r} differs (not in the file; this run {_describe_value(name, value)})"
         if o[name] != value:

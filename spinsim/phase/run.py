@@ -103,7 +103,7 @@ def sweep(H: Hamiltonian, T: Any, fields: Any, direction: Any = None, method: st
         if path is not None:
             remove_stale_temps(path)
             if path.exists() and not overwrite:
-                state = _resume_state(path, fp)
+                state = _resume_state(path, fp, attrs)
                 run_attrs["created"] = state.attrs.get("created", run_attrs["created"])
                 state.attrs = run_attrs
                 _say(f"spinsim sweep: resuming {path}: {int(state.done.sum())} of {hs.size} field rows "
@@ -120,7 +120,12 @@ def sweep(H: Hamiltonian, T: Any, fields: Any, direction: Any = None, method: st
         if fresh and path is not None:
             commit(path, state)
         if pending:
-            _run_rows(H, T, hs, U, method, opts, int(seed), pending, state, path, executor, progress)
+            try:
+                _run_rows(H, T, hs, U, method, opts, int(seed), pending, state, path, executor, progress)
+            except BaseException:
+                if fresh and path is not None and not state.done.any():
+                    path.unlink(missing_ok=True)   # nothing finished: no empty file to block the corrected rerun
+                raise
     return state
 
 
@@ -137,12 +142,18 @@ def _root_params(H: Hamiltonian, method: str, seed: int, u_label: str, opts: dic
     return params
 
 
-def _resume_state(path: Path, fp: Fingerprint) -> SweepResult:
+def _resume_state(path: Path, fp: Fingerprint, attrs: dict[str, Any] | None = None) -> SweepResult:
     try:
         old = read_sweep(path)
     except SpinsimFileError as exc:
         raise SpinsimFileError(f"cannot resume: {exc}; use --overwrite (overwrite=True) to replace it") from None
     diff = first_difference(old.fingerprint, fp)
+    if diff is not None and diff.startswith("'hamiltonian_sha256'"):
+        # a changed system: name the caller's parameter that changed it (--L, --J, --prompt ...)
+        for k, v in (attrs or {}).items():
+            if k in old.attrs and old.attrs[k] != v and not isinstance(v, (np.ndarray, list, tuple, dict)):
+                diff = f"{k!r} differs (file has {old.attrs[k]!r}, this run {v!r})"
+                break
     if diff is not None:
         raise SweepMismatchError(f"{path}: cannot resume: parameter {diff}; "
                                  "use --overwrite (overwrite=True) to start afresh")

@@ -164,6 +164,7 @@ def solve_mc(H: Hamiltonian, T: np.ndarray, *, backend: str = "cpu", algorithm: 
     sweeps = check_positive_int("sweeps", sweeps, 2)
     n_chains = check_positive_int("n_chains", n_chains)
     n_overrelax = check_positive_int("n_overrelax", n_overrelax)
+    resync = check_positive_int("resync", resync)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2 ** 63:
         raise ValueError(f"seed must be an integer in [0, 2**63), got {seed!r}")
     if discard is None:
