@@ -385,6 +385,9 @@ def load_model(spec: str | ModelSource, quiet: bool = True, progress: bool = Tru
         files = src.weight_files()
         if src.kind == "folder" and not any(f.suffix in (".safetensors", ".bin") for f in files):
             raise ModelLoadError(f"{path}: no model weights (*.safetensors) found")
+        if src.kind == "folder":           # before the weights: a missing tokenizer is not the prompt's fault
+            from .model_info import check_tokenizer_files
+            check_tokenizer_files(path, src.model_id)
         if src.kind == "folder" and not any(f.suffix == ".safetensors" for f in files):
             kw["use_safetensors"] = False  # transformers reads .bin with torch.load(weights_only=True)
         sha = weights_hash(files) if files else None

@@ -55,6 +55,8 @@ GOOD = "a b\tx\ty\nc d\tx\tz\ne f\tu\tv\n"
     (["--correct", "woof", "--wrong", " woof"], ["--correct 'woof' and --wrong ' woof' are the same answer"]),
     (["--correct", "woof", "--wrong", "moo", "--sweeps", "5"], ["argument --sweeps: '5': allowed: an integer >= 10"]),
     (["--correct", "woof", "--wrong", "moo", "--seed", "-1"], ["argument --seed: '-1' is out of range"]),
+    (["--correct", "woof", "--wrong", "moo", "--figure", "v.txt"], ["argument --figure: 'v.txt': allowed: a file "
+                                                                    "name ending in .png, .pdf, .svg"]),
 ])
 def test_validate_checks_before_loading(tmp_path, capsys, tiny, no_load, argv, needles):
     base = ["validate", "--model", tiny, "--head", "L0H0", "--prompt", "A dog says",
@@ -82,7 +84,7 @@ def test_head_labels_checked_against_the_config_before_loading(tmp_path, capsys,
     _one_line(capsys, "--head: head 'L9H0' out of range")
 
 
-def test_prompt_files_and_tokenizers_checked_before_loading(tmp_path, capsys, tiny, no_load):
+def test_prompt_files_and_tokenizers_checked_before_loading(tmp_path, capsys, tiny, no_load, monkeypatch):
     out = str(tmp_path / "o.h5")
     bad = _prompts(tmp_path, GOOD + "no tabs here\n")
     for cmd in ("gaps", "ablate"):
@@ -104,6 +106,9 @@ def test_prompt_files_and_tokenizers_checked_before_loading(tmp_path, capsys, ti
     _one_line(capsys, "argument --alpha: '5': allowed: a number in (0, 1)")
     assert main(["demo", "--alpha", "5", "--out", str(tmp_path / "d")]) == 2
     _one_line(capsys, "--alpha")
+    monkeypatch.undo()                                          # the library's own loader says the same
+    with pytest.raises(loading.ModelLoadError, match=f"model folder '{notok}' has no tokenizer files"):
+        loading.load_model(str(notok))
 
 
 @pytest.mark.parametrize("argv, needles", [
@@ -115,6 +120,8 @@ def test_prompt_files_and_tokenizers_checked_before_loading(tmp_path, capsys, ti
     (["--algorithm", "overrelax"], ["--algorithm overrelax reflects continuous spins", "ising spins"]),
     (["--system", "xy2d", "--method", "exact"], ["--method exact enumerates finite spin sets", "heisenberg"]),
     (["--chains", "0"], ["argument --chains: '0': allowed: an integer >= 1"]),
+    (["--algorithm", "wolff", "--J", "-1"], ["--algorithm wolff needs an isotropic ferromagnetic coupling",
+                                             "Identity with J = -1"]),
 ])
 def test_sweep_usage_errors_exit_2_and_write_nothing(tmp_path, capsys, argv, needles):
     out = tmp_path / "s.h5"

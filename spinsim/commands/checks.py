@@ -23,7 +23,7 @@ import numpy as np
 from ..cli import UsageError
 
 __all__ = ["seed", "int_at_least", "finite_float", "positive_float", "open_unit", "temperatures", "fields",
-           "nonblank", "head_label", "head_list", "prompt_items", "tokenized", "model_heads", "head_range", "answers"]
+           "nonblank", "figure_path", "head_label", "head_list", "prompt_items", "tokenized", "model_heads", "head_range", "answers"]
 
 SEED_MAX = 2 ** 63
 
@@ -116,6 +116,18 @@ def nonblank(text: str) -> str:
     """Text that is not empty or whitespace only."""
     if not str(text).strip():
         raise _fail(f"{text!r} is blank; give the text (an answer without its leading space, e.g. cold)")
+    return str(text)
+
+
+FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
+
+
+def figure_path(text: str) -> str:
+    """A figure file name ending in .png, .pdf or .svg (matplotlib picks the format by suffix)."""
+    from pathlib import Path
+
+    if Path(text).suffix.lower() not in FIGURE_SUFFIXES:
+        raise _fail(f"{text!r}: allowed: a file name ending in {', '.join(FIGURE_SUFFIXES)}")
     return str(text)
 
 

@@ -47,7 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--modes", type=checks.int_at_least(1), default=6, help="lowest Hessian eigenvalues computed per head (default 6)")
     p.add_argument("--ablation", help="a 'spinsim gaps --ablation zero' HDF5 file: correlate its measured "
                                       "effects with the spin-wave gaps")
-    p.add_argument("--figure", help="also write the layer x head figure (png/pdf/svg, by suffix)")
+    p.add_argument("--figure", type=checks.figure_path, help="also write the layer x head figure (png/pdf/svg, by suffix)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     add_common(p)
 
@@ -89,8 +89,6 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--out {args.out!r} exists; pass --overwrite to replace it")
     if args.ablation and not Path(args.ablation).is_file():
         raise UsageError(f"--ablation {args.ablation!r}: no such file")
-    if args.figure and Path(args.figure).suffix.lstrip(".") not in ("png", "pdf", "svg"):
-        raise UsageError(f"--figure {args.figure!r}: the suffix must be .png, .pdf or .svg")
     if args.input != "pos":                                    # before the model loads
         checks.model_heads(args.model)
 

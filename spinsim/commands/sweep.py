@@ -87,6 +87,7 @@ def _direction(text: str | None) -> Any:
 
 def _check_solver(args: argparse.Namespace, H: Any, fields: np.ndarray) -> None:
     """Method and algorithm against the system, before any file is written (UsageError)."""
+    from ..coupling import Identity
     from ..spins import Discrete, Ising
 
     finite = isinstance(H.spin, (Ising, Discrete))
@@ -98,6 +99,10 @@ def _check_solver(args: argparse.Namespace, H: Any, fields: np.ndarray) -> None:
     if args.algorithm == "overrelax" and finite:
         raise UsageError(f"--algorithm overrelax reflects continuous spins; {H.name} has {H.spin.name} spins: use "
                          "heatbath, metropolis, pt or wolff")
+    if args.algorithm == "wolff" and not (isinstance(H.M, Identity) and H.M.J > 0):
+        raise UsageError(f"--algorithm wolff needs an isotropic ferromagnetic coupling (J > 0); {H.name} has "
+                         f"{type(H.M).__name__}" + (f" with J = {H.M.J:g}" if isinstance(H.M, Identity) else "")
+                         + ": use heatbath, metropolis or pt")
     if args.algorithm == "wolff" and (np.any(fields != 0) or np.any(H.h != 0)):
         raise UsageError("--algorithm wolff needs zero field (--field 0); use heatbath or pt for h != 0")
 

@@ -38,7 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--biases", choices=("exact", "drop"), default="exact", help="query/key biases (default exact)")
     p.add_argument("--T", default=None, type=checks.temperatures, help="temperatures start:stop:count (default: |E_B-E_A| x [1/3 .. 3], 9 points)")
     p.add_argument("--sweeps", type=checks.int_at_least(10), default=4000, help="Monte Carlo samples (default 4000)")
-    p.add_argument("--figure", default=None, help="also write a PNG (and PDF) figure here")
+    p.add_argument("--figure", default=None, type=checks.figure_path,
+                   help="also write the figure here (.png, .pdf or .svg; a PDF copy is written beside it)")
     add_common(p, out_default=None)
 
 
