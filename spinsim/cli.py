@@ -5,8 +5,12 @@
     def run(args: argparse.Namespace) -> int    # 0 ok, 1 failure
 
 Exit codes: 0 ok, 2 usage error (bad option or value, checked before any model load or heavy
-work: :mod:`spinsim.commands.checks`), 1 failure; errors are printed as one line
-``spinsim <cmd>: error: ...``.
+work: :mod:`spinsim.commands.checks`), 1 failure, 130 interrupted; errors are
+printed as one line ``spinsim <cmd>: error: ...``.
+
+Every command with ``--out`` holds that output's lock (:func:`spinsim.locks.hold`) for its whole
+run, from the check of an existing file to the last write: a second run into the same output is
+refused naming the first. An interrupt (Ctrl-C, SIGTERM in a sweep) says truthfully what was saved.
 """
 from __future__ import annotations
 
@@ -94,13 +98,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        out = getattr(args, "out", None)
+        if out:
+            from .locks import hold
+            with hold(out, "this output"):
+                return int(mods[args.command].run(args) or 0)
         return int(mods[args.command].run(args) or 0)
     except UsageError as exc:
         print(f"spinsim {args.command}: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"spinsim {args.command}: interrupted (finished work is saved; rerun the same command to resume)",
-              file=sys.stderr)
+        print(f"spinsim {args.command}: interrupted; {_saved(args)}", file=sys.stderr)
         return 130
     except Exception as exc:  # one line, not a traceback
         from .io import SpinsimFileError
@@ -110,6 +118,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "SPINSIM_DEBUG" in __import__("os").environ:
             raise
         return 1
+
+
+def _saved(args: argparse.Namespace) -> str:
+    """What an interrupted command has saved, in words (true for every command)."""
+    import os
+
+    from .atomic import written
+    out = getattr(args, "out", None)
+    if not out:
+        return "nothing was written"
+    here = os.path.abspath(out)
+    if args.command == "sweep":
+        if here in written:
+            return f"the finished rows are saved in {out}: rerun the same command to resume"
+        return f"no row was finished, {out} was not written" + (" (the file there is unchanged)"
+                                                                  if os.path.exists(out) else "")
+    if args.command == "plot":
+        return f"the figures finished before the interrupt are in {out}; rerun the command for the rest"
+    if args.command == "demo":
+        done = sorted(p for p in written if p.startswith(here + os.sep))
+        what = ", ".join(os.path.relpath(p, here) for p in done) or "no file"
+        return f"{what} written in {out} (each complete); the rest was not written: rerun the command"
+    if here in written:
+        return f"{out} was written completely before the interrupt"
+    return f"{out} was not written" + (" (the earlier file there is unchanged)" if os.path.exists(out) else "")
 
 
 if __name__ == "__main__":      # `python -m spinsim.cli`: run the package's module, so that the commands'

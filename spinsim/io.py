@@ -17,20 +17,21 @@ Format 1 (spinsim 0.1.0, no ``spinsim_format`` attribute) has the same layout wi
 ``symbol``/``definition``/``error_of`` attributes and with boundary units in one JSON attribute;
 its readers here still read it. A file of a newer format is refused naming its version.
 
-Writes never leave a corrupt file: :func:`atomic_h5` is the one atomic writer (a temporary
-sibling, fsync, ``os.replace``, fsync of the folder); incremental writers (sweeps) commit the
-whole file through it after each point and keep a completion mask.
+Writes never leave a corrupt file: :func:`atomic_h5` (:mod:`spinsim.atomic`) is the one atomic
+writer (built in memory, space checked, a temporary sibling, fsync, ``os.replace``, fsync of the
+folder); incremental writers (sweeps) commit the whole file through it after each point and keep
+a completion mask. A file that cannot be opened is diagnosed (:mod:`spinsim.h5diag`): in use,
+left flagged by a crashed writer, truncated, or not HDF5.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as _dt
 import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import h5py
 import numpy as np
@@ -39,7 +40,7 @@ from ._version import __version__
 
 from . import schema
 
-__all__ = ["SpinsimFileError", "FileFormatError", "FILE_FORMAT", "CONVENTIONS", "root_attrs",
+__all__ = ["SpinsimFileError", "FileFormatError", "InconsistentFileError", "DiskFullError", "FILE_FORMAT", "CONVENTIONS", "root_attrs",
            "atomic_h5", "remove_stale_temps", "open_spinsim", "file_format", "write_axis",
            "write_values", "write_observables", "read_observables", "stored", "REQUIRED", "write_record",
            "read_record", "to_attr", "from_attr"]
@@ -62,6 +63,13 @@ class SpinsimFileError(Exception):
 
 class FileFormatError(SpinsimFileError):
     """A spinsim file of a format this version does not read."""
+
+
+class InconsistentFileError(SpinsimFileError):
+    """A readable spinsim file whose contents do not fit together (the message names the dataset)."""
+
+
+from .atomic import DiskFullError, atomic_h5, remove_stale_temps  # noqa: E402  (they raise the errors above)
 
 
 def to_attr(v: Any) -> Any:
@@ -103,62 +111,6 @@ def root_attrs(kind: str, **params: Any) -> dict[str, Any]:
     return {k: to_attr(v) for k, v in attrs.items()}
 
 
-def _tmp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-@contextlib.contextmanager
-def atomic_h5(path: str | os.PathLike, libver: str | None = None) -> Iterator[h5py.File]:
-    """Write a whole HDF5 file atomically and durably (the only atomic writer of spinsim).
-
-    The file is written to the hidden sibling ``.<name>.tmp-<pid>``, closed, fsync'ed, moved over
-    ``path`` with ``os.replace`` (atomic on POSIX), and the folder is fsync'ed so that the rename
-    survives a power cut. An exception, Ctrl-C or kill at any instant leaves the file at ``path``
-    as it was (a stale temporary at worst, see :func:`remove_stale_temps`).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_name(path)
-    try:
-        with h5py.File(tmp, "w", libver=libver) as f:
-            yield f
-        _fsync(tmp)
-        os.replace(tmp, path)
-        with contextlib.suppress(OSError):      # some filesystems refuse to fsync a folder
-            _fsync(path.parent)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def remove_stale_temps(path: str | os.PathLike) -> None:
-    """Remove temporaries of :func:`atomic_h5` for ``path`` left by processes that are gone."""
-    path = Path(path)
-    for p in path.parent.glob(f".{path.name}.tmp-*"):
-        try:
-            pid = int(p.name.rsplit("-", 1)[1])
-        except ValueError:
-            continue
-        try:
-            os.kill(pid, 0)
-            alive = pid != os.getpid()
-        except ProcessLookupError:
-            alive = False
-        except PermissionError:
-            alive = True
-        if not alive:
-            with contextlib.suppress(OSError):
-                p.unlink()
-
-
 def file_format(f: h5py.File) -> int:
     """The layout version of an open spinsim file (1 for spinsim 0.1.0 files)."""
     return int(from_attr(f.attrs.get("spinsim_format", 1)))
@@ -172,7 +124,8 @@ def open_spinsim(path: str | os.PathLike, mode: str = "r", kind: str | None = No
     try:
         f = h5py.File(p, mode)
     except OSError as exc:
-        raise SpinsimFileError(f"{p}: not a readable HDF5 file (truncated or not HDF5): {exc.__class__.__name__}") from None
+        from .h5diag import diagnose
+        raise diagnose(p, exc) from None
     if "spinsim_version" not in f.attrs:
         f.close()
         raise SpinsimFileError(f"{p}: an HDF5 file, but not written by spinsim (no 'spinsim_version' attribute)")

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..directions import resolve_direction
 from ..hamiltonian import Hamiltonian, replace
-from ..io import SpinsimFileError, remove_stale_temps, root_attrs
+from ..io import InconsistentFileError, SpinsimFileError, remove_stale_temps, root_attrs
 from ..validation import check_choice, check_temperatures
 from .fingerprint import Fingerprint, first_difference, fingerprint, jsonable, solver_options
 from .store import ROW_SEEDING, SweepResult, commit, empty_state, lock, read_sweep, store_row
@@ -143,10 +143,23 @@ def _root_params(H: Hamiltonian, method: str, seed: int, u_label: str, opts: dic
 
 
 def _resume_state(path: Path, fp: Fingerprint, attrs: dict[str, Any] | None = None) -> SweepResult:
+    """The sweep stored in ``path`` if it is this run's; otherwise a one-line refusal that says how
+    to go on and never advises discarding finished rows without saying so."""
+    from ..h5diag import FileInUseError, NotHDF5Error, WriterCrashedError
+
     try:
         old = read_sweep(path)
+    except (FileInUseError, WriterCrashedError):
+        raise                                   # their messages say how to go on; the data may be whole
+    except NotHDF5Error as exc:
+        raise SpinsimFileError(f"cannot resume: {exc}; it holds no sweep: move it away or use --overwrite "
+                               "(overwrite=True) to replace it") from None
+    except InconsistentFileError as exc:
+        raise InconsistentFileError(f"cannot resume: {exc}; it may hold finished rows: move it aside and "
+                                    "rerun (--overwrite would discard them)") from None
     except SpinsimFileError as exc:
-        raise SpinsimFileError(f"cannot resume: {exc}; use --overwrite (overwrite=True) to replace it") from None
+        raise SpinsimFileError(f"cannot resume: {exc}; move it aside and rerun, or use --overwrite "
+                               "(overwrite=True) to replace it") from None
     diff = first_difference(old.fingerprint, fp)
     if diff is not None and diff.startswith("'hamiltonian_sha256'"):
         # a changed system: name the caller's parameter that changed it (--L, --J, --prompt ...)
@@ -155,8 +168,10 @@ def _resume_state(path: Path, fp: Fingerprint, attrs: dict[str, Any] | None = No
                 diff = f"{k!r} differs (file has {old.attrs[k]!r}, this run {v!r})"
                 break
     if diff is not None:
-        raise SweepMismatchError(f"{path}: cannot resume: parameter {diff}; "
-                                 "use --overwrite (overwrite=True) to start afresh")
+        n = int(old.done.sum())
+        raise SweepMismatchError(f"{path}: cannot resume: parameter {diff}; it holds {n} finished row"
+                                 f"{'' if n == 1 else 's'} of another run: choose another --out, or use "
+                                 "--overwrite (overwrite=True) to discard them")
     return old
 
 

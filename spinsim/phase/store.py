@@ -31,8 +31,9 @@ resumed run rewrites them as format 2.
 
 Commits: after each finished row the whole file is rewritten through :func:`spinsim.io.atomic_h5`
 (temporary sibling, fsync, ``os.replace``, fsync of the folder), so an interruption at any
-instant leaves the file as it was after the last commit. The lock file ``.<name>.lock``
-(``flock``) stops two processes from writing one sweep.
+instant leaves the file as it was after the last commit. The output lock ``.<name>.lock``
+(:mod:`spinsim.locks`) stops two processes from writing one sweep. :func:`read_sweep` checks every
+dataset's shape against the grid and refuses an inconsistent file naming the dataset.
 """
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ import h5py
 import numpy as np
 
 from .. import schema
-from ..io import (SpinsimFileError, atomic_h5, from_attr, open_spinsim, to_attr, write_axis,
+from ..io import (InconsistentFileError, SpinsimFileError, atomic_h5, from_attr, open_spinsim, to_attr, write_axis,
                   write_values)
 from ..result import Boundary, Result
 from .fingerprint import Fingerprint
@@ -160,23 +161,13 @@ def commit(path: Path, state: SweepResult) -> None:
 
 @contextlib.contextmanager
 def lock(path: Path) -> Iterator[None]:
-    """Hold ``.<name>.lock`` (``flock``) while writing ``path``; a second writer is refused
-    with :class:`SpinsimFileError`."""
-    import fcntl
+    """Hold the output lock of ``path`` (:func:`spinsim.locks.hold`: ``.<name>.lock``, flock
+    through filelock, never deleted) while writing it; a second writer is refused with
+    :class:`~spinsim.locks.OutputLockedError` (a SpinsimFileError) naming the holder."""
+    from ..locks import hold
 
-    lock_path = path.with_name(f".{path.name}.lock")
-    fh = open(lock_path, "a+")
-    try:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise SpinsimFileError(f"{path}: another process is writing this sweep (lock "
-                                   f"{lock_path.name} held); wait for it or use another --out") from None
+    with hold(path, "this sweep"):
         yield
-    finally:
-        fh.close()
-        with contextlib.suppress(OSError):
-            lock_path.unlink()
 
 
 def read_sweep(path: str | os.PathLike, group: str = "/") -> SweepResult:
@@ -193,6 +184,7 @@ def read_sweep(path: str | os.PathLike, group: str = "/") -> SweepResult:
                                    "file, not a sweep (no /sweep group)")
         try:
             g = f["sweep"]
+            _check_shapes(path, g)
             attrs = {k: from_attr(v) for k, v in f.attrs.items()}
             base = Result.read_group(g)
             state = SweepResult(
@@ -207,10 +199,32 @@ def read_sweep(path: str | os.PathLike, group: str = "/") -> SweepResult:
                 magnetization_vector=base.magnetization_vector, meta=base.meta, **base.values)
             if "boundary" in f:
                 state.boundaries = {k: Boundary.read_group(v) for k, v in f["boundary"].items()}
+        except InconsistentFileError:
+            raise
         except (KeyError, OSError, ValueError, TypeError) as exc:
-            raise SpinsimFileError(f"{path}: damaged sweep file ({type(exc).__name__}: {exc}); "
-                                   "rerun with --overwrite") from None
+            raise InconsistentFileError(f"{path}: damaged sweep ({type(exc).__name__}: {exc})") from None
     return state
+
+
+def _check_shapes(path: Path, g: h5py.Group) -> None:
+    """Every dataset of ``/sweep`` has the shape its ``dims`` give (the sizes of the h, T, site and
+    component scales); raises :class:`InconsistentFileError` naming the first one that does not."""
+    for need in ("T", "h", "done", "direction", "row_warnings"):
+        if need not in g:
+            raise InconsistentFileError(f"{path}: inconsistent sweep: dataset {g.name}/{need} is missing")
+    sizes = {"T": g["T"].shape[0] if g["T"].ndim == 1 else -1, "h": g["h"].shape[0] if g["h"].ndim == 1 else -1}
+    sizes["site"], sizes["component"] = (g["direction"].shape + (-1, -1))[:2]
+    for name, d in g.items():
+        if not isinstance(d, h5py.Dataset) or "dims" not in d.attrs:
+            continue
+        dims = [x.decode() if isinstance(x, bytes) else str(x) for x in np.atleast_1d(d.attrs["dims"])]
+        want = tuple(sizes.get(x, -2) for x in dims)
+        if -2 in want:
+            continue                                      # an axis this check does not know
+        if d.shape != want:
+            raise InconsistentFileError(
+                f"{path}: inconsistent sweep: dataset {d.name} has shape {d.shape}, the grid gives "
+                f"{want} ({', '.join(dims)})")
 
 
 def add_boundaries(path: str | os.PathLike, lines: Mapping[str, Boundary]) -> SweepResult:
