@@ -139,7 +139,7 @@ def _saved(args: argparse.Namespace) -> str:
     if args.command == "demo":
         done = sorted(p for p in written if p.startswith(here + os.sep))
         what = ", ".join(os.path.relpath(p, here) for p in done) or "no file"
-        return f"{what} written in {out} (each complete); the rest was not written: rerun the command"
+        return f"{what} written in {out} (each complete); rerun the same command to go on from them"
     if here in written:
         return f"{out} was written completely before the interrupt"
     return f"{out} was not written" + (" (the earlier file there is unchanged)" if os.path.exists(out) else "")
