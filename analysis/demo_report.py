@@ -157,6 +157,10 @@ def report_sections(r: Any) -> list[tuple[str, list[Any]]]:
             f"M = W_Q W_K^T / sqrt(d_head); the prompt's tokens are the spins. The study asks whether the head's "
             f"context field predicts the model's next-token preference (the logit gap between a correct and a wrong "
             f"answer) over {len(gs.items)} prompts, correcting for having looked at {n_all} heads.",
+            *[f"**{m.mode.name}** mode: {len(m.excluded)} of {len(gs.items)} prompts excluded (their two answers "
+              "start with the same token, so a first-token comparison is undefined): "
+              + "; ".join(why for _, why in m.excluded[:5]) + (" ..." if len(m.excluded) > 5 else "")
+              for m in gs.results if m.excluded],
             "Modes: **paper** = raw token embeddings, first sub-token, the paper's output slice (for GPT-2 the columns "
             "of c_proj; Llama has no such defect, so its paper mode uses the correct rows); **corrected** = the "
             "residual stream the head really sees, the head's real output rows, whole multi-token answers "
