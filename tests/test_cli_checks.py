@@ -192,3 +192,20 @@ def test_errors_are_one_line_and_help_points_to_the_readme(monkeypatch, capsys):
         assert "README.md" in text and "SPEC" not in text
     assert main(["sweep", "--bogus"]) == 2
     _one_line(capsys, "spinsim sweep: error: the following arguments are required")
+
+
+def test_a_mode_left_with_too_few_items_is_a_usage_error(tmp_path, capsys, tiny):
+    """The tiny byte-level BPE splits ' Berlin' into ' ' + 'Berlin': these three items have no
+    first-token gap, so the paper mode has nothing to correlate; refused naming the items."""
+    p = _prompts(tmp_path, "The capital of France is Paris. The capital of Germany is\tBerlin\tRome\n"
+                           "The author of Hamlet was Shakespeare. The author of The Odyssey was\tHomer\tPlato\n"
+                           "An apple is a fruit. A carrot is a\tvegetable\tmineral\n")
+    for argv in (["gaps", "--mode", "paper", "--out", str(tmp_path / "g.h5")],
+                 ["demo", "--quick", "--out", str(tmp_path / "d")]):
+        assert main(argv + ["--model", tiny, "--prompts", p, "--quiet"]) == 2
+        err = [x for x in capsys.readouterr().err.splitlines() if ": error:" in x]   # among progress lines
+        assert len(err) == 1 and err[0].startswith(f"spinsim {argv[0]}: error: --prompts: mode 'paper' (candidates "
+                                                   "first): 3 of 3 items excluded"), err
+        assert "start with the same token ' '" in err[0] and "--candidates first-differing" in err[0]
+    assert main(["gaps", "--mode", "paper", "--candidates", "first-differing", "--model", tiny, "--prompts", p,
+                 "--permutations", "20", "--quiet", "--out", str(tmp_path / "g.h5")]) == 0

@@ -2,9 +2,10 @@
 and what is allowed, exit code 2, before any model load or heavy work.
 
 * Values are checked where argparse reads them: the ``type=`` functions here (``seed``,
-  ``int_at_least``, ``finite_float``, ``open_unit``, ``temperatures``, ``fields``, ``nonblank``,
-  ``head_label``, ``head_list``) raise :class:`argparse.ArgumentTypeError`, which the parser
-  (:class:`spinsim.cli.Parser`) prints as ``spinsim CMD: error: argument --X: ...`` on one line.
+  ``int_at_least``, ``finite_float``, ``positive_float``, ``open_unit``, ``temperatures``,
+  ``fields``, ``nonblank``, ``answer_text``, ``figure_path``, ``head_label``, ``head_list``) raise
+  :class:`argparse.ArgumentTypeError`, which the parser (:class:`spinsim.cli.Parser`) prints as
+  ``spinsim CMD: error: argument --X: ...`` on one line.
 * Checks that need a file or the model's metadata run first thing in ``run`` and raise
   :class:`spinsim.cli.UsageError`: :func:`prompt_items` (the prompts file, parsed in full),
   :func:`model_heads` (the model's layer/head counts from config.json or the GGUF header, no
@@ -23,7 +24,8 @@ import numpy as np
 from ..cli import UsageError
 
 __all__ = ["seed", "int_at_least", "finite_float", "positive_float", "open_unit", "temperatures", "fields",
-           "nonblank", "figure_path", "head_label", "head_list", "prompt_items", "tokenized", "model_heads", "head_range", "answers"]
+           "nonblank", "answer_text", "figure_path", "head_label", "head_list", "prompt_items", "tokenized",
+           "model_heads", "head_range", "answers"]
 
 SEED_MAX = 2 ** 63
 
@@ -115,7 +117,14 @@ def fields(text: str) -> np.ndarray:
 def nonblank(text: str) -> str:
     """Text that is not empty or whitespace only."""
     if not str(text).strip():
-        raise _fail(f"{text!r} is blank; give the text (an answer without its leading space, e.g. cold)")
+        raise _fail(f"{text!r} is blank; give non-empty text")
+    return str(text)
+
+
+def answer_text(text: str) -> str:
+    """An answer: non-blank text, written without its leading space."""
+    if not str(text).strip():
+        raise _fail(f"{text!r} is blank; give the answer without its leading space, e.g. cold")
     return str(text)
 
 

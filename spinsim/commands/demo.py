@@ -53,6 +53,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from spinsim.analysis.demo import DemoSettings, run_demo
     from spinsim.analysis.demo_store import DemoMismatchError
+    from spinsim.analysis.study import TooFewItemsError
 
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise UsageError(f"--out {args.out!r} is a file; give a folder (created if missing)")
@@ -70,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
         res = run_demo(settings, log=lambda line: print(line, file=sys.stderr, flush=True))
     except DemoMismatchError as exc:
         raise UsageError(str(exc)) from None
+    except TooFewItemsError as exc:                    # the prompts file, not the run, is at fault
+        raise UsageError(f"--prompts: {exc}") from None
     md, html = res.report_paths
     print(f"spinsim demo: wrote {res.study_path}, {res.phase_path}, figures, {md} and {html} in {res.total_s:.0f} s",
           file=sys.stderr)

@@ -35,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_args(p)
     p.add_argument("--o-slice", dest="o_slice", choices=("correct", "paper"), default="correct",
                    help="GPT-2 output map: correct (rows of c_proj, default) or paper (columns)")
-    p.add_argument("--verify-prompt", default="The capital of France is Paris. The capital of Germany is",
+    p.add_argument("--verify-prompt", type=checks.nonblank, default="The capital of France is Paris. The capital of Germany is",
                    help="prompt used to verify the extraction against output_attentions")
     p.add_argument("--no-verify", action="store_true", help="skip the verification forward pass")
     p.add_argument("--tolerance", type=checks.positive_float, default=1e-4,

@@ -27,9 +27,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="smollm2-135m", help="HF name, local folder, GGUF file or smollm2-135m (default)")
     p.add_argument("--head", required=True, type=checks.head_label, help="head label L{layer}H{head}, counted from 0")
     p.add_argument("--prompt", required=True, type=checks.nonblank, help="prompt text")
-    p.add_argument("--correct", required=True, type=checks.nonblank, help="candidate A, without its leading space: tokenised together with "
+    p.add_argument("--correct", required=True, type=checks.answer_text, help="candidate A, without its leading space: tokenised together with "
                    "the prompt, its first token after the prompt is the probe's state A")
-    p.add_argument("--wrong", required=True, type=checks.nonblank, help="candidate B")
+    p.add_argument("--wrong", required=True, type=checks.answer_text, help="candidate B")
     p.add_argument("--first-differing", action="store_true",
                    help="when the answers start with the same token (e.g. a bare space before digits), compare "
                         "their first differing token; the shared prefix joins the prompt (default: refuse)")
