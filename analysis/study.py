@@ -53,7 +53,7 @@ from .gaps import GapMode, Study, actual_gaps, excluded_items, run_forward, theo
 from .prompts import TokenizedItem
 from .stats import HeadStats, head_stats
 
-__all__ = ["TooFewItemsError", "ModeResult", "GapStudy", "run_gap_study", "write_gap_study", "write_gap_groups", "write_ablation",
+__all__ = ["TooFewItemsError", "ModeResult", "GapStudy", "mode_exclusions", "run_gap_study", "write_gap_study", "write_gap_groups", "write_ablation",
            "write_scales", "write_prompts", "summary_lines", "ModeGaps", "ModeStats", "AblationRecord",
            "AblationModeRecord"]
 
@@ -96,6 +96,23 @@ class GapStudy:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+def mode_exclusions(items: Sequence[TokenizedItem], modes: Sequence[GapMode],
+                    tokenizer: Any = None) -> dict[str, list[tuple[int, str]]]:
+    """Per mode name, the items it excludes (:func:`~spinsim.analysis.gaps.excluded_items`; the
+    ``tokenizer``, if given, shows the shared token). Raises :class:`TooFewItemsError` naming the
+    mode and the first excluded item when fewer than 3 items are left in a mode."""
+    decode = (lambda ids: str(tokenizer.decode(list(ids)))) if tokenizer is not None else None
+    out = {}
+    for m in modes:
+        ex = out[m.name] = excluded_items(items, m.candidates, decode)
+        if len(items) - len(ex) < 3:
+            raise TooFewItemsError(
+                f"mode {m.name!r} (candidates {m.candidates}): {len(ex)} of {len(items)} items excluded "
+                f"({ex[0][1]}{' ...' if len(ex) > 1 else ''}); correlations need at least "
+                "3 items: compare the first differing token (--candidates first-differing) or the full answers")
+    return out
+
+
 def run_gap_study(lm: Any, items: Sequence[TokenizedItem], modes: Sequence[GapMode], n_perm: int = 10_000,
                   seed: int = 0, heads: dict[str, HeadSet] | None = None,
                   log: Callable[[str], None] | None = None) -> GapStudy:
@@ -108,18 +125,9 @@ def run_gap_study(lm: Any, items: Sequence[TokenizedItem], modes: Sequence[GapMo
     """
     timings: dict[str, float] = {}
     heads = {} if heads is None else heads
-    excluded = {}
-    tok = getattr(lm, "tokenizer", None)
-    decode = (lambda ids: str(tok.decode(list(ids)))) if tok is not None else None
     for m in modes:
         m.for_family(lm.family)
-        excluded[m.name] = excluded_items(items, m.candidates, decode)
-        n_left = len(items) - len(excluded[m.name])
-        if n_left < 3:
-            raise TooFewItemsError(
-                f"mode {m.name!r} (candidates {m.candidates}): {len(excluded[m.name])} of {len(items)} items excluded "
-                f"({excluded[m.name][0][1]}{' ...' if len(excluded[m.name]) > 1 else ''}); correlations need at least "
-                "3 items: compare the first differing token (--candidates first-differing) or the full answers")
+    excluded = mode_exclusions(items, modes, getattr(lm, "tokenizer", None))
     t = time.perf_counter()
     for m in modes:
         if m.o_slice not in heads:

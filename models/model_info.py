@@ -23,8 +23,8 @@ from typing import Any, BinaryIO
 
 from .loading import FAMILIES, ModelLoadError, resolve_model
 
-__all__ = ["ModelInfo", "model_info", "gguf_metadata", "has_tokenizer_files", "check_tokenizer_files",
-           "TOKENIZER_FILES"]
+__all__ = ["ModelInfo", "model_info", "load_tokenizer", "gguf_metadata", "has_tokenizer_files",
+           "check_tokenizer_files", "TOKENIZER_FILES"]
 
 #: file sets any one of which makes a folder's tokenizer loadable by ``AutoTokenizer``
 TOKENIZER_FILES: tuple[tuple[str, ...], ...] = (("tokenizer.json",), ("tokenizer.model",), ("spiece.model",),
@@ -161,3 +161,23 @@ def model_info(spec: str) -> ModelInfo | None:
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"{spec}: cannot read config.json ({exc})") from None
     return _from_config(config, folder, str(spec))
+
+
+def load_tokenizer(spec: str) -> Any:
+    """The model's tokenizer without its weights, where that is cheap: a folder's tokenizer files,
+    or the cached conversion of a GGUF file (:mod:`spinsim.models.model_cache`, present after the
+    file's first load). None otherwise (a hub name, a GGUF file not converted yet: parsing the
+    file's vocabulary costs about as much as the load). Raises :class:`ModelLoadError` for a
+    model that cannot be found."""
+    from transformers import AutoTokenizer
+
+    src = resolve_model(spec)
+    if src.gguf_file:
+        from .loading import weights_hash
+        from .model_cache import META_FILE, gguf_cache_dir
+
+        folder = gguf_cache_dir(weights_hash(src.weight_files()))
+        return AutoTokenizer.from_pretrained(str(folder)) if (folder / META_FILE).is_file() else None
+    if src.kind == "folder" and has_tokenizer_files(src.path):
+        return AutoTokenizer.from_pretrained(src.path)
+    return None

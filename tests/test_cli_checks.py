@@ -53,6 +53,8 @@ GOOD = "a b\tx\ty\nc d\tx\tz\ne f\tu\tv\n"
                                                             "finite temperatures > 0"]),
     (["--correct", "woof", "--wrong", "moo", "--T", "1:0:3"], ["argument --T: '1:0:3' gives T = 0.0"]),
     (["--correct", "woof", "--wrong", " woof"], ["--correct 'woof' and --wrong ' woof' are the same answer"]),
+    (["--correct", "woof", "--wrong", "wolf"], ["answers 'woof' and 'wolf' start with the same token ' w'",
+                                                "--first-differing compares"]),
     (["--correct", "woof", "--wrong", "moo", "--sweeps", "5"], ["argument --sweeps: '5': allowed: an integer >= 10"]),
     (["--correct", "woof", "--wrong", "moo", "--seed", "-1"], ["argument --seed: '-1' is out of range"]),
     (["--correct", "woof", "--wrong", "moo", "--figure", "v.txt"], ["argument --figure: 'v.txt': allowed: a file "
@@ -194,12 +196,15 @@ def test_errors_are_one_line_and_help_points_to_the_readme(monkeypatch, capsys):
     _one_line(capsys, "spinsim sweep: error: the following arguments are required")
 
 
-def test_a_mode_left_with_too_few_items_is_a_usage_error(tmp_path, capsys, tiny):
+def test_a_mode_left_with_too_few_items_is_a_usage_error(tmp_path, capsys, tiny, monkeypatch):
     """The tiny byte-level BPE splits ' Berlin' into ' ' + 'Berlin': these three items have no
     first-token gap, so the paper mode has nothing to correlate; refused naming the items."""
     p = _prompts(tmp_path, "The capital of France is Paris. The capital of Germany is\tBerlin\tRome\n"
                            "The author of Hamlet was Shakespeare. The author of The Odyssey was\tHomer\tPlato\n"
                            "An apple is a fruit. A carrot is a\tvegetable\tmineral\n")
+    def refuse(*a, **k):
+        raise AssertionError("the model was loaded before the prompts were checked")
+    monkeypatch.setattr(loading, "load_model", refuse)      # the folder's tokenizer is read, not the weights
     for argv in (["gaps", "--mode", "paper", "--out", str(tmp_path / "g.h5")],
                  ["demo", "--quick", "--out", str(tmp_path / "d")]):
         assert main(argv + ["--model", tiny, "--prompts", p, "--quiet"]) == 2
@@ -207,5 +212,6 @@ def test_a_mode_left_with_too_few_items_is_a_usage_error(tmp_path, capsys, tiny)
         assert len(err) == 1 and err[0].startswith(f"spinsim {argv[0]}: error: --prompts: mode 'paper' (candidates "
                                                    "first): 3 of 3 items excluded"), err
         assert "start with the same token ' '" in err[0] and "--candidates first-differing" in err[0]
+    monkeypatch.undo()
     assert main(["gaps", "--mode", "paper", "--candidates", "first-differing", "--model", tiny, "--prompts", p,
                  "--permutations", "20", "--quiet", "--out", str(tmp_path / "g.h5")]) == 0

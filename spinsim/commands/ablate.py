@@ -62,6 +62,9 @@ def run(args: argparse.Namespace) -> int:
     items = [LIONS_COWS] if args.paper_test else checks.prompt_items(args.prompts)
     spec = args.heads or (["L3H5", "L0H0"] if args.paper_test else "all")
     checks.head_range(spec, checks.model_heads(args.model), "--heads")   # before the model loads
+    tok = checks.early_tokenizer(args.model)
+    if tok is not None:
+        checks.tokenized(items, tok)
     lm = load_model(args.model)
     heads = extract_heads(lm, "correct")
     which = checks.head_range(spec, heads, "--heads")

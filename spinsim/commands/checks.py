@@ -25,7 +25,7 @@ from ..cli import UsageError
 
 __all__ = ["seed", "int_at_least", "finite_float", "positive_float", "open_unit", "temperatures", "fields",
            "nonblank", "answer_text", "figure_path", "head_label", "head_list", "prompt_items", "tokenized",
-           "model_heads", "head_range", "answers"]
+           "early_tokenizer", "enough_items", "probe_answers", "model_heads", "head_range", "answers"]
 
 SEED_MAX = 2 ** 63
 
@@ -180,15 +180,56 @@ def prompt_items(path: str, opt: str = "--prompts") -> list[Any]:
         raise UsageError(f"{opt}: {exc}") from None
 
 
-def tokenized(items: Sequence[Any], lm: Any, opt: str = "--prompts") -> list[Any]:
-    """Items tokenised with the model's tokenizer, answers after their prompts
-    (:func:`spinsim.analysis.prompts.tokenize_items`), or UsageError naming file:line."""
+def tokenized(items: Sequence[Any], tokenizer: Any, opt: str = "--prompts") -> list[Any]:
+    """Items tokenised with the model's tokenizer (an HF tokenizer, or a LoadedModel), answers
+    after their prompts (:func:`spinsim.analysis.prompts.tokenize_items`), or UsageError naming
+    file:line."""
     from ..analysis.prompts import PromptFileError, tokenize_items
+    from ..models.answers import encoder
+    from ..models.loading import LoadedModel
 
+    encode = tokenizer.encode if isinstance(tokenizer, LoadedModel) else encoder(tokenizer)
     try:
-        return tokenize_items(items, lm.encode)
+        return tokenize_items(items, encode)
     except PromptFileError as exc:
         raise UsageError(f"{opt}: {exc}") from None
+
+
+def early_tokenizer(model: str) -> Any:
+    """The model's tokenizer read before its weights where that is cheap
+    (:func:`spinsim.models.model_info.load_tokenizer`), or None (the checks that need it then
+    run right after the load)."""
+    from ..models.model_info import load_tokenizer
+
+    try:
+        return load_tokenizer(model)
+    except Exception:  # noqa: BLE001 - the load itself reports any problem, with its own message
+        return None
+
+
+def enough_items(titems: Sequence[Any], modes: Sequence[Any], tokenizer: Any = None) -> None:
+    """UsageError when a gap mode is left with fewer than 3 comparable items
+    (:func:`spinsim.analysis.study.mode_exclusions`)."""
+    from ..analysis.study import TooFewItemsError, mode_exclusions
+
+    try:
+        mode_exclusions(titems, modes, tokenizer)
+    except TooFewItemsError as exc:
+        raise UsageError(f"--prompts: {exc}") from None
+
+
+def probe_answers(tokenizer: Any, prompt: str, correct: str, wrong: str, first_differing: bool) -> None:
+    """UsageError when the probe cannot tell the two answers apart after the prompt
+    (:func:`spinsim.models.answers.probe_tokens`: a shared first token without --first-differing,
+    tokens that merge into the prompt, ...)."""
+    from ..models.answers import AnswerTokenizationError, encoder, probe_tokens
+
+    try:
+        probe_tokens(encoder(tokenizer), prompt, [correct, wrong], first_differing=first_differing,
+                     decode=lambda ids: str(tokenizer.decode(list(ids))))
+    except AnswerTokenizationError as exc:
+        hint = "" if first_differing else " (--first-differing compares the first differing token)"
+        raise UsageError(f"--correct/--wrong: {exc}{hint}") from None
 
 
 def model_heads(model: str, need_tokenizer: bool = True) -> Any:

@@ -61,8 +61,13 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--executor dask needs --scheduler ADDRESS (e.g. tcp://10.0.0.5:8786)")
     if args.executor == "local" and args.scheduler:
         raise UsageError("--scheduler is only meaningful with --executor dask")
-    checks.prompt_items(args.prompts)                        # before the model loads: one line, exit 2
-    checks.model_heads(args.model)
+    items = checks.prompt_items(args.prompts)                # before the model loads: one line, exit 2
+    info = checks.model_heads(args.model)
+    tok = checks.early_tokenizer(args.model)
+    if info is not None and tok is not None:
+        from spinsim.analysis.gaps import GapMode
+
+        checks.enough_items(checks.tokenized(items, tok), [GapMode.corrected(), GapMode.paper(info.family)], tok)
     settings = DemoSettings(model=args.model, prompts=args.prompts, n_permutations=args.permutations,
                             n_sweeps=args.sweeps, quick=args.quick, ablate_all=args.ablate_all,
                             executor=args.executor, scheduler=args.scheduler, alpha=args.alpha, seed=args.seed,

@@ -107,7 +107,10 @@ def run(args: argparse.Namespace) -> int:
     items = checks.prompt_items(args.prompts)              # before the model loads: one line, exit 2
     info = checks.model_heads(args.model)
     if info is not None:
-        resolve_modes(args, info.family)
+        tok = checks.early_tokenizer(args.model)          # cheap where the tokenizer is on disk
+        modes = resolve_modes(args, info.family)
+        if tok is not None:
+            checks.enough_items(checks.tokenized(items, tok), modes, tok)
     t0 = time.perf_counter()
     lm = load_model(args.model)
     t_load = time.perf_counter() - t0

@@ -46,7 +46,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from spinsim.analysis.report import fmt
     from spinsim.analysis.validate import CandidateGapValidation, plot_validation, validate_candidates, write_validation
-    from spinsim.models.answers import AnswerTokenizationError
     from spinsim.models.hamiltonians import head_system
     from spinsim.models.heads import parse_head
     from spinsim.models.loading import load_model
@@ -54,6 +53,9 @@ def run(args: argparse.Namespace) -> int:
     checks.answers(args.correct, args.wrong)                # before the model loads: one line, exit 2
     info = checks.model_heads(args.model)
     checks.head_range(args.head, info)
+    tok = checks.early_tokenizer(args.model)                 # cheap where the tokenizer is on disk
+    if tok is not None:
+        checks.probe_answers(tok, args.prompt, args.correct, args.wrong, args.first_differing)
     backend = "cpu" if args.device == "auto" else args.device
     lm = load_model(args.model)
     if info is None:                                          # a hub model: its config is known now
@@ -61,12 +63,9 @@ def run(args: argparse.Namespace) -> int:
             parse_head(args.head, lm.config.num_hidden_layers, lm.config.num_attention_heads)
         except ValueError as exc:
             raise UsageError(f"--head: {exc}") from None
-    try:
-        system = head_system(lm, args.head, args.prompt, input=args.input, biases=args.biases,
-                             candidates=[args.correct, args.wrong], first_differing=args.first_differing)
-    except AnswerTokenizationError as exc:
-        hint = "" if args.first_differing else " (--first-differing compares the first differing token)"
-        raise UsageError(f"--correct/--wrong: {exc}{hint}") from None
+    checks.probe_answers(lm.tokenizer, args.prompt, args.correct, args.wrong, args.first_differing)
+    system = head_system(lm, args.head, args.prompt, input=args.input, biases=args.biases,
+                         candidates=[args.correct, args.wrong], first_differing=args.first_differing)
     v = validate_candidates(system.H, args.T, sweeps=args.sweeps, seed=args.seed, backend=backend,
                             labels=(args.correct, args.wrong))
     write_validation(args.out, v, model_id=lm.model_id, weights_sha256=lm.weights_sha256, head=args.head,
