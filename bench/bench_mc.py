@@ -5,7 +5,11 @@ Systems, all at T = 1 with one replica on one thread (NUMBA_NUM_THREADS=1 is set
      a plain-NumPy checkerboard Metropolis reference, and the Rust package `spinmc` (Metropolis,
      same lattice and sweep count) when installed (`pip install spinmc`).
   2. A head-sized dense system: complete causal graph N = 64, n = 768, rank-64 LowRank coupling,
-     heat bath and Metropolis, against the single-core floating-point bound of one update.
+     heat bath and Metropolis, against the single-core floating-point bound of one update
+     (the full-space path, ``reduce=False``).
+  3. The reduced spin space (issue 11): the same head system and a SmolLM2-sized one (N = 32,
+     n = 576, rank 64), heat bath, reduced (``reduce=True``: k = 2r visible coordinates per site,
+     k = 2r + 1 with per-site prompt-like fields) against the full-space path in the same run.
 
 Usage: python bench/bench_mc.py [--sweeps 200] [--out bench/results/mc.json]
 """
@@ -85,6 +89,33 @@ def head_flop_bound(N: int, n: int, r: int, ghz: float, simd_fma: int) -> tuple[
     return 2.0 * fma, ghz * 1e9 * simd_fma * 2
 
 
+def head_system(N: int, n: int, r: int, fields: bool, seed: int = 0) -> ss.Hamiltonian:
+    """Causal complete graph, rank-r LowRank coupling (entries N(0, 1/64)); with ``fields``:
+    per-site prompt-like fields (strength 1 along random token directions) and lengths 0.5-2."""
+    rng = np.random.default_rng(seed)
+    M = ss.LowRank(rng.standard_normal((n, r)) / 8, rng.standard_normal((n, r)) / 8)
+    kw = {}
+    if fields:
+        X = rng.standard_normal((N, n))
+        kw = dict(h=X / np.linalg.norm(X, axis=1, keepdims=True), lengths=rng.uniform(0.5, 2.0, N))
+    return ss.Hamiltonian(np.tril(np.ones((N, N)), -1), M=M, spin=ss.Heisenberg(n), **kw)
+
+
+def reduced_rows(sweeps: int) -> dict[str, float]:
+    """Reduced vs full-space heat bath on head-sized systems (rates and their ratio, same run)."""
+    out: dict[str, float] = {}
+    for name, (N, n, r) in (("head_N64_n768_r64", (64, 768, 64)), ("smollm2_N32_n576_r64", (32, 576, 64))):
+        for fields in (False, True):
+            H = head_system(N, n, r, fields)
+            tag = name + ("_fields" if fields else "")
+            full = spinsim_rate(H, "heatbath", 20, reduce=False)
+            red = spinsim_rate(H, "heatbath", max(20, sweeps), reduce=True)
+            out[f"{tag}_heatbath_full"] = full
+            out[f"{tag}_heatbath_reduced"] = red
+            out[f"{tag}_reduced_speedup"] = red / full
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sweeps", type=int, default=200)
@@ -102,8 +133,9 @@ def main() -> None:
     N, n, r = 64, 768, 64
     Hh = ss.Hamiltonian(np.tril(np.ones((N, N)), -1), M=ss.LowRank(rng.standard_normal((n, r)) / 8,
                         rng.standard_normal((n, r)) / 8), spin=ss.Heisenberg(n))
-    res["head_N64_n768_r64_heatbath"] = spinsim_rate(Hh, "heatbath", 20)
-    res["head_N64_n768_r64_metropolis"] = spinsim_rate(Hh, "metropolis", 20)
+    res["head_N64_n768_r64_heatbath"] = spinsim_rate(Hh, "heatbath", 20, reduce=False)
+    res["head_N64_n768_r64_metropolis"] = spinsim_rate(Hh, "metropolis", 20, reduce=False)
+    res.update(reduced_rows(a.sweeps))
     flops, peak = head_flop_bound(N, n, r, ghz=2.0, simd_fma=8)  # AVX-512: 8 doubles per FMA
     res["head_flops_per_update"] = flops
     res["head_bound_updates_per_s"] = peak / flops

@@ -302,11 +302,14 @@ def check_kernels_compile_to_sm90_ptx():
     ch = Chains(z((R, N, n)), z((R, N), np.int64), z(R), z((R, n)), z(R), z((R, N, r)), z((R, N, r)))
     out = (z((R, 3)), z((R, 3)), z((R, 3)), z((R, n)))
     cnt = z(R, np.int64)
+    from spinsim.kernels.hidden import Hidden
+    hid, mscr = Hidden(i, i, z((N, 2, 1))), z((R, n + 2))
     sweeps = (ch, z(R), z(R), cnt, cnt, np.uint64(1), cnt, i, i, i, i, True, g, cp, st, z((1, N, n)),
-              i, out, i, True, z((R, 5)), z((R, 1)), True, True)
+              i, out, i, True, z((R, 5)), z((R, 1)), True, True, hid, mscr)
     for kernel, args in ((K._k_sweeps_coop, sweeps), (K._k_sweeps_serial, sweeps),
                          (K._k_resync, (ch, g, cp, st, z((1, N, n)), z((R, 5)), True)),
-                         (K._k_exchange, (ch, z(R), np.uint64(1), cnt, i, i, cnt, cnt, out, i))):
+                         (K._k_exchange, (ch, z(R), np.uint64(1), cnt, i, i, cnt, cnt, out, i, st, hid,
+                                          mscr))):
         ptx, _ = cuda.compile_ptx(kernel.py_func, tuple(typeof(a) for a in args), cc=(9, 0))
         assert ".entry" in ptx and "sm_90" in ptx, kernel
 

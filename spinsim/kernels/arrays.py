@@ -9,9 +9,11 @@ Shapes: N sites, n spin components, r coupling rank, R replicas, K discrete stat
   (``DENSE``), or the low-rank factors (``LOWRANK``: ``M = A B^T``; ``SITE_LOWRANK``:
   ``M_ij = A_i B_j^T``) as A, B (F, n, r) and their transposes AT, BT (F, r, n); site k uses the
   factor set :func:`fac` (k, or 0 when F = 1). Unused arrays are (1, 1) / (1, 1, 1) placeholders.
-* ``Sites(free, lengths, kind, V, U)``: free sites (n_free,) int64 in sweep order, spin lengths
-  m (N,), spin kind (``KIND_CONTINUOUS`` / ``KIND_DISCRETE``), allowed unit vectors V (K, n)
-  (a (1, n) placeholder for continuous spins), projection directions U (N, n).
+* ``Sites(free, lengths, kind, V, U, n_hidden)``: free sites (n_free,) int64 in sweep order, spin
+  lengths m (N,), spin kind (``KIND_CONTINUOUS`` / ``KIND_DISCRETE``), allowed unit vectors V
+  (K, n) (a (1, n) placeholder for continuous spins), projection directions U (N, n), and the
+  hidden components per site of a reduced state (int64; 0 for the full space: S (R, N, n) are
+  then whole spins; > 0: S holds the visible parts, :mod:`spinsim.reduced_space`).
 * ``Chains(S, X, E, mvec, mu, P, Q)``: spins S (R, N, n) with lengths, discrete indices X (R, N),
   energies E (R,), magnetisation per free site mvec (R, n), projection on U mu (R,), and for the
   low-rank codes the per-site projections ``P_j = B_j^T S_j``, ``Q_j = A_j^T S_j`` (R, N, r),
@@ -32,7 +34,7 @@ KIND_CONTINUOUS, KIND_DISCRETE = 0, 1
 
 Graph = namedtuple("Graph", "ptr idx w_out w_in")
 Coupling = namedtuple("Coupling", "code J M A B AT BT")
-Sites = namedtuple("Sites", "free lengths kind V U")
+Sites = namedtuple("Sites", "free lengths kind V U n_hidden")
 Chains = namedtuple("Chains", "S X E mvec mu P Q")
 Work = namedtuple("Work", "a b ra rb phi sig new logw")
 
@@ -85,7 +87,8 @@ def from_prepared(k: dict) -> tuple[Graph, Coupling, Sites]:
         cp = coupling(code, k["J"], k["Mmat"], k["SA"], k["SB"])
     else:
         cp = coupling(code, k["J"], k["Mmat"], k["A"], k["B"])
-    st = Sites(_c(k["free"], np.int64), _c(k["lengths"]), np.int64(k["kind"]), _c(k["V"]), _c(k["U"]))
+    st = Sites(_c(k["free"], np.int64), _c(k["lengths"]), np.int64(k["kind"]), _c(k["V"]), _c(k["U"]),
+               np.int64(k.get("n_hidden", 0)))
     return g, cp, st
 
 

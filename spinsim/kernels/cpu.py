@@ -17,6 +17,8 @@ from numba import prange
 from ._jit import cpu, cpu_parallel
 from .arrays import KIND_CONTINUOUS, Work, chains, from_prepared, rank, work
 from .field import total_energy
+from .hidden import from_prepared as hidden_from_prepared
+from .hidden import measure
 from .moves import ALG_METROPOLIS, dot
 from .rng import cluster_slot, gauss_vector, n_slots, replica_key, uniform, visit_seed
 from .site import adapt_step, exchange_accept, magnetisation, record, sweep_schedule
@@ -35,7 +37,7 @@ def resync_replica(ch, r, g, cp, st, h):
 @cpu_parallel
 def run_local(ch, beta, delta, acc, tries, seed, replica_ids, sweep0, n_sweeps, alg, n_overrelax,
               exchange, n_T, adapt, g, cp, st, h_all, resync, out_E, out_mabs, out_mu, out_msum,
-              t0, swap_acc, swap_tries, w):
+              t0, swap_acc, swap_tries, w, hid, mscr):
     """Run ``n_sweeps`` sweeps of a local algorithm on every replica (in parallel).
 
     alg: ALG_METROPOLIS, ALG_HEATBATH or ALG_OVERRELAX (n_overrelax reflection sweeps then one
@@ -43,6 +45,7 @@ def run_local(ch, beta, delta, acc, tries, seed, replica_ids, sweep0, n_sweeps, 
     sweep (replicas chain-major: r = chain * n_T + t). adapt: tune the Metropolis step towards
     50 % acceptance (discard phase only). t0 >= 0: every sweep is measured into out_*[:, t0 + i].
     h_all: (1, N, n) one field for all replicas, or (R, N, n) per replica. w: Work (R, ...).
+    hid, mscr: the measurement data of a reduced state (:mod:`.hidden`) and its scratch (R, ...).
     """
     R = ch.S.shape[0]
     keys = np.empty(R, dtype=np.uint64)
@@ -65,7 +68,7 @@ def run_local(ch, beta, delta, acc, tries, seed, replica_ids, sweep0, n_sweeps, 
             _exchange(ch, beta, keys, s, n_T, swap_acc, swap_tries)
         if t0 >= 0:
             for r in range(R):
-                record(ch, r, out_E, out_mabs, out_mu, out_msum, t0 + i)
+                measure(ch, r, st, hid, keys[r], s, out_E, out_mabs, out_mu, out_msum, t0 + i, mscr[r])
 
 
 @cpu
@@ -217,7 +220,9 @@ class Runner:
         self.out_E = np.zeros((R, n_meas))
         self.out_mabs = np.zeros((R, n_meas))
         self.out_mu = np.zeros((R, n_meas))
-        self.out_msum = np.zeros((R, n))
+        self.hid, n_msum = hidden_from_prepared(k, n)
+        self.mscr = np.zeros((R, n_msum + self.hid.C.shape[1]))
+        self.out_msum = np.zeros((R, n_msum))
         self.w = work(R, n, rank(self.cp), self.st.V.shape[0])
         for r in range(R):
             resync_replica(self.ch, r, self.g, self.cp, self.st, self.h_all[r if self.h_all.shape[0] > 1 else 0])
@@ -237,7 +242,8 @@ class Runner:
         run_local(self.ch, self.beta, self.delta, self.acc, self.tries, self.seed, self.replica_ids,
                   sweep0, n_sweeps, self.alg_code, self.n_overrelax, self.exchange, self.n_T, adapt,
                   self.g, self.cp, self.st, self.h_all, self.resync, self.out_E, self.out_mabs,
-                  self.out_mu, self.out_msum, measure_from, self.swap_acc, self.swap_tries, self.w)
+                  self.out_mu, self.out_msum, measure_from, self.swap_acc, self.swap_tries, self.w,
+                  self.hid, self.mscr)
 
     def reset_counters(self, n_discard: int = 0) -> None:
         """Start acceptance statistics afresh (called when equilibration ends). For Wolff, fix

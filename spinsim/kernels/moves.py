@@ -4,14 +4,35 @@
 Each move is handed its visit seed ``vs`` and the index ``j`` of its first uniform (the draws of
 :mod:`.rng`) and returns the next unused index, so that every backend draws the same numbers.
 Spins here are unit vectors ``sigma``; lengths ``m`` enter as ``beta m sigma.phi``.
+
+Hidden dimensions (the reduced spin space, :mod:`spinsim.reduced_space`). A continuous move may
+see only the visible part ``p = U^T sigma`` (k components; ``|p| <= 1``) of a unit spin of R^n,
+``n = k + n_h``, when the field phi lies in the visible space; the other ``n_h`` components are
+isotropic and enter exactly as follows (``n_h = 0``: the full-space moves, the same draws):
+
+* heat bath: sigma = w mu + sqrt(1 - w^2) t with w from Wood's algorithm *in n dimensions* and
+  t uniform on the unit sphere of mu^perp (n - 1 dimensions), t = g / |g| for a standard
+  Gaussian g of mu^perp. Its visible part is the k Gaussians drawn here with their mu component
+  removed (a standard Gaussian of the (k - 1)-dimensional mu^perp inside the visible space);
+  its hidden part only enters through ``|g|^2 = |g_visible|^2 + chi2_{n_h}``. So
+  ``p = w mu + sqrt(1 - w^2) g_visible / sqrt(|g_visible|^2 + chi2_{n_h})``: exact in law.
+* Metropolis: the full-space proposal sigma' = normalize(sigma + delta eps), eps ~ N(0, 1_n).
+  Write sigma = (p, rho e) with rho = sqrt(1 - |p|^2) and e a hidden unit vector; eps = (g, z e +
+  g_perp) with z ~ N(0, 1) and |g_perp|^2 ~ chi2_{n_h - 1}. Then
+  ``|sigma + delta eps|^2 = |p + delta g|^2 + (rho + delta z)^2 + delta^2 chi2_{n_h - 1}`` and
+  ``p' = (p + delta g) / sqrt(that)``. The proposal is symmetric in R^n and commutes with the
+  rotations of the hidden space, which leave exp(-beta H) invariant; so the projected chain of
+  the visible parts is itself a Markov chain, with the same acceptance (dE needs only p).
+* over-relaxation: the reflection of sigma about mu = phi/|phi| keeps |p| and so the hidden norm
+  (it maps the hidden part e -> -e, the same isotropic law): the visible reflection is exact.
 """
 from __future__ import annotations
 
 import math
 
 from ._jit import physics, physics_call
-from .rng import (ACCEPT_DRAW, gamma_draw, gauss_vector, uniform, uniform_pair32,
-                  uniform_triple21)
+from .rng import (ACCEPT_DRAW, chi2_draw, gamma_draw, gauss2, gauss_vector, uniform,
+                  uniform_pair32, uniform_triple21)
 
 # algorithm codes shared with the orchestration layer
 ALG_METROPOLIS = 0
@@ -36,11 +57,31 @@ def metropolis_accept(dE, beta, vs):
 
 
 @physics
-def propose_continuous(sig, delta, vs, j, out):
-    """Isotropic proposal out = normalize(sig + delta eps), eps uniform in the unit ball (n <= 4,
-    by rejection from the cube) or Gaussian (n > 4); symmetric, q(s'|s) = f(s.s'). Returns j."""
+def hidden_norm2(sig, delta, n_h, vs, j):
+    """|hidden part of sigma + delta eps|^2 for a unit spin of R^(k + n_h) with visible part sig
+    (k,): (rho + delta z)^2 + delta^2 chi2_{n_h - 1}, rho = sqrt(1 - |sig|^2) (see the module
+    docstring). Returns (value, next j); (0, j) without a draw when n_h = 0."""
+    if n_h <= 0:
+        return 0.0, j
+    rho2 = 1.0 - dot(sig, sig)
+    if rho2 < 0.0:
+        rho2 = 0.0
+    z, _ = gauss2(vs, j)
+    j += 2
+    c2, j = chi2_draw(n_h - 1, vs, j)
+    t = math.sqrt(rho2) + delta * z
+    return t * t + delta * delta * c2, j
+
+
+@physics
+def propose_continuous(sig, delta, vs, j, out, n_h):
+    """Isotropic proposal out = normalize(sig + delta eps) of a unit spin of R^n, n = k + n_h (k
+    visible components sig, out (k,); n_h hidden ones, module docstring), eps uniform in the unit
+    ball (n <= 4, by rejection from the cube; then n_h = 0) or Gaussian (n > 4); symmetric,
+    q(s'|s) = f(s.s'). Returns j."""
     n = sig.shape[0]
-    if n <= 3:
+    n_full = n + n_h
+    if n_full <= 3:
         while True:
             e0, e1, e2 = uniform_triple21(vs, j)
             j += 1
@@ -54,7 +95,7 @@ def propose_continuous(sig, delta, vs, j, out):
                 r2 += e2 * e2
             if r2 <= 1.0:
                 break
-    elif n <= 4:
+    elif n_full <= 4:
         while True:
             r2 = 0.0
             for c in range(0, n, 2):
@@ -69,12 +110,13 @@ def propose_continuous(sig, delta, vs, j, out):
                 break
     else:
         j = gauss_vector(vs, j, out)
+    hid2, j = hidden_norm2(sig, delta, n_h, vs, j)
     nrm = 0.0
     for c in range(n):
         x = sig[c] + delta * out[c]
         out[c] = x
         nrm += x * x
-    nrm = math.sqrt(nrm)
+    nrm = math.sqrt(nrm + hid2)
     if nrm < 1e-300:
         for c in range(n):
             out[c] = sig[c]
@@ -143,27 +185,29 @@ def vmf_combine(w, sw, phi, pn, t, nrm, out):
 
 
 @physics
-def heatbath_continuous(phi, m, beta, vs, j, out):
-    """out <- unit sigma drawn from P(sigma) ~ exp(beta m sigma.phi) (von Mises-Fisher).
-    Returns the next unused draw index."""
+def heatbath_continuous(phi, m, beta, vs, j, out, n_h):
+    """out <- the visible part (k,) of a unit sigma of R^(k + n_h) drawn from
+    P(sigma) ~ exp(beta m sigma.phi) (von Mises-Fisher; phi (k,) visible; n_h hidden components,
+    module docstring; n_h = 0: the full unit spin). Returns the next unused draw index."""
     n = phi.shape[0]
     pn = math.sqrt(dot(phi, phi))
-    w, j = vmf_w(beta * m * pn, n, vs, j)
+    w, j = vmf_w(beta * m * pn, n + n_h, vs, j)
     # a uniform direction orthogonal to mu = phi/|phi|
     j = gauss_vector(vs, j, out)
+    c2, j = chi2_draw(n_h, vs, j)
     if pn > 0.0:
         proj = dot(out, phi) / (pn * pn)
         nrm = 0.0
         for c in range(n):
             out[c] -= proj * phi[c]
             nrm += out[c] * out[c]
-        nrm = math.sqrt(nrm)
+        nrm = math.sqrt(nrm + c2)
         sw2 = 1.0 - w * w
         if sw2 < 0.0:   # (not max(): Numba's CUDA target mis-types the varargs max)
             sw2 = 0.0
         vmf_combine(w, math.sqrt(sw2), phi, pn, out, nrm, out)
     else:
-        inv = 1.0 / math.sqrt(dot(out, out))
+        inv = 1.0 / math.sqrt(dot(out, out) + c2)
         for c in range(n):
             out[c] *= inv
     return j
@@ -171,7 +215,8 @@ def heatbath_continuous(phi, m, beta, vs, j, out):
 
 @physics
 def overrelax(sig, phi, out):
-    """Microcanonical reflection of sig about phi: out = 2 (sig.mu) mu - sig (dE = 0)."""
+    """Microcanonical reflection of sig about phi: out = 2 (sig.mu) mu - sig (dE = 0); the same
+    for a visible part sig (hidden norm unchanged, module docstring)."""
     n = sig.shape[0]
     pp = dot(phi, phi)
     if pp <= 0.0:

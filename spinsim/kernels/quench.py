@@ -301,7 +301,7 @@ def _heat_bath_sweep(S, sidx, cp, h, m, sites, g, V, beta, key, step, X, Y, phi,
         for a in range(d):
             sig[a] = S[k, a] / mk
         cur = sidx[k]
-        _, q, _ = site_update(ALG_HEATBATH, kind, sig, cur, phi, mk, beta, 0.0, V, vs, out, logw)
+        _, q, _ = site_update(ALG_HEATBATH, kind, sig, cur, phi, mk, beta, 0.0, V, vs, out, logw, 0)
         if kind == KIND_CONTINUOUS or q != cur:
             for a in range(d):
                 new = mk * out[a]

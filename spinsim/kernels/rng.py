@@ -12,7 +12,8 @@ slot                  function               use
 ====================  =====================  ==========================================
 ``0 .. N-1``          ``site_slot(k)``       the visit of site k (local moves)
 ``N``                 ``exchange_slot(N)``   replica exchange after the sweep
-``N + 1``             (reserved)
+``N + 1``             ``measure_slot(N)``    the measurement after the sweep (hidden parts
+                                             of a reduced state, :mod:`.hidden`)
 ``N + 2 .. 2N + 1``   ``cluster_slot(N, c)`` Wolff cluster c (0-based, at most N per sweep)
 ====================  =====================  ==========================================
 
@@ -65,6 +66,12 @@ def exchange_slot(n_sites):
 
 
 @physics
+def measure_slot(n_sites):
+    """Slot of the measurement after a sweep (draws of the hidden parts of a reduced state)."""
+    return n_sites + 1
+
+
+@physics
 def cluster_slot(n_sites, c):
     """Slot of the c-th (0-based) Wolff cluster of a sweep, c < n_sites."""
     return n_sites + 2 + c
@@ -100,6 +107,13 @@ def visit_seed(key, sweep, slot, n_slots):
 def site_visit(key, sweep, k, n_sites):
     """Visit seed of site k in a Monte Carlo sweep (the ``site_slot`` of the ``n_slots`` layout)."""
     return visit_seed(key, sweep, site_slot(k), n_slots(n_sites))
+
+
+@physics
+def sub_seed(vs, i):
+    """Independent stream i of a visit (e.g. one per site of a measurement), so that the draws of
+    stream i do not depend on how many draws the streams before it used."""
+    return mix64(vs ^ mix64(np.uint64(i) * GOLDEN + _C1))
 
 
 @physics
@@ -180,3 +194,13 @@ def gamma_draw(a, vs, j):
         j += 1
         if math.log(u) < 0.5 * g * g + d - d * v + d * math.log(v):
             return d * v * boost, j
+
+
+@physics
+def chi2_draw(nu, vs, j):
+    """Chi-square with nu > 0 degrees of freedom (2 Gamma(nu/2, 1)); 0 for nu <= 0 without a draw.
+    Returns (x, next j)."""
+    if nu <= 0:
+        return 0.0, j
+    x, j = gamma_draw(0.5 * nu, vs, j)
+    return 2.0 * x, j

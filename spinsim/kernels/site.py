@@ -21,10 +21,12 @@ from .rng import exchange_slot, n_slots, site_visit, uniform, visit_seed
 
 
 @physics
-def site_update(alg, kind, sig, cur, phi, m, beta, delta, V, vs, new, logw):
+def site_update(alg, kind, sig, cur, phi, m, beta, delta, V, vs, new, logw, n_h):
     """Choose the next state of one site of length m in the field phi (n,) at inverse temperature
     beta: Metropolis (step delta), heat bath or over-relaxation (``alg``), continuous spins
-    (current unit spin sig (n,)) or discrete ones (current index cur into V (K, n)).
+    (current unit spin sig (n,)) or discrete ones (current index cur into V (K, n)). n_h hidden
+    components (continuous spins of a reduced state, :mod:`.moves`; 0 for the full space): sig
+    and new are then the visible parts (|sig| <= 1) of unit spins of R^(n + n_h).
 
     Writes the new unit spin into new (n,); logw (K,) scratch. Returns (ok, nq, dE): ok False
     when the move is rejected (Metropolis) or impossible (Metropolis with K < 2), nq the new
@@ -34,9 +36,9 @@ def site_update(alg, kind, sig, cur, phi, m, beta, delta, V, vs, new, logw):
     dE = 0.0
     if kind == KIND_CONTINUOUS:
         if alg == ALG_METROPOLIS:
-            propose_continuous(sig, delta, vs, 0, new)
+            propose_continuous(sig, delta, vs, 0, new, n_h)
         elif alg == ALG_HEATBATH:
-            heatbath_continuous(phi, m, beta, vs, 0, new)
+            heatbath_continuous(phi, m, beta, vs, 0, new, n_h)
         else:
             overrelax(sig, phi, new)
         for c in range(n):
@@ -100,7 +102,7 @@ def sweep_replica(r, s, alg, key, ch, g, cp, st, h, beta, delta, acc, tries, w):
             for c in range(n):
                 w.sig[c] = Sr[k, c] * inv_m
         ok, nq, dE = site_update(alg, st.kind, w.sig, ch.X[r, k], w.phi, m, b, dlt, st.V, vs,
-                                 w.new, w.logw)
+                                 w.new, w.logw, st.n_hidden)
         if not ok:
             continue
         ch.X[r, k] = nq

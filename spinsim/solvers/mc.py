@@ -30,6 +30,8 @@ from ..kernels.arrays import KIND_CONTINUOUS, KIND_DISCRETE
 from ..kernels.moves import ALG_HEATBATH, ALG_METROPOLIS, ALG_OVERRELAX
 from ..hamiltonian import Discrete, Hamiltonian, Identity, Ising
 from ..observables import thermodynamics
+from ..reduced_space import describe as describe_state_space
+from ..reduced_space import state_space
 from ..result import Result
 from ..validation import check_choice, check_positive_int
 from . import register
@@ -139,7 +141,7 @@ def solve_mc(H: Hamiltonian, T: np.ndarray, *, backend: str = "cpu", algorithm: 
              sweeps: int = 2000, discard: int | None = None, seed: int = 0, n_chains: int = 1,
              exchange: bool | None = None, n_overrelax: int = 1, direction: Any = None,
              init: Any = "random", progress: bool | None = None, delta: float = 0.5,
-             resync: int = 64, replica_offset: int = 0) -> Result:
+             resync: int = 64, replica_offset: int = 0, reduce: bool | None = None) -> Result:
     """Monte Carlo estimates over the temperature grid T.
 
     Parameters
@@ -158,6 +160,13 @@ def solve_mc(H: Hamiltonian, T: np.ndarray, *, backend: str = "cpu", algorithm: 
     init : ``"random"`` (default), ``"ordered"`` or an array of spins.
     progress : show a progress bar (default: when on a terminal).
     resync : recompute E and m from scratch every ``resync`` sweeps (round-off control).
+    reduce : the state space. ``None`` (default): the exact reduced spin space
+        (:mod:`spinsim.reduced_space`: per site the coordinates in span(A, B) and along its own
+        field and projection direction, the other components integrated exactly) wherever it
+        applies (heisenberg spins, n_comp >= 5, LowRank/SiteLowRank coupling) and is smaller than
+        n_comp; ``True``: required (NotReducibleError where it does not apply); ``False``: the
+        full space (the reference). Results are in the full n-dimensional meaning either way;
+        ``Result.meta['state_space']`` says which was used.
     """
     check_choice("backend", backend, BACKENDS)
     check_choice("algorithm", algorithm, ALGORITHMS)
@@ -184,6 +193,7 @@ def solve_mc(H: Hamiltonian, T: np.ndarray, *, backend: str = "cpu", algorithm: 
     k = prepare(H, direction)
     if algorithm == "wolff":
         _check_wolff(H, k)
+    k, space = state_space(H, k, reduce)
     order = np.argsort(T) if exchange else np.arange(T.size)   # exchange needs a sorted ladder
     Ts = T[order]
     n_T = Ts.size
@@ -191,6 +201,8 @@ def solve_mc(H: Hamiltonian, T: np.ndarray, *, backend: str = "cpu", algorithm: 
     beta = np.tile(1.0 / Ts, n_chains)
     replica_ids = np.arange(R, dtype=np.int64) + int(replica_offset)
     S, X = initial_state(H, R, init, int(seed), int(replica_offset))
+    if space is not None:
+        S = space.visible(S)
 
     if backend == "cuda":
         from ..kernels import cuda as engine   # noqa: F401  (raises a clear error without a GPU)
@@ -219,8 +231,12 @@ def solve_mc(H: Hamiltonian, T: np.ndarray, *, backend: str = "cpu", algorithm: 
             bar.update(n)
     elapsed = time.perf_counter() - t_start
     out = runner.results()
-    return _assemble(H, Ts, order, out, n_T, n_chains, sweeps, discard, algorithm, backend,
-                     int(seed), bool(exchange), n_overrelax, k["u_label"], elapsed, R)
+    if space is not None:
+        out["msum"] = space.lift_mean(out["msum"])
+    res = _assemble(H, Ts, order, out, n_T, n_chains, sweeps, discard, algorithm, backend,
+                    int(seed), bool(exchange), n_overrelax, k["u_label"], elapsed, R)
+    res.meta["state_space"] = describe_state_space(space, H.n_comp)
+    return res
 
 
 def _no_bar(progress: bool | None) -> bool | None:

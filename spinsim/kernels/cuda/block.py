@@ -18,8 +18,8 @@ from numba import cuda
 from .._jit import cuda_device
 from ..arrays import LOWRANK
 from ..field import energy_sites, fac, field_from_sums, neighbour_sums, project, rank_sums
-from ..moves import dot, vmf_combine, vmf_w
-from ..rng import gauss2
+from ..moves import dot, hidden_norm2, vmf_combine, vmf_w
+from ..rng import chi2_draw, gauss2
 from ..site import magnetisation
 
 
@@ -119,16 +119,18 @@ def gauss_pairs(vs, j0, out, tid, nt):
 
 
 @cuda_device
-def metropolis_coop(sig, dlt, vs, out, red, tid, nt):
-    """moves.propose_continuous for n > 4: out = normalize(sig + dlt g), g Gaussian."""
+def metropolis_coop(sig, dlt, vs, out, red, n_h, tid, nt):
+    """moves.propose_continuous for n > 4: out = normalize(sig + dlt g), g Gaussian (n_h hidden
+    components: every thread draws the same hidden norm)."""
     n = sig.shape[0]
     gauss_pairs(vs, 0, out, tid, nt)
+    hid2, _ = hidden_norm2(sig, dlt, n_h, vs, 2 * ((n + 1) // 2))
     part = 0.0
     for c in range(tid, n, nt):
         x = sig[c] + dlt * out[c]
         out[c] = x
         part += x * x
-    nrm = math.sqrt(block_sum(part, red, tid, nt))
+    nrm = math.sqrt(block_sum(part, red, tid, nt) + hid2)
     inv = 1.0 / nrm
     for c in range(tid, n, nt):
         if nrm < 1e-300:
@@ -139,17 +141,20 @@ def metropolis_coop(sig, dlt, vs, out, red, tid, nt):
 
 
 @cuda_device
-def heatbath_coop(phi, m, beta, vs, out, red, fsh, ish, tid, nt):
-    """moves.heatbath_continuous for n > 4: sigma ~ exp(beta m sigma.phi)."""
+def heatbath_coop(phi, m, beta, vs, out, red, fsh, ish, n_h, tid, nt):
+    """moves.heatbath_continuous for n > 4: sigma ~ exp(beta m sigma.phi) (n_h hidden
+    components: every thread draws the same chi-square)."""
     n = phi.shape[0]
     pn = math.sqrt(block_sum(dot(phi[tid::nt], phi[tid::nt]), red, tid, nt))
     if tid == 0:
-        w, j = vmf_w(beta * m * pn, n, vs, 0)
+        w, j = vmf_w(beta * m * pn, n + n_h, vs, 0)
         fsh[0] = w
         ish[1] = j
     cuda.syncthreads()
     w = fsh[0]
-    gauss_pairs(vs, ish[1], out, tid, nt)
+    j0 = ish[1]
+    gauss_pairs(vs, j0, out, tid, nt)
+    c2, _ = chi2_draw(n_h, vs, j0 + 2 * ((n + 1) // 2))
     if pn > 0.0:
         proj = block_sum(dot(out[tid::nt], phi[tid::nt]), red, tid, nt) / (pn * pn)
         nr = 0.0
@@ -157,13 +162,13 @@ def heatbath_coop(phi, m, beta, vs, out, red, fsh, ish, tid, nt):
             x = out[c] - proj * phi[c]
             out[c] = x
             nr += x * x
-        nrm = math.sqrt(block_sum(nr, red, tid, nt))
+        nrm = math.sqrt(block_sum(nr, red, tid, nt) + c2)
         sw2 = 1.0 - w * w
         if sw2 < 0.0:
             sw2 = 0.0
         vmf_combine(w, math.sqrt(sw2), phi[tid::nt], pn, out[tid::nt], nrm, out[tid::nt])
     else:
-        inv = 1.0 / math.sqrt(block_sum(dot(out[tid::nt], out[tid::nt]), red, tid, nt))
+        inv = 1.0 / math.sqrt(block_sum(dot(out[tid::nt], out[tid::nt]), red, tid, nt) + c2)
         for c in range(tid, n, nt):
             out[c] *= inv
     cuda.syncthreads()

@@ -21,9 +21,10 @@ from numba import cuda, float64, int64
 
 from .._jit import cuda_device, cuda_kernel
 from ..arrays import KIND_CONTINUOUS, LOWRANK, Work
+from ..hidden import measure as measure_replica
 from ..moves import ALG_HEATBATH, ALG_METROPOLIS, ALG_OVERRELAX, metropolis_accept
 from ..rng import replica_key, site_visit
-from ..site import (adapt_step, apply_move, end_sweep, exchange_accept, record, site_update,
+from ..site import (adapt_step, apply_move, end_sweep, exchange_accept, site_update,
                     sweep_schedule)
 from .block import (block_sum, field_coop, heatbath_coop, metropolis_coop, overrelax_coop,
                     refresh_coop, resync_coop)
@@ -98,9 +99,9 @@ def _sweep_coop(r, s, alg, key, ch, g, cp, st, A, B, AT, BT, h, beta, delta, acc
             cuda.syncthreads()
         if n > 4 and st.kind == KIND_CONTINUOUS:
             if alg == ALG_METROPOLIS:
-                metropolis_coop(w.sig, delta[r], vs, w.new, red, tid, nt)
+                metropolis_coop(w.sig, delta[r], vs, w.new, red, st.n_hidden, tid, nt)
             elif alg == ALG_HEATBATH:
-                heatbath_coop(w.phi, m, b, vs, w.new, red, fsh, ish, tid, nt)
+                heatbath_coop(w.phi, m, b, vs, w.new, red, fsh, ish, st.n_hidden, tid, nt)
             else:
                 overrelax_coop(w.sig, w.phi, w.new, red, tid, nt)
             d = 0.0
@@ -113,7 +114,7 @@ def _sweep_coop(r, s, alg, key, ch, g, cp, st, A, B, AT, BT, h, beta, delta, acc
                 fsh[1] = dE
         elif tid == 0:
             ok, nq, dE = site_update(alg, st.kind, w.sig, ch.X[r, k], w.phi, m, b, delta[r], st.V, vs,
-                                     w.new, w.logw)
+                                     w.new, w.logw, st.n_hidden)
             ish[0] = 1 if ok else 0
             ish[1] = nq
             fsh[1] = dE
@@ -145,9 +146,10 @@ def _make_sweeps_kernel(coop: bool):
     @cuda_kernel(**opts)
     def _k_sweeps(ch, beta, delta, acc, tries, seed, replica_ids, sweep0, n_sweeps, alg,
                   n_overrelax, adapt, g, cp, st, h_all, resync, out, t0, measure, gwork, wlog_all,
-                  sh_work, sh_fac):
+                  sh_work, sh_fac, hid, mscr):
         """n_sweeps sweeps of replica blockIdx.x (cpu.run_local's semantics; exchange is done by
-        _k_exchange between launches). out: (E, mabs, mu, msum) measurement arrays."""
+        _k_exchange between launches). out: (E, mabs, mu, msum) measurement arrays; hid, mscr:
+        a reduced state's measurement data and scratch (:mod:`..hidden`)."""
         r = cuda.blockIdx.x
         tid = cuda.threadIdx.x
         nt = cuda.blockDim.x
@@ -179,7 +181,7 @@ def _make_sweeps_kernel(coop: bool):
             if resync > 0 and (s + 1) % resync == 0:
                 resync_coop(r, ch, g, cp, st, A, B, h, red, tid, nt)
             if measure and t0 >= 0 and tid == 0:
-                record(ch, r, out[0], out[1], out[2], out[3], t0 + i)
+                measure_replica(ch, r, st, hid, key, s, out[0], out[1], out[2], out[3], t0 + i, mscr[r])
             cuda.syncthreads()
     return _k_sweeps
 
@@ -201,7 +203,7 @@ def _k_resync(ch, g, cp, st, h_all, gwork, sh_work):
 
 
 @cuda_kernel()
-def _k_exchange(ch, beta, seed, replica_ids, s, n_T, swap_acc, swap_tries, out, t):
+def _k_exchange(ch, beta, seed, replica_ids, s, n_T, swap_acc, swap_tries, out, t, st, hid, mscr):
     """cpu._exchange for chain blockIdx.x (replicas ch * n_T ... ch * n_T + n_T - 1), then the
     measurement of its replicas into column t (t < 0: none)."""
     chn = cuda.blockIdx.x
@@ -244,4 +246,6 @@ def _k_exchange(ch, beta, seed, replica_ids, s, n_T, swap_acc, swap_tries, out, 
         cuda.syncthreads()
     if t >= 0 and tid == 0:
         for tt in range(n_T):
-            record(ch, chn * n_T + tt, out[0], out[1], out[2], out[3], t)
+            rr = chn * n_T + tt
+            measure_replica(ch, rr, st, hid, replica_key(seed, replica_ids[rr]), s, out[0], out[1],
+                            out[2], out[3], t, mscr[rr])

@@ -10,6 +10,7 @@ from numba import cuda
 
 from .. import cpu
 from ..arrays import Chains, Coupling, Graph, Sites, chains, from_prepared, rank
+from ..hidden import from_prepared as hidden_from_prepared
 from .kernels import _k_exchange, _k_resync, _k_sweeps_coop, _k_sweeps_serial
 from .plan import MAX_THREADS, SIMULATOR, plan
 
@@ -84,7 +85,10 @@ class Runner:
         self._delta = d(np.full(R, float(delta)))
         self._acc, self._tries = z(R, dt=np.int64), z(R, dt=np.int64)
         self._swap_acc, self._swap_tries = z(R, dt=np.int64), z(R, dt=np.int64)
-        self._out = (z(R, n_meas), z(R, n_meas), z(R, n_meas), z(R, n))   # E, |m|, m.u, sum m
+        hid, n_msum = hidden_from_prepared(k, n)
+        self._hid = _to_device(hid)
+        self._mscr = z(R, n_msum + hid.C.shape[1])
+        self._out = (z(R, n_meas), z(R, n_meas), z(R, n_meas), z(R, n_msum))   # E, |m|, m.u, sum m
         self._gwork = z(R, 1 if self.plan["sh_work"] else self.plan["work_len"])
         self._wlog = z(R, st.V.shape[0])
         self.cluster = np.zeros(R)
@@ -119,7 +123,7 @@ class Runner:
             self._ch, self._beta, self._delta, self._acc, self._tries, self.seed, self._ids, sweep0,
             n_sweeps, self.alg_code, self.n_overrelax, bool(adapt), self._g, self._cp, self._st,
             self._h_all, self.resync, self._out, t0, bool(measure), self._gwork, self._wlog,
-            p["sh_work"], p["sh_fac"])
+            p["sh_work"], p["sh_fac"], self._hid, self._mscr)
 
     def run(self, sweep0: int, n_sweeps: int, measure_from: int, adapt: bool) -> None:
         """Sweeps sweep0 .. sweep0 + n_sweeps - 1; measured into columns measure_from + i when
@@ -139,7 +143,8 @@ class Runner:
             self._sweeps(s, 1, -1, False, adapt)
             _k_exchange[n_chains, nt](
                 self._ch, self._beta, self.seed, self._ids, s, self.n_T, self._swap_acc,
-                self._swap_tries, self._out, measure_from + i if measure_from >= 0 else -1)
+                self._swap_tries, self._out, measure_from + i if measure_from >= 0 else -1, self._st,
+                self._hid, self._mscr)
 
     def reset_counters(self, n_discard: int = 0) -> None:
         """Start acceptance statistics afresh (called when equilibration ends)."""

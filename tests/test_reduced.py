@@ -1,0 +1,215 @@
+"""The reduced spin space Monte Carlo (spinsim/reduced_space.py, kernels/moves.py, kernels/hidden.py)
+against exact answers and against the full-space chain.
+
+Exact references: the von Mises-Fisher law of one O(n) spin (Bessel ratios from scipy.special.ive,
+the density (1 - x^2)^((n - 3)/2) e^{kappa x} integrated numerically) and independent spins drawn
+by scipy.stats.vonmises_fisher. Monte Carlo comparisons: within K standard errors at a fixed seed.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import integrate, special, stats
+
+import spinsim as ss
+from spinsim.reduced_space import NotReducibleError, reduced_space
+
+K = 4.0
+OBS = ("energy", "magnetization", "susceptibility", "binder", "projection")
+
+
+def bessel_ratio(n: int, x: float) -> float:
+    """<sigma . b_hat> of an O(n) spin in a field: I_{n/2}(x) / I_{n/2-1}(x)."""
+    return float(special.ive(n / 2, x) / special.ive(n / 2 - 1, x))
+
+
+def head_like(N: int, n: int, r: int, seed: int, field: float = 20.0, graph: str = "causal",
+              scale: float = 0.3) -> ss.Hamiltonian:
+    """A head-like system: causal complete graph, random rank-r coupling (entries N(0, scale^2):
+    aligned pairs couple with ~scale^2 n), per-site fields of strength ``field`` along random
+    "token" directions (outside span(A, B)), lengths in [0.6, 1.4]."""
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((n, r)) * scale
+    B = rng.standard_normal((n, r)) * scale
+    X = rng.standard_normal((N, n))
+    h = field * X / np.linalg.norm(X, axis=1, keepdims=True)
+    W = np.tril(np.ones((N, N)), -1) if graph == "causal" else np.zeros((N, N))
+    return ss.Hamiltonian(W, M=ss.LowRank(A, B), h=h, spin=ss.Heisenberg(n), lengths=rng.uniform(0.6, 1.4, N))
+
+
+def zscores(a: ss.Result, b: ss.Result, names=OBS) -> dict[str, np.ndarray]:
+    return {o: (getattr(a, o) - getattr(b, o)) / np.hypot(getattr(a, o + "_err"), getattr(b, o + "_err"))
+            for o in names}
+
+
+# ----------------------------------------------------------------------------- the space itself
+def test_reduced_space_frames_hold_every_site_vector_and_are_orthonormal():
+    H = head_like(5, 32, 3, seed=1)
+    sp = reduced_space(H, [H.h])
+    assert sp is not None and sp.d == 6 and sp.k == 7 and sp.n_hidden == 25
+    assert sp.residual(H.h) < 1e-12
+    np.testing.assert_allclose(sp.Q.T @ sp.Q, np.eye(6), atol=1e-12)
+    np.testing.assert_allclose(sp.E.T @ sp.Q, 0, atol=1e-12)
+    for Ci in sp.C:
+        np.testing.assert_allclose(Ci.T @ Ci, np.eye(1), atol=1e-12)
+    # the energy in visible coordinates equals the full energy for any state
+    rng = np.random.default_rng(0)
+    S = rng.standard_normal((5, 32))
+    S *= H.lengths[:, None] / np.linalg.norm(S, axis=1, keepdims=True)
+    from spinsim.reduced_space import reduced_prepared
+    from spinsim.solvers.mc import prepare
+    k = reduced_prepared(H, prepare(H), sp)
+    x = sp.visible(S)
+    Hr = ss.Hamiltonian(np.tril(np.ones((5, 5)), -1), M=ss.LowRank(k["A"], k["B"]), h=k["h"],
+                        spin=ss.Heisenberg(sp.k), lengths=np.ones(5))
+    assert Hr.M.bilinear(x, x)[np.tril_indices(5, -1)].sum() == pytest.approx(
+        H.M.bilinear(S, S)[np.tril_indices(5, -1)].sum(), rel=1e-12)
+    assert np.sum(k["h"] * x) == pytest.approx(np.sum(H.h * S), rel=1e-12)
+
+
+def test_reduce_option_is_checked_and_recorded():
+    H = head_like(3, 16, 2, seed=2)
+    r = ss.solve(H, T=[1.0], method="mc", sweeps=20, discard=5, seed=0, progress=False)
+    assert r.meta["state_space"].startswith("reduced: 5 visible")
+    r = ss.solve(H, T=[1.0], method="mc", sweeps=20, discard=5, seed=0, progress=False, reduce=False)
+    assert r.meta["state_space"].startswith("full: 16")
+    lattice = ss.lattice("heisenberg", (3, 3))
+    with pytest.raises(NotReducibleError, match="n_comp >= 5"):
+        ss.solve(lattice, T=[1.0], method="mc", sweeps=20, seed=0, progress=False, reduce=True)
+    with pytest.raises(ValueError, match="reduce must be"):
+        ss.solve(H, T=[1.0], method="mc", sweeps=20, seed=0, progress=False, reduce="yes")
+    assert ss.solve(lattice, T=[1.0], method="mc", sweeps=20, discard=5, seed=0,
+                    progress=False).meta["state_space"].startswith("full")
+
+
+# ----------------------------------------------------------------------------- one spin, exact
+@pytest.mark.parametrize("algorithm", ["heatbath", "metropolis", "overrelax"])
+def test_single_spin_n768_bessel_ratio(algorithm):
+    """One O(768) spin of length 1 in a field b outside span(A, B): <S.b_hat> = I_384(b/T) /
+    I_383(b/T) (k = 3 visible coordinates, 765 hidden), and |m| = 1 exactly (the hidden part is
+    sampled with the exact norm)."""
+    rng = np.random.default_rng(5)
+    n, b = 768, 300.0
+    h = np.zeros((1, n))
+    h[0, 5] = b
+    H = ss.Hamiltonian(np.zeros((1, 1)), M=ss.LowRank(rng.standard_normal((n, 1)), rng.standard_normal((n, 1))),
+                       h=h, spin=ss.Heisenberg(n))
+    T = np.array([0.5, 1.0, 3.0])
+    r = ss.solve(H, T=T, method="mc", algorithm=algorithm, sweeps=6000, seed=7, progress=False)
+    assert r.meta["state_space"].startswith("reduced: 3 visible")
+    for t, v, e in zip(T, r.projection, r.projection_err):
+        ref = bessel_ratio(n, b / t)
+        assert abs(v - ref) < K * e, f"T={t}: {v} +- {e} vs {ref}"
+    np.testing.assert_allclose(r.magnetization, 1.0, rtol=1e-10)
+
+
+def _one_spin_draws(move: str, n: int, kappa: float, n_draws: int, seed: int) -> np.ndarray:
+    """Visible parts (n_draws, 3) of an O(n) spin (k = 3, n_h = n - 3) in the visible field
+    kappa e_0 from the kernel moves: independent heat-bath draws, or a Metropolis chain
+    (step 0.6 in R^n) thinned by 8."""
+    from numba import njit
+
+    from spinsim.kernels.moves import heatbath_continuous, metropolis_accept, propose_continuous
+    from spinsim.kernels.rng import replica_key, visit_seed
+
+    @njit
+    def run(move_hb, n_h, kappa, n_draws, seed):
+        phi = np.zeros(3)
+        phi[0] = kappa
+        out = np.empty((n_draws, 3))
+        sig = np.zeros(3)
+        sig[0] = 0.5
+        new = np.empty(3)
+        key = replica_key(seed, 0)
+        t = 0
+        for i in range(n_draws * (1 if move_hb else 8)):
+            vs = visit_seed(key, i, 0, 1)
+            if move_hb:
+                heatbath_continuous(phi, 1.0, 1.0, vs, 0, new, n_h)
+                for c in range(3):
+                    sig[c] = new[c]
+            else:
+                propose_continuous(sig, 0.6, vs, 0, new, n_h)
+                dE = 0.0
+                for c in range(3):
+                    dE -= (new[c] - sig[c]) * phi[c]
+                if metropolis_accept(dE, 1.0, vs):
+                    for c in range(3):
+                        sig[c] = new[c]
+                if i % 8 != 7:
+                    continue
+            for c in range(3):
+                out[t, c] = sig[c]
+            t += 1
+        return out
+
+    return run(move == "heatbath", n - 3, kappa, n_draws, seed)
+
+
+@pytest.mark.parametrize("move", ["heatbath", "metropolis"])
+def test_one_spin_marginal_density(move):
+    """The field component x = p_0 of the visible part against the exact marginal density
+    (1 - x^2)^((n - 3)/2) e^{kappa x} (binned chi-square, p > 1e-3), and E|p|^2 against the exact
+    E[w^2] + (k - 1)(1 - E[w^2])/(n - 1), E[w^2] = 1 - (n - 1) A_n(kappa)/kappa."""
+    n, kappa = 12, 4.0
+    p = _one_spin_draws(move, n, kappa, 40000, seed=3)
+    assert np.all(np.sum(p * p, axis=1) <= 1.0 + 1e-12)
+    edges = np.linspace(-1, 1, 41)
+    dens = lambda x: (1 - x * x) ** ((n - 3) / 2) * np.exp(kappa * (x - 1))   # noqa: E731
+    Z = integrate.quad(dens, -1, 1)[0]
+    prob = np.array([integrate.quad(dens, a, b)[0] for a, b in zip(edges[:-1], edges[1:])]) / Z
+    counts, _ = np.histogram(p[:, 0], edges)
+    keep = prob * len(p) > 5
+    chi2 = np.sum((counts[keep] - len(p) * prob[keep]) ** 2 / (len(p) * prob[keep]))
+    # Metropolis draws are correlated: thinned by 8, and the statistic compared at a looser level
+    dof = keep.sum() - 1
+    pval = stats.chi2.sf(chi2 / (1.0 if move == "heatbath" else 2.0), dof)
+    assert pval > 1e-3, f"{move}: chi2 {chi2:.1f} for {dof} dof"
+    A = bessel_ratio(n, kappa)
+    w2 = 1 - (n - 1) * A / kappa
+    ref = w2 + 2 * (1 - w2) / (n - 1)
+    q = np.sum(p * p, axis=1)
+    blocks = q[: len(q) // 100 * 100].reshape(100, -1).mean(axis=1)
+    assert abs(q.mean() - ref) < K * blocks.std(ddof=1) / 10, f"{move}: E|p|^2 {q.mean()} vs {ref}"
+
+
+def test_independent_spins_magnetisation_against_exact_sampler():
+    """N uncoupled O(64) spins with lengths in fields along different (non-orthogonal)
+    directions: the reduced chain's heat bath draws each site exactly, so <|m|>, chi and Binder
+    (which need the hidden parts) must match independent draws of scipy.stats.vonmises_fisher."""
+    H = head_like(5, 64, 2, seed=9, field=40.0, graph="none")
+    T = 0.8
+    r = ss.solve(H, T=[T], method="mc", sweeps=8000, seed=1, progress=False)
+    assert r.meta["state_space"].startswith("reduced: 5 visible")
+    rng = np.random.default_rng(2)
+    n_draw = 8000
+    S = np.zeros((n_draw, 5, 64))
+    for i in range(5):
+        hn = np.linalg.norm(H.h[i])
+        kappa = H.lengths[i] * hn / T
+        S[:, i] = H.lengths[i] * stats.vonmises_fisher(H.h[i] / hn, kappa).rvs(n_draw, random_state=rng)
+    mabs = np.linalg.norm(S.mean(axis=1), axis=1)
+    m_ref, m_err = mabs.mean(), mabs.std(ddof=1) / np.sqrt(n_draw)
+    assert abs(r.magnetization[0] - m_ref) < K * np.hypot(r.magnetization_err[0], m_err)
+    m2 = np.mean(mabs ** 2)
+    chi_ref = 5 * (m2 - m_ref ** 2) / T
+    chi_err = 5 / T * np.std(mabs ** 2 - 2 * m_ref * mabs, ddof=1) / np.sqrt(n_draw)
+    assert abs(r.susceptibility[0] - chi_ref) < K * np.hypot(r.susceptibility_err[0], chi_err)
+    mvec_ref = S.mean(axis=(0, 1))
+    assert np.linalg.norm(r.magnetization_vector[0] - mvec_ref) < 0.05
+
+
+# ----------------------------------------------------------------------------- reduced vs full
+@pytest.mark.parametrize("algorithm", ["heatbath", "metropolis", "overrelax", "pt"])
+def test_reduced_equals_full_space_small_head(algorithm):
+    """A head-like system (N = 5, n = 64, rank 3, causal graph, lengths, per-site fields): every
+    observable of the reduced chain within K standard errors of the full-space chain."""
+    H = head_like(5, 64, 3, seed=4)
+    T = np.array([0.4, 1.2])
+    kw = dict(method="mc", algorithm=algorithm, sweeps=6000, seed=2, progress=False, n_chains=2)
+    red = ss.solve(H, T=T, **kw)
+    full = ss.solve(H, T=T, reduce=False, **kw)
+    assert red.meta["state_space"].startswith("reduced") and full.meta["state_space"].startswith("full")
+    for o, z in zscores(red, full).items():
+        assert np.all(np.abs(z) < K), f"{algorithm} {o}: z = {z}"
+    assert np.linalg.norm(red.magnetization_vector - full.magnetization_vector) < 0.1
