@@ -103,47 +103,50 @@ def test_single_spin_n768_bessel_ratio(algorithm):
     np.testing.assert_allclose(r.magnetization, 1.0, rtol=1e-10)
 
 
-def _one_spin_draws(move: str, n: int, kappa: float, n_draws: int, seed: int) -> np.ndarray:
-    """Visible parts (n_draws, 3) of an O(n) spin (k = 3, n_h = n - 3) in the visible field
-    kappa e_0 from the kernel moves: independent heat-bath draws, or a Metropolis chain
-    (step 0.6 in R^n) thinned by 8."""
-    from numba import njit
-
+def _one_spin_chain(move_hb, n_h, kappa, n_draws, seed):
+    """Visible parts (n_draws, 3) of an O(3 + n_h) spin (k = 3) in the visible field kappa e_0
+    from the kernel moves: independent heat-bath draws, or a Metropolis chain (step 0.6 in R^n)
+    thinned by 8. Compiled once per session (:func:`_draws`)."""
     from spinsim.kernels.moves import heatbath_continuous, metropolis_accept, propose_continuous
     from spinsim.kernels.rng import replica_key, visit_seed
-
-    @njit
-    def run(move_hb, n_h, kappa, n_draws, seed):
-        phi = np.zeros(3)
-        phi[0] = kappa
-        out = np.empty((n_draws, 3))
-        sig = np.zeros(3)
-        sig[0] = 0.5
-        new = np.empty(3)
-        key = replica_key(seed, 0)
-        t = 0
-        for i in range(n_draws * (1 if move_hb else 8)):
-            vs = visit_seed(key, i, 0, 1)
-            if move_hb:
-                heatbath_continuous(phi, 1.0, 1.0, vs, 0, new, n_h)
+    phi = np.zeros(3)
+    phi[0] = kappa
+    out = np.empty((n_draws, 3))
+    sig = np.zeros(3)
+    sig[0] = 0.5
+    new = np.empty(3)
+    key = replica_key(seed, 0)
+    t = 0
+    for i in range(n_draws * (1 if move_hb else 8)):
+        vs = visit_seed(key, i, 0, 1)
+        if move_hb:
+            heatbath_continuous(phi, 1.0, 1.0, vs, 0, new, n_h)
+            for c in range(3):
+                sig[c] = new[c]
+        else:
+            propose_continuous(sig, 0.6, vs, 0, new, n_h)
+            dE = 0.0
+            for c in range(3):
+                dE -= (new[c] - sig[c]) * phi[c]
+            if metropolis_accept(dE, 1.0, vs):
                 for c in range(3):
                     sig[c] = new[c]
-            else:
-                propose_continuous(sig, 0.6, vs, 0, new, n_h)
-                dE = 0.0
-                for c in range(3):
-                    dE -= (new[c] - sig[c]) * phi[c]
-                if metropolis_accept(dE, 1.0, vs):
-                    for c in range(3):
-                        sig[c] = new[c]
-                if i % 8 != 7:
-                    continue
-            for c in range(3):
-                out[t, c] = sig[c]
-            t += 1
-        return out
+            if i % 8 != 7:
+                continue
+        for c in range(3):
+            out[t, c] = sig[c]
+        t += 1
+    return out
 
-    return run(move == "heatbath", n - 3, kappa, n_draws, seed)
+
+_COMPILED = {}
+
+
+def _draws(move: str, n: int, kappa: float, n_draws: int, seed: int) -> np.ndarray:
+    if "f" not in _COMPILED:
+        from numba import njit
+        _COMPILED["f"] = njit(_one_spin_chain)
+    return _COMPILED["f"](move == "heatbath", n - 3, kappa, n_draws, seed)
 
 
 @pytest.mark.parametrize("move", ["heatbath", "metropolis"])
@@ -152,7 +155,7 @@ def test_one_spin_marginal_density(move):
     (1 - x^2)^((n - 3)/2) e^{kappa x} (binned chi-square, p > 1e-3), and E|p|^2 against the exact
     E[w^2] + (k - 1)(1 - E[w^2])/(n - 1), E[w^2] = 1 - (n - 1) A_n(kappa)/kappa."""
     n, kappa = 12, 4.0
-    p = _one_spin_draws(move, n, kappa, 40000, seed=3)
+    p = _draws(move, n, kappa, 40000, seed=3)
     assert np.all(np.sum(p * p, axis=1) <= 1.0 + 1e-12)
     edges = np.linspace(-1, 1, 41)
     dens = lambda x: (1 - x * x) ** ((n - 3) / 2) * np.exp(kappa * (x - 1))   # noqa: E731
