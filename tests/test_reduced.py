@@ -12,6 +12,9 @@ import pytest
 from scipy import integrate, special, stats
 
 import spinsim as ss
+from spinsim.coupling import SiteLowRank
+from spinsim.kernels.moves import heatbath_continuous, metropolis_accept, propose_continuous
+from spinsim.kernels.rng import replica_key, visit_seed
 from spinsim.reduced_space import NotReducibleError, reduced_space
 
 K = 4.0
@@ -107,8 +110,6 @@ def _one_spin_chain(move_hb, n_h, kappa, n_draws, seed):
     """Visible parts (n_draws, 3) of an O(3 + n_h) spin (k = 3) in the visible field kappa e_0
     from the kernel moves: independent heat-bath draws, or a Metropolis chain (step 0.6 in R^n)
     thinned by 8. Compiled once per session (:func:`_draws`)."""
-    from spinsim.kernels.moves import heatbath_continuous, metropolis_accept, propose_continuous
-    from spinsim.kernels.rng import replica_key, visit_seed
     phi = np.zeros(3)
     phi[0] = kappa
     out = np.empty((n_draws, 3))
@@ -216,3 +217,89 @@ def test_reduced_equals_full_space_small_head(algorithm):
     for o, z in zscores(red, full).items():
         assert np.all(np.abs(z) < K), f"{algorithm} {o}: z = {z}"
     assert np.linalg.norm(red.magnetization_vector - full.magnetization_vector) < 0.1
+
+
+def rotary_head(N: int, n: int, r: int, seed: int, field: float = 10.0) -> ss.Hamiltonian:
+    """A rotary head as SiteLowRank: A_i = W_Q R_i^T, B_j = W_K R_j^T with R_p the RoPE rotation
+    of position p (pairs of head components turned by p theta_q); span(A_i) = span(W_Q) for every
+    i, so the reduction has d = 2r. Per-site prompt-like fields and lengths."""
+    rng = np.random.default_rng(seed)
+    WQ = rng.standard_normal((n, r)) * 0.3
+    WK = rng.standard_normal((n, r)) * 0.3
+    theta = 10000.0 ** (-np.arange(r // 2) / (r // 2))
+    R = np.zeros((N, r, r))
+    for p in range(N):
+        for q, th in enumerate(theta):
+            c, s = np.cos(p * th), np.sin(p * th)
+            R[p, 2 * q:2 * q + 2, 2 * q:2 * q + 2] = [[c, -s], [s, c]]
+    A = np.einsum("nr,isr->ins", WQ, R)
+    B = np.einsum("nr,isr->ins", WK, R)
+    X = rng.standard_normal((N, n))
+    return ss.Hamiltonian(np.tril(np.ones((N, N)), -1), M=SiteLowRank(A, B), spin=ss.Heisenberg(n),
+                          h=field * X / np.linalg.norm(X, axis=1, keepdims=True), lengths=rng.uniform(0.6, 1.4, N))
+
+
+def test_reduced_equals_full_space_rotary_site_low_rank():
+    """Position-dependent coupling (SiteLowRank, a rotary head, N = 5, n = 48, rank 4): the shared
+    span of every site's factors has d = 2r = 8, so k = 9; every observable within K standard
+    errors of the full-space chain."""
+    H = rotary_head(5, 48, 4, seed=3)
+    sp = reduced_space(H, [H.h])
+    assert sp.d == 8 and sp.k == 9
+    T = np.array([0.3, 1.0])
+    kw = dict(method="mc", sweeps=5000, seed=4, progress=False, n_chains=2)
+    red, full = ss.solve(H, T=T, **kw), ss.solve(H, T=T, reduce=False, **kw)
+    assert red.meta["state_space"].startswith("reduced: 9 visible")
+    for o, z in zscores(red, full).items():
+        assert np.all(np.abs(z) < K), f"{o}: z = {z}"
+
+
+def gpt2_head(layer: int, head: int, N: int, seed: int, field: float = 8.0) -> ss.Hamiltonian:
+    """GPT-2 small's real W_Q W_K^T / 8 (n = 768, rank 64) on a causal graph of N sites, with
+    per-site prompt-like fields along random token directions and lengths 1-3."""
+    from _tiny_models import SHARED_GPT2
+    if not (SHARED_GPT2 / "gpt2-small-attention.safetensors").is_file():
+        pytest.skip(f"real GPT-2 small weights not present at {SHARED_GPT2}")
+    from safetensors.numpy import load_file
+    w = load_file(str(SHARED_GPT2 / "gpt2-small-attention.safetensors"))
+    key = next(k for k in w if k.endswith(f"h.{layer}.attn.c_attn.weight"))
+    c = w[key].astype(np.float64)
+    WQ = c[:, head * 64:(head + 1) * 64]
+    WK = c[:, 768 + head * 64:768 + (head + 1) * 64]
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((N, 768))
+    return ss.Hamiltonian(np.tril(np.ones((N, N)), -1), M=ss.LowRank(WQ / 8.0, WK), spin=ss.Heisenberg(768),
+                          h=field * X / np.linalg.norm(X, axis=1, keepdims=True), lengths=rng.uniform(1.0, 3.0, N))
+
+
+def test_reduced_equals_full_space_real_gpt2_head():
+    """GPT-2 small L3H5 (real weights, n = 768, rank 64; k = 129 visible coordinates per site),
+    6 sites with lengths and prompt fields: reduced vs full within K standard errors."""
+    H = gpt2_head(3, 5, 6, seed=1)
+    T = np.array([1.0, 4.0])
+    kw = dict(method="mc", sweeps=2500, seed=6, progress=False, n_chains=2)
+    red, full = ss.solve(H, T=T, **kw), ss.solve(H, T=T, reduce=False, **kw)
+    assert red.meta["state_space"].startswith("reduced: 129 visible")
+    for o, z in zscores(red, full).items():
+        assert np.all(np.abs(z) < K), f"{o}: z = {z}"
+
+
+@pytest.mark.slow
+def test_reduced_vs_full_zscores_over_12_seeds():
+    """12 seeds x (random n = 64 head, real GPT-2 L3H5 at n = 768) x 2 temperatures x 5
+    observables: the z-scores of reduced minus full have mean ~0 (|mean| < 4 / sqrt(count)) and
+    standard deviation ~1 (within 0.6-1.5: correct error bars on both sides, no bias)."""
+    zs = []
+    systems = [(head_like(5, 64, 3, seed=4), np.array([0.4, 1.2]), 3000)]
+    try:
+        systems.append((gpt2_head(3, 5, 6, seed=1), np.array([1.0, 4.0]), 1500))
+    except pytest.skip.Exception:
+        pass
+    for H, T, sweeps in systems:
+        for seed in range(12):
+            kw = dict(method="mc", sweeps=sweeps, seed=100 + seed, progress=False, n_chains=2)
+            red, full = ss.solve(H, T=T, **kw), ss.solve(H, T=T, reduce=False, **kw)
+            zs += [z for v in zscores(red, full).values() for z in v]
+    zs = np.asarray(zs)
+    assert abs(zs.mean()) < 4 / np.sqrt(zs.size), f"mean z {zs.mean():.3f} over {zs.size}"
+    assert 0.6 < zs.std() < 1.5, f"std z {zs.std():.3f} over {zs.size}"
