@@ -56,6 +56,7 @@ from spinsim.models.attention import layer_outputs
 from spinsim.models.capture import Capture, check_extraction, run_capture
 from spinsim.models.rope import check_attention
 from spinsim.models.heads import HeadSet
+from spinsim.models.loading import check_context
 
 from .prompts import TokenizedItem
 
@@ -232,6 +233,7 @@ def head_inputs(weights: Any, tokens: Sequence[int], mode: GapMode, cap: Capture
             raise ValueError("input mode 'residual' needs a capture with the attention inputs")
         return np.asarray(cap.x[seq], np.float64), rotary
     toks = np.asarray(tokens, np.int64)
+    check_context(w, len(toks))
     X = np.asarray(arch.embedding_matrix(w)[toks], np.float64)
     if mode.input == "embed+pos" and w.family == "gpt2":
         X = X + np.asarray(arch.position_matrix(w)[: len(toks)], np.float64)

@@ -78,6 +78,9 @@ def run_capture(lm: Any, seqs: Sequence[Sequence[int]], attentions: bool = False
     seqs = [np.asarray(s, dtype=np.int64) for s in seqs]
     if any(s.ndim != 1 or s.size == 0 for s in seqs):
         raise ValueError("run_capture needs non-empty 1-D token sequences")
+    from .loading import check_context
+    for i, s in enumerate(seqs):                  # before any forward pass allocates O(N^2) attention
+        check_context(lm, len(s), "the prompt" if len(seqs) == 1 else f"sequence {i}")
     if logit_positions is None:
         logit_positions = [[len(s) - 1] for s in seqs]
     pos_lists = [np.asarray(p, dtype=np.int64).reshape(-1) for p in logit_positions]

