@@ -4,6 +4,9 @@ Conventions: ``H = -sum_{i!=j} W_ij S_i^T M S_j - sum_i h_i.S_i``, k_B = 1, head
 counted from 0. See SPEC / README.
 """
 from ._version import __version__
+from ._numba_cache import ensure_cache_dir as _ensure_cache_dir
+
+_ensure_cache_dir()     # before any kernel compiles: a read-only install and HOME get a temporary cache
 from .hamiltonian import (Dense, Discrete, Hamiltonian, Heisenberg, Identity, Ising, LowRank,
                           replace)
 from .lattices import (causal, chain, complete_graph, cubic, lattice, sherrington_kirkpatrick,

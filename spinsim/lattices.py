@@ -13,6 +13,7 @@ import scipy.sparse as sp
 
 from .coupling import Identity, as_coupling
 from .hamiltonian import Hamiltonian
+from .limits import check_memory
 from .spins import spin_kind
 
 __all__ = ["lattice", "chain", "square", "cubic", "complete_graph", "sherrington_kirkpatrick",
@@ -39,6 +40,34 @@ def _check_size(name: str, N: Any, minimum: int) -> int:
     return int(N)
 
 
+#: peak bytes per bond and per site while a lattice is built (Python index lists, COO and CSR
+#: arrays, the Hamiltonian's owned copy and its symmetric structure): an upper-side estimate
+_BYTES_PER_BOND, _BYTES_PER_SITE = 200, 200
+#: N x N float64 arrays alive at the peak of complete_graph / sherrington_kirkpatrick
+_DENSE_COPIES_COMPLETE, _DENSE_COPIES_SK = 3, 4
+
+
+def _check_lattice_memory(shape: tuple[int, ...]) -> None:
+    """Refuse a lattice whose construction would not fit in memory (:mod:`spinsim.limits`)."""
+    d = len(shape)
+    n_sites = 1
+    for s in shape:
+        n_sites *= s                                     # Python ints: no overflow for (1e5, 1e5, 1e5)
+    per_site = _BYTES_PER_BOND * d + _BYTES_PER_SITE
+
+    def largest(avail: int) -> str:
+        n_max = avail // per_site
+        return f"about {n_max:.3g} sites (L <= {int(n_max ** (1.0 / d))} per side in {d} dimension{'s' * (d > 1)})"
+    check_memory(f"lattice {shape} ({n_sites:.3g} sites)", float(n_sites) * per_site, largest)
+
+
+def _check_dense_memory(what: str, N: int, copies: int) -> None:
+    """Refuse an all-to-all system whose dense N x N couplings would not fit in memory."""
+    per = 8 * copies
+    check_memory(f"{what} with N = {N} sites (dense {N} x {N} couplings)", float(N) ** 2 * per,
+                 lambda avail: f"N <= {int((avail / per) ** 0.5)}")
+
+
 def lattice(kind: Any, shape: int | Sequence[int], J: float = 1.0, periodic: bool = True,
             h: Any = None, n_comp: int | None = None, name: str | None = None) -> Hamiltonian:
     """Hypercubic lattice (chain, square, cubic, ...) with nearest-neighbour coupling J.
@@ -52,6 +81,7 @@ def lattice(kind: Any, shape: int | Sequence[int], J: float = 1.0, periodic: boo
         raise ValueError(f"lattice shape must be positive integers, got {shape!r}")
     shape = tuple(int(s) for s in dims)
     _check_J(J)
+    _check_lattice_memory(shape)
     spin = spin_kind(kind, n_comp)
     N = int(np.prod(shape))
     rows, cols = [], []
@@ -92,6 +122,7 @@ def complete_graph(kind: Any, N: int, J: float = 1.0, M: Any = None, h: Any = No
     J (N - 1) / (N n), -> J / n for large N). ``n_comp`` defaults to M's size."""
     N = _check_size("complete graph: N (sites)", N, 2)
     _check_J(J)
+    _check_dense_memory("complete graph", N, _DENSE_COPIES_COMPLETE)
     if n_comp is None and M is not None and not np.isscalar(M):     # a coupling or matrix fixes n
         n_comp = as_coupling(M, 0).n_comp
     spin = spin_kind(kind, n_comp)
@@ -106,6 +137,7 @@ def sherrington_kirkpatrick(N: int, seed: int = 0, J: float = 1.0, kind: Any = "
     """SK spin glass: ``W_ij ~ Normal(0, J^2 / N)`` for i < j (each pair once), seeded."""
     N = _check_size("SK model: N (sites)", N, 2)
     _check_J(J)
+    _check_dense_memory("SK model", N, _DENSE_COPIES_SK)
     rng = np.random.default_rng(seed)
     W = np.triu(rng.standard_normal((N, N)) * J / np.sqrt(N), k=1)
     spin = spin_kind(kind)

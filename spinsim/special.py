@@ -44,9 +44,33 @@ def bessel_ratio(nu: float, x: Any) -> np.ndarray:
     good = pos & np.isfinite(num) & np.isfinite(den) & (num > _TINY) & (den > _TINY)
     out[good] = num[good] / den[good]
     bad = pos & ~good
+    big = bad & (ax >= _hankel_min_x(nu))         # ive fails (AMOS refuses x > ~1e9): Hankel's series
+    if np.any(big):
+        out[big] = _hankel_sum(nu, ax[big]) / _hankel_sum(nu - 1.0, ax[big])
+    bad &= ~big
     if np.any(bad):
         out[bad] = _ratio_cf(nu, ax[bad])
     return np.sign(x) * out
+
+
+def _hankel_min_x(nu: float) -> float:
+    """Smallest x where Hankel's large-argument series of I_nu (and I_{nu-1}) converges to machine
+    precision within 40 terms: the ratio of successive terms is about (4 nu^2) / (8 k x)."""
+    return max(1e4, 4.0 * (nu * nu + 1.0))
+
+
+def _hankel_sum(nu: float, x: np.ndarray) -> np.ndarray:
+    """``S = sum_k (-1)^k a_k(nu) / x^k`` with ``I_nu(x) = e^x / sqrt(2 pi x) S`` for large x,
+    ``a_k = prod_{j<=k} (4 nu^2 - (2j - 1)^2) / (k! 8^k)`` (Abramowitz & Stegun 9.7.1)."""
+    mu = 4.0 * nu * nu
+    term = np.ones_like(x)
+    total = np.ones_like(x)
+    for k in range(1, 41):
+        term = -term * (mu - (2 * k - 1) ** 2) / (8.0 * k * x)
+        total = total + term
+        if np.all(np.abs(term) <= 1e-17 * np.abs(total)):
+            break
+    return total
 
 
 def _ratio_cf(nu: float, x: np.ndarray, max_iter: int = 200_000) -> np.ndarray:
@@ -86,6 +110,10 @@ def log_bessel_i(nu: float, x: Any) -> np.ndarray:
         v = ive(nu, x)
         out = np.log(v) + x
     bad = ~(np.isfinite(v) & (v > _TINY)) & (x > 0)
+    big = bad & (x >= _hankel_min_x(nu))          # large x: Hankel's series, not 1e7 series terms
+    if np.any(big):
+        out[big] = x[big] - 0.5 * np.log(2.0 * np.pi * x[big]) + np.log(_hankel_sum(nu, x[big]))
+    bad &= ~big
     for i in np.flatnonzero(bad):
         out[i] = _log_i_series(nu, float(x[i]))
     out[x == 0] = 0.0 if nu == 0 else -np.inf
@@ -130,4 +158,28 @@ def ratio_and_slope(n: int, kappa: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     with np.errstate(invalid="ignore", divide="ignore"):
         Rk = np.where(kappa != 0, R / np.where(kappa != 0, kappa, 1.0), 1.0 / n)
     dR = 1.0 - (n - 1) * Rk - R * R
+    big = np.abs(kappa) >= _hankel_min_x(0.5 * n)    # there 1 - (n-1)R/k - R^2 cancels to rounding noise
+    if n > 1 and np.any(big):
+        dR[big] = _slope_large(0.5 * n, np.abs(kappa[big]))
     return R, Rk, dR
+
+
+def _slope_large(nu: float, x: np.ndarray) -> np.ndarray:
+    """dR_nu/dx for large x from the power series of R_nu = S_nu / S_{nu-1} in t = 1/x
+    (:func:`_hankel_sum`): ``R = sum_j r_j t^j``, ``dR/dx = -sum_j j r_j t^(j+1)``; no cancellation
+    (``dR/dx -> (2 nu - 1) / (2 x^2)``)."""
+    K = 24
+    def coeffs(v: float) -> np.ndarray:
+        c = np.ones(K)
+        for k in range(1, K):
+            c[k] = -c[k - 1] * (4.0 * v * v - (2 * k - 1) ** 2) / (8.0 * k)
+        return c
+    a, b = coeffs(nu), coeffs(nu - 1.0)
+    r = np.zeros(K)
+    for j in range(K):                                # series division a / b (b_0 = 1)
+        r[j] = a[j] - np.dot(r[:j], b[j:0:-1]) if j else a[0]
+    t = 1.0 / x
+    out = np.zeros_like(x)
+    for j in range(K - 1, 0, -1):                     # Horner in t, then times t^2
+        out = out * t - j * r[j]
+    return out * t * t
