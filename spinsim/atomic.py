@@ -22,7 +22,8 @@ what was saved when it is interrupted).
 Test hook: ``SPINSIM_KILL_AT="<point>:<k>"`` kills this process with SIGKILL at the k-th atomic
 write (counted from 1 in this process) at ``point``: ``built`` (image in memory, nothing on disk),
 ``half`` (half the temporary written), ``written`` (temporary complete and fsync'ed, not yet
-moved) or ``replaced`` (moved, folder not yet fsync'ed).
+moved) or ``replaced`` (moved, folder not yet fsync'ed). ``"<point>:<k>:INT"`` (or ``TERM``) sends
+that signal instead: the write completes, then the interrupt is delivered.
 """
 from __future__ import annotations
 
@@ -130,9 +131,10 @@ def _kill_point(point: str) -> None:
     spec = os.environ.get("SPINSIM_KILL_AT")
     if not spec:
         return
-    where, _, k = spec.partition(":")
+    where, _, rest = spec.partition(":")
+    k, _, sig = rest.partition(":")
     if where == point and _count == int(k or 1):
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), getattr(signal, f"SIG{sig}") if sig else signal.SIGKILL)
 
 
 def _space_error(path: Path, need: int, free: int | None, exc: OSError | None = None) -> DiskFullError:

@@ -257,3 +257,37 @@ def test_an_inconsistent_sweep_names_the_dataset_and_keeps_finished_rows(tmp_pat
     with pytest.raises(InconsistentFileError):
         from spinsim.phase import read_sweep
         read_sweep(out)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["built", "half", "written", "replaced"])
+def test_ctrl_c_during_a_sweep_commit_always_stops_the_run(tmp_path, point):
+    """SIGINT at each write point of the second commit (the first finished row): the commit
+    completes, the run stops with exit 130 saying the rows are saved, and the file holds that row."""
+    out = tmp_path / "s.h5"
+    r = subprocess.run([sys.executable, "-m", "spinsim.cli"] + SWEEP + ["--out", str(out)], capture_output=True,
+                       text=True, timeout=300, env=dict(os.environ, SPINSIM_KILL_AT=f"{point}:2:INT"))
+    assert r.returncode == 130, r.stderr
+    assert "the finished rows are saved in" in r.stderr.strip().splitlines()[-1]
+    with h5py.File(out, "r") as f:
+        assert f["sweep/done"][()].tolist() == [1, 0, 0]
+    assert not list(tmp_path.glob(".s.h5.tmp-*"))
+
+
+@pytest.mark.slow
+def test_a_killed_extract_leaves_no_temporary_after_a_rerun_and_a_full_disk_is_one_line(tmp_path):
+    from _tiny_models import gpt2_dir
+    out = tmp_path / "heads.h5"
+    cmd = [sys.executable, "-m", "spinsim.cli", "extract", "--model", str(gpt2_dir()), "--out", str(out)]
+    r = subprocess.run(cmd, capture_output=True, timeout=300, env=dict(os.environ, SPINSIM_KILL_AT="half:1"))
+    assert r.returncode == -signal.SIGKILL and list(tmp_path.glob(".heads.h5.tmp-*")) and not out.exists()
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert not list(tmp_path.glob(".heads.h5.tmp-*"))
+    before = out.read_bytes()
+    r = subprocess.run(cmd + ["--overwrite"], capture_output=True, text=True, timeout=300,
+                       preexec_fn=_limited(len(before) // 2))
+    last = r.stderr.strip().splitlines()[-1]
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert str(out) in last and "File too large" in last and "previous file is unchanged" in last
+    assert out.read_bytes() == before
