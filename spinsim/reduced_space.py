@@ -38,10 +38,12 @@ exact conditional mean ``Q sum x_Q + E sum C_i x_F`` lifted once at the end.
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
+import scipy.linalg
 
 from .coupling import CODE_LOWRANK, CODE_SITE_LOWRANK
 from .hamiltonian import Hamiltonian, Heisenberg
@@ -119,18 +121,57 @@ class ReducedSpace:
         return y[..., :self.d] @ self.Q.T + y[..., self.d:] @ self.E.T
 
 
+#: coupling spans already computed, per coupling object (couplings are immutable; a sweep solves
+#: one coupling at many fields)
+_SPANS: "weakref.WeakKeyDictionary[Any, np.ndarray]" = weakref.WeakKeyDictionary()
+
+#: a column whose part outside the span already built is below SPAN_RTOL of its block's largest
+#: column adds no direction
+SPAN_RTOL = 1e-12
+
+
+def _span_of_blocks(blocks: Sequence[np.ndarray], n: int) -> np.ndarray:
+    """Orthonormal basis (n, d) of the column span of the blocks (each (n, m)): block by block,
+    the part outside the span so far (two projections) by a column-pivoted QR (rank-revealing:
+    LAPACK geqp3), keeping the columns with |R_ii| > SPAN_RTOL max column norm. O(n m d) per block
+    instead of one SVD of all columns (a SiteLowRank head has 2 N r of them)."""
+    Q = np.zeros((n, 0))
+    for X in blocks:
+        scale = float(np.max(np.linalg.norm(X, axis=0))) if X.size else 0.0
+        if scale == 0.0:
+            continue
+        R = X - Q @ (Q.T @ X)
+        R = R - Q @ (Q.T @ R)
+        if float(np.max(np.linalg.norm(R, axis=0))) <= SPAN_RTOL * scale:
+            continue
+        Qb, Rb, _ = scipy.linalg.qr(R, mode="economic", pivoting=True)
+        keep = np.abs(np.diag(Rb)) > SPAN_RTOL * scale
+        Qb = Qb[:, keep]
+        Qb = Qb - Q @ (Q.T @ Qb)
+        Qb, _ = np.linalg.qr(Qb)
+        Q = np.concatenate([Q, Qb], axis=1)
+    return Q
+
+
 def _coupling_span(H: Hamiltonian) -> np.ndarray | None:
-    """Orthonormal basis (n, d) of the coupling directions, or None for a coupling that is not
-    low rank (Identity, Dense: every direction couples)."""
+    """Orthonormal basis (n, d) of the coupling directions (span of A, B; of every site's A_i, B_i
+    for SiteLowRank), or None for a coupling that is not low rank (Identity, Dense: every direction
+    couples). Cached per coupling object."""
     M = H.M
     code = int(M.kernel_arrays().code)
-    if code == CODE_LOWRANK:
-        A, B = M.factors()
-    elif code == CODE_SITE_LOWRANK:
-        A, B = M.span_factors()
-    else:
+    if code not in (CODE_LOWRANK, CODE_SITE_LOWRANK):
         return None
-    return span_basis(np.concatenate([A, B], axis=1))
+    Q = _SPANS.get(M)
+    if Q is None:
+        if code == CODE_LOWRANK:
+            A, B = M.factors()
+            blocks = [np.concatenate([A, B], axis=1)]
+        else:
+            blocks = [np.concatenate([a, b], axis=1) for a, b in zip(M.A, M.B)]
+        Q = _span_of_blocks(blocks, H.n_comp)
+        Q.flags.writeable = False
+        _SPANS[M] = Q
+    return Q
 
 
 def _orth_add(cols: list[np.ndarray], v: np.ndarray, rtol: float) -> None:
