@@ -22,12 +22,12 @@ import numpy as np
 from spinsim.models.answers import AnswerTokenizationError
 from spinsim.probe import DegenerateCandidatesError, ParallelCandidatesError
 
-__all__ = ["DemoSettings", "DemoResult", "run_demo", "N_ABLATED", "N_ABLATED_QUICK"]
+__all__ = ["DemoSettings", "DemoResult", "run_demo", "N_ABLATED", "N_ABLATED_QUICK", "RESTARTS", "RESTARTS_QUICK"]
 
 #: heads ablated by default: the ones with the largest |r| in either mode (--ablate-all: every head)
-N_ABLATED, N_ABLATED_QUICK = 60, 24
+N_ABLATED, N_ABLATED_QUICK = 30, 24
 #: quench restarts per head in the ground-state study
-RESTARTS, RESTARTS_QUICK = 8, 4
+RESTARTS, RESTARTS_QUICK = 4, 3
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,7 @@ class DemoResult:
     study_path: Path
     phase_path: Path
     resumed: tuple[str, ...] = ()                       # stages read back from an earlier run
+    weights_note: str = ""                              # how the weights were stored (GGUF quantisation)
     report_paths: tuple[Path, Path] | None = None       # (report.md, report.html) once written
 
 
@@ -161,7 +162,7 @@ def run_demo(settings: DemoSettings, log: Callable[[str], None] | None = None) -
 
     from . import demo_store as store
     from .ablation import ablation_study
-    from .demo_report import demo_figures, report_sections
+    from .demo_report import demo_figures, report_sections, weights_note
     from .figures import plot_sweep
     from .gaps import GapMode
     from .ground_study import read_ground_study, write_ground_study
@@ -252,7 +253,8 @@ def run_demo(settings: DemoSettings, log: Callable[[str], None] | None = None) -
         plot_sweep(phase, out, stem="phase")
     result = DemoResult(settings, lm.model_id, lm.family, lm.weights_sha256, gs, summary, best, item0, phase,
                         phase_info, val, vitem, ground, figs, dict(clock.timings),
-                        time.perf_counter() - clock.t0, out / "study.h5", out / "phase.h5", resumed=tuple(done))
+                        time.perf_counter() - clock.t0, out / "study.h5", out / "phase.h5", resumed=tuple(done),
+                        weights_note=weights_note(getattr(lm.source, "gguf_file", None)))
     result.report_paths = write_report(out, f"spinsim study of {lm.model_id}", report_sections(result))
     return result
 
@@ -283,11 +285,11 @@ def _phase_diagram(lm: Any, head: str, prompt: str, out: Path, settings: DemoSet
     # must be bit for bit the same for a rerun to resume the sweep
     Tc = float(f"{float(mean_field_T_c(H)):.6g}")
     m_mean = float(f"{float(np.mean(H.lengths)):.6g}")
-    T = Tc * np.geomspace(0.05, 2.0, 10 if settings.quick else 12)
+    T = Tc * np.geomspace(0.05, 2.0, 8 if settings.quick else 10)
     # the head's molecular field at T_c is ~ n_comp T_c / m for O(n) spins (T_c^MF ~ 1/n): the prompt
     # field must reach that scale to compete with the head's own ordering
     hmax = float(f"{2.0 * H.n_comp * Tc / max(m_mean, 1e-12):.6g}")
-    fields = np.linspace(0.0, hmax, 5 if settings.quick else 7)
+    fields = np.linspace(0.0, hmax, 5 if settings.quick else 6)
     executor = None
     if settings.executor == "dask":
         from spinsim.executors import make_executor

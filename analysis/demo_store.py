@@ -110,9 +110,13 @@ def read_gap_study(path: str | os.PathLike, items: Sequence[Any]) -> Any:
             st = read_record(ModeStats, g["stats"])
             flat = {k: np.asarray(st[k]).reshape(-1) for k in ("pearson_r", "pearson_p", "spearman_rho", "spearman_p",
                                                                 "bonferroni_p", "bh_q", "fwer_p")}
+            included = (np.ones(len(items), bool) if gaps.included is None
+                        else np.asarray(gaps.included, bool))
+            whys = [] if isinstance(gaps.excluded, str) else list(gaps.excluded)
+            excluded = list(zip((int(p) for p in np.flatnonzero(~included)), whys))
             stats = HeadStats(**flat, null_max_abs_r=np.asarray(st["null_max_abs_r"]),
-                              n_perm=int(np.asarray(st["null_max_abs_r"]).size), n_prompts=len(items))
-            results.append(ModeResult(mode, np.asarray(gaps.theory), np.asarray(gaps.actual), stats))
+                              n_perm=int(np.asarray(st["null_max_abs_r"]).size), n_prompts=int(included.sum()))
+            results.append(ModeResult(mode, np.asarray(gaps.theory), np.asarray(gaps.actual), stats, excluded))
         L, H = int(f.attrs["n_layers"]), int(f.attrs["n_heads"])
         spectra = Spectra(**read_record(Spectra, f["spectrum"])) if "spectrum" in f else None
         if spectra is not None:

@@ -1,37 +1,56 @@
-"""A readable report of a study: ``report.md`` (figures linked) and ``report.html`` (one
-self-contained file, figures embedded), from a list of sections.
+"""A readable report of a study from one Markdown source: ``report.md`` (figures linked) and
+``report.html`` (one self-contained file, figures embedded), the HTML rendered from the very same
+Markdown by markdown-it-py (CommonMark with tables) inside a jinja2 page template.
 
-A section is ``(title, blocks)``; a block is a paragraph (str), a table
-``{"table": rows, "header": [...]}`` or a figure ``{"figure": "file.png", "caption": "..."}``
-with paths relative to the report's folder.
+A section is ``(title, blocks)``; a block is
+
+* a paragraph or list (str, Markdown);
+* a table ``{"table": rows, "header": [...], "caption": "..."}`` (cells formatted by :func:`fmt`,
+  ``|`` escaped so that a cell such as ``mean |shift|`` cannot break the table);
+* a figure ``{"figure": "file.png", "caption": "..."}`` (path relative to the report's folder);
+* a warning ``{"warning": "..."}`` (a block quote headed **Warning**: a number the files flag).
 """
 from __future__ import annotations
 
 import base64
-import html
-import re
+import mimetypes
 from pathlib import Path
 from typing import Any, Sequence
 
-__all__ = ["write_report", "fmt"]
+__all__ = ["write_report", "render_markdown", "render_html", "fmt"]
 
 Block = Any
 Section = tuple[str, Sequence[Block]]
 
-_CSS = """
-body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:60rem;margin:2rem auto;
+_MD = """# {{ title }}
+{% for title, blocks in sections %}
+## {{ title }}
+{% for block in blocks %}
+{{ block }}
+{% endfor %}{% endfor %}"""
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{ title }}</title>
+<style>
+body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:62rem;margin:2rem auto;
 padding:0 1rem;color:#222;line-height:1.5}
 h1{border-bottom:2px solid #444}h2{border-bottom:1px solid #ccc;margin-top:2.2rem}
-table{border-collapse:collapse;margin:1rem 0;font-size:.92rem}
+table{border-collapse:collapse;margin:1rem 0;font-size:.9rem;display:block;overflow-x:auto}
 th,td{border:1px solid #bbb;padding:.25rem .6rem;text-align:right}th{background:#eee}
 td:first-child,th:first-child{text-align:left}
-figure{margin:1rem 0}figure img{max-width:100%;border:1px solid #ddd}
-figcaption{font-size:.9rem;color:#555}code{background:#f3f3f3;padding:0 .2rem}
+img{max-width:100%;border:1px solid #ddd}
+blockquote{margin:1rem 0;padding:.4rem 1rem;border-left:5px solid #d9822b;background:#fff6e8}
+code{background:#f3f3f3;padding:0 .2rem}em{color:#555}
+</style></head>
+<body>
+{{ body }}
+</body></html>
 """
 
 
 def fmt(x: Any, digits: int = 3) -> str:
-    """Compact number formatting for tables (floats to ``digits`` significant figures)."""
+    """Compact number formatting for tables (floats to ``digits`` significant figures; nan: n/a)."""
     if isinstance(x, float):
         if x != x:
             return "n/a"
@@ -43,72 +62,79 @@ def fmt(x: Any, digits: int = 3) -> str:
     return str(x)
 
 
-def _md_inline_to_html(text: str) -> str:
-    t = html.escape(text)
-    t = re.sub(r"`([^`]+)`", r"<code>\1</code>", t)
-    t = re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", t)
-    return t
+def _cell(x: Any) -> str:
+    return fmt(x).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
-def _table_md(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(fmt(c) for c in row) + " |" for row in rows]
-    return "\n".join(out)
+def _block_md(b: Block) -> str:
+    if isinstance(b, str):
+        return b
+    if not isinstance(b, dict):
+        raise ValueError(f"unknown report block {b!r}")
+    if "table" in b:
+        header = [_cell(h) for h in b["header"]]
+        lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+        for row in b["table"]:
+            if len(row) != len(header):
+                raise ValueError(f"report table row has {len(row)} cells, the header {len(header)}: {row!r}")
+            lines.append("| " + " | ".join(_cell(c) for c in row) + " |")
+        if b.get("caption"):
+            lines += ["", f"*{b['caption']}*"]
+        return "\n".join(lines)
+    if "figure" in b:
+        cap = str(b.get("caption", ""))
+        alt = cap.replace("[", "(").replace("]", ")").replace("\n", " ")
+        return f"![{alt}]({b['figure']})\n\n*{cap}*" if cap else f"![figure]({b['figure']})"
+    if "warning" in b:
+        text = str(b["warning"]).replace("\n", "\n> ")
+        return f"> **Warning:** {text}"
+    raise ValueError(f"unknown report block {b!r}")
 
 
-def _table_html(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
-    h = "".join(f"<th>{html.escape(str(c))}</th>" for c in header)
-    body = "".join("<tr>" + "".join(f"<td>{_md_inline_to_html(fmt(c))}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{h}</tr></thead><tbody>{body}</tbody></table>"
+def render_markdown(title: str, sections: Sequence[Section]) -> str:
+    """The report's Markdown source (the one source of both files)."""
+    from jinja2 import Environment
+
+    env = Environment(autoescape=False, keep_trailing_newline=True, trim_blocks=False)
+    secs = [(t, [_block_md(b) for b in blocks]) for t, blocks in sections]
+    return env.from_string(_MD).render(title=title, sections=secs)
+
+
+def render_html(markdown: str, title: str, folder: str | Path | None = None) -> str:
+    """HTML of ``markdown`` (markdown-it-py, CommonMark + tables; raw HTML in the source is
+    escaped) in the page template; images found under ``folder`` are embedded as data URIs."""
+    from jinja2 import Environment
+    from markdown_it import MarkdownIt
+
+    md = MarkdownIt("commonmark", {"html": False}).enable("table")
+    tokens = md.parse(markdown)
+    if folder is not None:
+        for tok in tokens:
+            for child in tok.children or []:
+                if child.type == "image":
+                    src = str(child.attrGet("src") or "")
+                    path = Path(folder) / src
+                    if src and not src.startswith(("data:", "http:", "https:")) and path.is_file():
+                        mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+                        child.attrSet("src", f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}")
+    body = md.renderer.render(tokens, md.options, {})
+    return Environment(autoescape=True).from_string(_PAGE).render(title=title, body=_Markup(body))
+
+
+class _Markup(str):
+    """Already-safe HTML for the template (jinja2 escapes everything else)."""
+
+    def __html__(self) -> str:
+        return str(self)
 
 
 def write_report(folder: str | Path, title: str, sections: Sequence[Section], stem: str = "report") -> tuple[Path, Path]:
-    """Write ``<stem>.md`` and ``<stem>.html`` into ``folder``; returns their paths."""
+    """Write ``<stem>.md`` and ``<stem>.html`` (rendered from the same Markdown) into ``folder``;
+    returns their paths. Raises ValueError for an unknown block or a table row of the wrong width."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    md = [f"# {title}", ""]
-    ht = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-          f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>"]
-    for sec_title, blocks in sections:
-        md += [f"## {sec_title}", ""]
-        ht.append(f"<h2>{html.escape(sec_title)}</h2>")
-        for b in blocks:
-            if isinstance(b, str):
-                md += [b, ""]
-                paras = [p for p in b.split("\n\n") if p.strip()]
-                for p in paras:
-                    if p.lstrip().startswith("```"):
-                        code = p.strip().strip("`")
-                        ht.append(f"<pre>{html.escape(code)}</pre>")
-                    elif all(line.lstrip().startswith("- ") for line in p.strip().splitlines()):
-                        items = "".join(f"<li>{_md_inline_to_html(line.lstrip()[2:])}</li>" for line in p.strip().splitlines())
-                        ht.append(f"<ul>{items}</ul>")
-                    else:
-                        ht.append(f"<p>{_md_inline_to_html(p)}</p>")
-            elif "table" in b:
-                md += [_table_md(b["table"], b["header"]), ""]
-                if b.get("caption"):
-                    md += [f"*{b['caption']}*", ""]
-                ht.append(_table_html(b["table"], b["header"]))
-                if b.get("caption"):
-                    ht.append(f"<p><i>{_md_inline_to_html(b['caption'])}</i></p>")
-            elif "figure" in b:
-                rel = str(b["figure"])
-                cap = b.get("caption", "")
-                md += [f"![{cap}]({rel})", "", f"*{cap}*", ""]
-                p = folder / rel
-                if p.exists():
-                    data = base64.b64encode(p.read_bytes()).decode()
-                    src = f"data:image/png;base64,{data}"
-                else:
-                    src = rel
-                ht.append(f"<figure><img src='{src}' alt='{html.escape(cap)}'><figcaption>"
-                          f"{_md_inline_to_html(cap)}</figcaption></figure>")
-            else:
-                raise ValueError(f"unknown report block {b!r}")
-    ht.append("</body></html>")
-    md_path = folder / f"{stem}.md"
-    html_path = folder / f"{stem}.html"
-    md_path.write_text("\n".join(md))
-    html_path.write_text("\n".join(ht))
+    text = render_markdown(title, sections)
+    md_path, html_path = folder / f"{stem}.md", folder / f"{stem}.html"
+    md_path.write_text(text, encoding="utf-8")
+    html_path.write_text(render_html(text, title, folder), encoding="utf-8")
     return md_path, html_path

@@ -1,7 +1,8 @@
-"""analysis.report: markdown and self-contained HTML."""
+"""analysis.report: one Markdown source, rendered to self-contained HTML by markdown-it-py."""
 import numpy as np
+import pytest
 
-from spinsim.analysis.report import fmt, write_report
+from spinsim.analysis.report import fmt, render_html, render_markdown, write_report
 
 
 def test_report_writes_markdown_and_self_contained_html(tmp_path):
@@ -19,7 +20,26 @@ def test_report_writes_markdown_and_self_contained_html(tmp_path):
     text = md.read_text()
     assert "| L3H5 | -0.7 | 1.00e-04 |" in text and "![a line](f.png)" in text
     h = html.read_text()
-    assert "data:image/png;base64," in h and "<b>bold</b>" in h and "<code>code</code>" in h
+    assert "data:image/png;base64," in h and "<strong>bold</strong>" in h and "<code>code</code>" in h
+    assert "<td>L3H5</td>" in h and h.count("<table>") == 1
+
+
+def test_pipes_in_cells_and_warnings_keep_the_markdown_valid():
+    """A header such as 'mean |shift|' broke report.md's table; both files now show one table with
+    the cell intact, and a warning block renders as a block quote in both."""
+    text = render_markdown("T", [("S", [{"table": [["L1H2", 0.5]], "header": ["head", "mean |shift|"]},
+                                        {"warning": "2 boundary points come from runs flagged unreliable"}])])
+    assert "| head | mean \\|shift\\| |" in text
+    h = render_html(text, "T")
+    assert "<th>mean |shift|</th>" in h and "<td>0.5</td>" in h and h.count("<tr>") == 2
+    assert "<blockquote>" in h and "<strong>Warning:</strong> 2 boundary points" in h
+    with pytest.raises(ValueError, match="row has 1 cells, the header 2"):
+        render_markdown("T", [("S", [{"table": [["x"]], "header": ["a", "b"]}])])
+
+
+def test_raw_html_in_the_source_is_escaped():
+    h = render_html("a <script>alert(1)</script> b", "<T>")
+    assert "<script>" not in h and "&lt;script&gt;" in h and "<title>&lt;T&gt;</title>" in h
 
 
 def test_fmt():

@@ -16,7 +16,8 @@ __all__ = ["head_grid"]
 def head_grid(values: Any, ax: plt.Axes | None = None, label: str = "value", center: float | None = 0.0,
               cmap: str = "RdBu_r", annotate: bool = True, mark: Any = None, mark_label: str = "survives",
               vmin: float | None = None, vmax: float | None = None, fmt: str = "{:.2f}",
-              title: str | None = None, symmetric: bool = True, annot: Any = None) -> plt.Axes:
+              title: str | None = None, symmetric: bool = True, annot: Any = None,
+              legend: bool = True) -> plt.Axes:
     """Layer x head heat map of a per-head value, shape (n_layers, n_heads), layer 0 at the top.
 
     Diverging ``cmap`` centred on ``center`` (None: plain linear scale). ``symmetric``: the same
@@ -26,6 +27,8 @@ def head_grid(values: Any, ax: plt.Axes | None = None, label: str = "value", cen
     ``L{layer}H{head}`` and, with ``annotate``, the value. ``mark`` (bool, same shape) outlines
     cells, e.g. heads that survive a family-wise correction. ``annot`` (same shape) gives the
     numbers printed in the cells instead of ``values`` (e.g. p when the colour shows -log10 p).
+    ``legend``: a legend for ``mark`` below the figure (outside the cells); False leaves it to the
+    caller (several panels: one legend for all).
     """
     from matplotlib.colors import Normalize, TwoSlopeNorm
     from matplotlib.patches import Rectangle
@@ -77,12 +80,12 @@ def head_grid(values: Any, ax: plt.Axes | None = None, label: str = "value", cen
                                    label=mark_label if first else None))
             ax.add_patch(Rectangle((j - 0.44, i - 0.44), 0.88, 0.88, fill=False, ec="#ffd700", lw=1.4))
             first = False
-        if not first:
+        if not first and legend:
             fig = ax.figure
-            if fig.get_layout_engine() is not None and len(fig.axes) <= 2:
+            if fig.get_layout_engine() is not None:
                 fig.legend(*ax.get_legend_handles_labels(), loc="outside lower left", fontsize=8, frameon=False)
             else:
-                ax.legend(loc="best", fontsize=8)
+                ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.12), fontsize=8, frameon=False)
     if title:
         ax.set_title(title)
     return ax

@@ -55,8 +55,12 @@ def _edges(x: np.ndarray) -> np.ndarray:
 
 
 def draw_boundaries(ax: plt.Axes, boundaries: Mapping[str, Mapping[str, Any]], T_range: tuple[float, float],
-                    h_range: tuple[float, float]) -> None:
-    """Draw boundary lines (dicts from spinsim.analysis.boundaries) on (T, h) axes."""
+                    h_range: tuple[float, float], flagged: Any = None) -> None:
+    """Draw boundary lines (dicts from spinsim.analysis.boundaries) on (T, h) axes.
+
+    ``flagged``: bool per field row (the sweep's ``row_warnings`` non-empty): chi-peak points of
+    those rows are drawn as hollow grey markers, apart from the line through the reliable ones.
+    """
     for name, line in boundaries.items():
         T = np.asarray(line.get("T", []), float).reshape(-1)
         h = np.asarray(line.get("h", []), float).reshape(-1)
@@ -67,7 +71,14 @@ def draw_boundaries(ax: plt.Axes, boundaries: Mapping[str, Mapping[str, Any]], T
         if name == "chi_peak":
             edge = np.asarray(line.get("at_edge", np.zeros(T.size)), bool).reshape(-1)
             err = np.asarray(line.get("T_err", np.zeros(T.size)), float).reshape(-1)
-            good = ok & ~edge
+            bad = np.zeros(T.size, bool) if flagged is None else np.asarray(flagged, bool).reshape(-1)
+            if bad.size != T.size:
+                bad = np.zeros(T.size, bool)
+            good = ok & ~edge & ~bad
+            if (ok & ~edge & bad).any():
+                sel = ok & ~edge & bad
+                ax.errorbar(T[sel], h[sel], xerr=err[sel], ls="none", marker="o", mfc="none", mec="#777777",
+                            ecolor="#777777", ms=6, capsize=2, label=r"$\chi$ peak, run flagged unreliable", zorder=5)
             if good.any():
                 ax.errorbar(T[good], h[good], xerr=err[good], color="black", ecolor="black", capsize=3,
                             marker="o", mfc="white", mec="black", ms=6, lw=1.2, label=lab, zorder=5)
@@ -135,13 +146,15 @@ def phase_diagram(sw: Any, observable: str = "susceptibility", ax: plt.Axes | No
     xr = (_edges(T[Tor])[0], _edges(T[Tor])[-1])
     yr = (_edges(h[hor])[0], _edges(h[hor])[-1])
     bnd = boundaries if boundaries is not None else getattr(sw, "boundaries", {}) or {}
-    draw_boundaries(ax, bnd, xr, yr)
+    warn = getattr(sw, "row_warnings", None)
+    flagged = None if warn is None else np.array([bool(w) for w in warn])
+    draw_boundaries(ax, bnd, xr, yr, flagged=flagged)
     ax.set_xlabel(r"temperature $T$ (energy units, $k_B=1$)")
     ax.set_ylabel(r"added field $h$ along $u_i$")
     if title:
         ax.set_title(title)
-    if legend and ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="upper left", fontsize=8)
+    if legend and ax.get_legend_handles_labels()[0]:       # below the axes, never over the data
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=8, frameon=False)
     return ax
 
 

@@ -14,7 +14,7 @@ examples:
   spinsim demo --model gpt2 --out out-gpt2      # the paper's model (needs the hub or a local folder)
   spinsim demo --quick --out /tmp/demo          # reduced settings (a few minutes less; CI)
   spinsim demo --overwrite                      # discard the kept stages of an earlier run
-  spinsim demo --ablate-all                     # ablate all heads (about 5 more minutes)
+  spinsim demo --ablate-all                     # ablate all heads (about 6 more minutes)
   spinsim demo --executor dask --scheduler tcp://HOST:8786   # phase-diagram rows on a Dask cluster
 """
 from __future__ import annotations
@@ -39,7 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true",
                    help="reduced settings: 2000 permutations, ablation of 24 heads, small phase diagram")
     p.add_argument("--ablate-all", action="store_true",
-                   help="ablate every head (about 5 more minutes on 2 cores; default: the 60 heads with the "
+                   help="ablate every head (about 6 more minutes on 2 cores; default: the 30 heads with the "
                         "largest |r| in either mode, 24 with --quick)")
     p.add_argument("--executor", choices=("local", "dask"), default="local",
                    help="where the phase-diagram rows run: here (default) or on a Dask cluster (--scheduler)")
