@@ -309,6 +309,9 @@ def sweep_boundaries(sw: Any, H: Any = None, candidates: Mapping[str, Any] | Non
             line.description = (f"only h = 0 computed (N n = {size} > {mean_field_max_size}: the "
                                    "continuation in T is too costly here; call mean_field_line directly)")
             out["mean_field"] = line
+    except TypeError as exc:      # a position-dependent coupling (SiteLowRank): no single M to linearise
+        out["mean_field"] = Boundary(param="h", h=h, T=np.full(h.size, np.nan),
+                                     method="mean field (not available for this coupling)", description=str(exc))
     except (ValueError, np.linalg.LinAlgError, ArithmeticError) as exc:   # pragma: no cover
         out["mean_field"] = Boundary(param="h", h=h, T=np.full(h.size, np.nan),
                                      method="mean field (failed)", description=str(exc))

@@ -280,10 +280,17 @@ def _phase_diagram(lm: Any, head: str, prompt: str, out: Path, settings: DemoSet
 
     from .boundaries import add_sweep_boundaries, mean_field_T_c
 
-    H = head_system(lm, head, prompt, input="residual", heads=heads).H
+    system = head_system(lm, head, prompt, input="residual", heads=heads)     # rotary heads: exact per-site
+    H = system.H
+    try:
+        Tc_raw, scale = float(mean_field_T_c(H)), "mean-field T_c of the head system"
+    except TypeError:     # position-dependent (exact rotary) coupling: no single M for the mean field
+        H0 = head_system(lm, head, prompt, input="residual", heads=heads, rotary="drop").H
+        Tc_raw = float(mean_field_T_c(H0))
+        scale = "mean-field T_c of the head's offset-0 coupling (rotary dropped), used only to place the grid"
     # rounded to 6 significant digits: the eigen-solver's last bits vary between runs, and the grid
     # must be bit for bit the same for a rerun to resume the sweep
-    Tc = float(f"{float(mean_field_T_c(H)):.6g}")
+    Tc = float(f"{Tc_raw:.6g}")
     m_mean = float(f"{float(np.mean(H.lengths)):.6g}")
     T = Tc * np.geomspace(0.05, 2.0, 8 if settings.quick else 10)
     # the head's molecular field at T_c is ~ n_comp T_c / m for O(n) spins (T_c^MF ~ 1/n): the prompt
@@ -296,7 +303,8 @@ def _phase_diagram(lm: Any, head: str, prompt: str, out: Path, settings: DemoSet
         from spinsim.phase import run_task
         executor = make_executor("dask", run_task, scheduler=settings.scheduler)
     path = out / "phase.h5"
-    info = {"head": head, "prompt": prompt, "T_c_mean_field": Tc, "mean_spin_length": m_mean,
+    info = {"head": head, "prompt": prompt, "T_c_mean_field": Tc, "T_scale": scale,
+            "rotary": str(getattr(system, "rotary", "none")), "mean_spin_length": m_mean,
             "field_axis": "h x_i/|x_i| (prompt field, energy units)", "n_sites": H.n_sites, "n_comp": H.n_comp}
     if path.is_file():
         kept = read_sweep(path)

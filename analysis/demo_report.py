@@ -169,6 +169,11 @@ def _ablation_blocks(gs: Any, corr: Any, ground: Any, figs: dict[str, str]) -> l
     return blocks
 
 
+_ROTARY = {"exact": "the exact rotary head (per-site factors: every pair's score as the model computes it)",
+           "drop": "offset-0 coupling (rotary positions dropped)", "none": "no rotary positions",
+           "fold": "rotary folded onto a probe"}
+
+
 def _phase_blocks(r: Any) -> list[Any]:
     """Prose, boundary-point table (each point with the flags the sweep file gives it), warning and
     figure of the phase-diagram section."""
@@ -178,9 +183,11 @@ def _phase_blocks(r: Any) -> list[Any]:
         f"Head **{r.best_head}** (the corrected mode's best) on {r.first_item.prompt!r}, every site free: spins of "
         f"length |x_i| in R^{r.phase_info['n_comp']}, the prompt field h x_i/|x_i| pinning each site to its own "
         f"token. Small h and low T: the head's own ordering wins (for a ferro head, all spins along the top "
-        f"eigenvector of M_s: the repetition collapse); large h: the prompt wins. Mean-field T_c = "
-        f"{r.phase_info['T_c_mean_field']:.4g} (energy units); parallel tempering across T, {st.n_sweeps} sweeps "
-        "per point.",
+        f"eigenvector of M_s: the repetition collapse); large h: the prompt wins. Coupling: "
+        f"{_ROTARY.get(str(r.phase_info.get('rotary', 'none')), r.phase_info.get('rotary', 'none'))}. Temperature "
+        f"scale: T_c = {r.phase_info['T_c_mean_field']:.4g} (energy units), the "
+        f"{r.phase_info.get('T_scale', 'mean-field T_c of the head system')}; parallel tempering across T, "
+        f"{st.n_sweeps} sweeps per point.",
         "\n".join(f"- `{name}`: {line.get('method', name)}" for name, line in bnd.items())
         or "No boundary was detected on this grid."]
     chi = bnd.get("chi_peak")
