@@ -80,10 +80,13 @@ def answer_ids(encode: Encode, prompt: str, answer: str, prompt_ids: Sequence[in
 
     encode: text -> ids (no special tokens); prompt_ids: ``encode(prompt)`` if already known.
     Returns the ids that follow the prompt's ids in ``encode(prompt + sep + answer)`` (at least
-    one). Raises :class:`BlankAnswerError`, or :class:`AnswerBoundaryError` when the joint ids do
-    not start with the prompt's ids or add none.
+    one). Raises :class:`BlankAnswerError`, or :class:`AnswerBoundaryError` for a prompt ending in
+    whitespace, or when the joint ids do not start with the prompt's ids or add none.
     """
     text = continuation(prompt, answer, sep)
+    if sep and prompt and prompt[-1].isspace():
+        raise AnswerBoundaryError(f"prompt {prompt!r} ends with whitespace: the answer's leading space is added when "
+                                  "prompt and answer are joined; give the prompt without trailing whitespace")
     p_ids = tuple(int(t) for t in (encode(prompt) if prompt_ids is None else prompt_ids))
     joint = tuple(int(t) for t in encode(text))
     if joint[:len(p_ids)] != p_ids:

@@ -14,7 +14,7 @@ from _tiny_models import llama_model
 from spinsim.analysis.gaps import GapMode, actual_gaps, excluded_items, run_forward, theory_gaps
 from spinsim.analysis.prompts import PromptItem, tokenize_items
 from spinsim.analysis.study import ModeStats, TooFewItemsError, run_gap_study
-from spinsim.models.answers import (BlankAnswerError, NoDifferingTokenError, SharedFirstTokenError, answer_ids,
+from spinsim.models.answers import (AnswerBoundaryError, BlankAnswerError, NoDifferingTokenError, SharedFirstTokenError, answer_ids,
                                     comparison_index, probe_tokens)
 from spinsim.models.capture import run_capture
 from spinsim.models.hamiltonians import head_system
@@ -180,3 +180,5 @@ def test_answer_helpers_refuse_what_is_undefined():
     assert pt.context == tuple(enc("ab x")) and pt.candidates == (ord("y"), ord("z")) and pt.k == 2
     with pytest.raises(BlankAnswerError):
         probe_tokens(enc, "ab", ["x", ""])
+    with pytest.raises(AnswerBoundaryError, match=r"prompt 'a b ' ends with whitespace"):
+        answer_ids(enc, "a b ", "x")
