@@ -11,7 +11,6 @@ own writer; SPEC section 6 layout, plus ``/phase``,
 """
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,10 +141,9 @@ def _params(settings: DemoSettings, lm: Any, items: list) -> dict[str, Any]:
 
 
 def _bar(settings: DemoSettings, total: int, desc: str, unit: str) -> Any:
-    from tqdm.auto import tqdm
+    from spinsim.progress import progress_bar
 
-    return tqdm(total=total, desc=desc, unit=unit, disable=not settings.progress, file=sys.stderr,
-                dynamic_ncols=True, mininterval=0.5)
+    return progress_bar(total, desc, unit, settings.progress)
 
 
 def run_demo(settings: DemoSettings, log: Callable[[str], None] | None = None) -> DemoResult:

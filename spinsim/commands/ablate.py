@@ -65,11 +65,14 @@ def run(args: argparse.Namespace) -> int:
     tok = checks.early_tokenizer(args.model)
     if tok is not None:
         checks.tokenized(items, tok)
-    lm = load_model(args.model)
+    lm = load_model(args.model, progress=not args.quiet)
     heads = extract_heads(lm, "correct")
     which = checks.head_range(spec, heads, "--heads")
     titems = checks.tokenized(items, lm)
-    res = ablation_study(lm, heads, titems, which, modes, args.candidates)
+    from spinsim.progress import per_step, progress_bar
+
+    with progress_bar(heads.n_layers * len(modes), "ablation", "layer", not args.quiet) as bar:
+        res = ablation_study(lm, heads, titems, which, modes, args.candidates, progress=per_step(bar))
     with atomic_h5(args.out) as f:
         for k, v in root_attrs("ablation", model_id=lm.model_id, weights_sha256=lm.weights_sha256,
                                family=lm.family, candidates_mode=args.candidates, ablation_modes=list(modes),

@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
         if tok is not None:
             checks.enough_items(checks.tokenized(items, tok), modes, tok)
     t0 = time.perf_counter()
-    lm = load_model(args.model)
+    lm = load_model(args.model, progress=not args.quiet)
     t_load = time.perf_counter() - t0
     modes = resolve_modes(args, lm.family)
     titems = checks.tokenized(items, lm)
@@ -149,7 +149,10 @@ def run(args: argparse.Namespace) -> int:
             all_heads = [(l, h) for l in range(heads_correct.n_layers) for h in range(heads_correct.n_heads)]
             gs.ablation = ablation_distributed(args.model, items, all_heads, amodes, "first", ex, n_chunks=16)
         else:
-            gs.ablation = ablation_study(lm, heads_correct, titems, None, amodes, "first")
+            from spinsim.progress import per_step, progress_bar
+
+            with progress_bar(heads_correct.n_layers * len(amodes), "ablation", "layer", not args.quiet) as bar:
+                gs.ablation = ablation_study(lm, heads_correct, titems, None, amodes, "first", progress=per_step(bar))
         gs.timings["ablation"] = time.perf_counter() - t
     write_gap_study(args.out, lm, gs, alpha=args.alpha, seed=args.seed, prompts_file=str(args.prompts))
     for line in summary_lines(gs, args.alpha):

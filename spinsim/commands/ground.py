@@ -71,7 +71,7 @@ def _load(args: argparse.Namespace):
             raise UsageError(f"--positions must be in 1..{n_max}, got {args.positions}")
         heads = extract_heads(w)
         return w, heads, positional_builder(w, heads, args.positions), f"positions 0..{args.positions - 1}"
-    lm = load_model(args.model)
+    lm = load_model(args.model, progress=not args.quiet)
     heads = extract_heads(lm)
     return lm, heads, model_builder(lm, args.prompt, args.input, heads), repr(args.prompt)
 
@@ -110,7 +110,11 @@ def run(args: argparse.Namespace) -> int:
           f"{args.restarts} restarts", file=sys.stderr)
     meta = {"model_id": model_id, "input": args.input, "prompt": args.prompt or "",
             "n_positions": args.positions if args.input == "pos" else 0}
-    gs = ground_study(heads, build_H, restarts=args.restarts, seed=args.seed, n_modes=args.modes, log=log, **meta)
+    from spinsim.progress import per_step, progress_bar
+
+    with progress_bar(heads.n_layers, "ground states", "layer", not args.quiet) as bar:
+        gs = ground_study(heads, build_H, restarts=args.restarts, seed=args.seed, n_modes=args.modes,
+                          log=per_step(bar) if not args.quiet else log, **meta)
     attrs = {}
     spec = spectra(heads)
     attrs.update(compare_ferro(gs, spec.ferro_class))
