@@ -215,3 +215,17 @@ def test_a_mode_left_with_too_few_items_is_a_usage_error(tmp_path, capsys, tiny,
     monkeypatch.undo()
     assert main(["gaps", "--mode", "paper", "--candidates", "first-differing", "--model", tiny, "--prompts", p,
                  "--permutations", "20", "--quiet", "--out", str(tmp_path / "g.h5")]) == 0
+
+
+def test_a_sweep_whose_first_row_fails_leaves_no_file(tmp_path, capsys):
+    """Exact enumeration of 144 Ising sites is refused by the solver on the first row: the file
+    the sweep had started must not stay behind to block the corrected rerun."""
+    out = tmp_path / "s.h5"
+    argv = ["sweep", "--system", "ising2d", "--L", "12", "--T", "1:2:2", "--field", "0", "--method", "exact",
+            "--quiet", "--out", str(out)]
+    assert main(argv) == 1
+    line = [x for x in capsys.readouterr().err.splitlines() if ": error:" in x]
+    assert len(line) == 1 and "needs 2^144 states" in line[0]
+    assert not out.exists()
+    argv[argv.index("--L") + 1] = "3"
+    assert main(argv) == 0 and out.exists()                  # the corrected rerun is not blocked
