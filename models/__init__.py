@@ -8,6 +8,7 @@ from .heads import (HeadSet, HeadWeights, all_head_labels, apply_rotary, classif
                     head_label, parse_head, parse_heads, symmetric_spectrum)
 from .attention import context_field, recompute_attention
 from .capture import Capture, run_capture, verify_extraction
+from .answers import AnswerTokenizationError, answer_ids, comparison_index, probe_tokens, tokenize_answers
 from .loading import (EMBEDDED_MODELS, LoadedModel, ModelLoadError, ModelSource, ModelWeights, load_model,
                       load_weights, model_from_module, resolve_model, weights_hash)
 
@@ -15,5 +16,6 @@ __all__ = ["HeadSet", "HeadWeights", "all_head_labels", "apply_rotary", "classif
            "head_label", "parse_head", "parse_heads", "symmetric_spectrum", "EMBEDDED_MODELS", "LoadedModel",
            "ModelLoadError", "ModelSource", "ModelWeights", "load_model", "load_weights", "model_from_module",
            "resolve_model", "weights_hash", "Capture", "run_capture", "recompute_attention",
-           "verify_extraction", "context_field"]
+           "verify_extraction", "context_field", "AnswerTokenizationError", "answer_ids", "tokenize_answers",
+           "comparison_index", "probe_tokens"]
 
