@@ -229,3 +229,20 @@ def test_a_sweep_whose_first_row_fails_leaves_no_file(tmp_path, capsys):
     assert not out.exists()
     argv[argv.index("--L") + 1] = "3"
     assert main(argv) == 0 and out.exists()                  # the corrected rerun is not blocked
+
+
+def test_validate_compares_the_first_differing_token_when_asked(tmp_path, capsys, tiny):
+    import h5py
+
+    from spinsim.analysis.prompts import PromptItem, tokenize_items
+
+    out = tmp_path / "v.h5"
+    assert main(["validate", "--model", tiny, "--head", "L0H1", "--prompt", "A dog says", "--correct", "woof",
+                 "--wrong", "wolf", "--first-differing", "--T", "1:2:2", "--sweeps", "10", "--device", "cpu",
+                 "--quiet", "--out", str(out)]) == 0
+    assert "the answers share their first 1 token(s)" in capsys.readouterr().out
+    lm = loading.load_model(tiny)
+    it = tokenize_items([PromptItem("A dog says", "woof", "wolf")], lm.encode)[0]
+    with h5py.File(out) as f:
+        assert f.attrs["answer_token_index"] == 1
+        assert list(f.attrs["candidate_token_ids"]) == [it.correct_ids[1], it.wrong_ids[1]]

@@ -68,9 +68,14 @@ def run(args: argparse.Namespace) -> int:
                          candidates=[args.correct, args.wrong], first_differing=args.first_differing)
     v = validate_candidates(system.H, args.T, sweeps=args.sweeps, seed=args.seed, backend=backend,
                             labels=(args.correct, args.wrong))
+    k = len(system.tokens) - len(lm.encode(args.prompt))        # > 0: the answers' shared prefix joined the bath
     write_validation(args.out, v, model_id=lm.model_id, weights_sha256=lm.weights_sha256, head=args.head,
                      prompt=args.prompt, correct=args.correct, wrong=args.wrong, input_mode=args.input,
-                     biases=args.biases)
+                     biases=args.biases, candidate_token_ids=[int(c) for c in system.candidates],
+                     answer_token_index=k, answer_tokens="the tokens after the prompt in prompt + ' ' + answer")
+    if k:
+        print(f"the answers share their first {k} token(s): compared at their first differing token "
+              f"({', '.join(repr(x) for x in system.H.spin.labels)})")
     if args.figure:
         plot_validation(v, args.figure, title=f"{args.head}: {args.correct!r} vs {args.wrong!r}")
     print(f"{args.head} on {args.prompt!r}: E_A({args.correct}) = {v.E_A:.6g}, E_B({args.wrong}) = {v.E_B:.6g}, "
