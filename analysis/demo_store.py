@@ -150,8 +150,12 @@ def read_ablation(path: str | os.PathLike) -> Any:
         recs = [AblationModeRecord(**read_record(AblationModeRecord, g[m])) for m in modes]
         L, H = f["layer"].size, f["head"].size
     labels = [rec.ablated_heads] if isinstance(rec.ablated_heads, str) else list(rec.ablated_heads)
-    return AblationResult(tuple(modes), rec.candidates_mode, [parse_head(x) for x in labels], np.asarray(rec.clean),
-                          np.stack([r.measured for r in recs]), np.stack([r.predicted for r in recs]), L, H)
+    clean = np.asarray(rec.clean)
+    whys = [] if isinstance(rec.excluded, str) else list(rec.excluded)       # excluded items: NaN clean gaps
+    excluded = list(zip((int(p) for p in np.flatnonzero(np.isnan(clean))), whys))
+    return AblationResult(tuple(modes), rec.candidates_mode, [parse_head(x) for x in labels], clean,
+                          np.stack([r.measured for r in recs]), np.stack([r.predicted for r in recs]), L, H,
+                          excluded=excluded)
 
 
 def read_validation(path: str | os.PathLike) -> tuple[Any, dict[str, Any]]:

@@ -182,3 +182,16 @@ def test_answer_helpers_refuse_what_is_undefined():
         probe_tokens(enc, "ab", ["x", ""])
     with pytest.raises(AnswerBoundaryError, match=r"prompt 'a b ' ends with whitespace"):
         answer_ids(enc, "a b ", "x")
+
+
+def test_excluded_items_survive_the_ablation_file(tmp_path):
+    from spinsim.analysis.ablation import AblationResult
+    from spinsim.analysis.demo_store import read_ablation, write_ablation_stage
+
+    meas = np.array([np.nan, 0.5, -0.25]).reshape(1, 3, 1, 1)
+    ab = AblationResult(("zero",), "first", [(0, 0)], np.array([np.nan, 1.0, 2.0]), meas, 2 * meas, 1, 1,
+                        excluded=[(0, "p.tsv:1: answers '24' and '36' start with the same token ' '")])
+    write_ablation_stage(tmp_path / "a.h5", ab, 3)
+    back = read_ablation(tmp_path / "a.h5")
+    assert back.excluded == ab.excluded
+    np.testing.assert_array_equal(back.measured, meas)
