@@ -29,7 +29,7 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 
 from . import schema
-from .io import (REQUIRED, SpinsimFileError, atomic_h5, from_attr, open_spinsim, read_observables,
+from .io import (REQUIRED, InconsistentFileError, SpinsimFileError, atomic_h5, from_attr, open_spinsim, read_observables,
                  read_record, root_attrs, stored, to_attr, write_axis, write_observables,
                  write_record)
 from .schema import H_UNITS, T_UNITS
@@ -226,7 +226,11 @@ class Result:
         with open_spinsim(path) as f:
             if group not in f:
                 raise SpinsimFileError(f"{path}: no group {group!r} (groups: {', '.join(f.keys())})")
-            return cls.read_group(f[group])
+            try:
+                return cls.read_group(f[group])
+            except (KeyError, OSError, ValueError, TypeError) as exc:
+                raise InconsistentFileError(f"{path}: damaged result in /{group} ({type(exc).__name__}: "
+                                            f"{exc})") from None
 
 
 _ALL_NAMES = frozenset(schema.names(errors=True))

@@ -291,3 +291,15 @@ def test_a_killed_extract_leaves_no_temporary_after_a_rerun_and_a_full_disk_is_o
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     assert str(out) in last and "File too large" in last and "previous file is unchanged" in last
     assert out.read_bytes() == before
+
+
+def test_a_damaged_result_file_names_the_file_and_the_problem(tmp_path):
+    from spinsim import Result
+    p = tmp_path / "r.h5"
+    Result([1.0, 2.0], energy=[-1.0, -0.5], energy_err=[0.1, 0.1], method="exact").to_hdf5(p)
+    with h5py.File(p, "a") as f:                         # energy now over 3 temperatures, T over 2
+        del f["result/energy"]
+        f["result/energy"] = np.zeros(3)
+    with pytest.raises(InconsistentFileError, match=f"{p}: damaged result in /result"):
+        from spinsim import Result as R
+        R.from_hdf5(p)
