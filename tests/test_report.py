@@ -44,3 +44,12 @@ def test_raw_html_in_the_source_is_escaped():
 
 def test_fmt():
     assert fmt(float("nan")) == "n/a" and fmt(0.0) == "0" and fmt(12345678.0) == "1.23e+07" and fmt(np.float64(0.5)) == "0.5"
+
+
+def test_weights_note_names_the_gguf_quantisation():
+    from spinsim.analysis.demo_report import CITATION, weights_note
+
+    note = weights_note("SmolLM2-135M-Instruct.Q4_1.gguf")
+    assert note.startswith("4-bit Q4_1 quantised GGUF weights") and "dequantised to float32" in note
+    assert weights_note("m.Q8_0.gguf").startswith("8-bit Q8_0") and weights_note(None).startswith("full-precision")
+    assert "Bhattacharjee" in CITATION and "2507.00683" in CITATION and "Phys. Rev. E 113, 015308" in CITATION
