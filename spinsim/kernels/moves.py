@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 
 from ._jit import physics, physics_call
-from .rng import (ACCEPT_DRAW, chi2_draw, gamma_draw, gauss2, gauss_vector, uniform,
+from .rng import (ACCEPT_DRAW, chi2_draw, gamma_draw, gauss, gauss_vector, uniform,
                   uniform_pair32, uniform_triple21)
 
 # algorithm codes shared with the orchestration layer
@@ -66,8 +66,8 @@ def hidden_norm2(sig, delta, n_h, vs, j):
     rho2 = 1.0 - dot(sig, sig)
     if rho2 < 0.0:
         rho2 = 0.0
-    z, _ = gauss2(vs, j)
-    j += 2
+    z = gauss(vs, j)
+    j += 1
     c2, j = chi2_draw(n_h - 1, vs, j)
     t = math.sqrt(rho2) + delta * z
     return t * t + delta * delta * c2, j

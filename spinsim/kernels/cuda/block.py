@@ -19,7 +19,7 @@ from .._jit import cuda_device
 from ..arrays import LOWRANK
 from ..field import energy_sites, fac, field_from_sums, neighbour_sums, project, rank_sums
 from ..moves import dot, hidden_norm2, vmf_combine, vmf_w
-from ..rng import chi2_draw, gauss2
+from ..rng import chi2_draw, gauss
 from ..site import magnetisation
 
 
@@ -106,15 +106,12 @@ def refresh_coop(cp, A, B, Sr, k, Pr, Qr, part, tid, nt):
 
 
 @cuda_device
-def gauss_pairs(vs, j0, out, tid, nt):
-    """out (n,) <- standard normals, pair p from uniforms j0 + 2p, j0 + 2p + 1 (the draws of
-    rng.gauss_vector), pairs split over the block."""
+def gauss_block(vs, j0, out, tid, nt):
+    """out (n,) <- standard normals, component c from draw j0 + c (the draws of
+    rng.gauss_vector), components split over the block."""
     n = out.shape[0]
-    for p in range(tid, (n + 1) // 2, nt):
-        g0, g1 = gauss2(vs, j0 + 2 * p)
-        out[2 * p] = g0
-        if 2 * p + 1 < n:
-            out[2 * p + 1] = g1
+    for c in range(tid, n, nt):
+        out[c] = gauss(vs, j0 + c)
     cuda.syncthreads()
 
 
@@ -123,8 +120,8 @@ def metropolis_coop(sig, dlt, vs, out, red, n_h, tid, nt):
     """moves.propose_continuous for n > 4: out = normalize(sig + dlt g), g Gaussian (n_h hidden
     components: every thread draws the same hidden norm)."""
     n = sig.shape[0]
-    gauss_pairs(vs, 0, out, tid, nt)
-    hid2, _ = hidden_norm2(sig, dlt, n_h, vs, 2 * ((n + 1) // 2))
+    gauss_block(vs, 0, out, tid, nt)
+    hid2, _ = hidden_norm2(sig, dlt, n_h, vs, n)
     part = 0.0
     for c in range(tid, n, nt):
         x = sig[c] + dlt * out[c]
@@ -153,8 +150,8 @@ def heatbath_coop(phi, m, beta, vs, out, red, fsh, ish, n_h, tid, nt):
     cuda.syncthreads()
     w = fsh[0]
     j0 = ish[1]
-    gauss_pairs(vs, j0, out, tid, nt)
-    c2, _ = chi2_draw(n_h, vs, j0 + 2 * ((n + 1) // 2))
+    gauss_block(vs, j0, out, tid, nt)
+    c2, _ = chi2_draw(n_h, vs, j0 + n)
     if pn > 0.0:
         proj = block_sum(dot(out[tid::nt], phi[tid::nt]), red, tid, nt) / (pn * pn)
         nr = 0.0
