@@ -11,6 +11,7 @@ import pytest
 from _tiny_models import gpt2_dir, gpt2_model
 from spinsim.cli import main, one_line
 from spinsim.models import loading
+from spinsim.solvers.mc import cuda_available
 
 
 @pytest.fixture
@@ -122,6 +123,8 @@ def test_prompt_files_and_tokenizers_checked_before_loading(tmp_path, capsys, ti
     (["--algorithm", "overrelax"], ["--algorithm overrelax reflects continuous spins", "ising spins"]),
     (["--system", "xy2d", "--method", "exact"], ["--method exact enumerates finite spin sets", "heisenberg"]),
     (["--chains", "0"], ["argument --chains: '0': allowed: an integer >= 1"]),
+    pytest.param(["--device", "cuda"], ["--device cuda: Numba sees no CUDA GPU here"],
+                 marks=pytest.mark.skipif(cuda_available(), reason="a CUDA GPU is present")),
     (["--algorithm", "wolff", "--J", "-1"], ["--algorithm wolff needs an isotropic ferromagnetic coupling",
                                              "Identity with J = -1"]),
 ])

@@ -25,7 +25,7 @@ from ..cli import UsageError
 
 __all__ = ["seed", "int_at_least", "finite_float", "positive_float", "open_unit", "temperatures", "fields",
            "nonblank", "answer_text", "figure_path", "head_label", "head_list", "prompt_items", "tokenized",
-           "early_tokenizer", "enough_items", "probe_answers", "model_heads", "head_range", "answers"]
+           "early_tokenizer", "enough_items", "probe_answers", "model_heads", "head_range", "device", "answers"]
 
 SEED_MAX = 2 ** 63
 
@@ -264,6 +264,16 @@ def head_range(labels: Sequence[str] | str, info: Any, opt: str = "--head") -> l
         except ValueError as exc:
             raise UsageError(f"{opt}: {exc}") from None
     return out
+
+
+def device(name: str) -> None:
+    """UsageError for ``--device cuda`` on a machine where Numba sees no CUDA GPU."""
+    if name == "cuda":
+        from ..solvers.mc import cuda_available
+
+        if not cuda_available():
+            raise UsageError("--device cuda: Numba sees no CUDA GPU here (numba.cuda.is_available() is False); "
+                             "use --device cpu or auto")
 
 
 def answers(correct: str, wrong: str) -> None:

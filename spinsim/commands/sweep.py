@@ -121,6 +121,8 @@ def run(args: argparse.Namespace) -> int:
     if (args.system is None) == (args.model is None):
         raise UsageError("give exactly one of --system NAME or --model NAME (with --head and --prompt)")
     T, fields = args.T, args.field
+    if args.method == "mc":
+        checks.device(args.device)
     direction = _direction(args.direction)
     extra: dict[str, Any] = {}
     if args.system is not None:

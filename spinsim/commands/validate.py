@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from spinsim.models.loading import load_model
 
     checks.answers(args.correct, args.wrong)                # before the model loads: one line, exit 2
+    checks.device(args.device)
     info = checks.model_heads(args.model)
     checks.head_range(args.head, info)
     tok = checks.early_tokenizer(args.model)                 # cheap where the tokenizer is on disk
