@@ -40,6 +40,7 @@ from typing import Any, Iterator
 import h5py
 
 from .io import SpinsimFileError
+from .limits import format_bytes
 
 __all__ = ["DiskFullError", "atomic_h5", "remove_stale_temps", "written", "deferred_signals",
            "format_bytes"]
@@ -54,15 +55,6 @@ _count = 0
 class DiskFullError(SpinsimFileError, OSError):
     """The file does not fit: no space left, a quota, or a file-size limit (EFBIG). The
     previous file at the path is unchanged."""
-
-
-def format_bytes(n: float) -> str:
-    """``1536 -> '1.5 KiB'`` (binary units)."""
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024.0
-    return f"{n:.1f} TiB"
 
 
 def _tmp_name(path: Path) -> Path:
