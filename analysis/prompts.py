@@ -25,10 +25,11 @@ __all__ = ["PromptItem", "TokenizedItem", "PromptFileError", "load_prompts", "to
 
 SHIPPED = ("paper20",)
 def _data_dir() -> Path:
-    """The shipped prompt folder: the ``spinsim.data`` package (wheel or editable install)."""
+    """The shipped prompt folder: the ``spinsim.data`` package (wheel or editable install), with
+    symbolic links resolved (a source checkout links spinsim/data to data/: one name per file)."""
     try:
         from importlib.resources import files
-        return Path(str(files("spinsim.data") / "prompts"))
+        return Path(str(files("spinsim.data") / "prompts")).resolve()
     except (ModuleNotFoundError, TypeError):
         return Path(__file__).resolve().parent.parent / "data" / "prompts"
 
