@@ -4,7 +4,7 @@ Thread ``tid`` of ``nt`` owns the components ``tid, tid + nt, ...`` and calls th
 of :mod:`..field`, :mod:`..moves` and :mod:`..site` on strided views (``x[tid::nt]``); what is left
 here are the steps that need the whole block: block sums (norms, dot products, dE, E, m.u), the
 rank projections split over (rank index, chunk of components) pairs, and the Gaussian vectors
-drawn pair by pair, the refresh of a moved site's projections. These are CUDA-only because they call ``cuda.syncthreads`` (numba-cuda has no
+drawn component by component, the refresh of a moved site's projections. These are CUDA-only because they call ``cuda.syncthreads`` (numba-cuda has no
 way to hand a reduction to a function shared with the CPU: device functions cannot be passed as
 arguments). Block sums and chunked projections add in another order than the CPU, so the
 cooperative path agrees with the CPU to rounding (tests/test_cuda.py: rtol 1e-9), not bit for bit.
