@@ -41,6 +41,9 @@ def head_like(N: int, n: int, r: int, seed: int, field: float = 20.0, graph: str
 
 
 def zscores(a: ss.Result, b: ss.Result, names=OBS) -> dict[str, np.ndarray]:
+    """(a - b) / sqrt(err_a^2 + err_b^2) per observable. The two runs must use different seeds:
+    with one seed a reduced and a full chain start alike and share Wood's draws (the same w at
+    the same concentration), so their difference is too small (12-seed std of z ~0.6)."""
     return {o: (getattr(a, o) - getattr(b, o)) / np.hypot(getattr(a, o + "_err"), getattr(b, o + "_err"))
             for o in names}
 
@@ -230,7 +233,7 @@ def test_reduced_equals_full_space_small_head(algorithm):
     T = np.array([0.4, 1.2])
     kw = dict(method="mc", algorithm=algorithm, sweeps=6000, seed=2, progress=False, n_chains=2)
     red = ss.solve(H, T=T, **kw)
-    full = ss.solve(H, T=T, reduce=False, **kw)
+    full = ss.solve(H, T=T, reduce=False, **{**kw, "seed": 1002})
     assert red.meta["state_space"].startswith("reduced") and full.meta["state_space"].startswith("full")
     for o, z in zscores(red, full).items():
         assert np.all(np.abs(z) < K), f"{algorithm} {o}: z = {z}"
@@ -266,7 +269,7 @@ def test_reduced_equals_full_space_rotary_site_low_rank():
     assert sp.d == 8 and sp.k == 9
     T = np.array([0.3, 1.0])
     kw = dict(method="mc", sweeps=5000, seed=4, progress=False, n_chains=2)
-    red, full = ss.solve(H, T=T, **kw), ss.solve(H, T=T, reduce=False, **kw)
+    red, full = ss.solve(H, T=T, **kw), ss.solve(H, T=T, reduce=False, **{**kw, "seed": kw["seed"] + 1000})
     assert red.meta["state_space"].startswith("reduced: 9 visible")
     for o, z in zscores(red, full).items():
         assert np.all(np.abs(z) < K), f"{o}: z = {z}"
@@ -296,7 +299,7 @@ def test_reduced_equals_full_space_real_gpt2_head():
     H = gpt2_head(3, 5, 6, seed=1)
     T = np.array([1.0, 4.0])
     kw = dict(method="mc", sweeps=2500, seed=6, progress=False, n_chains=2)
-    red, full = ss.solve(H, T=T, **kw), ss.solve(H, T=T, reduce=False, **kw)
+    red, full = ss.solve(H, T=T, **kw), ss.solve(H, T=T, reduce=False, **{**kw, "seed": kw["seed"] + 1000})
     assert red.meta["state_space"].startswith("reduced: 129 visible")
     for o, z in zscores(red, full).items():
         assert np.all(np.abs(z) < K), f"{o}: z = {z}"
@@ -305,8 +308,9 @@ def test_reduced_equals_full_space_real_gpt2_head():
 @pytest.mark.slow
 def test_reduced_vs_full_zscores_over_12_seeds():
     """12 seeds x (random n = 64 head, real GPT-2 L3H5 at n = 768) x 2 temperatures x 5
-    observables: the z-scores of reduced minus full have mean ~0 (|mean| < 4 / sqrt(count)) and
-    standard deviation ~1 (within 0.6-1.5: correct error bars on both sides, no bias)."""
+    observables (reduced and full with different seeds): the z-scores of reduced minus full have
+    mean ~0 (|mean| < 4 / sqrt(count)) and standard deviation ~1 (within 0.7-1.4: correct error
+    bars on both sides, no bias)."""
     zs = []
     systems = [(head_like(5, 64, 3, seed=4), np.array([0.4, 1.2]), 3000)]
     try:
@@ -316,8 +320,9 @@ def test_reduced_vs_full_zscores_over_12_seeds():
     for H, T, sweeps in systems:
         for seed in range(12):
             kw = dict(method="mc", sweeps=sweeps, seed=100 + seed, progress=False, n_chains=2)
-            red, full = ss.solve(H, T=T, **kw), ss.solve(H, T=T, reduce=False, **kw)
+            red, full = ss.solve(H, T=T, **kw), ss.solve(H, T=T, reduce=False, **{**kw, "seed": kw["seed"] + 1000})
             zs += [z for v in zscores(red, full).values() for z in v]
     zs = np.asarray(zs)
     assert abs(zs.mean()) < 4 / np.sqrt(zs.size), f"mean z {zs.mean():.3f} over {zs.size}"
-    assert 0.6 < zs.std() < 1.5, f"std z {zs.std():.3f} over {zs.size}"
+    print(f"12-seed z-scores: {zs.size}, mean {zs.mean():.3f}, std {zs.std():.3f}, max |z| {np.abs(zs).max():.2f}")
+    assert 0.7 < zs.std() < 1.4, f"std z {zs.std():.3f} over {zs.size}"
