@@ -28,6 +28,7 @@ from ..cli import UsageError, add_common
 from ..directions import resolve_direction
 from ..lattices import SYSTEMS, textbook
 from . import checks
+from ..validation import EnergyRangeError, check_energy_range
 
 HELP = "resumable (T, h) phase-diagram sweep of a textbook system or an attention head -> HDF5"
 
@@ -158,6 +159,10 @@ def run(args: argparse.Namespace) -> int:
         resolve_direction(H, direction)        # checked here: its errors are usage errors
     except ValueError as exc:
         raise UsageError(f"--direction: {exc}") from None
+    try:                                       # energies and |E|/T finite in float64
+        check_energy_range(H, T, float(np.max(np.abs(fields))), resolve_direction(H, direction)[0])
+    except EnergyRangeError as exc:
+        raise UsageError(f"--T/--field: {exc}") from None
     from ..phase.run import SweepMismatchError
     try:
         res = sweep(H, T, fields, direction=direction, method=args.method, out=args.out,

@@ -10,8 +10,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .enum_common import (EXP_CUT, N_ACC, block_scratch, boltzmann_table, chunk_range, dos_bin, new_track, scale_by,
-                          track, weighted_sums)
+from .enum_common import (EXP_CUT, N_ACC, add_block, block_moments, block_scratch, boltzmann_table, chunk_range,
+                          combine_chunks, dos_bin, new_track, scale_by, snap_level, track)
 
 __all__ = ["discrete_pass"]
 
@@ -72,7 +72,7 @@ def _block_linear(psi, nb, K, lin):
 
 @njit(cache=True, parallel=True)
 def discrete_pass(stage, nb, psi_base, Eo_base, Mo_base, Ebb, Mb, Ub, ptr, nbr, w_out, w_in, mlen,
-                  V, uV, G, GT, X, Y, use_table, tol, cap, E0, beta, lo, inv_w, off, n_bins,
+                  V, uV, G, GT, X, Y, use_table, tol, cap, E0, x1, beta, lo, inv_w, off, n_bins,
                   n_chunks):
     """Enumerate the K^n states of n >= 1 discrete free sites.
 
@@ -85,9 +85,11 @@ def discrete_pass(stage, nb, psi_base, Eo_base, Mo_base, Ebb, Mb, Ub, ptr, nbr, 
 
     stage 1: returns (stats (n_chunks, 6) = [e0, n0, e1, n1, emin, emax], codes (n_chunks,
     cap)), a code being the flat state index ``sum_i a_i K^i``.
-    stage 2: returns (acc (n_T, N_ACC) Boltzmann sums with x = E - E0, marg (n_T, n, K) summed
-    Boltzmann weight of outer site i in state a (rows < nb unused), wb (n_T, K^nb) summed weight
-    of each leaf-block state, dos (n_bins,) int64 histogram as in :func:`ising_float_pass2`).
+    stage 2: returns (acc (n_T, N_ACC) Boltzmann moments with x = E - E0 (snapped onto the levels
+    E0 and E0 + x1 within tol) and ref (n_T,) as in :func:`ising_float_pass2`, marg (n_T, n, K)
+    summed Boltzmann weight of outer site i in state a (rows < nb unused), wb (n_T, K^nb) summed
+    weight of each leaf-block state (both relative to exp(ref), like acc[:, 0]), dos (n_bins,)
+    int64 histogram as in :func:`ising_float_pass2`).
     ``psi_base``, ``Eo_base``, ``Mo_base`` describe the base state (every outer site in state 0).
     """
     n, K = psi_base.shape
@@ -105,6 +107,7 @@ def discrete_pass(stage, nb, psi_base, Eo_base, Mo_base, Ebb, Mb, Ub, ptr, nbr, 
     gcodes = np.zeros((n_chunks, cap), np.int64)
     s2 = stage == 2
     accs = np.zeros((n_chunks, n_T if s2 else 1, N_ACC))
+    refs = np.zeros((n_chunks, n_T if s2 else 1))
     margs = np.zeros((n_chunks, n_T if s2 else 1, n if s2 else 1, K if s2 else 1))
     wbs = np.zeros((n_chunks, n_T if s2 else 1, LB if s2 else 1))
     dos = np.zeros((n_chunks, n_bins if s2 else 1), np.int64)
@@ -118,7 +121,7 @@ def discrete_pass(stage, nb, psi_base, Eo_base, Mo_base, Ebb, Mb, Ub, ptr, nbr, 
         lin = np.empty(LB)
         x, am, mm, mu, qw = block_scratch(LB)
         bins = np.empty(LB, np.int64)
-        sums = np.empty(N_ACC)
+        blk_m = np.empty(N_ACC)
         st = new_track()
         codes = gcodes[c]
         Eo = Eo_base
@@ -157,7 +160,7 @@ def discrete_pass(stage, nb, psi_base, Eo_base, Mo_base, Ebb, Mb, Ub, ptr, nbr, 
                     rng += psi[l].max() - psi[l].min()
                 for q in range(LB):
                     Eq = Eo + Ebb[q] - lin[q]
-                    xq = Eq - E0
+                    xq = snap_level(Eq - E0, tol, x1)
                     x[q] = xq
                     xmin = min(xmin, xq)
                     M2 = 0.0
@@ -169,8 +172,9 @@ def discrete_pass(stage, nb, psi_base, Eo_base, Mo_base, Ebb, Mb, Ub, ptr, nbr, 
                     dos[c, dos_bin(Eq, lo, inv_w, off, n_bins)] += 1
                 for t in range(n_T):
                     bt = beta[t]
-                    if bt * xmin > EXP_CUT:
-                        continue
+                    lblock = -bt * xmin
+                    if accs[c, t, 0] > 0.0 and lblock - refs[c, t] < -EXP_CUT:
+                        continue                       # below e^-745 of what is summed
                     if products and bt * rng < 300.0:
                         qw[0] = math.exp(-bt * (x[0] - xmin))
                         stride = 1
@@ -186,14 +190,18 @@ def discrete_pass(stage, nb, psi_base, Eo_base, Mo_base, Ebb, Mb, Ub, ptr, nbr, 
                         for q in range(LB):
                             d = bt * (x[q] - xmin)
                             qw[q] = math.exp(-d) if d < EXP_CUT else 0.0
-                    weighted_sums(qw, x, am, mm, mu, sums)
-                    scale = math.exp(-bt * xmin)
-                    for j in range(N_ACC):
-                        accs[c, t, j] += scale * sums[j]
+                    block_moments(qw, x, am, mm, mu, blk_m)
+                    g, fo = add_block(accs[c, t], refs[c, t:t + 1], lblock, blk_m)
                     wrow = wbs[c, t]
+                    if fo != 1.0:                      # the reference moved: rescale the old sums
+                        for q in range(LB):
+                            wrow[q] *= fo
+                        for i in range(nb, n):
+                            for a in range(K):
+                                margs[c, t, i, a] *= fo
                     for q in range(LB):
-                        wrow[q] += scale * qw[q]
-                    ws = scale * sums[0]
+                        wrow[q] += g * qw[q]
+                    ws = g * blk_m[0]
                     for i in range(nb, n):
                         margs[c, t, i, state[i]] += ws
             if o + 1 < o1:              # odometer step over the outer sites
@@ -211,14 +219,14 @@ def discrete_pass(stage, nb, psi_base, Eo_base, Mo_base, Ebb, Mb, Ub, ptr, nbr, 
                         break
                     j += 1
         stats[c] = st
-    acc = np.zeros((accs.shape[1], N_ACC))
     marg = np.zeros(margs.shape[1:])
     wb = np.zeros(wbs.shape[1:])
     hist = np.zeros(dos.shape[1], np.int64)
+    acc, ref, fac = combine_chunks(accs, refs)
     if s2:
         for c in range(n_chunks):
-            acc += accs[c]
-            marg += margs[c]
-            wb += wbs[c]
+            for t in range(n_T):
+                marg[t] += fac[c, t] * margs[c, t]
+                wb[t] += fac[c, t] * wbs[c, t]
             hist += dos[c]
-    return stats, gcodes, acc, marg, wb, hist
+    return stats, gcodes, acc, ref, marg, wb, hist

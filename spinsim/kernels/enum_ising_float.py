@@ -9,8 +9,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .enum_common import (EXP_CUT, FM, N_ACC, block_scratch, boltzmann_table, chunk_range, new_track, scale_by,
-                          track, weighted_sums)
+from .enum_common import (EXP_CUT, FM, N_ACC, add_block, block_moments, block_scratch, boltzmann_table, chunk_range,
+                          combine_chunks, new_track, scale_by, snap_level, track)
 from .enum_ising import gray_step, high_flip, high_init, high_moments, low_linear, low_tables, state_bits
 
 __all__ = ["ising_float_pass1", "ising_float_pass2"]
@@ -63,13 +63,15 @@ def ising_float_pass1(ptr, nbr, Kf, bf, tol, n_low, block_bits, n_chunks, cap):
 
 
 @njit(cache=True, fastmath=FM)
-def _low_states(E, E0, Ell, lin, Ms, Mlw, Us, Ulw, inv_n, lo, inv_w, off, n_bins, x, mm, am, mu, bins):
-    """Per low state c: x = E_c - E0, m, |m|, m_u and the DOS bin of E_c; returns min x."""
+def _low_states(E, E0, tol, x1, Ell, lin, Ms, Mlw, Us, Ulw, inv_n, lo, inv_w, off, n_bins, x, mm, am, mu,
+                bins):
+    """Per low state c: x = E_c - E0 (snapped onto the two lowest levels, :func:`snap_level`), m,
+    |m|, m_u and the DOS bin of E_c; returns min x."""
     top = n_bins - 1.0
     xmin = np.inf
     for q in range(Ell.shape[0]):
         Eq = E + Ell[q] - lin[q]
-        xq = Eq - E0
+        xq = snap_level(Eq - E0, tol, x1)
         x[q] = xq
         xmin = min(xmin, xq)
         mq = (Ms + Mlw[q]) * inv_n
@@ -82,10 +84,16 @@ def _low_states(E, E0, Ell, lin, Ms, Mlw, Us, Ulw, inv_n, lo, inv_w, off, n_bins
 
 
 @njit(cache=True, parallel=True)
-def ising_float_pass2(ptr, nbr, Kf, bf, mlen, uw, E0, beta, lo, inv_w, off, n_bins,
+def ising_float_pass2(ptr, nbr, Kf, bf, mlen, uw, E0, tol, x1, beta, lo, inv_w, off, n_bins,
                       n_low, block_bits, n_chunks):
-    """Pass 2: Boltzmann sums (n_T, N_ACC) with x = E - E0, and the energy histogram (bin of E:
-    ``floor((E - lo) * inv_w + off)`` clipped to [0, n_bins)).
+    """Pass 2: Boltzmann moments over all states, x = E - E0 (E0, E1 = E0 + x1 and the level
+    tolerance tol from pass 1), and the energy histogram (bin of E: ``floor((E - lo) * inv_w +
+    off)`` clipped to [0, n_bins)).
+
+    Returns (acc (n_T, N_ACC) in the :func:`~.enum_common.block_moments` layout, ref (n_T,)):
+    ``sum_states exp(-beta (E - E0)) = exp(ref) * acc[:, 0]``, the means and the central second
+    moments of x, |m| and m_u (merged block by block in log space: no overflow, underflow or
+    cancellation at any T or energy scale), and the histogram.
 
     For each configuration of the high spins the 2^n_low weights ``exp(-beta (x_c - x_min))``
     are built by doubling from n_low + 1 exponentials and a per-T table of the low-low energies
@@ -104,6 +112,7 @@ def ising_float_pass2(ptr, nbr, Kf, bf, mlen, uw, E0, beta, lo, inv_w, off, n_bi
     ell_rng = Ell.max() - Ell.min()
     GE = boltzmann_table(beta, Ell)
     accs = np.zeros((n_chunks, n_T, N_ACC))
+    refs = np.zeros((n_chunks, n_T))
     dos = np.zeros((n_chunks, n_bins), np.int64)
     for c in prange(n_chunks):
         s = np.empty(n)
@@ -111,8 +120,9 @@ def ising_float_pass2(ptr, nbr, Kf, bf, mlen, uw, E0, beta, lo, inv_w, off, n_bi
         lin = np.empty(L)
         x, am, mm, mu, qw = block_scratch(L)
         bins = np.empty(L, np.int64)
-        sums = np.empty(N_ACC)
+        blk_m = np.empty(N_ACC)
         acc = accs[c]
+        ref = refs[c]
         hist = dos[c]
         b0, b1 = chunk_range(c, n_blocks, n_chunks)
         for blk in range(b0, b1):
@@ -121,8 +131,8 @@ def ising_float_pass2(ptr, nbr, Kf, bf, mlen, uw, E0, beta, lo, inv_w, off, n_bi
             Ms, Us = high_moments(n_low, s, mlen, uw)
             for t in range(bsize):
                 E, Ms, Us = gray_step(t, n_low, ptr, nbr, Kf, s, f, mlen, uw, lin, E, Ms, Us)
-                xmin = _low_states(E, E0, Ell, lin, Ms, Mlw, Us, Ulw, inv_n, lo, inv_w, off, n_bins,
-                                   x, mm, am, mu, bins)
+                xmin = _low_states(E, E0, tol, x1, Ell, lin, Ms, Mlw, Us, Ulw, inv_n, lo, inv_w, off,
+                                   n_bins, x, mm, am, mu, bins)
                 for q in range(L):
                     hist[bins[q]] += 1
                 rng = ell_rng
@@ -130,8 +140,9 @@ def ising_float_pass2(ptr, nbr, Kf, bf, mlen, uw, E0, beta, lo, inv_w, off, n_bi
                     rng += 2.0 * abs(f[l])
                 for tt in range(n_T):
                     bt = beta[tt]
-                    if bt * xmin > EXP_CUT:
-                        continue
+                    lblock = -bt * xmin
+                    if acc[tt, 0] > 0.0 and lblock - ref[tt] < -EXP_CUT:
+                        continue                       # below e^-745 of what is summed
                     if bt * rng < 300.0:
                         # q_c = exp(-bt (x_0 - xmin)) prod_{l in c} exp(-2 bt f_l) GE[c], by doubling
                         qw[0] = math.exp(-bt * (x[0] - xmin))
@@ -141,18 +152,14 @@ def ising_float_pass2(ptr, nbr, Kf, bf, mlen, uw, E0, beta, lo, inv_w, off, n_bi
                             for q in range(st):
                                 qw[q + st] = qw[q] * e
                         scale_by(qw, GE[tt])
-                        weighted_sums(qw, x, am, mm, mu, sums)
                     else:
                         for q in range(L):
                             d = bt * (x[q] - xmin)
                             qw[q] = math.exp(-d) if d < EXP_CUT else 0.0
-                        weighted_sums(qw, x, am, mm, mu, sums)
-                    scale = math.exp(-bt * xmin)
-                    for j in range(N_ACC):
-                        acc[tt, j] += scale * sums[j]
-    acc = np.zeros((n_T, N_ACC))
+                    block_moments(qw, x, am, mm, mu, blk_m)
+                    add_block(acc[tt], ref[tt:tt + 1], lblock, blk_m)
     hist = np.zeros(n_bins, np.int64)
     for c in range(n_chunks):
-        acc += accs[c]
         hist += dos[c]
-    return acc, hist
+    acc, ref, _ = combine_chunks(accs, refs)
+    return acc, ref, hist

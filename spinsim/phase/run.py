@@ -16,12 +16,12 @@ import numpy as np
 from ..directions import resolve_direction
 from ..hamiltonian import Hamiltonian, replace
 from ..io import InconsistentFileError, SpinsimFileError, remove_stale_temps, root_attrs
-from ..validation import check_choice, check_temperatures
+from ..validation import check_choice, check_energy_range, check_temperatures
 from .fingerprint import Fingerprint, first_difference, fingerprint, jsonable, solver_options
 from .store import ROW_SEEDING, SweepResult, commit, empty_state, lock, read_sweep, store_row
 from .task import RowTask, run_task
 
-__all__ = ["sweep", "SweepMismatchError", "estimate_row_seconds"]
+__all__ = ["sweep", "SweepMismatchError", "NonFiniteRowError", "estimate_row_seconds"]
 
 _METHODS = ("mc", "exact", "analytic")
 _LONG_HOUR = 3600.0
@@ -29,6 +29,20 @@ _LONG_HOUR = 3600.0
 
 class SweepMismatchError(SpinsimFileError):
     """An existing sweep file was written with different parameters."""
+
+
+class NonFiniteRowError(ArithmeticError):
+    """A solver returned a non-finite energy for a row: the row is not stored or marked done."""
+
+
+def _check_row_finite(row: dict, hs: np.ndarray) -> None:
+    """A row is stored (and marked done) only when its energies are finite numbers."""
+    E = np.asarray(row.get("energy"), dtype=np.float64)
+    if not np.all(np.isfinite(E)):
+        k = int(row["field_index"])
+        bad = float(E[~np.isfinite(E)][0])
+        raise NonFiniteRowError(f"row h = {hs[k]!r}: the solver returned a non-finite energy ({bad!r}); the row "
+                                "is not marked done (energies must stay below 1e300 in float64)")
 
 
 def sweep(H: Hamiltonian, T: Any, fields: Any, direction: Any = None, method: str = "mc", *,
@@ -92,6 +106,7 @@ def sweep(H: Hamiltonian, T: Any, fields: Any, direction: Any = None, method: st
         if bad in solve_kwargs:
             raise ValueError(f"sweep() sets {bad!r} itself (per row); do not pass it as a solver option")
     U, u_label = resolve_direction(H, direction)
+    check_energy_range(H, T, float(np.max(np.abs(hs))), U)     # before any file is touched
     opts = solver_options(method, solve_kwargs)
     fp = fingerprint(H, T, hs, U, method, int(seed), opts)
     run_attrs = root_attrs("sweep", **_root_params(H, method, int(seed), u_label, opts, attrs))
@@ -263,6 +278,7 @@ def _run_rows(H: Hamiltonian, T: np.ndarray, hs: np.ndarray, U: np.ndarray, meth
     with _sigterm_as_interrupt(), tqdm(total=hs.size, initial=n_done0, desc="sweep", unit="row",
                                        disable=not progress, file=sys.stderr, dynamic_ncols=True) as bar:
         for row in run(tasks):
+            _check_row_finite(row, hs)
             store_row(state, row)
             if path is not None:
                 commit(path, state)

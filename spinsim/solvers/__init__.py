@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from ..hamiltonian import Hamiltonian
 from ..result import Result
-from ..validation import check_temperatures
+from ..validation import check_energy_range, check_temperatures
 
 __all__ = ["solve", "METHODS", "register"]
 
@@ -57,6 +57,12 @@ def solve(H: Hamiltonian, T: Any = 1.0, method: str = "mc", **kwargs: Any) -> Re
     Returns
     -------
     Result : arrays over T with their standard errors (see :mod:`spinsim.result`).
+
+    Raises
+    ------
+    ValueError for a bad method or temperature; :class:`spinsim.validation.EnergyRangeError` (a
+    ValueError) when energies or |E|/T would overflow float64 (valid range in
+    :func:`spinsim.validation.check_energy_range`).
     """
     if not isinstance(H, Hamiltonian):
         raise TypeError(f"solve() needs a spinsim.Hamiltonian, got {type(H).__name__}")
@@ -66,4 +72,7 @@ def solve(H: Hamiltonian, T: Any = 1.0, method: str = "mc", **kwargs: Any) -> Re
         raise ValueError(f"unknown method {method!r}; allowed: {', '.join(repr(m) for m in sorted(METHODS))}")
     if method != "ground":
         T = check_temperatures(T)
+        check_energy_range(H, T)          # |E| and |E|/T finite in float64, or EnergyRangeError
+    else:
+        check_energy_range(H)
     return METHODS[method](H, T, **kwargs)

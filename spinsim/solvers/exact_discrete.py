@@ -18,7 +18,8 @@ import scipy.sparse as sp
 from ..hamiltonian import Hamiltonian
 from ..kernels import enumerate as kern
 from ..probe import candidate_energies
-from .exact_levels import DEGENERACY_RTOL, N_CHUNKS, dos_from_hist, dos_layout, energy_quantum, merge_tracks
+from .exact_levels import (DEGENERACY_RTOL, N_CHUNKS, dos_from_hist, dos_layout, energy_quantum,
+                           kernel_moments, level_moments, merge_tracks, snap_levels)
 
 __all__ = ["solve_discrete"]
 
@@ -91,11 +92,13 @@ def solve_discrete(H: Hamiltonian, T: np.ndarray, prob: dict[str, Any], n_bins: 
     beta = 1.0 / T
     common = (nb, psi_base, Eo_base, Mo_base, Ebb, Mb, Ub, ptr, nbr, w_out, w_in, mlen, V, uV, G, GT,
               Xk, Yk, use_table, tol, cap)
-    stats, gcodes = kern.discrete_pass(1, *common, 0.0, beta, 0.0, 0.0, 0.0, 1, n_chunks)[:2]
+    stats, gcodes = kern.discrete_pass(1, *common, 0.0, np.inf, beta, 0.0, 0.0, 0.0, 1, n_chunks)[:2]
     E0, n0, E1, n1, emin, emax, codes = merge_tracks(stats, gcodes, tol, cap)
+    x1 = np.inf if E1 is None else E1 - E0
     q = _discreteenergy_quantum(site, G if use_table else None, prob["Wff"], mlen)
     lo, inv_w, off, n_b, exact = dos_layout(E0, emax, q, n_bins)
-    _, _, acc, marg, wb, hist = kern.discrete_pass(2, *common, E0, beta, lo, inv_w, off, n_b, n_chunks)
+    _, _, acc, ref, marg, wb, hist = kern.discrete_pass(2, *common, E0, x1, beta, lo, inv_w, off, n_b, n_chunks)
+    mom = kernel_moments(acc, ref)
     dE, dC, meta["dos"] = dos_from_hist(hist, E0, emax, inv_w, exact, q, n_b)
     if exact:
         meta["energy_quantum"] = q
@@ -106,14 +109,14 @@ def solve_discrete(H: Hamiltonian, T: np.ndarray, prob: dict[str, Any], n_bins: 
     for l in range(nb):
         ax = tuple(1 + i for i in range(nb) if i != nb - 1 - l)
         marg[:, l, :] = wbr.sum(axis=ax) if ax else wbr
-    mvec = np.einsum("tia,i,ac->tc", marg, mlen, V) / (n * acc[:, 0][:, None])
+    mvec = np.einsum("tia,i,ac->tc", marg, mlen, V) / (n * acc[:, 0][:, None])      # acc[:, 0]: total weight
     S_g = np.empty((codes.size, H.n_sites, n_comp))
     for r, code in enumerate(codes):
         digits = (int(code) // K ** np.arange(n)) % K
         S = prob["S0"].copy()
         S[prob["free"]] = mlen[:, None] * V[digits]
         S_g[r] = S
-    return dict(E0=E0, n0=n0, E1=E1, n1=n1, acc=acc, var=None, dos_energy=dE, dos_count=dC, mvec=mvec,
+    return dict(E0=E0, n0=n0, E1=E1, n1=n1, moments=mom, dos_energy=dE, dos_count=dC, mvec=mvec,
                 ground_states=S_g, meta=meta)
 
 
@@ -153,28 +156,11 @@ def _solve_probe(H: Hamiltonian, T: np.ndarray, prob: dict[str, Any], V: np.ndar
     rest = E[~is0]
     E1 = float(rest.min()) if rest.size else None
     n1 = int(np.sum(np.abs(rest - E1) <= tol)) if rest.size else 0
-    x = E - E0
+    x = snap_levels(E - E0, tol, None if E1 is None else E1 - E0)
     am = m0 * np.sqrt(np.einsum("ac,ac->a", V, V))
-    mu = m0 * uV
-    beta = 1.0 / T
-    acc = np.zeros((T.size, kern.N_ACC))
-    var = np.empty(T.size)
-    mvec = np.empty((T.size, V.shape[1]))
-    for t0 in range(0, T.size, 16):
-        w = np.exp(-np.outer(beta[t0:t0 + 16], x))            # (t, K)
-        Z = w.sum(1)
-        a = acc[t0:t0 + 16]
-        a[:, 0] = Z
-        a[:, 1] = w @ x
-        a[:, 2] = w @ (x * x)
-        a[:, 3] = w @ am
-        a[:, 4] = w @ am ** 2
-        a[:, 5] = w @ am ** 4
-        a[:, 7] = w @ mu
-        a[:, 8] = w @ mu ** 2
-        xbar = a[:, 1] / Z
-        var[t0:t0 + 16] = np.einsum("tk,tk->t", w, (x[None, :] - xbar[:, None]) ** 2) / Z
-        mvec[t0:t0 + 16] = m0 * (w @ V) / Z[:, None]
+    zero = np.zeros(V.shape[0])
+    mom = level_moments(x, np.ones(V.shape[0]), 1.0 / T, am, zero, am ** 4, zero, m0 * uV, zero)
+    mvec = m0 * (mom.pop("p") @ V)
     q = energy_quantum(gain - gain[0])
     Emax = float(E.max())
     lo, inv_w, off, nb, exact = dos_layout(E0, Emax, q, n_bins)
@@ -188,5 +174,5 @@ def _solve_probe(H: Hamiltonian, T: np.ndarray, prob: dict[str, Any], V: np.ndar
             "dos": dos_note, "degeneracy_tolerance": tol}
     if exact:
         meta["energy_quantum"] = q
-    return dict(E0=E0, n0=n0, E1=E1, n1=n1, acc=acc, var=var, dos_energy=dE, dos_count=dC,
+    return dict(E0=E0, n0=n0, E1=E1, n1=n1, moments=mom, dos_energy=dE, dos_count=dC,
                 mvec=mvec, ground_states=S_g, meta=meta)

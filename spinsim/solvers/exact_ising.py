@@ -15,19 +15,22 @@ import numpy as np
 
 from ..hamiltonian import Hamiltonian
 from ..kernels import enumerate as kern
-from .exact_levels import DEGENERACY_RTOL, N_CHUNKS, dos_from_hist, dos_layout, energy_quantum, merge_tracks
+from .exact_levels import (DEGENERACY_RTOL, ISING_DEGENERACY_RTOL, N_CHUNKS, dos_from_hist, dos_layout, energy_quantum,
+                           kernel_moments, level_moments, merge_tracks)
 
 __all__ = ["solve_ising"]
 
 _HIST_CAP = 1 << 24        # entries of per-chunk level tables (memory bound)
+_FLOAT_BLOCK_BITS = 5      # real energies: Gray-code blocks of 32 steps (round-off: ISING_DEGENERACY_RTOL)
 
 
-def _block_layout(n: int) -> tuple[int, int, int]:
+def _block_layout(n: int, max_bits: int = 14) -> tuple[int, int, int]:
     """(n_low, block_bits, n_chunks) for the Ising kernels: up to 8 low spins summed in the
-    vectorised inner loop, the rest in Gray-code blocks shared among at most N_CHUNKS chunks."""
+    vectorised inner loop, the rest in Gray-code blocks of at most 2^max_bits steps (each block
+    starts from scratch) shared among at most N_CHUNKS chunks."""
     n_low = min(n, 8)
     nh = n - n_low
-    bb = nh if nh <= 3 else min(14, nh - 3)
+    bb = nh if nh <= 3 else min(max_bits, nh - 3)
     return n_low, bb, min(N_CHUNKS, 1 << (nh - bb))
 
 
@@ -66,13 +69,12 @@ def solve_ising(H: Hamiltonian, T: np.ndarray, prob: dict[str, Any], n_bins: int
             hist, gmin, gcnt, gcodes = kern.ising_joint_levels(ptr, nbr, Ki, bi, e_max, n_e, n_low,
                                                                bb, n_chunks, cap)
             Mvals = mlen[0] * (2.0 * np.arange(n + 1) - n) / n      # m for column j
-            u0 = prob["U"][0, 0]
-            lv = np.stack([hist.sum(1), hist @ np.abs(Mvals), hist @ Mvals ** 2, hist @ Mvals ** 4,
-                           hist @ Mvals, u0 * (hist @ Mvals), u0 ** 2 * (hist @ Mvals ** 2)], axis=1)
+            lv = _joint_level_stats(hist, Mvals, prob["U"][0, 0])
             meta["enumeration"] = "gray code, integer energies, joint (E, M) histogram"
         elif n_e * 7 * n_chunks <= _HIST_CAP:
-            lv, gmin, gcnt, gcodes = kern.ising_levels(ptr, nbr, Ki, bi, mlen, uw, e_max, n_e, n_low,
-                                                       bb, n_chunks, cap)
+            sums, gmin, gcnt, gcodes = kern.ising_levels(ptr, nbr, Ki, bi, mlen, uw, e_max, n_e, n_low,
+                                                         bb, n_chunks, cap)
+            lv = _level_stats(sums)
             meta["enumeration"] = "gray code, integer energies, per-level moments"
         else:
             q = None
@@ -80,26 +82,29 @@ def solve_ising(H: Hamiltonian, T: np.ndarray, prob: dict[str, Any], n_bins: int
         lev = np.flatnonzero(lv[:, 0] > 0)
         E_lev = const + q * (lev - e_max).astype(np.float64)
         lv = lv[lev]
-        acc, var = _levels_to_sums(E_lev - E_lev[0], lv, 1.0 / T)
+        mom = level_moments(E_lev - E_lev[0], lv[:, 0], 1.0 / T, *lv[:, 1:].T)
         E0 = float(E_lev[0])
         g = int(np.min(gmin))
         codes = np.concatenate([gcodes[c, :min(int(gcnt[c]), cap)] for c in range(n_chunks) if gmin[c] == g])
         out = dict(E0=E0, n0=int(lv[0, 0]), E1=float(E_lev[1]) if lev.size > 1 else None,
-                   n1=int(lv[1, 0]) if lev.size > 1 else 0, acc=acc, var=var,
-                   dos_energy=E_lev, dos_count=lv[:, 0].copy(),
-                   mvec=(acc[:, 6] / acc[:, 0])[:, None])
+                   n1=int(lv[1, 0]) if lev.size > 1 else 0, moments=mom,
+                   dos_energy=E_lev, dos_count=lv[:, 0].copy(), mvec=mom["msigned"][:, None])
         meta["dos"] = f"exact distinct levels (energies on a lattice of spacing q={q:.12g})"
         meta["energy_quantum"] = q
     else:
+        # real energies: short blocks (32 Gray steps) bound the streaming round-off by ~64 ulp
+        n_low, bb, n_chunks = _block_layout(n, max_bits=_FLOAT_BLOCK_BITS)
+        tol = ISING_DEGENERACY_RTOL * scale
         stats, gcodes = kern.ising_float_pass1(ptr, nbr, Kv, b, tol, n_low, bb, n_chunks, cap)
         E0r, n0, E1r, n1, emin, emax, codes = merge_tracks(stats, gcodes, tol, cap)
         lo, inv_w, off, nb, exact = dos_layout(E0r, emax, q_lat, n_bins)
-        acc, hist = kern.ising_float_pass2(ptr, nbr, Kv, b, mlen, uw, E0r, 1.0 / T, lo, inv_w, off,
-                                           nb, n_low, bb, n_chunks)
+        x1 = np.inf if E1r is None else E1r - E0r
+        acc, ref, hist = kern.ising_float_pass2(ptr, nbr, Kv, b, mlen, uw, E0r, tol, x1,
+                                                1.0 / T, lo, inv_w, off, nb, n_low, bb, n_chunks)
         dE, dC, meta["dos"] = dos_from_hist(hist, E0r, emax, inv_w, exact, q_lat, nb)
-        out = dict(E0=E0r + const, n0=n0, E1=None if E1r is None else E1r + const, n1=n1, acc=acc,
-                   var=None, dos_energy=dE + const, dos_count=dC,
-                   mvec=(acc[:, 6] / acc[:, 0])[:, None])
+        mom = kernel_moments(acc, ref)
+        out = dict(E0=E0r + const, n0=n0, E1=None if E1r is None else E1r + const, n1=n1, moments=mom,
+                   dos_energy=dE + const, dos_count=dC, mvec=mom["msigned"][:, None])
         meta["enumeration"] = "gray code, real energies, two passes"
         meta["degeneracy_tolerance"] = tol
     S_g = np.empty((codes.size, H.n_sites, 1))
@@ -113,16 +118,27 @@ def solve_ising(H: Hamiltonian, T: np.ndarray, prob: dict[str, Any], n_bins: int
     return out
 
 
-def _levels_to_sums(x: np.ndarray, lv: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Boltzmann sums (n_T, N_ACC) from per-level moments lv (n_L, 7) at x = E - E0 >= 0,
-    and the exact energy variance (two-pass over the levels)."""
-    w = np.exp(-np.outer(beta, x))                  # (n_T, n_L)
-    cnt = lv[:, 0]
-    acc = np.empty((beta.size, kern.N_ACC))
-    acc[:, 0] = w @ cnt
-    acc[:, 1] = w @ (cnt * x)
-    acc[:, 2] = w @ (cnt * x * x)
-    acc[:, 3:9] = w @ lv[:, 1:7]
-    xbar = acc[:, 1] / acc[:, 0]
-    var = np.einsum("tl,l,tl->t", w, cnt, (x[None, :] - xbar[:, None]) ** 2) / acc[:, 0]
-    return acc, var
+def _joint_level_stats(hist: np.ndarray, Mvals: np.ndarray, u0: float) -> np.ndarray:
+    """Per energy level of a joint (E, M) histogram (n_e, n + 1), columns as
+    :func:`spinsim.solvers.exact_levels.level_moments` takes them: count, mean |m|, variance of
+    |m| in the level (about its mean), mean m^4, mean m, mean m_u = u0 m, variance of m_u."""
+    cnt = hist.sum(axis=1).astype(np.float64)
+    c = np.maximum(cnt, 1.0)
+    am = np.abs(Mvals)
+    m_abs = hist @ am / c
+    m_sig = hist @ Mvals / c
+    var_abs = np.einsum("lj,lj->l", hist, (am[None, :] - m_abs[:, None]) ** 2) / c
+    var_sig = np.einsum("lj,lj->l", hist, (Mvals[None, :] - m_sig[:, None]) ** 2) / c
+    return np.stack([cnt, m_abs, var_abs, hist @ Mvals ** 4 / c, m_sig, u0 * m_sig, u0 ** 2 * var_sig],
+                    axis=1)
+
+
+def _level_stats(sums: np.ndarray) -> np.ndarray:
+    """The columns of :func:`_joint_level_stats` from the kernels' per-level sums (n_e, 7) =
+    count, sum |m|, m^2, m^4, m, m_u, m_u^2 (variances inside a level from its sums, clipped at 0)."""
+    cnt = sums[:, 0]
+    c = np.maximum(cnt, 1.0)
+    m_abs, m_u = sums[:, 1] / c, sums[:, 5] / c
+    var_abs = np.maximum(sums[:, 2] / c - m_abs ** 2, 0.0)
+    var_u = np.maximum(sums[:, 6] / c - m_u ** 2, 0.0)
+    return np.stack([cnt, m_abs, var_abs, sums[:, 3] / c, sums[:, 4] / c, m_u, var_u], axis=1)
