@@ -205,7 +205,8 @@ def run_demo(settings: DemoSettings, log: Callable[[str], None] | None = None) -
         if ab_file.is_file():
             gs.ablation = store.read_ablation(ab_file)
         else:
-            with _bar(settings, heads.n_layers, "ablation", "layer") as bar:
+            n_steps = len({l for l, _ in which}) if which else heads.n_layers   # progress: once per layer ablated
+            with _bar(settings, n_steps, "ablation", "layer") as bar:
                 gs.ablation = ablation_study(lm, heads, titems, which, ("zero",), "first",
                                              progress=lambda mode, layer: bar.update(1))
             store.write_ablation_stage(ab_file, gs.ablation, len(titems), model_id=lm.model_id,

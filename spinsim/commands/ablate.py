@@ -71,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
     titems = checks.tokenized(items, lm)
     from spinsim.progress import per_step, progress_bar
 
-    with progress_bar(heads.n_layers * len(modes), "ablation", "layer", not args.quiet) as bar:
+    n_layers = len({l for l, _ in which}) if which else heads.n_layers      # progress: once per layer ablated
+    with progress_bar(n_layers * len(modes), "ablation", "layer", not args.quiet) as bar:
         res = ablation_study(lm, heads, titems, which, modes, args.candidates, progress=per_step(bar))
     with atomic_h5(args.out) as f:
         for k, v in root_attrs("ablation", model_id=lm.model_id, weights_sha256=lm.weights_sha256,
