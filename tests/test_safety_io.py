@@ -260,13 +260,13 @@ def test_an_inconsistent_sweep_names_the_dataset_and_keeps_finished_rows(tmp_pat
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("point", ["built", "half", "written", "replaced"])
+@pytest.mark.parametrize("point", ["built:2:INT", "half:2:INT", "written:2:INT", "replaced:2:INT", "half:2:TERM"])
 def test_ctrl_c_during_a_sweep_commit_always_stops_the_run(tmp_path, point):
     """SIGINT at each write point of the second commit (the first finished row): the commit
     completes, the run stops with exit 130 saying the rows are saved, and the file holds that row."""
     out = tmp_path / "s.h5"
     r = subprocess.run([sys.executable, "-m", "spinsim.cli"] + SWEEP + ["--out", str(out)], capture_output=True,
-                       text=True, timeout=300, env=dict(os.environ, SPINSIM_KILL_AT=f"{point}:2:INT"))
+                       text=True, timeout=300, env=dict(os.environ, SPINSIM_KILL_AT=point))
     assert r.returncode == 130, r.stderr
     assert "the finished rows are saved in" in r.stderr.strip().splitlines()[-1]
     with h5py.File(out, "r") as f:
