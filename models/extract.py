@@ -13,8 +13,9 @@ File layout (SPEC section 6)::
     /spectrum/lambda_max, lambda_min, ferro_index, trace, frobenius, symmetric_share   (layer, head)
     /spectrum/ferro_class   (layer, head) strings 'ferro' | 'antiferro'
     /spectrum/eigenvalues   (layer, head, eig) descending
-    /rotary/inv_freq        (d_head/2,)   Llama family only
+    /rotary/inv_freq        (freq,) = (d_rot/2,), d_rot <= d_head   Llama family only
     /b_O                    (layer, d_model) the output projection's bias (per layer)
+    /attention_window       (layer,) sliding attention window of each layer in positions (0: none)
 """
 from __future__ import annotations
 
@@ -130,12 +131,17 @@ def write_heads(path: str | os.PathLike, heads: HeadSet, spec: Spectra | None = 
                              "ferro_index": float(spec.ferro_index[hw.layer, hw.head]),
                              "symmetric_share": float(spec.symmetric_share[hw.layer, hw.head])})
         spec.write_group(f.create_group("spectrum"))
+        write_values(f, "attention_window", np.asarray(heads.window, np.int64), ("layer",), "positions",
+                     "sliding attention window: query i sees keys i - window < j <= i (0: full causal)")
         d = f.create_dataset("b_O", data=heads.b_O)
         d.dims[0].attach_scale(f["layer"])
         d.attrs.update({"units": "residual units", "long_name": "output projection bias per layer (layer, d_model)"})
         if heads.rotary:
             r = f.create_group("rotary")
-            r.create_dataset("inv_freq", data=heads.inv_freq)
+            write_axis(f, "freq", np.arange(heads.inv_freq.size), "index",
+                       "rotary frequency index i (turns components i and i + d_rot/2)")
+            write_values(r, "inv_freq", heads.inv_freq, ("freq",), "radians per position",
+                         "rotary inverse frequency: pair i turns by position * inv_freq[i]")
             r.attrs["attention_scaling"] = heads.rotary_scaling
             r.attrs["convention"] = ("HF rotate_half: pairs (i, i + d_head/2) turn by position * inv_freq[i]; "
                                      "J(i - j) = scale W_Q R(i - j) W_K^T")

@@ -247,6 +247,13 @@ def test_cli_extract_names_the_cause(tmp_path, capsys):
     assert len(err) == 1 and "rope_type 'dynamic' past 8 positions" in err[0]
     win = _save(_tiny("mistral", sliding_window=4).model, "windowed")
     assert main(["extract", "--model", str(win), "--out", str(tmp_path / "w.h5")]) == 0
+    import h5py
+
+    from _h5layout import layout_problems
+    assert layout_problems(tmp_path / "w.h5") == []
+    with h5py.File(tmp_path / "w.h5") as f:
+        np.testing.assert_array_equal(f["attention_window"][()], [4, 4])
+        assert f["attention_window"].attrs["units"] == "positions" and f.attrs["verify_max_abs_err"] < TOL
 
 
 def _rotary_like_coupling(rng, N: int, n: int, r: int) -> SiteLowRank:
