@@ -321,3 +321,31 @@ def test_gaps_forward_checks_the_heads():
     dyn = _tiny(max_position_embeddings=8, rope_scaling={"rope_type": "dynamic", "factor": 2.0})
     with pytest.raises(UnsupportedAttention, match="rope_type 'dynamic' past 8 positions"):
         run_forward(dyn, items, heads=extract_heads(dyn))
+
+
+def test_mean_field_of_a_site_dependent_coupling():
+    """Mean field of a SiteLowRank H: T_c = (1/n) lambda_max of K = W' (x) M_ij + W'^T (x) M_ji^T
+    built densely pair by pair, and the uniform state along the top eigenvector of the bond-weighted
+    mean M_s has H.energy = -bond_sum u^T M_s u and is the best uniform state (vs random u)."""
+    from spinsim.hamiltonian import Hamiltonian, Heisenberg
+    from spinsim.solvers.mean_field import mean_field
+
+    rng = np.random.default_rng(7)
+    N, n, r = 4, 5, 2
+    M = _rotary_like_coupling(rng, N, n, r)
+    W = causal_graph(N)
+    m = rng.uniform(0.5, 1.5, N)
+    H = Hamiltonian(W, M, np.zeros((N, n)), spin=Heisenberg(n), lengths=m)
+    mf = mean_field(H)
+    Wp = W * np.outer(m, m)
+    K = np.zeros((N * n, N * n))
+    for i in range(N):
+        for j in range(N):
+            K[i * n:(i + 1) * n, j * n:(j + 1) * n] = Wp[i, j] * (M.A[i] @ M.B[j].T) + Wp[j, i] * (M.A[j] @ M.B[i].T).T
+    assert mf.T_c == pytest.approx(np.linalg.eigvalsh(K)[-1] / n, rel=1e-10)
+    u = mf.ferro_direction
+    assert mf.ferro_energy == pytest.approx(-mf.bond_sum * mf.eigenvalues[0], rel=1e-10)
+    assert mf.ferro_energy == pytest.approx(H.energy(m[:, None] * u[None, :]), rel=1e-12)
+    for v in rng.normal(size=(50, n)):
+        v /= np.linalg.norm(v)
+        assert H.energy(m[:, None] * v[None, :]) >= mf.ferro_energy - 1e-12

@@ -104,7 +104,8 @@ class MeanField:
 def mean_field(H: Hamiltonian, k_eig: int = 1) -> MeanField:
     """Mean-field quantities of H over its free sites (fields and frozen sites ignored for T_c).
 
-    * ``M_s = (M + M^T)/2`` spectrum; with every free spin ``S_i = m_i u``,
+    * ``M_s = (M + M^T)/2`` spectrum (a position-dependent ``M_ij = A_i B_j^T``: M_s of the
+      bond-weighted mean coupling ``sum_ij W'_ij M_ij / sum W'``); with every free spin ``S_i = m_i u``,
       ``E = -(sum_{i!=j} W_ij m_i m_j) u^T M_s u``: the ordered (ferro) state follows the top
       eigenvector of M_s when ``bond_sum > 0`` (the bottom one when < 0). ``ferro_energy`` is
       ``H.energy`` of that state (fields and frozen sites included).
@@ -121,11 +122,11 @@ def mean_field(H: Hamiltonian, k_eig: int = 1) -> MeanField:
     free = np.flatnonzero(~H.frozen)
     m = H.lengths[free]
     n = H.n_comp
-    lam, vec = np.linalg.eigh(H.M_sym)
-    lam, vec = lam[::-1], vec[:, ::-1]
     K = _Coupling(H, free)
     Wp = K.Wp.toarray()
     bond_sum = float(Wp.sum())
+    lam, vec = np.linalg.eigh(_uniform_M_sym(H, free, Wp, bond_sum))
+    lam, vec = lam[::-1], vec[:, ::-1]
     u = vec[:, 0] if bond_sum >= 0 else vec[:, -1]
     c, C_half = _response(H)
     Nf = free.size
@@ -146,6 +147,20 @@ def mean_field(H: Hamiltonian, k_eig: int = 1) -> MeanField:
     return MeanField(eigenvalues=lam, eigenvectors=vec, ferro_direction=u,
                      ferro_energy=float(H.energy(S)), bond_sum=bond_sum, T_c=max(top, 0.0),
                      T_c_separable=max(float(sep), 0.0), response=c)
+
+
+def _uniform_M_sym(H: Hamiltonian, free: np.ndarray, Wp: np.ndarray, bond_sum: float) -> np.ndarray:
+    """``M_s`` of the coupling a uniform state sees: H.M_sym for one M; for a position-dependent
+    coupling (``M_ij = A_i B_j^T``, ``H.M.n_sites`` set) the bond-weighted mean
+    ``sum_ij W'_ij M_ij / sum W'`` over the free sites (plain mean when the bonds sum to 0), so
+    that ``E(S_i = m_i u) = -bond_sum u^T M_s u`` still holds exactly."""
+    if H.M.n_sites is None:
+        return H.M_sym
+    A, B = H.M.A[free], H.M.B[free]
+    w = Wp / bond_sum if bond_sum != 0 else np.ones_like(Wp) / max(Wp.size, 1)
+    Cw = np.einsum("ij,jbr->ibr", w, B)                     # sum_j w_ij B_j per query i
+    Mu = np.einsum("iar,ibr->ab", A, Cw)
+    return 0.5 * (Mu + Mu.T)
 
 
 def mean_field_T_c(H: Hamiltonian) -> float:
