@@ -110,8 +110,9 @@ def field_from_sums(cp, Mr, Mc, AT, BT, a, b, a_own, b_own, ra, rb, hk, phi):
 
 
 @physics
-def field_isotropic_3(S, k, g, J, hk, phi):
-    """phi <- J sum_j (W_kj + W_jk) S_j + h_k for n = 3 (Heisenberg lattices), in registers."""
+def field_isotropic_3(S, k, g, J, h, phi):
+    """phi <- J sum_j (W_kj + W_jk) S_j + h_k for n = 3 (Heisenberg lattices), in registers
+    (h (N, 3) indexed here: a view h[k] per site costs a reference count)."""
     a0 = 0.0
     a1 = 0.0
     a2 = 0.0
@@ -121,22 +122,22 @@ def field_isotropic_3(S, k, g, J, hk, phi):
         a0 += w * S[j, 0]
         a1 += w * S[j, 1]
         a2 += w * S[j, 2]
-    phi[0] = J * a0 + hk[0]
-    phi[1] = J * a1 + hk[1]
-    phi[2] = J * a2 + hk[2]
+    phi[0] = J * a0 + h[k, 0]
+    phi[1] = J * a1 + h[k, 1]
+    phi[2] = J * a2 + h[k, 2]
 
 
 @physics
-def field_isotropic_1(S, k, g, J, hk, phi):
+def field_isotropic_1(S, k, g, J, h, phi):
     """phi <- J sum_j (W_kj + W_jk) S_j + h_k for n = 1 (Ising)."""
     a0 = 0.0
     for e in range(g.ptr[k], g.ptr[k + 1]):
         a0 += (g.w_out[e] + g.w_in[e]) * S[g.idx[e], 0]
-    phi[0] = J * a0 + hk[0]
+    phi[0] = J * a0 + h[k, 0]
 
 
 @physics
-def field_isotropic_small(S, k, g, J, hk, phi):
+def field_isotropic_small(S, k, g, J, h, phi):
     """phi <- J sum_j (W_kj + W_jk) S_j + h_k for n = 2 or 4; phi accumulates in place.
     (Numba/LLVM keep the n = 1 and n = 3 versions above in registers, 3-7x faster than a
     version with component branches: measured, hence three functions.)"""
@@ -149,7 +150,7 @@ def field_isotropic_small(S, k, g, J, hk, phi):
         for c in range(n):
             phi[c] += w * S[j, c]
     for c in range(n):
-        phi[c] = J * phi[c] + hk[c]
+        phi[c] = J * phi[c] + h[k, c]
 
 
 @physics
@@ -158,13 +159,13 @@ def local_field(S, P, Q, k, g, cp, h, w):
     codes, the projections P, Q (N, r) of S; w: Work scratch."""
     n = S.shape[1]
     if cp.code == IDENTITY and n == 3:
-        field_isotropic_3(S, k, g, cp.J, h[k], w.phi)
+        field_isotropic_3(S, k, g, cp.J, h, w.phi)
         return
     if cp.code == IDENTITY and n == 1:
-        field_isotropic_1(S, k, g, cp.J, h[k], w.phi)
+        field_isotropic_1(S, k, g, cp.J, h, w.phi)
         return
     if cp.code == IDENTITY and n <= 4:
-        field_isotropic_small(S, k, g, cp.J, h[k], w.phi)
+        field_isotropic_small(S, k, g, cp.J, h, w.phi)
         return
     f = 0
     if cp.code >= LOWRANK:

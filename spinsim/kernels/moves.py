@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 
 from ._jit import physics, physics_call
-from .rng import (ACCEPT_DRAW, chi2_draw, gamma_draw, gauss, gauss_vector, uniform,
+from .rng import (ACCEPT_DRAW, TWO_PI, chi2_draw, gamma_draw, gauss, gauss_vector, uniform,
                   uniform_pair32, uniform_triple21)
 
 # algorithm codes shared with the orchestration layer
@@ -185,11 +185,70 @@ def vmf_combine(w, sw, phi, pn, t, nrm, out):
 
 
 @physics
+def heatbath_3(phi, m, beta, vs, j, out):
+    """n = 3 heat bath in registers: w = sigma.mu by exact inversion (:func:`vmf_w`), then the
+    direction orthogonal to mu = phi/|phi| as one uniform angle psi in a fixed orthonormal pair
+    (e1, e2) of mu's complement (uniform on that circle for any such pair): two uniforms, no
+    Gaussians. phi = 0: mu = e_z, w uniform in [-1, 1]. Returns the next unused draw index."""
+    p0 = phi[0]
+    p1 = phi[1]
+    p2 = phi[2]
+    pn = math.sqrt(p0 * p0 + p1 * p1 + p2 * p2)
+    w, j = vmf_w(beta * m * pn, 3, vs, j)
+    if pn > 0.0:
+        inv = 1.0 / pn
+        u0 = p0 * inv
+        u1 = p1 * inv
+        u2 = p2 * inv
+    else:
+        u0 = 0.0
+        u1 = 0.0
+        u2 = 1.0
+    # e1 = mu x (the axis least aligned with mu), normalised; e2 = mu x e1
+    a0 = abs(u0)
+    a1 = abs(u1)
+    a2 = abs(u2)
+    if a0 <= a1 and a0 <= a2:        # mu x e_x = (0, u2, -u1)
+        e0 = 0.0
+        e1 = u2
+        e2 = -u1
+    elif a1 <= a2:                   # mu x e_y = (-u2, 0, u0)
+        e0 = -u2
+        e1 = 0.0
+        e2 = u0
+    else:                            # mu x e_z = (u1, -u0, 0)
+        e0 = u1
+        e1 = -u0
+        e2 = 0.0
+    ie = 1.0 / math.sqrt(e0 * e0 + e1 * e1 + e2 * e2)
+    e0 *= ie
+    e1 *= ie
+    e2 *= ie
+    f0 = u1 * e2 - u2 * e1
+    f1 = u2 * e0 - u0 * e2
+    f2 = u0 * e1 - u1 * e0
+    psi = TWO_PI * uniform(vs, j)
+    sw2 = 1.0 - w * w
+    if sw2 < 0.0:
+        sw2 = 0.0
+    sw = math.sqrt(sw2)
+    c = sw * math.cos(psi)
+    s = sw * math.sin(psi)
+    out[0] = w * u0 + c * e0 + s * f0
+    out[1] = w * u1 + c * e1 + s * f1
+    out[2] = w * u2 + c * e2 + s * f2
+    return j + 1
+
+
+@physics
 def heatbath_continuous(phi, m, beta, vs, j, out, n_h):
     """out <- the visible part (k,) of a unit sigma of R^(k + n_h) drawn from
     P(sigma) ~ exp(beta m sigma.phi) (von Mises-Fisher; phi (k,) visible; n_h hidden components,
-    module docstring; n_h = 0: the full unit spin). Returns the next unused draw index."""
+    module docstring; n_h = 0: the full unit spin; n = 3 with n_h = 0 by :func:`heatbath_3`).
+    Returns the next unused draw index."""
     n = phi.shape[0]
+    if n == 3 and n_h == 0:
+        return heatbath_3(phi, m, beta, vs, j, out)
     pn = math.sqrt(dot(phi, phi))
     w, j = vmf_w(beta * m * pn, n + n_h, vs, j)
     # a uniform direction orthogonal to mu = phi/|phi|

@@ -87,6 +87,8 @@ def sweep_replica(r, s, alg, key, ch, g, cp, st, h, beta, delta, acc, tries, w):
     Sr = S[r]
     Pr = ch.P[r]
     Qr = ch.Q[r]
+    Xr = ch.X[r]
+    mvec_r = ch.mvec[r]
     b = beta[r]
     dlt = delta[r]
     n_acc = 0
@@ -101,13 +103,13 @@ def sweep_replica(r, s, alg, key, ch, g, cp, st, h, beta, delta, acc, tries, w):
             inv_m = 1.0 / m
             for c in range(n):
                 w.sig[c] = Sr[k, c] * inv_m
-        ok, nq, dE = site_update(alg, st.kind, w.sig, ch.X[r, k], w.phi, m, b, dlt, st.V, vs,
-                                 w.new, w.logw, st.n_hidden)
+        ok, nq, dE = site_update(alg, st.kind, w.sig, Xr[k], w.phi, m, b, dlt, st.V, vs, w.new,
+                                 w.logw, st.n_hidden)
         if not ok:
             continue
-        ch.X[r, k] = nq
+        Xr[k] = nq
         n_acc += 1
-        mu_r += apply_move(Sr, k, m, w.new, st.U, ch.mvec[r], inv_nf) * inv_nf
+        mu_r += apply_move(Sr, k, m, w.new, st.U, mvec_r, inv_nf) * inv_nf
         if cp.code >= LOWRANK:
             refresh_projections(cp, Sr, k, Pr, Qr)
         e_r += dE
