@@ -4,7 +4,19 @@
   smallest with M >= c * tau_int(M), c = 6), in units of the measurement interval (sweeps).
 * Errors of means come from binning: blocks longer than ~4 tau_int are nearly independent and
   their spread gives the standard error (equal to sqrt(2 tau_int var / n) when tau_int is right).
-* Derived quantities (C, chi, Binder) use the jackknife over the same blocks.
+* Derived quantities (C, chi, Binder) use the jackknife over the same blocks. Variances are
+  formed from series centred on their mean first (``<(E - c)^2> - <E - c>^2``, c the mean): no
+  catastrophic cancellation when |E| is large and its spread small (E ~ 1e12 with var ~ 1, or a
+  constant E ~ 1e150 whose C is exactly 0).
+* Reliability (:func:`run_warnings`): a run is too short for its error bars when it is shorter
+  than ``MIN_TAU_MULTIPLE = 50`` tau_int per chain (Sokal's rule: the windowed tau_int estimate,
+  and with it every error bar, is biased low below that), shorter than ``MIN_MEAS = 100``
+  measurements per chain (the window of ~6 tau_int cannot be resolved: even a tau_int of 1-2
+  reads as 0.5 in some runs of 64), or when its blocks are shorter than ``4 tau_int`` (blocks are
+  then correlated and the error is underestimated).
+* Convergence across chains: the rank-normalised split R-hat of Vehtari, Gelman, Simpson,
+  Carpenter & Buerkner, Bayesian Analysis 16, 667 (2021) (:func:`split_rhat`; as ArviZ and NetKet
+  report it), warning when it exceeds ``RHAT_WARN = 1.01``.
 
 Every function takes time series shaped (n_chains, n_meas) for one temperature.
 """
@@ -17,7 +29,17 @@ import numpy as np
 
 from . import schema
 
-__all__ = ["tau_int", "block_means", "jackknife", "Thermo", "thermodynamics"]
+__all__ = ["tau_int", "block_means", "jackknife", "Thermo", "thermodynamics", "split_rhat", "run_warnings",
+           "MIN_TAU_MULTIPLE", "MIN_MEAS", "MIN_BLOCKS", "RHAT_WARN"]
+
+#: Sokal's rule: a run of fewer than this many tau_int (per chain) gives unreliable error bars
+MIN_TAU_MULTIPLE = 50.0
+#: fewest measurements per chain from which tau_int (and so an error bar) can be estimated
+MIN_MEAS = 100
+#: fewest blocks (pooled over chains) that the binning error uses
+MIN_BLOCKS = 16
+#: split R-hat above this flags chains that disagree (Vehtari et al. 2021 recommend 1.01)
+RHAT_WARN = 1.01
 
 
 #: a series whose standard deviation is below this fraction of its largest magnitude is constant
@@ -93,6 +115,8 @@ class Thermo:
     estimates: dict[str, float]
     n_blocks: int
     drift_sigma: float
+    block_len: int = 0
+    n_meas: int = 0
 
     @property
     def tau_int(self) -> float:
@@ -100,14 +124,16 @@ class Thermo:
 
 
 def thermodynamics(E: np.ndarray, mabs: np.ndarray, mu: np.ndarray, T: float, n_free: int,
-                   n_comp: int, min_blocks: int = 16, max_blocks: int = 64) -> Thermo:
+                   n_comp: int, min_blocks: int = MIN_BLOCKS, max_blocks: int = 64) -> Thermo:
     """Estimates from time series at one temperature.
 
     E: total energy (n_chains, n_meas); mabs: |m| per free site; mu: projection m.u.
     Block length ``max(ceil(4 tau_int), n_meas // max_blocks)`` with tau_int the largest of the
     series' tau_int; at least ``min_blocks`` blocks (pooled over chains) are used even if that
-    makes blocks shorter than 4 tau (the error is then underestimated: ``drift_sigma`` and
-    ``n_blocks`` let the caller warn).
+    makes blocks shorter than 4 tau (the error is then underestimated: :func:`run_warnings`
+    says so). ``estimates["rhat"]`` is the split R-hat of :func:`split_rhat`, the largest of
+    E's, |m|'s and m_u's (m_u tells apart states related by a symmetry, e.g. +-u, that share E
+    and |m|).
     """
     E = np.atleast_2d(E)
     mabs = np.atleast_2d(mabs)
@@ -121,13 +147,17 @@ def thermodynamics(E: np.ndarray, mabs: np.ndarray, mu: np.ndarray, T: float, n_
     block_len = max(int(np.ceil(4 * tau)), n_meas // max_blocks, 1)
     per_chain = -(-min_blocks // n_chains)          # blocks needed per chain (ceil)
     block_len = max(1, min(block_len, n_meas // per_chain if n_meas >= per_chain else 1))
-    bE = block_means(E, block_len)
-    bE2 = block_means(E ** 2, block_len)
-    bm = block_means(mabs, block_len)
-    bm2 = block_means(mabs ** 2, block_len)
+    # centred series: variances without cancellation (the centre c is added back to the means)
+    cE, cm, cu = float(np.mean(E)), float(np.mean(mabs)), float(np.mean(mu))
+    dE, dm, du = E - cE, mabs - cm, mu - cu
+    bE = block_means(dE, block_len)
+    bE2 = block_means(dE ** 2, block_len)
+    bm = block_means(dm, block_len)
+    bm2 = block_means(dm ** 2, block_len)
+    bm_2 = block_means(mabs ** 2, block_len)
     bm4 = block_means(mabs ** 4, block_len)
-    bu = block_means(mu, block_len)
-    bu2 = block_means(mu ** 2, block_len)
+    bu = block_means(du, block_len)
+    bu2 = block_means(du ** 2, block_len)
     B = bE.size
 
     def sem(b: np.ndarray) -> float:
@@ -137,12 +167,12 @@ def thermodynamics(E: np.ndarray, mabs: np.ndarray, mu: np.ndarray, T: float, n_
         return 1.0 - n * m4 / ((n + 2.0) * m2 * m2) if m2 > 0 else float("nan")
 
     estimators: dict[str, Callable[[], tuple[float, float]]] = {
-        "energy": lambda: (float(bE.mean() / N), sem(bE) / N),
-        "specific_heat": lambda: jackknife(lambda a, a2: beta ** 2 * (a2 - a * a) / N, [bE, bE2]),
-        "magnetization": lambda: (float(bm.mean()), sem(bm)),
+        "energy": lambda: (float((cE + bE.mean()) / N), sem(bE) / N),
+        "specific_heat": lambda: jackknife(lambda a, a2: beta * (beta * (a2 - a * a)) / N, [bE, bE2]),
+        "magnetization": lambda: (float(cm + bm.mean()), sem(bm)),
         "susceptibility": lambda: jackknife(lambda m, m2: beta * N * (m2 - m * m), [bm, bm2]),
-        "binder": lambda: jackknife(binder, [bm2, bm4]),
-        "projection": lambda: (float(bu.mean()), sem(bu)),
+        "binder": lambda: jackknife(binder, [bm_2, bm4]),
+        "projection": lambda: (float(cu + bu.mean()), sem(bu)),
         "projection_susceptibility": lambda: jackknife(lambda u, u2: beta * N * (u2 - u * u), [bu, bu2]),
     }
     est: dict[str, float] = {}
@@ -150,13 +180,76 @@ def thermodynamics(E: np.ndarray, mabs: np.ndarray, mu: np.ndarray, T: float, n_
         if o.has_error:          # every observable with an error has an estimator here
             est[o.name], est[o.name + schema.ERR] = estimators[o.name]()
     est["tau_int"] = float(tau)
+    est["rhat"] = max(split_rhat(E), split_rhat(mabs), split_rhat(mu))
     # drift: first vs second half of the measured series, in units of the combined error
     half = n_meas // 2
     if half >= 2 * block_len and B > 1:
-        a = block_means(E[:, :half], block_len)
-        b = block_means(E[:, half:], block_len)
+        a = block_means(dE[:, :half], block_len)
+        b = block_means(dE[:, half:], block_len)
         se = np.hypot(sem(a), sem(b))
         drift = float(abs(a.mean() - b.mean()) / se) if se > 0 else 0.0
     else:
         drift = float("nan")
-    return Thermo(est, int(B), drift)
+    return Thermo(est, int(B), drift, int(block_len), int(n_meas))
+
+
+def _rhat(z: np.ndarray) -> float:
+    """Potential scale reduction sqrt(var_hat / W) of chains z (n_chains, n) (Gelman et al.)."""
+    n = z.shape[1]
+    W = float(np.mean(np.var(z, axis=1, ddof=1)))
+    B = n * float(np.var(np.mean(z, axis=1), ddof=1))
+    var_hat = (n - 1) / n * W + B / n
+    if W <= 0.0:
+        return 1.0 if var_hat <= 0.0 else float("inf")
+    return float(np.sqrt(var_hat / W))
+
+
+def _rank_normal(x: np.ndarray) -> np.ndarray:
+    """Rank-normalisation: ``Phi^-1((r - 3/8) / (S + 1/4))`` of the pooled ranks r (ties averaged)."""
+    from scipy.special import ndtri
+    from scipy.stats import rankdata
+
+    r = rankdata(x, method="average").reshape(x.shape)
+    return ndtri((r - 0.375) / (x.size + 0.25))
+
+
+def split_rhat(x: np.ndarray) -> float:
+    """Rank-normalised split R-hat of chains x (n_chains, n_meas) (Vehtari et al. 2021, eq. 4-6):
+    each chain split in halves (the middle draw of an odd length dropped), ranks pooled over all
+    draws and mapped to normal scores; the larger of the bulk R-hat (of the scores) and the tail
+    R-hat (of the scores of |x - median|). 1 for chains that agree; above ~1.01 they disagree
+    (unconverged, metastable). One chain gives the R-hat of its two halves. NaN for fewer than 4
+    draws per half; 1.0 for a constant series."""
+    x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    half = x.shape[1] // 2
+    if half < 4:
+        return float("nan")
+    split = np.concatenate([x[:, :half], x[:, x.shape[1] - half:]], axis=0)
+    if np.ptp(split) <= FLAT_RTOL * np.max(np.abs(split)):
+        return 1.0
+    bulk = _rhat(_rank_normal(split))
+    tail = _rhat(_rank_normal(np.abs(split - np.median(split))))
+    return max(bulk, tail)
+
+
+def run_warnings(th: Thermo, n_chains: int, T: float) -> list[str]:
+    """Warnings for estimates whose error bars are not to be trusted (rules in the module
+    docstring): run shorter than ``MIN_TAU_MULTIPLE`` tau_int or ``MIN_MEAS`` sweeps per chain,
+    blocks shorter than
+    4 tau_int, the two halves of the run drifting apart by more than 4 sigma, split R-hat above
+    ``RHAT_WARN``."""
+    out = []
+    tau = th.tau_int
+    if th.n_meas < max(MIN_TAU_MULTIPLE * tau, MIN_MEAS) or th.block_len < 4.0 * tau:
+        out.append(f"T={T:.6g}: run too short for its error bars: {th.n_meas} sweeps per chain in "
+                   f"{th.n_blocks} blocks of {th.block_len} for tau_int = {tau:.1f} sweeps (rule: at least "
+                   f"{MIN_TAU_MULTIPLE:.0f} tau_int and {MIN_MEAS} sweeps per chain, blocks of at least "
+                   "4 tau_int; errors are underestimated): raise sweeps")
+    if np.isfinite(th.drift_sigma) and th.drift_sigma > 4:
+        out.append(f"T={T:.6g}: energy drifts by {th.drift_sigma:.1f} sigma between the two halves of the "
+                   "measured run (not equilibrated: raise discard/sweeps or use 'pt')")
+    rhat = th.estimates.get("rhat", float("nan"))
+    if rhat > RHAT_WARN:                        # (NaN compares False)
+        out.append(f"T={T:.6g}: split R-hat = {rhat:.3f} > {RHAT_WARN} across {n_chains} chain(s) (halves "
+                   "disagree: not converged or metastable; raise sweeps/discard or use 'pt')")
+    return out

@@ -21,6 +21,8 @@ projection_susc.      n_free (<m_u^2> - <m_u>^2) / T
 log_Z                 ln Z (exact and analytic only)
 acceptance            accepted / proposed local moves (Metropolis only)
 tau_int               integrated autocorrelation time of E, in sweeps (MC only)
+rhat                  rank-normalised split R-hat over chains, the largest of E's,
+                      |m|'s and m_u's (Vehtari et al. 2021; MC only; > 1.01: chains disagree)
 ====================  =========================================================
 
 Coordinates (:data:`AXES`): ``T`` (temperature), ``h`` (added field strength along u_i),
@@ -90,6 +92,8 @@ OBSERVABLES: tuple[Observable, ...] = (
                "accepted / proposed local moves"),
     Observable("tau_int", r"$\tau_{\rm int}$", "sweeps", "autocorrelation time", False,
                "integrated autocorrelation time of E"),
+    Observable("rhat", r"$\hat R$", "dimensionless", "split R-hat across chains", False,
+               "rank-normalised split R-hat (Vehtari et al. 2021), max over E, |m| and m_u"),
 )
 
 AXES: dict[str, Axis] = {a.name: a for a in (

@@ -34,12 +34,14 @@ def test_schema_names_and_labels():
 
 
 def test_mc_estimates_are_the_schema_observables():
-    """thermodynamics() returns every schema observable with an error, its error, and tau_int;
-    the energy is the block mean per site (here a constant series: exact, zero error)."""
+    """thermodynamics() returns every schema observable with an error, its error, tau_int and the
+    split R-hat; the energy is the block mean per site (here a constant series: exact, zero
+    error, R-hat 1)."""
     E = np.full((2, 64), -6.0)
     m = np.full((2, 64), 0.5)
     th = thermodynamics(E, m, m, T=2.0, n_free=3, n_comp=1)
-    assert list(th.estimates) == schema.names(has_error=True, errors=True) + ["tau_int"]
+    assert list(th.estimates) == schema.names(has_error=True, errors=True) + ["tau_int", "rhat"]
+    assert th.estimates["rhat"] == 1.0
     assert th.estimates["energy"] == -2.0 and th.estimates["energy_err"] == 0.0
     assert th.estimates["susceptibility"] == 0.0 and th.tau_int == 0.5
 

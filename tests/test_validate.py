@@ -73,3 +73,16 @@ def test_indistinguishable_candidates_raise_typed_errors():
     Hp = ss.replace(H, spin=ss.Discrete(V, labels=tuple("wxyz")))
     with pytest.raises(ParallelCandidatesError, match="parallel"):
         validate_candidates(Hp, a=1, b=2)
+
+
+def test_log_odds_at_very_low_temperature_are_not_clipped():
+    """T = 1e-6: the exact log-odds equal the analytic beta (E_B - E_A) (|value| ~ 1e6-1e7, rtol
+    1e-9), not a probability clipped at 1e-300 (-690.8); the MC column is NaN (one candidate
+    never sampled), said in meta, never a finite wrong value."""
+    H = _probe_system()
+    v = validate_candidates(H, T=[1e-6, 2.0], a=1, b=3, sweeps=200, seed=2)
+    assert abs(v.analytic[0]) > 1e4
+    np.testing.assert_allclose(v.exact, v.analytic, rtol=1e-9)
+    assert np.isnan(v.mc[0]) and np.isnan(v.mc_err[0])
+    assert np.isfinite(v.mc[1])
+    assert "1e-06" in v.meta["mc_unresolved"]

@@ -63,7 +63,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sol.add_argument("--sweeps", type=checks.int_at_least(2), default=2000, help="measured MC sweeps per chain (default 2000)")
     sol.add_argument("--discard", type=checks.int_at_least(0), default=None,
                      help="equilibration sweeps thrown away (default max(100, sweeps/4))")
-    sol.add_argument("--chains", type=checks.int_at_least(1), default=1, help="independent chains per temperature (default 1)")
+    sol.add_argument("--chains", type=checks.int_at_least(1), default=4,
+                     help="independent chains per temperature, their split R-hat in the file (default 4)")
     run_ = p.add_argument_group("execution")
     run_.add_argument("--executor", choices=("local", "dask"), default="local",
                       help="where rows run: here (default) or on a Dask cluster (this process writes the file)")

@@ -19,7 +19,7 @@ from .arrays import KIND_CONTINUOUS, Work, chains, from_prepared, rank, work
 from .field import total_energy
 from .hidden import from_prepared as hidden_from_prepared
 from .hidden import measure
-from .moves import ALG_METROPOLIS, dot
+from .moves import ALG_HEATBATH, ALG_METROPOLIS, dot
 from .rng import cluster_slot, gauss_vector, n_slots, replica_key, uniform, visit_seed
 from .site import adapt_step, exchange_accept, magnetisation, record, sweep_schedule
 
@@ -235,9 +235,22 @@ class Runner:
         """Sweeps sweep0 .. sweep0 + n_sweeps - 1, measured into columns measure_from + i when
         measure_from >= 0; adapt: tune the Metropolis step (equilibration only)."""
         if self.algorithm == "wolff":
-            run_wolff(self.ch, self.beta, self.seed, self.replica_ids, sweep0, n_sweeps, self.g,
-                      self.cp, self.st, self.h_all[0], self.out_E, self.out_mabs, self.out_mu,
-                      self.out_msum, measure_from, self.cluster, self.n_clusters)
+            # ergodicity guard: one heat-bath sweep (site slots of the same sweep, disjoint from the
+            # cluster slots) before each sweep of clusters. Single-site clusters (zero couplings,
+            # high T) alone flip a fixed number of spins per sweep: the parity of the flips is
+            # fixed and half of the states are never measured (|m| off by 9-50 sigma).
+            discrete = self.st.kind != KIND_CONTINUOUS
+            for i in range(n_sweeps):
+                if discrete:      # Wolff moves S only: the heat bath needs the state indices X
+                    self.ch.X[:] = np.argmax(np.einsum("rnc,kc->rnk", self.ch.S, self.st.V), axis=2)
+                run_local(self.ch, self.beta, self.delta, self.acc, self.tries, self.seed, self.replica_ids,
+                          sweep0 + i, 1, ALG_HEATBATH, 0, False, self.n_T, False, self.g, self.cp, self.st,
+                          self.h_all, self.resync, self.out_E, self.out_mabs, self.out_mu, self.out_msum,
+                          -1, self.swap_acc, self.swap_tries, self.w, self.hid, self.mscr)
+                run_wolff(self.ch, self.beta, self.seed, self.replica_ids, sweep0 + i, 1, self.g,
+                          self.cp, self.st, self.h_all[0], self.out_E, self.out_mabs, self.out_mu,
+                          self.out_msum, measure_from + i if measure_from >= 0 else -1, self.cluster,
+                          self.n_clusters)
             return
         run_local(self.ch, self.beta, self.delta, self.acc, self.tries, self.seed, self.replica_ids,
                   sweep0, n_sweeps, self.alg_code, self.n_overrelax, self.exchange, self.n_T, adapt,

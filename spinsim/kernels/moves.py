@@ -129,7 +129,12 @@ def propose_continuous(sig, delta, vs, j, out, n_h):
 
 @physics
 def propose_discrete(cur, K, vs):
-    """Another of the K states, uniformly (K >= 2)."""
+    """Another of the K states, uniformly (K >= 3); for K = 2 (Ising) either state with
+    probability 1/2 (a proposal that can stay). Always proposing the flip makes the K = 2 chain
+    periodic as beta -> 0 (every spin flips every sweep: |m| constant, a wrong value with zero
+    error at T = 1e6); with a lazy proposal it samples independent spins at beta = 0."""
+    if K == 2:
+        return 1 if uniform(vs, 0) < 0.5 else 0
     nq = int(uniform(vs, 0) * (K - 1))
     if nq >= K - 1:
         nq = K - 2

@@ -45,7 +45,8 @@ def compute_row(H: Hamiltonian, T: np.ndarray, h_value: float, direction: np.nda
     Hk = replace(H, h=H.h + float(h_value) * U)
     kw = dict(solve_kwargs)
     if method == "mc":
-        n_chains = int(kw.get("n_chains", 1))
+        from ..solvers.mc import DEFAULT_CHAINS
+        n_chains = int(kw.get("n_chains", DEFAULT_CHAINS))
         kw.update(seed=int(seed), replica_offset=int(field_index) * T.size * n_chains, progress=False)
     t0 = time.perf_counter()
     res = solve(Hk, T, method=method, direction=U, **kw)

@@ -12,7 +12,15 @@ Algorithms (all sample exp(-H/T), k_B = 1):
   sigma, dE = 0) followed by one heat-bath sweep, counted as one sweep.
 * ``"pt"``: heat bath plus parallel tempering (replica exchange between neighbouring
   temperatures after every sweep). ``exchange=True`` adds exchange to any local algorithm.
-* ``"wolff"``: Wolff cluster updates, for isotropic ferromagnets without field or frozen sites.
+* ``"wolff"``: Wolff cluster updates, for isotropic ferromagnets without field or frozen sites,
+  each sweep of clusters preceded by one heat-bath sweep (ergodicity guard: with single-site
+  clusters, at zero coupling or high T, a fixed number of flips per sweep never visits half of
+  the states).
+
+Several independent chains run by default (``n_chains=DEFAULT_CHAINS`` = 4, each ``sweeps`` long)
+and ``Result.rhat`` reports their rank-normalised split R-hat (Vehtari et al. 2021); ``meta
+["warnings"]`` flags R-hat > 1.01, runs shorter than 50 tau_int or 100 sweeps per chain, blocks
+shorter than 4 tau_int and drifts (rules: :mod:`spinsim.observables`).
 
 Every random number comes from a counter-based generator keyed by (seed, replica, sweep, site),
 so a run is reproducible and the CUDA backend draws the same numbers.
@@ -29,14 +37,17 @@ from ..directions import projection_direction
 from ..kernels.arrays import KIND_CONTINUOUS, KIND_DISCRETE
 from ..kernels.moves import ALG_HEATBATH, ALG_METROPOLIS, ALG_OVERRELAX
 from ..hamiltonian import Discrete, Hamiltonian, Identity, Ising
-from ..observables import thermodynamics
+from ..observables import run_warnings, thermodynamics
 from ..reduced_space import describe as describe_state_space
 from ..reduced_space import state_space
 from ..result import Result
 from ..validation import check_choice, check_positive_int
 from . import register
 
-__all__ = ["solve_mc", "ALGORITHMS", "BACKENDS", "prepare", "initial_state", "cuda_available"]
+__all__ = ["solve_mc", "ALGORITHMS", "BACKENDS", "DEFAULT_CHAINS", "prepare", "initial_state", "cuda_available"]
+
+#: independent chains per temperature unless asked otherwise (split R-hat needs several)
+DEFAULT_CHAINS = 4
 
 ALGORITHMS = ("metropolis", "heatbath", "overrelax", "pt", "wolff")
 BACKENDS = ("cpu", "cuda", "auto")
@@ -138,7 +149,7 @@ def _check_wolff(H: Hamiltonian, k: dict[str, Any]) -> None:
 
 @register("mc")
 def solve_mc(H: Hamiltonian, T: np.ndarray, *, backend: str = "cpu", algorithm: str = "heatbath",
-             sweeps: int = 2000, discard: int | None = None, seed: int = 0, n_chains: int = 1,
+             sweeps: int = 2000, discard: int | None = None, seed: int = 0, n_chains: int = DEFAULT_CHAINS,
              exchange: bool | None = None, n_overrelax: int = 1, direction: Any = None,
              init: Any = "random", progress: bool | None = None, delta: float = 0.5,
              resync: int = 64, replica_offset: int = 0, reduce: bool | None = None) -> Result:
@@ -152,7 +163,8 @@ def solve_mc(H: Hamiltonian, T: np.ndarray, *, backend: str = "cpu", algorithm: 
     discard : equilibration sweeps, thrown away (default ``sweeps // 4``, at least 100);
         reported in ``Result.n_discard``.
     seed : non-negative integer; with the replica index, sweep and site it keys every draw.
-    n_chains : independent chains per temperature (replica ids ``chain * n_T + t``).
+    n_chains : independent chains per temperature (replica ids ``chain * n_T + t``), default
+        ``DEFAULT_CHAINS`` = 4; their split R-hat is ``Result.rhat``.
     exchange : replica exchange between neighbouring temperatures (default: only for ``"pt"``).
     n_overrelax : reflection sweeps per heat-bath sweep for ``"overrelax"``.
     direction : projection direction for ``Result.projection``: ``"field"`` (default when a field
@@ -257,12 +269,7 @@ def _assemble(H: Hamiltonian, Ts: np.ndarray, order: np.ndarray, out: dict[str, 
         for key, value in th.estimates.items():
             fields.setdefault(key, []).append(value)
         n_blocks.append(th.n_blocks)
-        if np.isfinite(th.drift_sigma) and th.drift_sigma > 4:
-            warnings.append(f"T={Ts[t]:.6g}: energy drifts by {th.drift_sigma:.1f} sigma between the two halves "
-                            "of the measured run (not equilibrated: raise discard/sweeps or use 'pt')")
-        if th.n_blocks < 16 or sweeps < 20 * th.tau_int:
-            warnings.append(f"T={Ts[t]:.6g}: tau_int = {th.tau_int:.1f} sweeps is long for {sweeps} sweeps; "
-                            "error bars are unreliable")
+        warnings.extend(run_warnings(th, n_chains, float(Ts[t])))      # rules: spinsim.observables
         tries = out["tries"][rows].sum()
         acc.append(out["acc"][rows].sum() / tries if tries > 0 else 1.0)
         mvecs.append(out["msum"][rows].sum(axis=0) / (sweeps * n_chains))
