@@ -46,7 +46,7 @@ def boltzmann_table(beta, E):
 
 @njit(cache=True)
 def block_scratch(L):
-    """Per-state work arrays of an inner block of L states for :func:`weighted_sums`:
+    """Per-state work arrays of an inner block of L states for :func:`block_moments`:
     x (E - E_0), am (|m|), mm (m), mu (m_u), qw (weights)."""
     return np.empty(L), np.empty(L), np.zeros(L), np.empty(L), np.empty(L)
 
