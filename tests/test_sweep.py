@@ -201,7 +201,7 @@ def test_default_options_do_not_count_as_a_change(tmp_path):
     before = datasets(out)
     again = Interrupt()
     res = sweep(small(), T3, H3, out=out, seed=1, sweeps=200, algorithm="heatbath", discard=100,
-                n_chains=1, backend="cpu", progress=False, estimate=False, executor=again)
+                n_chains=4, backend="cpu", progress=False, estimate=False, executor=again)
     assert again.asked == [] and res.complete        # resumed as the same run: nothing recomputed
     after = datasets(out)
     for k in before:
