@@ -4,7 +4,7 @@ A file is built in memory (HDF5 on a ``BytesIO``), closed, and only then written
 
 1. the space it needs is known exactly (the size of the closed image) and checked against the
    free space of the target's filesystem before a byte is written (:class:`DiskFullError`);
-2. the bytes go to the hidden sibling ``.<name>.tmp-<pid>``, which is fsync'ed and moved over
+2. the bytes go to the hidden sibling ``.<name>.tmp-<pid>-<thread>``, which is fsync'ed and moved over
    the target with ``os.replace`` (atomic on POSIX); the folder is fsync'ed;
 3. HDF5 never touches the disk, so a full disk or a file-size limit (EFBIG) is one ``OSError``
    from ``os.write`` (no HDF5 error stack, no crash in the HDF5 library), and a file written by
@@ -58,7 +58,8 @@ class DiskFullError(SpinsimFileError, OSError):
 
 
 def _tmp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    # pid and thread: two threads of one process never share (or remove) each other's temporary
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
 
 
 def _fsync(path: Path) -> None:
@@ -80,17 +81,17 @@ def _pid_alive(pid: int) -> bool:
 
 
 def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
-    """Remove the temporaries ``.<name>.tmp-<pid>`` of :func:`atomic_h5` for ``path`` whose
+    """Remove the temporaries ``.<name>.tmp-<pid>-<thread>`` of :func:`atomic_h5` for ``path`` whose
     process is gone; returns the removed paths. Temporaries of live processes stay."""
     path = Path(path)
     removed = []
     for p in path.parent.glob(f".{path.name}.tmp-*"):
         try:
-            pid = int(p.name.rsplit("-", 1)[1])
-        except ValueError:
+            pid = int(p.name.split(".tmp-", 1)[1].split("-", 1)[0])
+        except (ValueError, IndexError):
             continue
-        if pid != os.getpid() and _pid_alive(pid):
-            continue
+        if pid == os.getpid() or _pid_alive(pid):
+            continue        # this process's own temporaries belong to writers still running
         with contextlib.suppress(OSError):
             p.unlink()
             removed.append(p)
@@ -112,11 +113,16 @@ def deferred_signals() -> Iterator[None]:
     old = {s: signal.signal(s, hold) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
-    finally:
+    except BaseException:
+        # the block failed: restore the handlers and let its own error propagate (a held-back
+        # Ctrl-C raised here would replace the real error; the run is stopping anyway)
         for s, h in old.items():
             signal.signal(s, h)
-        if pending:
-            signal.raise_signal(pending[0])
+        raise
+    for s, h in old.items():
+        signal.signal(s, h)
+    if pending:
+        signal.raise_signal(pending[0])
 
 
 def _kill_point(point: str) -> None:
@@ -169,7 +175,7 @@ def atomic_h5(path: str | os.PathLike, libver: str | None = None) -> Iterator[h5
     """Write a whole HDF5 file atomically and durably (the only writer of spinsim's files).
 
     Yields an h5py File (in memory) to fill; when the block ends the closed image is written to
-    ``.<name>.tmp-<pid>``, fsync'ed and moved over ``path`` (module docstring). An exception, an
+    ``.<name>.tmp-<pid>-<thread>``, fsync'ed and moved over ``path`` (module docstring). An exception, an
     interrupt or a kill at any instant leaves ``path`` as it was. Raises :class:`DiskFullError`
     (naming the file and the bytes needed) when the image does not fit; the folder is created.
     """
@@ -177,6 +183,9 @@ def atomic_h5(path: str | os.PathLike, libver: str | None = None) -> Iterator[h5
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_name(path)
+    # signals are held back over the build too: h5py's in-memory driver calls back into Python,
+    # where a KeyboardInterrupt can be lost inside the HDF5 library (the caller's block only
+    # fills an image from finished results, so the delay is short)
     with deferred_signals():
         _count += 1
         remove_stale_temps(path)

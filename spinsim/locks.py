@@ -35,7 +35,7 @@ class OutputLockedError(SpinsimFileError):
     """Another process holds the output's lock (the message says who)."""
 
 
-_held: dict[str, tuple[object, int]] = {}       # canonical lock path -> (FileLock, depth)
+_held: dict[str, tuple[object, int, int]] = {}  # canonical lock path -> (FileLock, depth, owner thread)
 _guard = threading.Lock()
 
 
@@ -75,34 +75,45 @@ def hold(path: str | os.PathLike, what: str = "this output") -> Iterator[Path]:
     """Hold the lock of ``path`` (its folder is created) for the duration of the block.
 
     Never waits: raises :class:`OutputLockedError` (a :class:`SpinsimFileError`) naming the
-    holder when another process has it. Re-entrant within one process. Yields the lock path.
+    holder when another process (or another thread of this one) has it. Re-entrant within one
+    thread. Yields the lock path.
     """
     from filelock import FileLock, Timeout
 
     lp = lock_path(path)
     lp.parent.mkdir(parents=True, exist_ok=True)
     key = os.path.realpath(lp)
+    me = threading.get_ident()
     with _guard:
         if key in _held:
-            lock, depth = _held[key]
-            _held[key] = (lock, depth + 1)
+            lock, depth, owner = _held[key]
+            if owner != me:
+                # re-entrant per thread, not per process: two threads of one process (a thread-pool
+                # executor) writing one output would share its temporary and interleave bytes
+                raise OutputLockedError(f"{path}: another thread of this process is writing {what}; one writer "
+                                        "per output (give each task its own output)")
+            _held[key] = (lock, depth + 1, owner)
         else:
+            # fallback_to_soft=False: a folder without flock is an error, never a silent soft lock
             lock = FileLock(str(lp), timeout=0, thread_local=False, preserve_lock_file=True,
-                            on_acquired=_write_holder)
+                            on_acquired=_write_holder, fallback_to_soft=False)
             try:
                 lock.acquire(blocking=False)
             except Timeout:
                 raise OutputLockedError(
                     f"{path}: another process is writing {what}: {holder(path)}; wait for it to finish or "
                     f"choose another output (the lock is {lp.name}, released when that process ends)") from None
-            _held[key] = (lock, 1)
+            except NotImplementedError as exc:
+                raise OutputLockedError(f"{path}: the folder's filesystem has no file locks (flock), so one writer at a "
+                                        f"time cannot be guaranteed there ({exc}); write to a local folder") from None
+            _held[key] = (lock, 1, me)
     try:
         yield lp
     finally:
         with _guard:
-            lock, depth = _held[key]
+            lock, depth, owner = _held[key]
             if depth > 1:
-                _held[key] = (lock, depth - 1)
+                _held[key] = (lock, depth - 1, owner)
             else:
                 del _held[key]
                 lock.release()      # the file stays: see the module docstring

@@ -303,3 +303,36 @@ def test_a_damaged_result_file_names_the_file_and_the_problem(tmp_path):
     with pytest.raises(InconsistentFileError, match=f"{p}: damaged result in /result"):
         from spinsim import Result as R
         R.from_hdf5(p)
+
+
+def test_a_second_thread_of_the_same_process_is_refused(tmp_path):
+    import threading
+    out = tmp_path / "t.h5"
+    errors: list[BaseException] = []
+    with hold(out):
+        with hold(out):             # the same thread: re-entrant
+            pass
+
+        def other() -> None:
+            try:
+                with hold(out):
+                    pass
+            except BaseException as exc:        # noqa: BLE001 - collected for the assertion
+                errors.append(exc)
+        t = threading.Thread(target=other)
+        t.start()
+        t.join()
+    assert len(errors) == 1 and isinstance(errors[0], OutputLockedError)
+    assert "another thread of this process" in str(errors[0])
+    with hold(out):                 # released: free again
+        pass
+
+
+def test_a_failing_writer_keeps_its_own_error_when_ctrl_c_was_held_back(tmp_path):
+    out = tmp_path / "e.h5"
+    with pytest.raises(ValueError, match="the caller's own error"):
+        with atomic_h5(out) as f:
+            f["x"] = np.arange(3)
+            signal.raise_signal(signal.SIGINT)      # held back while the image is built
+            raise ValueError("the caller's own error")
+    assert not out.exists() and not list(tmp_path.glob(".e.h5.tmp-*"))
