@@ -38,7 +38,12 @@ class Holder:
         assert self.p.stdout.readline().strip() == "held", self.p.stderr.read()
 
     def stop(self) -> None:
-        self.p.communicate("\n", timeout=60)
+        try:
+            self.p.communicate("\n", timeout=60)
+        finally:
+            if self.p.poll() is None:        # never outlives the test
+                self.p.kill()
+                self.p.wait()
 
 
 # ----------------------------------------------------------------------------- 1. one writer

@@ -308,15 +308,26 @@ def _n_done(path: Path) -> int:
 
 
 def _kill_after_first_row(out: Path, sig: int) -> int:
+    """Start a sweep, send ``sig`` once its first row is on disk, return its exit status. The
+    child never outlives the test: it is killed on any failure (a generous deadline for Numba's
+    first compilation on a loaded machine; no signal sent fails the test explicitly)."""
     p = _spinsim(CMD + ["--out", str(out)])
-    deadline = time.time() + 120
-    while time.time() < deadline and p.poll() is None:
-        if _n_done(out) >= 1:
-            p.send_signal(sig)
-            break
-        time.sleep(0.005)
-    p.communicate(timeout=120)
-    return p.returncode
+    sent = False
+    try:
+        deadline = time.time() + 600
+        while time.time() < deadline and p.poll() is None:
+            if _n_done(out) >= 1:
+                p.send_signal(sig)
+                sent = True
+                break
+            time.sleep(0.005)
+        assert sent, f"no row of the sweep finished (exit status {p.poll()}): the signal was never sent"
+        p.communicate(timeout=300)
+        return p.returncode
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
 
 
 @pytest.mark.slow
