@@ -400,3 +400,14 @@ def test_the_sweep_engine_imports_no_analysis(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
     assert read_sweep(tmp_path / "s.h5").complete
+
+
+def test_a_file_that_predates_an_option_resumes_with_the_value_it_ran_with():
+    from spinsim.phase.fingerprint import first_difference
+    old = [("seed", 1), ("sweeps", 200)]                        # written before n_chains and reduce existed
+    assert first_difference(old, old + [("n_chains", 1), ("reduce", False)]) is None
+    msg = first_difference(old, old + [("n_chains", 4)])
+    assert "'n_chains' differs" in msg and "its rows ran with 1" in msg and "--chains 1" in msg
+    assert "overwrite" not in msg
+    assert "reduce=False" in first_difference(old, old + [("reduce", None)])
+    assert "'other' differs (not in the file" in first_difference(old, old + [("other", 3)])

@@ -89,11 +89,24 @@ def _describe_value(name: str, v: Any) -> str:
 DERIVED = ("discard",)
 
 
+#: solver options added after files were first written, with the value that reproduces what a
+#: file written before them did (its rows ran with that value), and how to ask for it
+LEGACY = {"n_chains": (1, "--chains 1 / n_chains=1"), "reduce": (False, "reduce=False")}
+
+
 def first_difference(old: Fingerprint, new: Fingerprint) -> str | None:
     """``"'name' differs (file has X, this run Y)"`` for the first differing parameter (derived
-    options, :data:`DERIVED`, last), or None."""
+    options, :data:`DERIVED`, last), or None. An option the file predates (:data:`LEGACY`) is equal
+    when this run asks for the value the file's rows ran with; otherwise the message says how to
+    continue the file."""
     o, n = dict(old), dict(new)
     for name, value in sorted(new, key=lambda kv: kv[0] in DERIVED):
+        if name not in o and name in LEGACY:
+            was, how = LEGACY[name]
+            if value == was:
+                continue
+            return (f"{name!r} differs (the file predates this option: its rows ran with {was!r}; this run "
+                    f"{_describe_value(name, value)}); to continue the file use {how}")
         if name not in o:
             return f"{name!r} differs (not in the file; this run {_describe_value(name, value)})"
         if o[name] != value:
