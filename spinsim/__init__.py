@@ -9,6 +9,7 @@ from ._numba_cache import ensure_cache_dir as _ensure_cache_dir
 _ensure_cache_dir()     # before any kernel compiles: a read-only install and HOME get a temporary cache
 from .hamiltonian import (Dense, Discrete, Hamiltonian, Heisenberg, Identity, Ising, LowRank,
                           replace)
+from .site_coupling import SiteLowRank
 from .lattices import (causal, chain, complete_graph, cubic, lattice, sherrington_kirkpatrick,
                        square, textbook)
 from .result import Result
@@ -16,7 +17,7 @@ from .solvers import solve
 from .phase import read_sweep, sweep
 
 __all__ = [
-    "__version__", "Hamiltonian", "Ising", "Heisenberg", "Discrete", "Identity", "Dense", "LowRank",
+    "__version__", "Hamiltonian", "Ising", "Heisenberg", "Discrete", "Identity", "Dense", "LowRank", "SiteLowRank",
     "replace", "lattice", "chain", "square", "cubic", "complete_graph", "sherrington_kirkpatrick",
     "causal", "textbook", "Result", "solve", "sweep", "read_sweep",
 ]
