@@ -65,6 +65,6 @@ def ablation_distributed(model: str, items: Sequence[Any], heads: Sequence[tuple
         for arr_m, arr_r in ((merged.measured, res.measured), (merged.predicted, res.predicted)):
             fill = np.isfinite(arr_r)
             arr_m[fill] = arr_r[fill]
-        if not np.array_equal(merged.clean, res.clean):
+        if not np.array_equal(merged.clean, res.clean, equal_nan=True):     # NaN: an excluded item
             raise RuntimeError("workers disagree on the clean logit gaps (different model weights?)")
     return merged

@@ -37,7 +37,13 @@ def span_basis(X: np.ndarray) -> np.ndarray:
     ``s_max * max(n, m) * eps`` count as zero. (n, 0) for a zero or empty X."""
     if X.size == 0:
         return np.zeros((X.shape[0], 0))
-    U, s, _ = np.linalg.svd(X, full_matrices=False)
+    try:
+        U, s, _ = np.linalg.svd(X, full_matrices=False)
+    except np.linalg.LinAlgError:
+        # LAPACK's divide-and-conquer gesdd fails to converge on some inputs (GPT-2 small's L2H2
+        # with its positional fields); the QR-iteration driver gesvd is slower and converges
+        import scipy.linalg
+        U, s, _ = scipy.linalg.svd(X, full_matrices=False, lapack_driver="gesvd")
     if s.size == 0 or s[0] == 0.0:
         return np.zeros((X.shape[0], 0))
     keep = s > s[0] * max(X.shape) * np.finfo(float).eps

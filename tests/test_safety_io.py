@@ -98,7 +98,21 @@ def test_a_second_writer_of_any_command_is_refused_naming_the_first(tmp_path, ca
 
 
 # ----------------------------------------------------------------------------- 2. interrupts, kills
-def test_ctrl_c_while_a_file_is_written_stops_after_it_is_complete(tmp_path):
+@pytest.fixture
+def sigint_raises():
+    """SIGINT raises KeyboardInterrupt in this process (pytest-xdist workers ignore SIGINT)."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)
+
+
+def _sigint_default() -> None:
+    # children of a pytest-xdist worker inherit SIGINT ignored, and Python then never raises
+    # KeyboardInterrupt: a real Ctrl-C reaches a command with the default disposition
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def test_ctrl_c_while_a_file_is_written_stops_after_it_is_complete(tmp_path, sigint_raises):
     p = tmp_path / "a.h5"
     with pytest.raises(KeyboardInterrupt):
         with atomic_h5(p) as f:
@@ -271,7 +285,8 @@ def test_ctrl_c_during_a_sweep_commit_always_stops_the_run(tmp_path, point):
     completes, the run stops with exit 130 saying the rows are saved, and the file holds that row."""
     out = tmp_path / "s.h5"
     r = subprocess.run([sys.executable, "-m", "spinsim.cli"] + SWEEP + ["--out", str(out)], capture_output=True,
-                       text=True, timeout=300, env=dict(os.environ, SPINSIM_KILL_AT=point))
+                       text=True, timeout=300, env=dict(os.environ, SPINSIM_KILL_AT=point),
+                       preexec_fn=_sigint_default)
     assert r.returncode == 130, r.stderr
     assert "the finished rows are saved in" in r.stderr.strip().splitlines()[-1]
     with h5py.File(out, "r") as f:
@@ -333,7 +348,7 @@ def test_a_second_thread_of_the_same_process_is_refused(tmp_path):
         pass
 
 
-def test_a_failing_writer_keeps_its_own_error_when_ctrl_c_was_held_back(tmp_path):
+def test_a_failing_writer_keeps_its_own_error_when_ctrl_c_was_held_back(tmp_path, sigint_raises):
     out = tmp_path / "e.h5"
     with pytest.raises(ValueError, match="the caller's own error"):
         with atomic_h5(out) as f:
