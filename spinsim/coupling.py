@@ -72,6 +72,16 @@ def check_finite(x: np.ndarray, what: str) -> None:
         raise ValueError(f"{what} has a non-finite entry {float(x[tuple(bad)])!r} at index {tuple(int(b) for b in bad)}")
 
 
+def own_factors(coupling: "Coupling", A: np.ndarray, B: np.ndarray) -> None:
+    """Check the factors finite (ValueError naming the first bad entry) and store read-only
+    C-contiguous copies as ``coupling.A``, ``coupling.B`` (frozen dataclasses: LowRank, SiteLowRank)."""
+    for name, x in (("A", A), ("B", B)):
+        check_finite(x, f"coupling factor {name}")
+        x = np.ascontiguousarray(x)
+        x.flags.writeable = False
+        object.__setattr__(coupling, name, x)
+
+
 class Coupling(ABC):
     """The spin-space coupling M (see module docstring for every convention)."""
 
@@ -263,13 +273,7 @@ class LowRank(Coupling):
         B = real_array(self.B, "coupling factor B")
         if A.ndim != 2 or A.shape != B.shape:
             raise ValueError(f"low-rank factors A, B must both be (n_comp, rank), got {A.shape} and {B.shape}")
-        check_finite(A, "coupling factor A")
-        check_finite(B, "coupling factor B")
-        A, B = np.ascontiguousarray(A), np.ascontiguousarray(B)
-        A.flags.writeable = False
-        B.flags.writeable = False
-        object.__setattr__(self, "A", A)
-        object.__setattr__(self, "B", B)
+        own_factors(self, A, B)
 
     @property
     def n_comp(self) -> int:

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from .coupling import _DUMMY, CODE_SITE_LOWRANK, Coupling, CouplingArrays, check_finite, real_array
+from .coupling import _DUMMY, CODE_SITE_LOWRANK, Coupling, CouplingArrays, own_factors, real_array
 
 __all__ = ["SiteLowRank"]
 
@@ -42,13 +42,7 @@ class SiteLowRank(Coupling):
             raise ValueError(f"per-site factors A, B must both be (n_sites, n_comp, rank), got {A.shape} and {B.shape}")
         if min(A.shape) < 1:
             raise ValueError(f"per-site factors need n_sites, n_comp, rank >= 1, got shape {A.shape}")
-        check_finite(A, "coupling factor A")
-        check_finite(B, "coupling factor B")
-        A, B = np.ascontiguousarray(A), np.ascontiguousarray(B)
-        A.flags.writeable = False
-        B.flags.writeable = False
-        object.__setattr__(self, "A", A)
-        object.__setattr__(self, "B", B)
+        own_factors(self, A, B)
 
     @property
     def n_sites(self) -> int:          # type: ignore[override]
