@@ -21,7 +21,7 @@ from typing import Sequence
 
 from ._version import __version__
 
-COMMANDS = ("extract", "gaps", "ablate", "sweep", "validate", "ground", "plot", "info", "demo")
+COMMANDS = ("extract", "gaps", "ablate", "sweep", "atlas", "validate", "ground", "plot", "info", "demo")
 
 
 README = "README.md"
@@ -129,7 +129,7 @@ def _saved(args: argparse.Namespace) -> str:
     if not out:
         return "nothing was written"
     here = os.path.abspath(out)
-    if args.command == "sweep":
+    if args.command in ("sweep", "atlas"):
         if here in written:
             return f"the finished rows are saved in {out}: rerun the same command to resume"
         return f"no row was finished, {out} was not written" + (" (the file there is unchanged)"

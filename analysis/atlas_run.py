@@ -1,0 +1,292 @@
+"""Run an atlas: every system's (T, h) diagram in one resumable file (:func:`run_atlas`).
+
+The unit of work is one **row**: one system (head, context length, context sample) and one field
+value h, solved over the whole temperature grid by :func:`spinsim.phase.compute_row` (the same
+row a ``spinsim sweep`` runs), with the field ``h u_i`` added along the system's direction (a
+head's prompt axis x_i/|x_i|, else its field or the top eigenvector of M_s). Rows run on any
+executor (:mod:`spinsim.executors`: here, a ``concurrent.futures`` pool, a Dask client).
+
+**Runs long enough.** A row starts at ``sweeps`` measured sweeps per chain; while a temperature
+of it is flagged by the short-run rule of :mod:`spinsim.observables` (fewer than
+``MIN_TAU_MULTIPLE`` tau_int or ``MIN_MEAS`` sweeps per chain) or by split R-hat above
+``RHAT_WARN``, the row is rerun with twice the sweeps (and the equilibration scaled with them),
+up to ``max_sweeps``. Points still flagged at the cap are stored as flagged: figures show them
+as such and no boundary uses them. The sweeps each row needed are stored.
+
+**Interruption.** The file is replaced whole (:mod:`.atlas_store`) at most every
+``commit_every`` seconds and at the end (and when interrupted): a ``kill -9`` loses at most the
+rows of the last few seconds, never the file; a rerun computes the missing rows only. Every row is
+a pure function of its arguments (its replica ids are offset by its flat row index), so a resumed
+atlas holds the same numbers as an uninterrupted one. A file written with other parameters is
+refused naming the first differing one (``overwrite=True`` starts afresh).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from spinsim.directions import resolve_direction
+from spinsim.hamiltonian import Hamiltonian
+from spinsim.io import SpinsimFileError, remove_stale_temps, root_attrs
+from spinsim.observables import MIN_MEAS, MIN_TAU_MULTIPLE, RHAT_WARN
+from spinsim.phase.fingerprint import first_difference, jsonable, solver_options
+from spinsim.phase.run import SweepMismatchError, _sigterm_as_interrupt
+from spinsim.phase.task import compute_row
+from spinsim.solvers.mean_field import mean_field
+from spinsim.validation import check_temperatures
+
+from .atlas_store import Atlas, commit, read_atlas
+
+__all__ = ["AtlasTask", "SystemSource", "FixedSystems", "run_atlas", "run_atlas_task", "short_run_flags",
+           "ADAPT_RULE", "AtlasMismatchError"]
+
+ADAPT_RULE = (f"sweeps doubled (equilibration with them) while a temperature of the row has fewer than "
+              f"{MIN_TAU_MULTIPLE:.0f} tau_int or {MIN_MEAS} measured sweeps per chain, or split R-hat > "
+              f"{RHAT_WARN}; points still so at the cap are flagged")
+
+
+class AtlasMismatchError(SweepMismatchError):
+    """An existing atlas file was written with different parameters."""
+
+
+class SystemSource(Protocol):
+    """Where an atlas's systems come from (a model's heads, or given Hamiltonians).
+
+    ``heads`` labels (n_head,), ``layer`` and ``head_index`` (n_head,) (-1 when not a model head),
+    ``lengths`` (n_length,), ``n_samples``, ``contexts`` (n_length, n_samples) JSON strings;
+    ``identity()`` the (name, JSON value) pairs that fix the systems (fingerprint);
+    ``build(i)`` head i's systems ``[i_length][i_sample] -> (H, u)`` with u (n_sites, n_comp)."""
+
+    heads: list[str]
+    layer: np.ndarray
+    head_index: np.ndarray
+    lengths: np.ndarray
+    n_samples: int
+    contexts: np.ndarray
+    n_comp: int
+
+    def identity(self) -> list[tuple[str, Any]]: ...
+
+    def build(self, i: int) -> list[list[tuple[Hamiltonian, np.ndarray]]]: ...
+
+
+class FixedSystems:
+    """Given Hamiltonians as an atlas's systems: ``{name: {length: H}}`` (one sample each), e.g.
+    lattices of several sizes as one "head" with a size axis. Every system must have the same
+    number of spin components; ``direction`` as for :func:`spinsim.sweep` (None: the default)."""
+
+    def __init__(self, systems: dict[str, dict[int, Hamiltonian]], direction: Any = None) -> None:
+        if not systems:
+            raise ValueError("FixedSystems needs at least one system")
+        lengths = sorted({int(L) for d in systems.values() for L in d})
+        for name, d in systems.items():
+            if sorted(int(L) for L in d) != lengths:
+                raise ValueError(f"system {name!r} has lengths {sorted(d)}; every system needs all of {lengths}")
+        comps = {H.n_comp for d in systems.values() for H in d.values()}
+        if len(comps) != 1:
+            raise ValueError(f"every system needs the same number of spin components, got {sorted(comps)}")
+        self._systems = {k: {int(L): H for L, H in d.items()} for k, d in systems.items()}
+        self._direction = direction
+        self.heads = list(systems)
+        self.layer = np.full(len(self.heads), -1)
+        self.head_index = np.full(len(self.heads), -1)
+        self.lengths = np.array(lengths, np.int64)
+        self.n_samples = 1
+        self.contexts = np.full((len(lengths), 1), "", dtype=object)
+        self.n_comp = comps.pop()
+
+    def identity(self) -> list[tuple[str, Any]]:
+        return [("systems", {k: {str(L): H.describe()["hamiltonian_sha256"] for L, H in d.items()}
+                             for k, d in self._systems.items()}),
+                ("direction", jsonable(self._direction) if not isinstance(self._direction, str)
+                 else self._direction)]
+
+    def build(self, i: int) -> list[list[tuple[Hamiltonian, np.ndarray]]]:
+        d = self._systems[self.heads[i]]
+        return [[(d[int(L)], resolve_direction(d[int(L)], self._direction)[0])] for L in self.lengths]
+
+
+# ----------------------------------------------------------------------------- one row
+@dataclass(frozen=True)
+class AtlasTask:
+    """One row (picklable, for executors): system H, direction u, field h, grid T, its key
+    (i_head, i_length, i_sample, k) and flat index ``row`` (seed offset)."""
+
+    H: Hamiltonian
+    T: np.ndarray
+    h_value: float
+    direction: np.ndarray
+    seed: int
+    row: int
+    key: tuple[int, int, int, int]
+    solve_kwargs: dict
+    max_sweeps: int
+    auto_discard: bool
+    want_order: bool
+
+
+def short_run_flags(row: dict[str, Any], sweeps: int) -> np.ndarray:
+    """(n_T,) bool: temperatures whose error bars the rule of :data:`ADAPT_RULE` does not trust
+    (tau_int and rhat from the row; NaN never flags)."""
+    tau = np.asarray(row.get("tau_int", np.nan), float)
+    rhat = np.asarray(row.get("rhat", np.nan), float)
+    with np.errstate(invalid="ignore"):
+        short = sweeps < np.maximum(MIN_TAU_MULTIPLE * np.nan_to_num(tau, nan=0.0), MIN_MEAS)
+        return np.asarray(short | (np.nan_to_num(rhat, nan=1.0) > RHAT_WARN), bool) \
+            * np.ones(np.shape(row["energy"]), bool)
+
+
+def run_atlas_task(task: AtlasTask) -> dict[str, Any]:
+    """Solve one row, doubling the sweeps while :func:`short_run_flags` flags a temperature (up to
+    ``max_sweeps``). Returns the :func:`~spinsim.phase.compute_row` result plus ``key``,
+    ``sweeps`` (measured sweeps per chain used), ``flagged`` (n_T,); for the row of the smallest |h|
+    (``want_order``) also ``order_vector`` (<m> at the lowest T) and the system's mean-field facts
+    (``T_mf``, ``lambda_max``, ``lambda_min``, ``spin_length``, ``mf_direction``; :func:`spinsim.solvers.mean_field.mean_field`)."""
+    kw = dict(task.solve_kwargs)
+    sweeps = int(kw["sweeps"])
+    discard0 = int(kw["discard"])
+    while True:
+        kw["sweeps"] = sweeps
+        kw["discard"] = max(100, sweeps // 4) if task.auto_discard else discard0 * sweeps // int(task.solve_kwargs["sweeps"])
+        row = compute_row(task.H, task.T, task.h_value, task.direction, task.seed, task.row, kw)
+        flags = short_run_flags(row, sweeps)
+        if not flags.any() or 2 * sweeps > task.max_sweeps:
+            break
+        sweeps *= 2
+    row.update(key=task.key, sweeps=sweeps, flagged=flags)
+    if task.want_order:                    # once per system: its order vector and mean-field facts
+        mv = row.get("magnetization_vector")
+        row["order_vector"] = None if mv is None else np.asarray(mv)[int(np.argmin(task.T))]
+        mf = mean_field(task.H)
+        row.update(T_mf=mf.T_c, lambda_max=float(mf.eigenvalues[0]), lambda_min=float(mf.eigenvalues[-1]),
+                   mf_direction=mf.ferro_direction, spin_length=float(np.mean(task.H.lengths[~task.H.frozen])))
+    return row
+
+
+# ----------------------------------------------------------------------------- the run
+def _fingerprint(source: SystemSource, T: np.ndarray, hs: np.ndarray, seed: int, max_sweeps: int,
+                 opts: dict[str, Any]) -> list[tuple[str, Any]]:
+    fp: list[tuple[str, Any]] = [("spinsim_kind", "atlas"), ("heads", list(source.heads)),
+                                 ("lengths", [int(x) for x in source.lengths]), ("samples", int(source.n_samples))]
+    fp += source.identity()
+    fp += [("T", [float(x) for x in T]), ("h", [float(x) for x in hs]), ("seed", int(seed)),
+           ("max_sweeps", int(max_sweeps))]
+    fp += [(k, jsonable(v)) for k, v in opts.items()]
+    return json.loads(json.dumps(fp))            # tuples -> lists, as the file gives them back
+
+
+def _resume(path: Path, fp: list) -> Atlas:
+    try:
+        old = read_atlas(path)
+    except SpinsimFileError as exc:
+        raise SpinsimFileError(f"cannot resume: {exc}; move it aside, or use --overwrite (overwrite=True) to "
+                               "replace it") from None
+    diff = first_difference([tuple(x) for x in old.fingerprint], [tuple(x) for x in fp])
+    if diff is not None:
+        n = int(old.done.sum())
+        raise AtlasMismatchError(f"{path}: cannot resume: parameter {diff}; it holds {n} finished row"
+                                 f"{'' if n == 1 else 's'} of another atlas: choose another --out, or use "
+                                 "--overwrite (overwrite=True) to discard them")
+    return old
+
+
+def run_atlas(source: SystemSource, T: Any, fields: Any, *, out: str | os.PathLike | None = None,
+              seed: int = 0, sweeps: int = 200, max_sweeps: int = 1600, discard: int | None = None,
+              executor: Any = None, progress: bool = True, overwrite: bool = False,
+              attrs: dict[str, Any] | None = None, heads_per_batch: int = 8, commit_every: float = 2.0,
+              **solve_kwargs: Any) -> Atlas:
+    """Every system's (T, h) diagram (rules in the module docstring); returns the :class:`Atlas`.
+
+    source : the systems (:class:`FixedSystems`, :class:`spinsim.analysis.atlas_heads.ModelHeads`).
+    T : (n_T,) temperatures > 0; fields : (n_h,) added field strengths (energy units, k_B = 1).
+    sweeps, max_sweeps : first and largest measured sweeps per chain of a row (doubling rule).
+    discard : equilibration sweeps of the first try (None: max(100, sweeps/4), re-derived as
+        the sweeps double; a number is scaled with the sweeps).
+    executor : None, a ``concurrent.futures.Executor``, a Dask ``Client`` or a runner.
+    heads_per_batch : heads whose Hamiltonians are built and queued at once (memory bound).
+    **solve_kwargs : Monte Carlo options (algorithm, n_chains, reduce, backend, ...).
+
+    Raises ValueError (bad grid, seed, option), AtlasMismatchError (``out`` holds another atlas),
+    SpinsimFileError (a foreign, damaged or locked ``out``).
+    """
+    from spinsim.executors import as_runner
+    from spinsim.progress import progress_bar
+
+    T = check_temperatures(T)
+    hs = np.atleast_1d(np.asarray(fields, dtype=np.float64))
+    if hs.ndim != 1 or hs.size == 0 or not np.all(np.isfinite(hs)):
+        raise ValueError(f"fields must be a finite number or a 1-D list of them, got {fields!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2 ** 63:
+        raise ValueError(f"seed must be an integer in [0, 2**63), got {seed!r}")
+    if not isinstance(max_sweeps, (int, np.integer)) or max_sweeps < sweeps:
+        raise ValueError(f"max_sweeps must be an integer >= sweeps ({sweeps}), got {max_sweeps!r}")
+    opts = solver_options("mc", dict(solve_kwargs, sweeps=sweeps, discard=discard))
+    fp = _fingerprint(source, T, hs, int(seed), int(max_sweeps), opts)
+    run_attrs = root_attrs("atlas", seed=int(seed), adapt_rule=ADAPT_RULE, max_sweeps=int(max_sweeps),
+                           **{f"solver_{k}": v for k, v in opts.items() if v is not None}, **(attrs or {}))
+    path = Path(out) if out is not None else None
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    from spinsim.locks import hold
+    with hold(path, "this atlas") if path is not None else contextlib.nullcontext():
+        a = None
+        if path is not None:
+            remove_stale_temps(path)
+            if path.exists() and not overwrite:
+                a = _resume(path, fp)
+                run_attrs["created"] = a.attrs.get("created", run_attrs["created"])
+                a.attrs = run_attrs
+                if progress and not a.complete:
+                    print(f"spinsim atlas: resuming {path}: {int(a.done.sum())} of {a.done.size} rows already done",
+                          file=sys.stderr, flush=True)
+        if a is None:
+            a = Atlas(list(source.heads), source.layer, source.head_index, source.lengths, source.n_samples,
+                      T, hs, source.n_comp, fingerprint=fp, attrs=run_attrs, contexts=source.contexts)
+        a.path = path
+        pending_heads = [i for i in range(len(a.heads)) if not a.done[i].all()]
+        k0 = int(np.argmin(np.abs(hs)))
+        run = as_runner(executor, run_atlas_task)
+        last = time.monotonic()
+        dirty = False
+        try:
+            with _sigterm_as_interrupt(), progress_bar(int((~a.done).sum()), "atlas", "row", progress) as bar:
+                for b in range(0, len(pending_heads), max(1, int(heads_per_batch))):
+                    tasks = []
+                    for i in pending_heads[b:b + heads_per_batch]:
+                        for il, per_len in enumerate(source.build(i)):
+                            for isamp, (H, U) in enumerate(per_len):
+                                tasks += [AtlasTask(H, T, float(hs[k]), U, int(seed), a.row_index(i, il, isamp, k),
+                                                    (i, il, isamp, k), dict(opts), int(max_sweeps), discard is None,
+                                                    k == k0)
+                                          for k in range(hs.size) if not a.done[i, il, isamp, k]]
+                    for row in run(tasks):
+                        _check_finite(row, a)
+                        a.store_row(tuple(row["key"]), row)
+                        dirty = True
+                        bar.set_postfix_str(f"{a.heads[row['key'][0]]} h={hs[row['key'][3]]:.3g} "
+                                            f"sweeps={row['sweeps']}", refresh=False)
+                        bar.update(1)
+                        if path is not None and time.monotonic() - last >= commit_every:
+                            commit(path, a)
+                            last, dirty = time.monotonic(), False
+        finally:
+            if path is not None and (dirty or not path.exists()):
+                commit(path, a)
+    return a
+
+
+def _check_finite(row: dict[str, Any], a: Atlas) -> None:
+    E = np.asarray(row.get("energy"), float)
+    if not np.all(np.isfinite(E)):
+        i = row["key"][0]
+        raise ArithmeticError(f"atlas row {a.heads[i]} h = {a.h[row['key'][3]]!r}: the solver returned a non-finite "
+                              "energy; the row is not stored")
+

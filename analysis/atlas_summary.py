@@ -1,0 +1,206 @@
+"""Per-head summary of an atlas: T_c with its error, mean-field T_c, ordering kind and direction,
+the boundary line in (T, h), and where the model itself sits (T = 1, h = 0).
+
+Rules (stated here, in the file's ``/summary`` attributes and in the figures):
+
+* **Disorder average** over the quenched samples of a length: the mean of each observable, with
+  error ``std / sqrt(n_samples)`` over samples (thermal and sample-to-sample spread together) when
+  there are several samples, the thermal (jackknife) error for one. A temperature flagged in any
+  sample (its error bars not reliable at the sweep cap, :mod:`.atlas_run`) is flagged in the
+  average and left out of every estimate below.
+* **T_c at h = 0** (the row of the smallest |h|): with two or more lengths, the Binder crossing of
+  the two largest lengths whose averaged U(T) cross on the grid (:func:`~spinsim.analysis.boundaries.binder_crossings`,
+  resampling error; method ``"binder"``); otherwise the susceptibility peak of the largest length
+  (:func:`~spinsim.analysis.boundaries.susceptibility_peak` on the raw grid: parabola through the
+  top three points, resampling error; method ``"chi_peak"``). A peak on the grid's edge gives no
+  T_c (NaN, method ``"none"``, ``at_edge``). The histogram-reweighted peak replaces the raw-grid
+  one once the engine's reweighting is available.
+* **Mean-field T_c** and the spectrum of M_s (bond-weighted mean coupling) per system, averaged
+  over samples. **Coupling class** (:func:`spinsim.models.heads.classify_spectrum`, band 0.1):
+  ``ferro`` when lambda_max >= |lambda_min|, ``antiferro`` otherwise, ``mixed`` when
+  |lambda_max + lambda_min| <= 0.1 (lambda_max - lambda_min).
+* **Ordering kind** at h = 0 and the lowest grid T, largest length, from the Monte Carlo with
+  ``q = <|m|> / mean_i |x_i|`` (a common direction) and ``q_u = <m.u> / mean_i |x_i|`` (each spin
+  along its own token): ``pinned`` when q_u >= 0.5 and q_u >= q, else ``uniform`` when q >= 0.5,
+  else ``disordered`` when the lowest T is above the mean-field T_c (no order possible there),
+  else ``staggered`` (ordered, with no net moment: antiferro or glassy). **Ordering direction**:
+  the overlap |<m>.v| / |<m>| of the Monte Carlo mean moment with the top eigenvector v of M_s.
+* **Boundary line**: for every h, the chi peak in T of the largest length's averaged chi
+  (flagged points left out; edge peaks NaN).
+* **Where the model sits**: T = 1 at h = 0; ``model_side`` ``ordered`` when T_c > 1, else
+  ``disordered``; ``model_distance`` = |ln T_c| (0 on the boundary).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from spinsim.models.heads import classify_spectrum
+
+from .atlas_store import Atlas
+from .boundaries import binder_crossings, susceptibility_peak
+
+__all__ = ["disorder_average", "summarize", "SUMMARY_UNITS", "KIND_RULE", "CLASS_BAND", "Averaged"]
+
+CLASS_BAND = 0.1
+KIND_RULE = ("at h = 0, lowest T, largest length: q = <|m|>/mean|x_i|, q_u = <m.u>/mean|x_i|; pinned if q_u >= 0.5 "
+             "and q_u >= q; uniform if q >= 0.5; disordered if T_lowest > T_mf; else staggered")
+CLASS_RULE = (f"spectrum of M_s: ferro if lambda_max >= |lambda_min|, antiferro otherwise, mixed if "
+              f"|lambda_max + lambda_min| <= {CLASS_BAND} (lambda_max - lambda_min)")
+
+SUMMARY_UNITS = {"T_c": "energy (k_B = 1)", "T_c_err": "energy (k_B = 1)", "T_c_method": "", "T_c_at_edge": "flag",
+                 "T_mf": "energy (k_B = 1)", "lambda_max": "energy", "lambda_min": "energy", "coupling_class": "",
+                 "ferro_index": "dimensionless", "kind": "", "q": "dimensionless", "q_u": "dimensionless",
+                 "direction_overlap": "dimensionless", "boundary_T": "energy (k_B = 1)",
+                 "boundary_T_err": "energy (k_B = 1)", "boundary_at_edge": "flag", "model_side": "",
+                 "model_distance": "dimensionless", "T_c_length": "energy (k_B = 1)",
+                 "T_c_length_err": "energy (k_B = 1)", "n_flagged": "points"}
+
+
+@dataclass
+class Averaged:
+    """Disorder averages of one head: ``values[name]`` (n_length, n_h, n_T) with ``<name>_err``,
+    ``flagged`` (n_length, n_h, n_T)."""
+
+    values: dict[str, np.ndarray]
+    flagged: np.ndarray
+
+
+def disorder_average(a: Atlas, i: int) -> Averaged:
+    """Sample averages of head i (rule in the module docstring)."""
+    out: dict[str, np.ndarray] = {}
+    n_s = int(a.n_samples)
+    for name, v in a.values.items():
+        if name.endswith("_err"):
+            continue
+        x = v[i]                                           # (length, sample, h, T)
+        out[name] = _nanmean(x, axis=1) if n_s > 1 else x[:, 0]
+        err = a.values.get(name + "_err")
+        if n_s > 1:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[name + "_err"] = np.nanstd(x, axis=1, ddof=1) / np.sqrt(n_s)
+        elif err is not None:
+            out[name + "_err"] = err[i][:, 0]
+    return Averaged(out, a.flagged[i].any(axis=1) | ~a.done[i].all(axis=1)[..., None])
+
+
+def _nanmean(x: np.ndarray, axis: int = 0) -> np.ndarray:
+    """Mean over ``axis`` ignoring NaN; NaN (silently) where every entry is NaN (rows not run)."""
+    x = np.asarray(x, float)
+    n = np.sum(np.isfinite(x), axis=axis)
+    tot = np.nansum(x, axis=axis)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, tot / np.maximum(n, 1), np.nan)
+
+
+def _peak(T: np.ndarray, chi: np.ndarray, err: np.ndarray, bad: np.ndarray, seed: int) -> tuple[float, float, bool]:
+    keep = ~bad & np.isfinite(chi)
+    if keep.sum() < 3:
+        return float("nan"), float("nan"), False
+    pk = susceptibility_peak(T[keep], chi[keep], np.nan_to_num(err[keep]), n_resample=400, seed=seed)
+    if pk["at_edge"]:
+        return float("nan"), float("nan"), True
+    return float(pk["x"]), float(pk["x_err"]), False
+
+
+def _binder_T_c(T: np.ndarray, av: Averaged, k0: int, lengths: np.ndarray) -> tuple[float, float]:
+    U, Ue = av.values.get("binder"), av.values.get("binder_err")
+    if U is None or lengths.size < 2:
+        return float("nan"), float("nan")
+    order = np.argsort(lengths)
+    for a_, b_ in reversed(list(zip(order[:-1], order[1:]))):      # largest pair first
+        keep = ~(av.flagged[a_, k0] | av.flagged[b_, k0])
+        if keep.sum() < 2:
+            continue
+        c = binder_crossings({int(lengths[a_]): (T[keep], U[a_, k0, keep], Ue[a_, k0, keep]),
+                              int(lengths[b_]): (T[keep], U[b_, k0, keep], Ue[b_, k0, keep])}, n_resample=400)
+        if c:
+            return float(c[0]["T"]), float(c[0]["T_err"])
+    return float("nan"), float("nan")
+
+
+def summarize(a: Atlas, seed: int = 0) -> dict[str, np.ndarray]:
+    """The per-head summary (rules in the module docstring): a dict of arrays over heads (and
+    ``T_c_length`` (head, length), ``boundary_*`` (head, h)); also stored in ``a.summary``."""
+    n_head, n_len = len(a.heads), a.lengths.size
+    k0 = int(np.argmin(np.abs(a.h)))
+    last = int(np.argmax(a.lengths))
+    t_lo = int(np.argmin(a.T))
+    s: dict[str, Any] = {k: np.full(n_head, np.nan) for k in
+                         ("T_c", "T_c_err", "T_mf", "lambda_max", "lambda_min", "ferro_index", "q", "q_u",
+                          "direction_overlap", "model_distance")}
+    s.update(T_c_method=np.full(n_head, "none", dtype=object), T_c_at_edge=np.zeros(n_head, bool),
+             coupling_class=np.full(n_head, "", dtype=object), kind=np.full(n_head, "", dtype=object),
+             model_side=np.full(n_head, "", dtype=object), boundary_T=np.full((n_head, a.h.size), np.nan),
+             boundary_T_err=np.full((n_head, a.h.size), np.nan), boundary_at_edge=np.zeros((n_head, a.h.size), bool),
+             T_c_length=np.full((n_head, n_len), np.nan), T_c_length_err=np.full((n_head, n_len), np.nan),
+             n_flagged=np.zeros(n_head, np.int64))
+    for i in range(n_head):
+        if not a.done[i].any():
+            continue
+        av = disorder_average(a, i)
+        s["n_flagged"][i] = int(a.flagged[i].sum())
+        chi, chie = av.values["susceptibility"], av.values["susceptibility_err"]
+        for il in range(n_len):
+            s["T_c_length"][i, il], s["T_c_length_err"][i, il], _ = _peak(a.T, chi[il, k0], chie[il, k0],
+                                                                         av.flagged[il, k0], seed + il)
+        tc, te = _binder_T_c(a.T, av, k0, a.lengths)
+        if np.isfinite(tc):
+            s["T_c"][i], s["T_c_err"][i], s["T_c_method"][i] = tc, te, "binder"
+        else:
+            tc, te, edge = _peak(a.T, chi[last, k0], chie[last, k0], av.flagged[last, k0], seed)
+            s["T_c_at_edge"][i] = edge
+            if np.isfinite(tc):
+                s["T_c"][i], s["T_c_err"][i], s["T_c_method"][i] = tc, te, "chi_peak"
+        for k in range(a.h.size):
+            s["boundary_T"][i, k], s["boundary_T_err"][i, k], s["boundary_at_edge"][i, k] = _peak(
+                a.T, chi[last, k], chie[last, k], av.flagged[last, k], seed + 1000 + k)
+        for name in ("T_mf", "lambda_max", "lambda_min"):
+            s[name][i] = float(_nanmean(a.facts[name][i, last]))
+        if np.isfinite(s["lambda_max"][i]):
+            lam = np.array([s["lambda_max"][i], s["lambda_min"][i]])
+            s["coupling_class"][i], _ = classify_spectrum(lam, band=CLASS_BAND)
+            s["ferro_index"][i] = float(lam.sum() / max(np.abs(lam).sum(), 1e-300))
+        _ordering(a, av, i, last, k0, t_lo, s)
+        if np.isfinite(s["T_c"][i]):
+            s["model_side"][i] = "ordered" if s["T_c"][i] > 1.0 else "disordered"
+            s["model_distance"][i] = abs(float(np.log(s["T_c"][i])))
+        else:
+            s["model_side"][i] = "no T_c in grid"
+    a.summary.update(s)
+    a.summary_units.update(SUMMARY_UNITS)
+    a.attrs.update(summary_kind_rule=KIND_RULE, summary_class_rule=CLASS_RULE,
+                   summary_T_c_rule="Binder crossing of the two largest lengths, else the raw-grid chi peak of the "
+                                    "largest length; flagged points left out; edge peaks give no T_c")
+    return s
+
+
+def _ordering(a: Atlas, av: Averaged, i: int, last: int, k0: int, t_lo: int, s: dict[str, Any]) -> None:
+    """q, q_u, kind and the direction overlap of head i (rule: :data:`KIND_RULE`)."""
+    m_len = _mean_length(a, i, last)
+    q = av.values["magnetization"][last, k0, t_lo] / m_len
+    q_u = av.values["projection"][last, k0, t_lo] / m_len if "projection" in av.values else np.nan
+    s["q"][i], s["q_u"][i] = q, q_u
+    if np.isfinite(q_u) and q_u >= 0.5 and q_u >= q:
+        kind = "pinned"
+    elif q >= 0.5:
+        kind = "uniform"
+    elif np.isfinite(s["T_mf"][i]) and a.T[t_lo] > s["T_mf"][i]:
+        kind = "disordered"
+    else:
+        kind = "staggered"
+    s["kind"][i] = kind
+    mv = _nanmean(a.order_vector[i, last])
+    v = _nanmean(a.mf_direction[i, last])
+    nm = float(np.linalg.norm(mv))
+    if nm > 0 and np.all(np.isfinite(v)):
+        s["direction_overlap"][i] = abs(float(mv @ v)) / nm / max(float(np.linalg.norm(v)), 1e-300)
+
+
+def _mean_length(a: Atlas, i: int, il: int) -> float:
+    """Mean spin length |x_i| of head i's systems at length il: the magnetisation of a fully
+    aligned state (1 for unit spins or when unknown)."""
+    x = float(_nanmean(a.facts["spin_length"][i, il]))
+    return x if np.isfinite(x) and x > 0 else 1.0

@@ -1,0 +1,155 @@
+"""The atlas engine: file layout, resume (interrupt and kill -9) equal to an uninterrupted run,
+refusal of another run's file, the sweep-doubling rule, and the summary's T_c on known systems."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from spinsim.analysis.atlas_run import (AtlasMismatchError, AtlasTask, FixedSystems, run_atlas, run_atlas_task,
+                                        short_run_flags)
+from spinsim.analysis.atlas_store import read_atlas
+from spinsim.lattices import square
+from spinsim.observables import MIN_MEAS, MIN_TAU_MULTIPLE, RHAT_WARN
+from spinsim.phase.task import compute_row
+
+T_GRID = np.array([1.8, 2.3, 3.0])
+FIELDS = np.array([0.0, 0.2])
+OPTS = dict(sweeps=100, max_sweeps=200, n_chains=1, algorithm="heatbath")
+
+
+def _source() -> FixedSystems:
+    return FixedSystems({"ising_a": {3: square("ising", 3), 4: square("ising", 4)},
+                         "ising_b": {3: square("ising", 3, J=0.5), 4: square("ising", 4, J=0.5)}})
+
+
+def _same_numbers(a, b) -> None:
+    assert a.heads == b.heads
+    np.testing.assert_array_equal(a.done, b.done)
+    np.testing.assert_array_equal(a.sweeps, b.sweeps)
+    np.testing.assert_array_equal(a.flagged, b.flagged)
+    assert set(a.values) == set(b.values)
+    for k in a.values:
+        np.testing.assert_array_equal(a.values[k], b.values[k], err_msg=k)
+    for k in a.facts:
+        np.testing.assert_array_equal(a.facts[k], b.facts[k], err_msg=k)
+
+
+@pytest.fixture(scope="module")
+def whole(tmp_path_factory):
+    path = tmp_path_factory.mktemp("atlas") / "whole.h5"
+    run_atlas(_source(), T_GRID, FIELDS, out=path, progress=False, **OPTS)
+    return read_atlas(path)
+
+
+def test_layout_over_head_length_sample_h_T(whole):
+    a = whole
+    assert a.complete and a.heads == ["ising_a", "ising_b"]
+    assert a.grid_shape == (2, 2, 1, 2, 3)
+    assert a.values["binder"].shape == a.grid_shape and a.values["binder_err"].shape == a.grid_shape
+    assert set(np.unique(a.sweeps)) <= {100, 200}
+    import h5py
+    with h5py.File(a.path) as f:
+        d = f["atlas/susceptibility"]
+        assert [dim.label for dim in d.dims] == ["head", "length", "sample", "h", "T"]
+        assert f["atlas/T"].attrs["units"] == "energy (k_B = 1)"
+        assert f.attrs["spinsim_kind"] == "atlas"
+    # mean field of the square lattice: T_c = z J = 4 J
+    np.testing.assert_allclose(a.facts["T_mf"][:, :, 0], [[4.0, 4.0], [2.0, 2.0]], rtol=1e-9)
+
+
+def test_a_row_is_the_sweep_row_at_its_sweeps(whole):
+    """Row (head 1, length 4, h = 0.2) equals the sweep engine's row at the sweeps it needed,
+    with the row's own seed offset (independent streams per row)."""
+    a = whole
+    key = (1, 1, 0, 1)
+    s = int(a.sweeps[key])
+    ref = compute_row(square("ising", 4, J=0.5), T_GRID, 0.2, np.ones((16, 1)), 0, a.row_index(*key),
+                      dict(sweeps=s, discard=max(100, s // 4), n_chains=1, algorithm="heatbath"))
+    np.testing.assert_array_equal(a.values["energy"][key], ref["energy"])
+
+
+def test_interrupted_then_resumed_equals_uninterrupted(whole, tmp_path):
+    path = tmp_path / "cut.h5"
+    seen = []
+
+    def stop_after_three(tasks):
+        for t in tasks:
+            if len(seen) == 3:
+                raise KeyboardInterrupt
+            seen.append(t.key)
+            yield run_atlas_task(t)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_atlas(_source(), T_GRID, FIELDS, out=path, progress=False, executor=stop_after_three,
+                  commit_every=1e9, **OPTS)
+    part = read_atlas(path)
+    assert int(part.done.sum()) == 3          # the rows finished before the interrupt were saved
+    again = run_atlas(_source(), T_GRID, FIELDS, out=path, progress=False, **OPTS)
+    assert again.complete
+    _same_numbers(read_atlas(path), whole)
+
+
+def test_other_parameters_are_refused(whole, tmp_path):
+    with pytest.raises(AtlasMismatchError, match="'T' differs"):
+        run_atlas(_source(), T_GRID + 0.1, FIELDS, out=whole.path, progress=False, **OPTS)
+    with pytest.raises(AtlasMismatchError, match="'systems' differs"):
+        other = FixedSystems({"ising_a": {3: square("ising", 3), 4: square("ising", 4)},
+                              "ising_b": {3: square("ising", 3, J=0.4), 4: square("ising", 4, J=0.4)}})
+        run_atlas(other, T_GRID, FIELDS, out=whole.path, progress=False, **OPTS)
+
+
+def test_short_run_rule():
+    E = np.zeros(4)
+    tau = np.array([1.0, 3.9, 4.1, np.nan])           # 200 sweeps: flagged above tau = 4
+    rhat = np.array([1.0, np.nan, 1.0, 1.0])
+    np.testing.assert_array_equal(short_run_flags({"energy": E, "tau_int": tau, "rhat": rhat}, 200),
+                                  [False, False, True, False])
+    assert 200 < MIN_TAU_MULTIPLE * 4.1 and MIN_MEAS <= 200
+    rhat2 = np.array([1.0, RHAT_WARN + 0.01, 1.0, 1.0])
+    np.testing.assert_array_equal(short_run_flags({"energy": E, "tau_int": np.ones(4), "rhat": rhat2}, 200),
+                                  [False, True, False, False])
+    assert short_run_flags({"energy": E, "tau_int": np.ones(4)}, MIN_MEAS - 1).all()
+
+
+def test_sweeps_double_only_when_flagged():
+    """A row doubles its sweeps exactly when the shorter run was flagged: near T_c of a 6 x 6
+    Ising lattice 2 chains of 100 sweeps disagree; the recorded sweeps are the first that pass
+    or the cap, and the run at half the recorded sweeps was flagged."""
+    H = square("ising", 6)
+    opts = dict(sweeps=100, discard=100, n_chains=2, algorithm="metropolis")
+    task = AtlasTask(H, np.array([2.3]), 0.0, np.ones((36, 1)), 3, 0, (0, 0, 0, 0), opts, 800, True, False)
+    row = run_atlas_task(task)
+    s = row["sweeps"]
+    assert s in (100, 200, 400, 800)
+    assert s == 800 or not row["flagged"].any()
+    if s > 100:
+        half = compute_row(H, np.array([2.3]), 0.0, np.ones((36, 1)), 3, 0,
+                           dict(opts, sweeps=s // 2, discard=max(100, s // 8)))
+        assert short_run_flags(half, s // 2).any()
+
+
+_KILL_SCRIPT = textwrap.dedent("""
+    import sys, numpy as np
+    sys.path.insert(0, {tests!r})
+    from test_atlas import _source, T_GRID, FIELDS, OPTS
+    from spinsim.analysis.atlas_run import run_atlas
+    run_atlas(_source(), T_GRID, FIELDS, out={out!r}, progress=False, commit_every=0.0, **OPTS)
+""")
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_equals_uninterrupted(whole, tmp_path):
+    out = str(tmp_path / "killed.h5")
+    script = _KILL_SCRIPT.format(tests=os.path.dirname(__file__), out=out)
+    env = dict(os.environ, SPINSIM_KILL_AT="replaced:4")         # SIGKILL right after the 4th commit's rename
+    p = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == -9, p.stderr[-2000:]
+    part = read_atlas(out)
+    assert 0 < int(part.done.sum()) < part.done.size
+    run_atlas(_source(), T_GRID, FIELDS, out=out, progress=False, **OPTS)
+    _same_numbers(read_atlas(out), whole)

@@ -1,0 +1,95 @@
+"""The per-head summary rules on constructed atlases with known answers: Binder crossing and chi
+peaks (exact on linear / symmetric curves), flagged points left out, disorder averages with
+their errors, ordering kind, coupling class and the model's side."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from spinsim.analysis.atlas_store import Atlas
+from spinsim.analysis.atlas_summary import disorder_average, summarize
+
+T = np.round(np.linspace(1.0, 3.0, 11), 12)          # step 0.2
+H_FIELD = np.array([0.0, 0.5])
+
+
+def _atlas(n_head: int = 4) -> Atlas:
+    a = Atlas([f"S{i}" for i in range(n_head)], -np.ones(n_head), -np.ones(n_head), [8, 16], 2, T, H_FIELD, 3)
+    shape = a.grid_shape
+    peak = np.array([2.0, 2.4])[None, None, None, :, None]
+    chi = np.exp(-((T - peak) ** 2)) * np.ones(shape)
+    delta = np.array([-0.01, 0.01])[None, None, :, None, None]
+    a.values["susceptibility"] = chi + delta
+    a.values["susceptibility_err"] = np.full(shape, 1e-4)
+    slope = np.array([0.1, 0.2])[None, :, None, None, None]
+    a.values["binder"] = 0.6 - slope * (T - 2.0) * np.ones(shape)
+    a.values["binder_err"] = np.full(shape, 1e-4)
+    a.values["magnetization"] = np.full(shape, 0.1)
+    a.values["projection"] = np.full(shape, 0.0)
+    a.done[:] = True
+    a.facts["spin_length"][:] = 2.0
+    a.facts["T_mf"][:] = 5.0
+    a.facts["lambda_max"][:] = 2.0
+    a.facts["lambda_min"][:] = -1.0
+    return a
+
+
+def test_disorder_average_and_its_error():
+    a = _atlas()
+    av = disorder_average(a, 0)
+    np.testing.assert_allclose(av.values["susceptibility"], a.values["susceptibility"][0].mean(axis=1))
+    np.testing.assert_allclose(av.values["susceptibility_err"], np.std([-0.01, 0.01], ddof=1) / np.sqrt(2))
+
+
+def test_T_c_boundary_and_flags():
+    a = _atlas()
+    a.flagged[1, :, :, 1, T > 2.2] = True            # head 1: the h = 0.5 peak is flagged away
+    s = summarize(a)
+    assert list(s["T_c_method"]) == ["binder"] * 4
+    np.testing.assert_allclose(s["T_c"], 2.0, atol=1e-12)      # linear U_8, U_16 cross at T = 2
+    np.testing.assert_allclose(s["T_c_length"], 2.0, atol=1e-9)  # symmetric peak on a grid point
+    np.testing.assert_allclose(s["boundary_T"][0], [2.0, 2.4], atol=1e-9)
+    assert np.isnan(s["boundary_T"][1, 1]) and s["boundary_at_edge"][1, 1]
+    assert s["n_flagged"][1] == a.flagged[1].sum() and s["n_flagged"][0] == 0
+    assert list(s["model_side"]) == ["ordered"] * 4
+    np.testing.assert_allclose(s["model_distance"], np.log(2.0))
+
+
+def test_binder_falls_back_to_chi_peak_with_one_length():
+    a = _atlas()
+    a.values["binder"][:, 1] = a.values["binder"][:, 0]    # parallel curves: no crossing
+    a.values["binder"][:, 1] += 0.05
+    s = summarize(a)
+    assert list(s["T_c_method"]) == ["chi_peak"] * 4
+    np.testing.assert_allclose(s["T_c"], 2.0, atol=1e-9)
+
+
+@pytest.mark.parametrize("mag, proj, T_mf, kind", [
+    (1.6, 0.2, 5.0, "uniform"),      # q = 0.8
+    (0.4, 1.8, 5.0, "pinned"),       # q_u = 0.9
+    (0.2, 0.2, 0.5, "disordered"),   # lowest T = 1 > T_mf
+    (0.2, 0.2, 5.0, "staggered"),
+])
+def test_ordering_kind_rule(mag, proj, T_mf, kind):
+    a = _atlas(1)
+    a.values["magnetization"][:] = mag
+    a.values["projection"][:] = proj
+    a.facts["T_mf"][:] = T_mf
+    assert summarize(a)["kind"][0] == kind
+
+
+@pytest.mark.parametrize("lam, cls", [((2.0, -1.0), "ferro"), ((1.0, -2.0), "antiferro"), ((1.0, -1.05), "mixed")])
+def test_coupling_class(lam, cls):
+    a = _atlas(1)
+    a.facts["lambda_max"][:], a.facts["lambda_min"][:] = lam
+    assert summarize(a)["coupling_class"][0] == cls
+
+
+def test_no_peak_in_grid_gives_no_T_c():
+    a = _atlas(1)
+    a.lengths = np.array([8, 16])
+    a.values["susceptibility"][:] = np.linspace(1, 2, T.size)    # monotone: maximum on the edge
+    a.values["binder"][0, 1] = a.values["binder"][0, 0] + 0.05
+    s = summarize(a)
+    assert np.isnan(s["T_c"][0]) and s["T_c_method"][0] == "none" and s["T_c_at_edge"][0]
+    assert s["model_side"][0] == "no T_c in grid"
