@@ -15,9 +15,12 @@ from .lattices import (causal, chain, complete_graph, cubic, lattice, sherringto
 from .result import Result
 from .solvers import solve
 from .phase import read_sweep, sweep
+from . import reweighting
+from .reweighting import Reweighting, reweight
 
 __all__ = [
     "__version__", "Hamiltonian", "Ising", "Heisenberg", "Discrete", "Identity", "Dense", "LowRank", "SiteLowRank",
     "replace", "lattice", "chain", "square", "cubic", "complete_graph", "sherrington_kirkpatrick",
     "causal", "textbook", "Result", "solve", "sweep", "read_sweep",
+    "reweight", "Reweighting", "reweighting",
 ]

@@ -29,6 +29,7 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 
 from . import schema
+from .bins import Bins, NoBinsError, estimates
 from .io import (REQUIRED, InconsistentFileError, SpinsimFileError, atomic_h5, from_attr, open_spinsim, read_observables,
                  read_record, root_attrs, stored, to_attr, write_axis, write_observables,
                  write_record)
@@ -79,6 +80,7 @@ class Result:
     n_discard: int = stored(default=0)
     n_replicas: int = stored(default=0)
     meta: dict[str, Any] = field(default_factory=dict)
+    bins: Bins | None = None            # Monte Carlo only: binned series (spinsim.bins)
 
     def __init__(self, T: Any, method: str = "", *, h: Any = None, done: Any = None,
                  backend: str = "numpy", seed: int | None = None, n_sites: int = 0,
@@ -87,7 +89,8 @@ class Result:
                  ground_degeneracy: int | None = None, excited_degeneracy: int | None = None,
                  ground_states: Any = None, dos_energy: Any = None, dos_count: Any = None,
                  n_sweeps: int = 0, n_discard: int = 0, n_replicas: int = 0,
-                 meta: Mapping[str, Any] | None = None, **observables: Any) -> None:
+                 meta: Mapping[str, Any] | None = None, bins: Bins | None = None,
+                 **observables: Any) -> None:
         for name in observables:
             try:
                 schema.observable(name)
@@ -106,6 +109,9 @@ class Result:
         self.dos_energy, self.dos_count = _arr(dos_energy), dos_count
         self.n_sweeps, self.n_discard, self.n_replicas = n_sweeps, n_discard, n_replicas
         self.meta = dict(meta or {})
+        if bins is not None and bins.grid_shape != self.grid_shape:
+            raise ValueError(f"bins have the grid shape {bins.grid_shape}, the result {self.grid_shape}")
+        self.bins = bins
         for name in schema.names(errors=True):
             if observables.get(name) is not None:
                 setattr(self, name, observables[name])
@@ -183,6 +189,42 @@ class Result:
                         + (f", gap E_1 - E_0 = {self.gap:.10g}" if self.gap is not None else ""))
         return "\n".join(rows)
 
+    def rebin(self, factor: int = 1) -> "Result":
+        """This result with every observable that has an error recomputed from its bins merged
+        ``factor`` at a time (:meth:`spinsim.bins.Bins.rebinned`), each with its jackknife error
+        over the pooled (chain, bin) blocks (:func:`spinsim.bins.estimates`); the other fields
+        (tau_int, rhat, acceptance, magnetisation vector, meta) are kept, ``meta["rebin"]`` records
+        the factor and the bin length. Use it to check that errors have converged in the bin
+        length (they grow until bins are longer than ~2 tau_int, then stay flat).
+
+        Raises :class:`spinsim.bins.NoBinsError` for a result without bins (exact, analytic, or
+        read from a file written before bins), ValueError for a bad factor."""
+        if self.bins is None:
+            raise NoBinsError(f"this {self.method or 'result'} result holds no binned series (Monte Carlo "
+                              "results do, except those read from files written before bins): nothing "
+                              "to rebin")
+        b = self.bins.rebinned(factor)
+        T = self.T if self.h is None else self.T[None, :]
+        new = {k: v for k, v in estimates(b, T, self.n_free, self.n_comp).items()
+               if k.removesuffix(schema.ERR) in self.values}
+        if self.done is not None:          # rows not done stay NaN
+            for v in new.values():
+                v[~self.done] = np.nan
+        rebin = {"factor": int(factor), "bin_length": b.bin_length, "n_bins": b.n_bins, "n_chains": b.n_chains}
+        return self._plain(bins=b, meta={**self.meta, "rebin": rebin}, **{**self.values, **new})
+
+    def _plain(self, **changes: Any) -> "Result":
+        """A plain :class:`Result` with this one's fields, ``changes`` applied."""
+        kw = dict(T=self.T, method=self.method, h=self.h, done=self.done, backend=self.backend,
+                  seed=self.seed, n_sites=self.n_sites, n_free=self.n_free, n_comp=self.n_comp,
+                  magnetization_vector=self.magnetization_vector, ground_energy=self.ground_energy,
+                  gap=self.gap, ground_degeneracy=self.ground_degeneracy,
+                  excited_degeneracy=self.excited_degeneracy, ground_states=self.ground_states,
+                  dos_energy=self.dos_energy, dos_count=self.dos_count, n_sweeps=self.n_sweeps,
+                  n_discard=self.n_discard, n_replicas=self.n_replicas, meta=self.meta, bins=self.bins)
+        kw.update(changes)
+        return Result(**kw)
+
     # ------------------------------------------------------------------ HDF5
     def write_group(self, g: Any) -> None:
         """Write into an open h5py group (format 2, :mod:`spinsim.io`)."""
@@ -196,6 +238,8 @@ class Result:
             write_axis(g, "site", np.arange(n_site), "index", "site")
         write_record(g, self, grid=self.dims)
         write_observables(g, self.values, self.dims)
+        if self.bins is not None:
+            self.bins.write_group(g, self.dims)
         for k, v in self.meta.items():
             if isinstance(v, (dict, list, tuple)):      # any nesting, empty or ragged: as JSON
                 g.attrs[_META_JSON + k] = json.dumps(v, default=_jsonable)
@@ -210,7 +254,7 @@ class Result:
         kw["meta"] = {k[5:]: from_attr(v) for k, v in g.attrs.items() if k.startswith("meta_")}
         kw["meta"].update({k[len(_META_JSON):]: json.loads(from_attr(v)) for k, v in g.attrs.items()
                            if k.startswith(_META_JSON)})
-        return cls(**kw, **read_observables(g))
+        return cls(**kw, bins=Bins.read_group(g), **read_observables(g))
 
     def to_hdf5(self, path: str | Path, **root: Any) -> Path:
         """Write this result as a self-describing spinsim file (atomically)."""

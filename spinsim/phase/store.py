@@ -20,6 +20,11 @@ File layout (HDF5 file format 2, :mod:`spinsim.io`)::
     /sweep/magnetization_vector (h, T, component)
     /sweep/direction (site, component)   the unit directions u_i
     /sweep/row_warnings (h)  JSON list of the solver's warnings per row
+    /sweep/chain, bin, sample            index scales of the binned series (Monte Carlo)
+    /sweep/bin_<name> (h, T, chain, bin)   bin means (spinsim.bins: E, E2, mabs, m2, m4, mu, mu2;
+                           attrs bin_length), /sweep/E_shift (h, T), /sweep/sample_<name>
+                           (h, T, chain, sample) the thinned series for reweighting (E, mabs, mu);
+                           NaN in rows not done; absent in files written before bins
     /boundary/<name>       a :class:`spinsim.result.Boundary`: the line's parameter (T or h) as
                            a scale, T and h (and T_err, chi_max, at_edge) over it, attrs method,
                            param, description. Written by the caller (``add_boundaries``), e.g.
@@ -49,6 +54,7 @@ import numpy as np
 from .. import schema
 from ..io import (InconsistentFileError, SpinsimFileError, atomic_h5, from_attr, open_spinsim, to_attr, write_axis,
                   write_values)
+from ..bins import Bins
 from ..result import Boundary, Result
 from .fingerprint import Fingerprint
 
@@ -91,6 +97,7 @@ class SweepResult(Result):
                       n_free=self.n_free, n_comp=self.n_comp, magnetization_vector=mv,
                       meta={"h": float(self.h[k]), "done": bool(self.done[k]),
                             "warnings": list(self.row_warnings[k])},
+                      bins=None if self.bins is None else self.bins.take(k),
                       **{name: v[k] for name, v in self.values.items()})
 
     @property
@@ -122,8 +129,33 @@ def store_row(state: SweepResult, row: Mapping[str, Any]) -> None:
             state.values[name] = np.full(state.grid_shape, np.nan)
         state.values[name][k] = row[name]
     state.magnetization_vector[k] = row["magnetization_vector"]
+    if row.get("bins") is not None:
+        _store_bins(state, k, row["bins"])
     state.row_warnings[k] = list(row.get("warnings", []))
     state.done[k] = True
+
+
+def _store_bins(state: SweepResult, k: int, b: Bins) -> None:
+    """Row k's bins (a :class:`spinsim.bins.Bins` over T) into the sweep's (h, T, ...) bins, made
+    on the first row that has them (NaN in the other rows). Raises ValueError when the row's bins
+    do not fit those of the rows before (another number of chains, bins or samples)."""
+    if state.bins is None:
+        def nan(v: np.ndarray) -> np.ndarray:
+            return np.full((state.h.size,) + v.shape, np.nan)
+
+        state.bins = Bins({n: nan(v) for n, v in b.bins.items()}, nan(b.E_shift), b.bin_length,
+                          {n: nan(v) for n, v in b.samples.items()}, b.sample_stride, b.samples_per_bin)
+    sb = state.bins
+    if (sb.bins["E"].shape[1:] != b.bins["E"].shape or sb.bin_length != b.bin_length
+            or set(sb.samples) != set(b.samples)
+            or any(sb.samples[n].shape[1:] != v.shape for n, v in b.samples.items())):
+        raise ValueError(f"row {k}: its bins {b.bins['E'].shape} of {b.bin_length} sweeps do not fit the "
+                         f"sweep's {sb.bins['E'].shape[1:]} of {sb.bin_length}")
+    for n, v in b.bins.items():
+        sb.bins[n][k] = v
+    for n, v in b.samples.items():
+        sb.samples[n][k] = v
+    sb.E_shift[k] = b.E_shift
 
 
 # ----------------------------------------------------------------------------- file I/O
@@ -196,7 +228,8 @@ def read_sweep(path: str | os.PathLike, group: str = "/") -> SweepResult:
                 n_sites=base.n_sites or int(attrs.get("n_sites", 0)),
                 n_free=base.n_free or int(attrs.get("n_free", 0)),
                 n_comp=base.n_comp or int(attrs.get("n_comp", 0)),
-                magnetization_vector=base.magnetization_vector, meta=base.meta, **base.values)
+                magnetization_vector=base.magnetization_vector, meta=base.meta, bins=base.bins,
+                **base.values)
             if "boundary" in f:
                 state.boundaries = {k: Boundary.read_group(v) for k, v in f["boundary"].items()}
         except InconsistentFileError:
@@ -214,6 +247,9 @@ def _check_shapes(path: Path, g: h5py.Group) -> None:
             raise InconsistentFileError(f"{path}: inconsistent sweep: dataset {g.name}/{need} is missing")
     sizes = {"T": g["T"].shape[0] if g["T"].ndim == 1 else -1, "h": g["h"].shape[0] if g["h"].ndim == 1 else -1}
     sizes["site"], sizes["component"] = (g["direction"].shape + (-1, -1))[:2]
+    for axis in ("chain", "bin", "sample"):                # the binned series (spinsim.bins)
+        if axis in g:
+            sizes[axis] = g[axis].shape[0] if g[axis].ndim == 1 else -1
     for name, d in g.items():
         if not isinstance(d, h5py.Dataset) or "dims" not in d.attrs:
             continue

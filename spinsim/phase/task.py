@@ -34,7 +34,8 @@ def compute_row(H: Hamiltonian, T: np.ndarray, h_value: float, direction: np.nda
     A pure function of its arguments (safe to run on any worker, any number of times): the
     Monte Carlo chains use ``seed`` and replica ids offset by ``field_index * n_T * n_chains``.
     Returns ``{"field_index": k, "<obs>": (n_T,), "<obs>_err": (n_T,), ...,
-    "magnetization_vector": (n_T, n_comp), "warnings": [str], "elapsed_s": float}`` with every
+    "magnetization_vector": (n_T, n_comp), "warnings": [str], "elapsed_s": float, "bins":
+    spinsim.bins.Bins over T or None}`` with every
     observable of :data:`spinsim.schema.OBSERVABLES` that has an error (NaN where the method does
     not provide it) and the others the method provides (e.g. ``tau_int``, ``log_Z``).
     """
@@ -61,6 +62,7 @@ def compute_row(H: Hamiltonian, T: np.ndarray, h_value: float, direction: np.nda
     out["magnetization_vector"] = (np.full((T.size, H.n_comp), np.nan) if mv is None
                                    else np.asarray(mv, dtype=np.float64).reshape(T.size, H.n_comp))
     out["warnings"] = [str(w) for w in res.meta.get("warnings", [])]
+    out["bins"] = res.bins           # Monte Carlo: the binned series (spinsim.bins), else None
     return out
 
 

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..bins import Bins, bin_series
 from ..directions import projection_direction
 from ..kernels.arrays import KIND_CONTINUOUS, KIND_DISCRETE
 from ..kernels.moves import ALG_HEATBATH, ALG_METROPOLIS, ALG_OVERRELAX
@@ -262,10 +263,11 @@ def _assemble(H: Hamiltonian, Ts: np.ndarray, order: np.ndarray, out: dict[str, 
     """Per-temperature statistics, returned in the caller's order of T."""
     N, n = H.n_free, H.n_comp
     fields: dict[str, list[float]] = {}       # schema name -> one estimate per temperature
-    acc, mvecs, warnings, n_blocks = [], [], [], []
+    acc, mvecs, warnings, n_blocks, binned = [], [], [], [], []
     for t in range(n_T):
         rows = np.arange(n_chains) * n_T + t
         th = thermodynamics(out["E"][rows], out["mabs"][rows], out["mu"][rows], float(Ts[t]), N, n)
+        binned.append(bin_series(out["E"][rows], out["mabs"][rows], out["mu"][rows]))
         for key, value in th.estimates.items():
             fields.setdefault(key, []).append(value)
         n_blocks.append(th.n_blocks)
@@ -275,6 +277,7 @@ def _assemble(H: Hamiltonian, Ts: np.ndarray, order: np.ndarray, out: dict[str, 
         mvecs.append(out["msum"][rows].sum(axis=0) / (sweeps * n_chains))
     inv = np.argsort(order)
     arr = {k: np.asarray(v)[inv] for k, v in fields.items()}
+    bins = _stack_bins([binned[i] for i in inv])
     meta: dict[str, Any] = {
         "algorithm": algorithm, "exchange": exchange, "n_chains": n_chains,
         "rng": "counter-based SplitMix64 keyed by (seed, replica, sweep, site)",
@@ -304,4 +307,12 @@ def _assemble(H: Hamiltonian, Ts: np.ndarray, order: np.ndarray, out: dict[str, 
     return Result(
         T=Ts[inv], method="mc", backend=backend, seed=seed, n_sites=H.n_sites, n_free=H.n_free,
         n_comp=n, magnetization_vector=np.asarray(mvecs)[inv], n_sweeps=sweeps, n_discard=discard,
-        n_replicas=R, meta=meta, **arr)
+        n_replicas=R, meta=meta, bins=bins, **arr)
+
+
+def _stack_bins(per_T: list[tuple]) -> Bins:
+    """One :class:`spinsim.bins.Bins` over T from :func:`spinsim.bins.bin_series` per temperature."""
+    _, _, bin_len, _, stride, spb = per_T[0]
+    return Bins({k: np.stack([p[0][k] for p in per_T]) for k in per_T[0][0]},
+                np.array([p[1] for p in per_T]), bin_len,
+                {k: np.stack([p[3][k] for p in per_T]) for k in per_T[0][3]}, stride, spb)

@@ -1,0 +1,114 @@
+"""Binned series in Monte Carlo results and files (issue 13 item 1): bins per point and chain,
+rebinning with jackknife errors checked against exact enumeration, the HDF5 layout (h5py and
+xarray without spinsim), and files written before bins."""
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+
+import spinsim as ss
+from spinsim.bins import MIN_BINS, NoBinsError, bin_series
+
+T4 = np.array([2.0, 2.5, 3.0])
+
+
+@pytest.fixture(scope="module")
+def ising4():
+    H = ss.square("ising", 4)
+    res = ss.solve(H, T=T4, method="mc", sweeps=3000, seed=11, n_chains=2)
+    return H, res, ss.solve(H, T=T4, method="exact")
+
+
+def test_mc_result_carries_bins(ising4):
+    _, res, _ = ising4
+    b = res.bins
+    assert b.bins["E"].shape == (T4.size, 2, b.n_bins) and b.n_bins >= MIN_BINS
+    assert b.bin_length == 3000 // MIN_BINS
+    assert b.samples["E"].shape == (T4.size, 2, b.n_bins * b.samples_per_bin)
+    # the bin means of E pooled are the run's mean energy (every bin of equal length)
+    assert np.all(np.abs(b.bins["E"].mean(axis=(1, 2)) / 16 - res.energy) < 0.5 * res.energy_err)
+    assert res.n_discard == 750 and np.all(res.tau_int > 0)
+
+
+def test_bin_series_on_a_known_series():
+    x = np.arange(200.0).reshape(2, 100)               # two chains of 100 sweeps: bins of 1
+    bins, shift, L, samples, stride, spb = bin_series(x, np.ones_like(x), -np.ones_like(x), samples_per_chain=50)
+    assert L == 1 and bins["E"].shape == (2, 100) and shift == pytest.approx(99.5)
+    np.testing.assert_array_equal(bins["E"], x)
+    np.testing.assert_allclose(bins["E2"], (x - 99.5) ** 2)
+    assert np.all(bins["m4"] == 1) and np.all(bins["mu"] == -1) and np.all(bins["mu2"] == 1)
+    x = np.arange(1000.0)[None]                        # 1000 sweeps: 66 bins of 15, the first 10 dropped
+    bins, _, L, samples, stride, spb = bin_series(x, x, x, samples_per_chain=132)
+    assert (L, bins["E"].shape, spb, stride) == (15, (1, 66), 2, 7)
+    assert bins["E"][0, 0] == pytest.approx(np.mean(np.arange(10, 25)))
+    np.testing.assert_array_equal(samples["E"][0, :4], [10, 17, 25, 32])
+
+
+def test_rebin_recomputes_every_estimate_against_exact_enumeration(ising4):
+    _, res, ex = ising4
+    for factor in (1, 4):
+        rb = res.rebin(factor)
+        assert rb.meta["rebin"]["bin_length"] == res.bins.bin_length * factor
+        for name in ("energy", "specific_heat", "magnetization", "susceptibility", "binder"):
+            err = getattr(rb, name + "_err")
+            assert np.all(err > 0), name
+            assert np.all(np.abs(getattr(rb, name) - getattr(ex, name)) < 4 * err), (name, factor)
+    assert res.rebin(8).bins.n_bins == res.bins.n_bins // 8
+    with pytest.raises(ValueError, match="rebin factor must be an integer in 1.."):
+        res.rebin(0)
+
+
+def test_exact_result_has_no_bins(ising4):
+    *_, ex = ising4
+    with pytest.raises(NoBinsError, match="no binned series"):
+        ex.rebin()
+
+
+def test_bins_in_the_file_read_without_spinsim(ising4, tmp_path):
+    _, res, _ = ising4
+    path = res.to_hdf5(tmp_path / "r.h5")
+    back = ss.Result.from_hdf5(path)
+    for k, v in res.bins.bins.items():
+        np.testing.assert_array_equal(back.bins.bins[k], v)
+    np.testing.assert_array_equal(back.bins.samples["E"], res.bins.samples["E"])
+    np.testing.assert_array_equal(back.rebin(2).specific_heat_err, res.rebin(2).specific_heat_err)
+    with h5py.File(path, "r") as f:                  # plain h5py: dims, units, bin length
+        d = f["result/bin_E"]
+        assert [s.name for s in (d.dims[0][0], d.dims[1][0], d.dims[2][0])] == [
+            "/result/T", "/result/chain", "/result/bin"]
+        assert d.attrs["units"] and f["result"].attrs["bin_length"] == res.bins.bin_length
+    xr = pytest.importorskip("xarray")
+    pytest.importorskip("h5netcdf")
+    ds = xr.open_dataset(path, group="result", engine="h5netcdf")
+    try:
+        assert ds["bin_m4"].dims == ("T", "chain", "bin")
+        assert ds["sample_E"].dims == ("T", "chain", "sample")
+    finally:
+        ds.close()
+
+
+def test_file_without_bins_still_reads(ising4, tmp_path):
+    _, res, _ = ising4
+    path = res.to_hdf5(tmp_path / "old.h5")
+    with h5py.File(path, "r+") as f:                 # as written before bins existed
+        for name in list(f["result"]):
+            if name.startswith(("bin_", "sample_")) or name in ("E_shift", "chain", "bin", "sample"):
+                del f["result"][name]
+    old = ss.Result.from_hdf5(path)
+    assert old.bins is None
+    np.testing.assert_array_equal(old.energy, res.energy)
+    with pytest.raises(NoBinsError):
+        old.rebin(2)
+
+
+def test_sweep_stores_bins_per_row(tmp_path):
+    H = ss.square("ising", 3)
+    out = tmp_path / "s.h5"
+    sw = ss.sweep(H, T=[2.0, 3.0], fields=[0.0, 0.5], out=out, sweeps=200, n_chains=1, progress=False)
+    assert sw.bins.bins["E"].shape == (2, 2, 1, 66)
+    back = ss.read_sweep(out)
+    np.testing.assert_array_equal(back.bins.bins["m2"], sw.bins.bins["m2"])
+    row = back.row(1)
+    assert row.bins.grid_shape == (2,)
+    np.testing.assert_allclose(row.rebin(1).energy, back.rebin(1).energy[1])
