@@ -28,3 +28,30 @@ def pytest_collection_modifyitems(config, items):
     worker (pytest-xdist requires identical collections).
     """
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+def pytest_configure(config):
+    """Under pytest-xdist, compile the disk-cached kernels once before the workers start.
+
+    Both workers begin with the long tests, which all need the Monte Carlo loop: without this
+    each compiles it at the same time (minutes of CPU each on a fresh clone). The groups of
+    tests/_warm_kernels.py run in parallel subprocesses here, in the controller only; with a warm
+    cache they take seconds. ``SPINSIM_TEST_NO_WARMUP=1`` skips it.
+    """
+    if hasattr(config, "workerinput") or not getattr(config.option, "numprocesses", None):
+        return
+    if os.environ.get("SPINSIM_TEST_NO_WARMUP"):
+        return
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    script = Path(__file__).with_name("_warm_kernels.py")
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen([sys.executable, str(script), group], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for group in ("mc", "rest")]
+    lines = [p.communicate()[0].strip().splitlines()[-1:] for p in procs]
+    summary = "; ".join(line[0] for line in lines if line)
+    print(f"\nNumba cache warmed in {time.perf_counter() - t0:.0f} s ({summary})", flush=True)

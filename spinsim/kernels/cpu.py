@@ -53,7 +53,8 @@ def run_local(ch, beta, delta, acc, tries, seed, replica_ids, sweep0, n_sweeps, 
         keys[r] = replica_key(seed, replica_ids[r])
     for i in range(n_sweeps):
         s = sweep0 + i
-        for r in prange(R):
+        for rp in prange(R):
+            r = np.int64(rp)      # one compiled signature for the callees (see site.sweep_schedule)
             a0 = acc[r]
             t0r = tries[r]
             h = h_all[r] if h_all.shape[0] > 1 else h_all[0]

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ._jit import physics, physics_call
 from .arrays import KIND_CONTINUOUS, LOWRANK
 from .field import local_field, refresh_projections
@@ -129,13 +131,20 @@ def end_sweep(ch, r, alg, e_r, mu_r, n_acc, n_tries, acc, tries):
 @physics
 def sweep_schedule(r, s, alg, n_overrelax, key, ch, g, cp, st, h, beta, delta, acc, tries, w):
     """One counted sweep: ``alg``, or for ALG_OVERRELAX n_overrelax reflection sweeps followed by
-    one heat-bath sweep."""
-    if alg == ALG_OVERRELAX:
+    one heat-bath sweep.
+
+    Compile time: :func:`sweep_replica` is compiled once per distinct argument types. A constant
+    argument (``ALG_HEATBATH``) is typed as a literal and a ``prange`` index as uint64 in the
+    parallel loop but int64 in Numba's first typing pass, which made six copies of the largest
+    function of the kernels (minutes of LLVM time). r and the algorithm are therefore passed on
+    as plain int64 values: one copy."""
+    ri = np.int64(r)
+    a = np.int64(alg)
+    if a == ALG_OVERRELAX:
         for o in range(n_overrelax):
-            sweep_replica(r, s, ALG_OVERRELAX, key, ch, g, cp, st, h, beta, delta, acc, tries, w)
-        sweep_replica(r, s, ALG_HEATBATH, key, ch, g, cp, st, h, beta, delta, acc, tries, w)
-    else:
-        sweep_replica(r, s, alg, key, ch, g, cp, st, h, beta, delta, acc, tries, w)
+            sweep_replica(ri, s, a, key, ch, g, cp, st, h, beta, delta, acc, tries, w)
+        a = a + (ALG_HEATBATH - ALG_OVERRELAX)          # int64, not Literal[int]
+    sweep_replica(ri, s, a, key, ch, g, cp, st, h, beta, delta, acc, tries, w)
 
 
 @physics
