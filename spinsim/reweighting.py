@@ -47,7 +47,6 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 from scipy.optimize import brentq, minimize_scalar
 from scipy.special import logsumexp
-from threadpoolctl import threadpool_limits
 
 from . import schema
 from .bins import NoBinsError
@@ -317,11 +316,24 @@ def _log_denominator(E: np.ndarray, beta_k: np.ndarray, N_k: np.ndarray, f: np.n
     return logsumexp(np.log(N_k)[:, None] + f[:, None] - beta_k[:, None] * E[None, :], axis=0)
 
 
+def threadpool_limits(n: int, api: str) -> Any:
+    """threadpoolctl's limit on BLAS threads (imported when used), or no limit without it."""
+    try:
+        from threadpoolctl import threadpool_limits as limit
+    except ImportError:                              # pragma: no cover  (a dependency; speed only)
+        return contextlib.nullcontext()
+    return limit(n, api)
+
+
 def _pymbar() -> Any:
     """pymbar, imported without its banners (it prints a JAX notice on import)."""
     logging.getLogger("pymbar").setLevel(logging.ERROR)
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        import pymbar
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            import pymbar
+    except ImportError:
+        raise ImportError("multi-histogram reweighting needs pymbar (a spinsim dependency): "
+                          "pip install 'pymbar>=4'") from None
     return pymbar
 
 
