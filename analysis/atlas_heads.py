@@ -33,11 +33,12 @@ class ModelHeads:
     """The heads ``labels`` (``'L3H5'``; None or ``'all'``: every head) of a loaded model
     (:class:`spinsim.models.loading.LoadedModel`) on ``contexts[i_length][i_sample]`` (token id
     lists; all of one length per i_length). ``input`` and ``rotary`` as for
-    :func:`~spinsim.models.hamiltonians.head_system`. Raises ValueError for an unknown head
+    :func:`~spinsim.models.hamiltonians.head_system`; ``normalisation`` ``'plain'`` or ``'kac'``
+    (:func:`spinsim.analysis.atlas_contexts.normalise`). Raises ValueError for an unknown head
     label (naming the model's range) or contexts of unequal lengths within a length."""
 
     def __init__(self, lm: Any, labels: Sequence[str] | str | None, contexts: Sequence[Sequence[Sequence[int]]],
-                 input: str = "residual", rotary: str = "auto") -> None:
+                 input: str = "residual", rotary: str = "auto", normalisation: str = "plain") -> None:
         from spinsim.models.heads import all_head_labels, extract_heads, parse_head
 
         self.lm = lm
@@ -65,20 +66,29 @@ class ModelHeads:
         decode = (lambda ids: str(lm.tokenizer.decode(ids))) if lm.tokenizer is not None else (lambda ids: "")
         self.contexts = np.array([[context_json(c, decode(c)) for c in per_len] for per_len in self._contexts],
                                  dtype=object)
+        from .atlas_contexts import NORMALISATIONS
+
+        if normalisation not in NORMALISATIONS:
+            raise ValueError(f"unknown normalisation {normalisation!r}; allowed: {', '.join(NORMALISATIONS)}")
         self.input = input
         self.rotary = rotary
+        self.normalisation = normalisation
         self.n_comp = int(self.hs.W_Q.shape[2])
 
     def identity(self) -> list[tuple[str, Any]]:
         return [("model_id", self.lm.model_id), ("weights_sha256", self.lm.weights_sha256),
-                ("input", self.input), ("rotary", self.rotary), ("contexts", self._contexts)]
+                ("input", self.input), ("rotary", self.rotary), ("normalisation", self.normalisation),
+                ("contexts", self._contexts)]
 
     def system(self, i: int, i_len: int, i_sample: int) -> Hamiltonian:
         """Head i's Hamiltonian on context (i_len, i_sample)."""
         from spinsim.models.hamiltonians import head_system
 
-        return head_system(self.lm, (int(self.layer[i]), int(self.head_index[i])), self._contexts[i_len][i_sample],
-                           input=self.input, rotary=self.rotary, heads=self.hs).H
+        from .atlas_contexts import normalise
+
+        H = head_system(self.lm, (int(self.layer[i]), int(self.head_index[i])), self._contexts[i_len][i_sample],
+                        input=self.input, rotary=self.rotary, heads=self.hs).H
+        return normalise(H, self.normalisation)
 
     def build(self, i: int) -> list[list[tuple[Hamiltonian, np.ndarray]]]:
         out = []

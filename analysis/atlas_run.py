@@ -150,6 +150,13 @@ def run_atlas_task(task: AtlasTask) -> dict[str, Any]:
     ``sweeps`` (measured sweeps per chain used), ``flagged`` (n_T,); for the row of the smallest |h|
     (``want_order``) also ``order_vector`` (<m> at the lowest T) and the system's mean-field facts
     (``T_mf``, ``lambda_max``, ``lambda_min``, ``spin_length``, ``mf_direction``; :func:`spinsim.solvers.mean_field.mean_field`)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):     # rows run side by side: BLAS threads only thrash
+        return _run_row(task)
+
+
+def _run_row(task: AtlasTask) -> dict[str, Any]:
     kw = dict(task.solve_kwargs)
     sweeps = int(kw["sweeps"])
     discard0 = int(kw["discard"])

@@ -27,6 +27,9 @@ Rules (stated here, in the file's ``/summary`` attributes and in the figures):
   the overlap |<m>.v| / |<m>| of the Monte Carlo mean moment with the top eigenvector v of M_s.
 * **Boundary line**: for every h, the chi peak in T of the largest length's averaged chi
   (flagged points left out; edge peaks NaN).
+* **T_c(N)**: the chi peak at h = 0 of every length (``T_c_length``) and, with two lengths or
+  more, the fits of :func:`spinsim.analysis.atlas_contexts.tc_scaling` (``tc_log_slope``,
+  ``tc_power`` with errors and chi^2/dof).
 * **Where the model sits**: T = 1 at h = 0; ``model_side`` ``ordered`` when T_c > 1, else
   ``disordered``; ``model_distance`` = |ln T_c| (0 on the boundary).
 """
@@ -39,6 +42,7 @@ import numpy as np
 
 from spinsim.models.heads import classify_spectrum
 
+from .atlas_contexts import tc_scaling
 from .atlas_store import Atlas
 from .boundaries import binder_crossings, susceptibility_peak
 
@@ -56,7 +60,9 @@ SUMMARY_UNITS = {"T_c": "energy (k_B = 1)", "T_c_err": "energy (k_B = 1)", "T_c_
                  "direction_overlap": "dimensionless", "boundary_T": "energy (k_B = 1)",
                  "boundary_T_err": "energy (k_B = 1)", "boundary_at_edge": "flag", "model_side": "",
                  "model_distance": "dimensionless", "T_c_length": "energy (k_B = 1)",
-                 "T_c_length_err": "energy (k_B = 1)", "n_flagged": "points"}
+                 "T_c_length_err": "energy (k_B = 1)", "n_flagged": "points", "tc_log_slope": "energy",
+                 "tc_log_slope_err": "energy", "tc_log_slope_chi2": "dimensionless", "tc_power": "dimensionless",
+                 "tc_power_err": "dimensionless", "tc_power_chi2": "dimensionless"}
 
 
 @dataclass
@@ -130,7 +136,8 @@ def summarize(a: Atlas, seed: int = 0) -> dict[str, np.ndarray]:
     t_lo = int(np.argmin(a.T))
     s: dict[str, Any] = {k: np.full(n_head, np.nan) for k in
                          ("T_c", "T_c_err", "T_mf", "lambda_max", "lambda_min", "ferro_index", "q", "q_u",
-                          "direction_overlap", "model_distance")}
+                          "direction_overlap", "model_distance", "tc_log_slope", "tc_log_slope_err",
+                          "tc_log_slope_chi2", "tc_power", "tc_power_err", "tc_power_chi2")}
     s.update(T_c_method=np.full(n_head, "none", dtype=object), T_c_at_edge=np.zeros(n_head, bool),
              coupling_class=np.full(n_head, "", dtype=object), kind=np.full(n_head, "", dtype=object),
              model_side=np.full(n_head, "", dtype=object), boundary_T=np.full((n_head, a.h.size), np.nan),
@@ -146,6 +153,10 @@ def summarize(a: Atlas, seed: int = 0) -> dict[str, np.ndarray]:
         for il in range(n_len):
             s["T_c_length"][i, il], s["T_c_length_err"][i, il], _ = _peak(a.T, chi[il, k0], chie[il, k0],
                                                                          av.flagged[il, k0], seed + il)
+        if n_len >= 2:
+            fit = tc_scaling(a.lengths, s["T_c_length"][i], s["T_c_length_err"][i])
+            for k in ("log_slope", "log_slope_err", "log_slope_chi2", "power", "power_err", "power_chi2"):
+                s["tc_" + k][i] = fit[k]
         tc, te = _binder_T_c(a.T, av, k0, a.lengths)
         if np.isfinite(tc):
             s["T_c"][i], s["T_c_err"][i], s["T_c_method"][i] = tc, te, "binder"

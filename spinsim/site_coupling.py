@@ -123,12 +123,19 @@ class SiteLowRank(Coupling):
     def spectral_norm(self) -> float:
         """An upper bound of ``max_{i, j} ||A_i B_j^T||_2``: ``max_i ||A_i||_2 max_j ||B_j||_2`` (the
         largest pair coupling cannot exceed it; used for energy scales and convergence bounds)."""
-        na = max(float(np.linalg.norm(a, 2)) for a in self.A)
-        nb = max(float(np.linalg.norm(b, 2)) for b in self.B)
-        return na * nb
+        return _max_spectral_norm(self.A) * _max_spectral_norm(self.B)
 
     def kernel_arrays(self) -> CouplingArrays:
         return CouplingArrays(self.code, 0.0, _DUMMY, _DUMMY, _DUMMY, self.A, self.B)
 
     def _hash_bytes(self) -> list[bytes]:
         return [b"SiteLowRank", np.asarray(self.A.shape, np.int64).tobytes(), self.A.tobytes(), self.B.tobytes()]
+
+
+def _max_spectral_norm(X: np.ndarray) -> float:
+    """``max_i ||X_i||_2`` over the sites of X (n_sites, n_comp, rank), from the rank x rank Gram
+    matrices ``X_i^T X_i`` (one batched eigensolve instead of an SVD per site), rounded up by a
+    relative 1e-12 so that it stays an upper bound."""
+    G = np.einsum("inr,ins->irs", X, X)
+    top = float(np.max(np.linalg.eigvalsh(G)[:, -1])) if X.shape[0] else 0.0
+    return float(np.sqrt(max(top, 0.0))) * (1.0 + 1e-12)

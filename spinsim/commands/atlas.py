@@ -16,6 +16,11 @@ Examples:
   spinsim atlas --model smollm2-135m --prompt "The capital of France is Paris. The capital of Germany is" \\
                 --T 0.3:3:16 --field 0:1.5:8 --heads all --out atlas.h5
   spinsim atlas --model smollm2-135m --prompt "..." --heads L3H5,L0H0 --T 0.5:4:8 --field 0:1:3 --out a.h5
+  spinsim atlas --heads L3H5 --lengths 8,16,32 --samples 4 --normalisation kac --T 0.1:2:12 --field 0 --out n.h5
+
+With --lengths, every head runs on a quenched ensemble of contexts (--samples token sequences
+sampled from the model at --seed, or windows of --contexts-file), disorder averages with errors
+and T_c(N) with its fits (a + b ln N, N^p) go to /summary; the normalisation is declared.
 
 Ranges are start:stop:count (inclusive, evenly spaced) or one number; T and h in energy units
 (k_B = 1). Exit codes: 0 done, 1 failure, 2 bad usage, 130 interrupted (finished rows saved).
@@ -38,13 +43,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     src = p.add_argument_group("model")
     src.add_argument("--model", default="smollm2-135m",
                      help="transformer model (HF name, local folder, GGUF file or smollm2-135m; default)")
-    src.add_argument("--prompt", required=True, type=checks.nonblank, help="prompt text (the context of every head)")
+    src.add_argument("--prompt", type=checks.nonblank,
+                     help="prompt text: the context of every head (without --lengths), or the start text of "
+                          "sampled contexts for a model without a BOS token")
     src.add_argument("--heads", type=checks.head_list, default="all",
                      help="'all' (default) or comma-separated labels L{layer}H{head}, counted from 0")
     src.add_argument("--input", choices=("embed", "embed+pos", "residual"), default="residual",
                      help="site vectors: raw embeddings, + positions, or the normalised residual input (default)")
     src.add_argument("--rotary", choices=("exact", "drop"), default=None,
                      help="rotary heads: 'exact' per-site coupling (default) or 'drop' the offset-0 coupling")
+    ctx = p.add_argument_group("context length as an axis (a quenched ensemble of contexts)")
+    ctx.add_argument("--lengths", type=_lengths, help="context lengths N in tokens, comma-separated (e.g. 8,16,32,64)")
+    ctx.add_argument("--samples", type=checks.int_at_least(1), default=4,
+                     help="contexts per length (default 4): token sequences sampled from the model at --seed "
+                          "(sample s seeded seed + s; the lengths of a sample are nested prefixes)")
+    ctx.add_argument("--contexts-file", help="read the contexts from this text file instead (windows of its "
+                                             "tokens at seeded random offsets)")
+    ctx.add_argument("--normalisation", choices=("plain", "kac"), default="plain",
+                     help="bonds as the model's scores ('plain', default) or divided by N - 1 ('kac')")
     grid = p.add_argument_group("grid")
     grid.add_argument("--T", required=True, type=checks.temperatures, help="temperatures start:stop:count, > 0")
     grid.add_argument("--field", required=True, type=checks.fields,
@@ -66,7 +82,43 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_common(p)
 
 
+def _lengths(text: str) -> list[int]:
+    try:
+        out = [int(x) for x in str(text).split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers (e.g. 8,16,32)") from None
+    if any(x < 2 for x in out) or len(set(out)) != len(out):
+        raise argparse.ArgumentTypeError(f"{text!r}: lengths must be distinct integers >= 2")
+    return sorted(out)
+
+
+def _contexts(args: argparse.Namespace, lm: Any) -> list[list[list[int]]]:
+    """The contexts [i_length][i_sample]: the prompt, or the ensemble of --lengths."""
+    from ..analysis.atlas_contexts import file_contexts, model_contexts
+
+    if args.lengths is None:
+        tokens = lm.encode(args.prompt)
+        if not tokens:
+            raise UsageError(f"--prompt {args.prompt!r} tokenises to nothing")
+        return [[tokens]]
+    try:
+        if args.contexts_file:
+            with open(args.contexts_file, encoding="utf-8") as fh:
+                return file_contexts(lm, fh.read(), args.lengths, args.samples, seed=args.seed)
+        return model_contexts(lm, args.lengths, args.samples, seed=args.seed, start=args.prompt)
+    except ValueError as exc:
+        raise UsageError(f"--lengths: {exc}") from None
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.prompt is None and args.lengths is None:
+        raise UsageError("give --prompt TEXT, or --lengths N1,N2,... for an ensemble of contexts")
+    if args.contexts_file and args.lengths is None:
+        raise UsageError("--contexts-file goes with --lengths")
+    if args.contexts_file:
+        from pathlib import Path
+        if not Path(args.contexts_file).is_file():
+            raise UsageError(f"--contexts-file {args.contexts_file!r}: no such file")
     if args.max_sweeps < args.sweeps:
         raise UsageError(f"--max-sweeps {args.max_sweeps} is below --sweeps {args.sweeps}")
     checks.device(args.device)
@@ -87,14 +139,17 @@ def run(args: argparse.Namespace) -> int:
     from ..locks import hold
     from ..models.loading import load_model
 
+    from ..analysis.atlas_contexts import NORMALISATIONS
+
     lm = load_model(args.model, progress=not args.quiet)
-    tokens = lm.encode(args.prompt)
-    if not tokens:
-        raise UsageError(f"--prompt {args.prompt!r} tokenises to nothing")
     rot = "auto" if args.rotary is None else args.rotary
-    source = ModelHeads(lm, args.heads, [[tokens]], input=args.input, rotary=rot)
-    attrs: dict[str, Any] = {"model_id": lm.model_id, "weights_sha256": lm.weights_sha256, "prompt": args.prompt,
-                             "input": args.input, "rotary": rot, "normalisation": "plain (no 1/N)"}
+    source = ModelHeads(lm, args.heads, _contexts(args, lm), input=args.input, rotary=rot,
+                        normalisation=args.normalisation)
+    where = ("prompt" if args.lengths is None else f"file {args.contexts_file}" if args.contexts_file
+             else f"sampled from the model at temperature 1 after BOS, sample s seeded {args.seed} + s")
+    attrs: dict[str, Any] = {"model_id": lm.model_id, "weights_sha256": lm.weights_sha256,
+                             "prompt": args.prompt or "", "contexts": where, "input": args.input, "rotary": rot,
+                             "normalisation": NORMALISATIONS[args.normalisation]}
     try:
         a = run_atlas(source, args.T, args.field, out=args.out, seed=args.seed, sweeps=args.sweeps,
                       max_sweeps=args.max_sweeps, executor=executor, progress=not args.quiet,
@@ -114,7 +169,8 @@ def _print_summary(a: Any, s: dict[str, np.ndarray]) -> None:
     found = np.isfinite(s["T_c"])
     kinds = {k: int(np.sum(s["kind"] == k)) for k in ("uniform", "staggered", "pinned", "disordered")}
     classes = {k: int(np.sum(s["coupling_class"] == k)) for k in ("ferro", "antiferro", "mixed")}
-    print(f"spinsim atlas: wrote {a.path} ({n} heads x {a.h.size} fields x {a.T.size} temperatures; "
+    ens = f" x {a.lengths.size} lengths x {a.n_samples} samples" if a.lengths.size * a.n_samples > 1 else ""
+    print(f"spinsim atlas: wrote {a.path} ({n} heads{ens} x {a.h.size} fields x {a.T.size} temperatures; "
           f"{int(a.flagged.sum())} points flagged at the sweep cap)", file=sys.stderr)
     print(f"  T_c at h = 0 found for {int(found.sum())} of {n} heads; ordered at the model's T = 1: "
           f"{int(np.sum(s['model_side'] == 'ordered'))}; kinds {kinds}; coupling classes {classes}", file=sys.stderr)
