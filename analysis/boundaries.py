@@ -8,7 +8,8 @@
 Lines over a (T, h) sweep (each a :class:`spinsim.result.Boundary` labelled by ``method``, stored
 in the sweep file's ``/boundary/<name>`` by :func:`add_sweep_boundaries`):
 
-* :func:`susceptibility_peak_line`: chi peak in T for every h, resampling error, edge flags;
+* :func:`susceptibility_peak_line`: chi peak in T for every h, resampling error, edge flags (on
+  reweighted curves where the sweep holds Monte Carlo samples: :mod:`.reweighted_lines`);
 * :func:`binder_crossing_line`: Binder crossings across a size family, for every h;
 * :func:`mean_field_line`: T_c^MF(h) from the mean-field stability of the paramagnetic branch
   (at h = 0: ``c lambda_max`` of the coupling, i.e. the spectrum of M_s);
@@ -27,6 +28,8 @@ from spinsim.directions import resolve_direction
 from spinsim.probe import candidate_energies as probe_energies, crossing_field
 from spinsim.result import Boundary
 from spinsim.solvers.mean_field import critical_temperatures, field_along_order, mean_field_T_c
+
+from .reweighted_lines import has_samples, reweighted_binder_line, reweighted_peak_line
 
 __all__ = ["binder_crossings", "susceptibility_peak", "crossing"]
 
@@ -153,7 +156,7 @@ def susceptibility_peak_line(T: np.ndarray, h: np.ndarray, chi: np.ndarray, chi_
 
 
 def binder_crossing_line(family: Mapping[int, Any], n_resample: int = 500, seed: int = 0,
-                         fields: str = "all") -> dict[str, Boundary]:
+                         fields: str = "all", reweight: bool = True) -> dict[str, Boundary]:
     """Binder-cumulant crossings across a size family, for every field h of a common grid.
 
     ``family``: ``{L: sweep}`` with each sweep a :class:`spinsim.phase.SweepResult` (or any
@@ -162,7 +165,10 @@ def binder_crossing_line(family: Mapping[int, Any], n_resample: int = 500, seed:
     U_L1(T) and U_L2(T) (:func:`binder_crossings`); NaN where the curves do not cross (a field
     along the order parameter smooths the transition away, and the curves of two sizes may still
     cross there as a crossover: pass ``fields="zero"`` to keep only h = 0 rows, as for a
-    field-flip symmetric system such as Ising). Returns ``{"binder_crossing_L{L1}_{L2}": line}`` (lines parametrised by ``h``).
+    field-flip symmetric system such as Ising). Where both sweeps hold Monte Carlo samples and
+    ``reweight`` is True, the crossing of the reweighted curves replaces the grid one row by row
+    (:func:`spinsim.analysis.reweighted_lines.reweighted_binder_line`; ``line.reweighted``).
+    Returns ``{"binder_crossing_L{L1}_{L2}": line}`` (lines parametrised by ``h``).
     """
     sizes = sorted(family)
     if len(sizes) < 2:
@@ -188,10 +194,13 @@ def binder_crossing_line(family: Mapping[int, Any], n_resample: int = 500, seed:
             c = binder_crossings(curves, n_resample=n_resample, seed=seed + k)
             if c:
                 Tc[k], Te[k] = c[0]["T"], c[0]["T_err"]
-        out[f"binder_crossing_L{L1}_{L2}"] = Boundary(
+        line = Boundary(
             param="h", h=np.asarray(ref.h, float), T=Tc, T_err=Te, sizes=[int(L1), int(L2)],
             method=f"Binder cumulant crossing U_L{L1}(T) = U_L{L2}(T) at fixed h (finite-size scaling)",
             description="NaN where the curves of the two sizes do not cross on the grid")
+        if reweight and has_samples(family[L1]) and has_samples(family[L2]):
+            line = reweighted_binder_line(family, L1, L2, line, fields)
+        out[f"binder_crossing_L{L1}_{L2}"] = line
     return out
 
 
@@ -275,13 +284,16 @@ def coexistence_line(T_low: float, T_end: float, T_end_err: float = float("nan")
 
 
 def sweep_boundaries(sw: Any, H: Any = None, candidates: Mapping[str, Any] | None = None,
-                     n_resample: int = 1000, mean_field_max_size: int = 10_000) -> dict[str, Boundary]:
+                     n_resample: int = 1000, mean_field_max_size: int = 10_000,
+                     reweight: bool = True) -> dict[str, Boundary]:
     """Every boundary a single sweep supports, by name (what :func:`add_sweep_boundaries` stores).
 
     ``sw``: a :class:`spinsim.phase.SweepResult` (or a :class:`spinsim.Result` over (h, T) with a
     ``direction`` (n_sites, n_comp)).
 
-    * ``chi_peak``: :func:`susceptibility_peak_line` of ``susceptibility`` over T at each h;
+    * ``chi_peak``: :func:`susceptibility_peak_line` of ``susceptibility`` over T at each h; where
+      the sweep holds Monte Carlo samples (and ``reweight``), the peak of the reweighted chi(T)
+      row by row (:func:`spinsim.analysis.reweighted_lines.reweighted_peak_line`);
     * ``mean_field``: :func:`mean_field_line` when H is given; for ``n_free * n_comp >
       mean_field_max_size`` only its h = 0 point (the spectrum of the coupling; needs H without a
       field of its own), the rest NaN;
@@ -294,6 +306,8 @@ def sweep_boundaries(sw: Any, H: Any = None, candidates: Mapping[str, Any] | Non
     out: dict[str, Boundary] = {}
     T, h = np.asarray(sw.T, float), np.asarray(sw.h, float)
     chi = susceptibility_peak_line(T, h, sw.susceptibility, sw.susceptibility_err, n_resample=n_resample)
+    if reweight and has_samples(sw):
+        chi = reweighted_peak_line(sw, chi)
     out["chi_peak"] = chi
     if H is None:
         return out

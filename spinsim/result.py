@@ -301,7 +301,8 @@ class Boundary:
     field, e.g. the chi peak in T at each h; ``"T"``: one h per temperature, e.g. a level
     crossing h*(T)); NaN marks points without a boundary. Units: T and h in energy units
     (k_B = 1), from the field metadata. Optional per-point arrays: ``T_err`` (one standard
-    error), ``chi_max``, ``at_edge`` (maximum on the grid edge: not a boundary point).
+    error), ``chi_max``, ``at_edge`` (maximum on the grid edge: not a boundary point),
+    ``reweighted`` (the point comes from reweighted curves, :mod:`spinsim.reweighting`).
     ``line["T"]`` and ``line.get("T")`` read fields as 0.1's dict lines were read.
     """
 
@@ -318,6 +319,8 @@ class Boundary:
                                         long_name="maximum of the susceptibility")
     at_edge: np.ndarray | None = stored(dims=("*",), units="flag",
                                         long_name="maximum on the grid edge (no interior peak)")
+    reweighted: np.ndarray | None = stored(dims=("*",), units="flag",
+                                           long_name="point from reweighted curves (1) or the raw grid (0)")
     observable: str | None = stored()            # the observable whose peak this is
     sizes: list[int] | None = stored()           # (L1, L2) of a Binder crossing
     candidates: list[str] | None = stored()      # labels (A, B) of a level crossing
@@ -334,8 +337,9 @@ class Boundary:
         for k in ("T_err", "chi_max"):
             if getattr(self, k) is not None:
                 setattr(self, k, np.asarray(getattr(self, k), dtype=np.float64))
-        if self.at_edge is not None:
-            self.at_edge = np.asarray(self.at_edge).astype(bool)
+        for k in ("at_edge", "reweighted"):
+            if getattr(self, k) is not None:
+                setattr(self, k, np.asarray(getattr(self, k)).astype(bool))
         if self.sizes is not None:
             self.sizes = [int(x) for x in self.sizes]
         if self.candidates is not None:

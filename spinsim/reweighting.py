@@ -46,7 +46,6 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 from scipy.optimize import brentq, minimize_scalar
-from scipy.special import logsumexp
 
 from . import schema
 from .bins import NoBinsError
@@ -54,12 +53,14 @@ from .result import Result
 
 __all__ = ["Reweighting", "reweight", "peak", "binder_crossing", "trusted_range", "Estimate", "Peak",
            "ReweightError", "NoSamplesError", "OutsideOverlapError", "NoPeakError", "NoCrossingError",
-           "DEFAULT_JACKKNIFE", "DEFAULT_MIN_OVERLAP", "DEFAULT_MBAR_SAMPLES"]
+           "DEFAULT_JACKKNIFE", "DEFAULT_MIN_OVERLAP", "DEFAULT_MBAR_SAMPLES", "DEFAULT_MAX_SAMPLES"]
 
 DEFAULT_JACKKNIFE = 16
 DEFAULT_MIN_OVERLAP = 0.25
 #: most samples per temperature that MBAR's free energies are solved from (expectations use all)
 DEFAULT_MBAR_SAMPLES = 256
+#: most samples per temperature (chains pooled) that the expectations use (every stride-th)
+DEFAULT_MAX_SAMPLES = 2048
 _SCAN = 64                     # grid points of the coarse scans (trusted range, peaks, crossings)
 
 
@@ -120,7 +121,8 @@ class Reweighting:
     index), ``points`` (indices of the simulated temperatures to use), ``n_jackknife`` (time
     blocks for the errors, at most the number of bins), ``min_overlap`` (trusted-range threshold),
     ``mbar_samples`` (samples per temperature that the free energies f_k are solved from, every
-    stride-th; the expectations use every stored sample).
+    stride-th) and ``max_samples`` (samples per temperature, chains pooled, that the expectations
+    use: the stored ones thinned to at most that many; samples closer than tau_int add little).
 
     Raises :class:`NoSamplesError` for a source without samples, ValueError for a sweep without
     ``h``/``row`` (naming its fields) or bad points, :class:`ReweightError` for a row not done.
@@ -130,7 +132,8 @@ class Reweighting:
 
     def __init__(self, source: Any, *, h: float | None = None, row: int | None = None,
                  points: Sequence[int] | None = None, n_jackknife: int = DEFAULT_JACKKNIFE,
-                 min_overlap: float = DEFAULT_MIN_OVERLAP, mbar_samples: int = DEFAULT_MBAR_SAMPLES) -> None:
+                 min_overlap: float = DEFAULT_MIN_OVERLAP, mbar_samples: int = DEFAULT_MBAR_SAMPLES,
+                 max_samples: int = DEFAULT_MAX_SAMPLES) -> None:
         res = _as_result(source, h, row)
         b = res.bins
         if b is None or not b.has_samples:
@@ -145,13 +148,15 @@ class Reweighting:
         self.T_sampled = res.T[idx].astype(np.float64)
         self.beta_k = 1.0 / self.T_sampled
         self.n_free, self.n_comp, self.min_overlap = res.n_free, res.n_comp, float(min_overlap)
-        E, m, u = (b.samples[k][idx] for k in ("E", "mabs", "mu"))          # (K, chain, sample)
+        n_chains, n_s = b.samples["E"].shape[-2:]
+        thin = max(1, -(-n_chains * n_s // int(max_samples)))        # at most max_samples per T
+        E, m, u = (b.samples[k][idx][..., ::thin] for k in ("E", "mabs", "mu"))   # (K, chain, sample)
         if not (np.all(np.isfinite(E)) and np.all(np.isfinite(m))):
             raise ReweightError("the chosen temperatures hold NaN samples (a sweep row not done?)")
+        bin_of = (np.arange(n_s) // b.samples_per_bin)[::thin]
         K, n_chains, n_s = E.shape
-        n_bins = n_s // b.samples_per_bin
+        n_bins = b.n_bins
         n_jack = int(min(max(2, n_jackknife), n_bins))
-        bin_of = np.arange(n_s) // b.samples_per_bin
         block = np.broadcast_to((bin_of * n_jack) // n_bins, E.shape).ravel()
         self.state = np.broadcast_to(np.arange(K)[:, None, None], E.shape).ravel()
         self.E0 = float(np.mean(E))
@@ -185,6 +190,11 @@ class Reweighting:
         ess = W ** 2 / np.einsum("gn,gn->g", w, w)
         return np.einsum("gn,nc->gc", w, self.cols[keep]) / W[:, None], ess     # (no BLAS threads)
 
+    def _ess(self, beta: np.ndarray) -> np.ndarray:
+        """Kish effective sample numbers (sum w)^2 / sum w^2 at beta (G,), all samples."""
+        logw = -beta[:, None] * self.E[None, :] - self.logD[None, :]
+        return np.exp(2.0 * logsumexp(logw, axis=1) - logsumexp(2.0 * logw, axis=1))
+
     def _observables(self, T: np.ndarray, rep: int | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
         beta = 1.0 / T
         mom, ess = self._moments(beta, rep)
@@ -203,8 +213,8 @@ class Reweighting:
         need = self.min_overlap * self.N_k.min()
         lo, hi = self.beta_k.min(), self.beta_k.max()
         width = 4.0 / max(np.sqrt(np.mean(self.E ** 2)), 1e-300)      # a few 1/sigma_E beyond the ends
-        betas = np.linspace(max(lo - width, lo / 4), hi + width, 16 * _SCAN)
-        ok = self._moments(betas)[1] >= need
+        betas = np.linspace(max(lo - width, lo / 4), hi + width, 4 * _SCAN)
+        ok = self._ess(betas) >= need
         if not ok.any():
             return []
         out = []
@@ -222,9 +232,9 @@ class Reweighting:
         return sorted(out)
 
     def _edge(self, b_out: float, b_in: float, need: float) -> float:
-        g = lambda b: float(self._moments(np.array([b]))[1][0] - need)    # noqa: E731
+        g = lambda b: float(self._ess(np.array([b]))[0] - need)    # noqa: E731
         try:
-            return float(brentq(g, b_out, b_in, xtol=1e-12 * abs(b_in)))
+            return float(brentq(g, b_out, b_in, xtol=1e-9 * abs(b_in)))
         except ValueError:
             return b_in
 
@@ -304,6 +314,12 @@ class Reweighting:
         r = minimize_scalar(f, bounds=(grid[i - 1], grid[i + 1]), method="bounded",
                             options={"xatol": 1e-9 * grid[i]})
         return float(r.x), float(-r.fun)
+
+
+def logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
+    """log sum exp along ``axis`` (max-shifted; plain numpy, scipy's array-API one is slower here)."""
+    m = np.max(x, axis=axis, keepdims=True)
+    return np.squeeze(m, axis) + np.log(np.sum(np.exp(x - m), axis=axis))
 
 
 def _columns(E: np.ndarray, m: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -401,10 +417,14 @@ def _as_result(source: Any, h: float | None, row: int | None) -> Result:
         if hit.size == 0:
             raise ValueError(f"h = {h!r} is not a field of this sweep; fields: {source.h.tolist()}")
         row = int(hit[0])
-    r = source.row(int(row))
-    if not r.meta.get("done", True):
-        raise ReweightError(f"row {row} (h = {source.h[row]:g}) of this sweep is not done")
-    return r
+    if not -source.h.size <= int(row) < source.h.size:
+        raise ValueError(f"row {row} out of range: this sweep has {source.h.size} rows")
+    k = int(row)
+    if source.done is not None and not source.done[k]:
+        raise ReweightError(f"row {k} (h = {source.h[k]:g}) of this sweep is not done")
+    return Result(source.T, source.method, n_sites=source.n_sites, n_free=source.n_free, n_comp=source.n_comp,
+                  meta={"h": float(source.h[k])}, bins=None if source.bins is None else source.bins.take(k),
+                  **{name: v[k] for name, v in source.values.items()})
 
 
 def reweight(source: Any, T: Any, **kw: Any) -> Result:

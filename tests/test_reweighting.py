@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.optimize import brentq, minimize_scalar
 
 import spinsim as ss
 from spinsim.reweighting import (NoCrossingError, NoPeakError, NoSamplesError, OutsideOverlapError,
@@ -24,6 +23,16 @@ def _mc(H, T, seed, sweeps=3000, **kw):
 def ising4():
     H = ss.square("ising", 4)
     return H, _mc(H, T_LADDER, seed=5)
+
+
+def _exact_max(H, name, lo=1.9, hi=3.1):
+    """T of the exact maximum of ``name``: one enumeration on a 0.002 grid, refined by a parabola
+    through the top three points (error ~1e-6, far below the Monte Carlo errors)."""
+    T = np.linspace(lo, hi, 601)
+    y = getattr(ss.solve(H, T=T, method="exact"), name)
+    i = int(np.argmax(y))
+    a, b, _ = np.polyfit(T[i - 1:i + 2], y[i - 1:i + 2], 2)
+    return -b / (2 * a), float(np.max(y))
 
 
 def _agree(rw_res, ex, names=NAMES):
@@ -59,25 +68,24 @@ def test_peaks_match_the_exact_maxima(ising4):
     H, res = ising4
     rw = Reweighting(res)
     for name in ("specific_heat", "susceptibility"):
-        f = lambda t: -float(getattr(ss.solve(H, T=np.array([t]), method="exact"), name)[0])   # noqa: E731
-        exact = minimize_scalar(f, bounds=(1.9, 3.1), method="bounded", options={"xatol": 1e-6}).x
+        exact, top = _exact_max(H, name)
         p = peak(rw, name)
         assert p.T.error > 0 and abs(p.T.value - exact) < K_SIGMA * p.T.error, (name, p, exact)
-        assert abs(p.value.value + f(exact)) < K_SIGMA * p.value.error
+        assert abs(p.value.value - top) < K_SIGMA * p.value.error
     with pytest.raises(NoPeakError, match="no interior maximum"):
         rw.peak("energy")                              # monotonic: the maximum is on the edge
 
 
+@pytest.mark.slow
 def test_binder_crossing_matches_enumeration():
     H3, H4 = ss.square("ising", 3), ss.square("ising", 4)
     T = np.array([1.9, 2.1, 2.3, 2.5])
     r3, r4 = _mc(H3, T, seed=1, sweeps=6000), _mc(H4, T, seed=2, sweeps=6000)
 
-    def dU(t):
-        a, b = (ss.solve(H, T=np.array([t]), method="exact").binder[0] for H in (H3, H4))
-        return a - b
-
-    exact = brentq(dU, 1.9, 2.5)                     # ~2.2: U_3 and U_4 cross once here
+    grid = np.linspace(1.9, 2.5, 301)
+    dU = ss.solve(H3, T=grid, method="exact").binder - ss.solve(H4, T=grid, method="exact").binder
+    i = int(np.flatnonzero(np.sign(dU[:-1]) != np.sign(dU[1:]))[0])   # ~2.2: U_3 and U_4 cross once here
+    exact = grid[i] - dU[i] * (grid[i + 1] - grid[i]) / (dU[i + 1] - dU[i])    # linear on a 0.002 grid
     est = binder_crossing(r3, r4, T_range=(1.9, 2.5))
     assert est.error > 0 and abs(est.value - exact) < K_SIGMA * est.error, (est, exact)
     with pytest.raises(NoCrossingError):
@@ -110,3 +118,22 @@ def test_refusals(ising4, tmp_path):
         ss.reweight(sw, [2.2], h=0.7)
     from_file = ss.reweight(tmp_path / "s.h5", [2.2], h=0.3)
     np.testing.assert_allclose(from_file.energy, ss.reweight(sw, [2.2], row=1).energy)
+
+
+@pytest.mark.slow
+def test_sweep_chi_peak_line_uses_reweighted_curves(tmp_path):
+    """The phase-boundary code takes the chi peak from reweighted curves where a sweep row has
+    samples: against the exact maximum of chi(T) at each field (4x4 Ising, field along +z)."""
+    from spinsim.analysis.boundaries import add_sweep_boundaries
+
+    H = ss.square("ising", 4)
+    sw = ss.sweep(H, T=T_LADDER, fields=[0.0, 0.2], direction=np.ones(1), out=tmp_path / "s.h5", sweeps=3000,
+                  n_chains=2, seed=3, progress=False)
+    line = add_sweep_boundaries(sw, H, n_resample=50)["chi_peak"]
+    assert line.reweighted.tolist() == [True, True] and "reweighted curve" in line.method
+    for k, h in enumerate((0.0, 0.2)):
+        exact, _ = _exact_max(ss.replace(H, h=H.h + h), "susceptibility")
+        assert abs(line.T[k] - exact) < K_SIGMA * line.T_err[k], (h, line.T[k], line.T_err[k], exact)
+    back = ss.read_sweep(tmp_path / "s.h5").boundaries["chi_peak"]
+    assert back.reweighted.tolist() == [True, True]
+    np.testing.assert_array_equal(back.T_err, line.T_err)
