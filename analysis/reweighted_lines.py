@@ -33,7 +33,7 @@ def _fit(sw: Any, k: int) -> Reweighting | None:
         return None
     try:
         rw = Reweighting(sw, row=k)
-    except ReweightError:
+    except ReweightError:           # no samples, NaN samples, MBAR without a solution
         return None
     if len(rw.trusted) != 1 or not (rw.trusted[0][0] <= sw.T.min() and sw.T.max() <= rw.trusted[0][1]):
         return None

@@ -368,9 +368,21 @@ def _solve(E: np.ndarray, beta_k: np.ndarray, state: np.ndarray, f0: np.ndarray 
         f0 = np.empty(K)
         f0[order] = np.concatenate([[0.0], np.cumsum(steps)])
     u_kn = beta_k[:, None] * E[None, :]
-    mbar = _pymbar().MBAR(u_kn, N_k, initial_f_k=f0, x_kindices=state, solver_protocol=_PROTOCOL)
+    pymbar = _pymbar()
+    errors = tuple(getattr(pymbar.utils, n) for n in ("ParameterError", "ConvergenceError", "DataError"))
+    try:
+        mbar = pymbar.MBAR(u_kn, N_k, initial_f_k=f0, x_kindices=state, solver_protocol=_PROTOCOL)
+    except errors as exc:
+        raise ReweightError(f"MBAR found no free energies for T = {_describe_T(1 / beta_k)} "
+                            f"({type(exc).__name__}: {exc})") from None
     f = np.asarray(mbar.f_k, dtype=np.float64)
+    if not np.all(np.isfinite(f)):
+        raise ReweightError(f"MBAR gave non-finite free energies for T = {_describe_T(1 / beta_k)}")
     return f - f[0]
+
+
+def _describe_T(T: np.ndarray) -> str:
+    return f"{T.min():.6g}..{T.max():.6g} ({T.size} temperatures)"
 
 
 #: pymbar's Newton-Raphson solver (hybr, then its adaptive fallback), started near the solution
