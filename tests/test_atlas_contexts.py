@@ -20,6 +20,7 @@ def llama():
     return loaded("llama")
 
 
+@pytest.mark.slow
 def test_model_contexts_are_seeded_and_nested(llama):
     a = model_contexts(llama, [3, 5], 2, seed=4, start="A dog")
     b = model_contexts(llama, [5, 3], 2, seed=4, start="A dog")
@@ -30,6 +31,7 @@ def test_model_contexts_are_seeded_and_nested(llama):
     assert model_contexts(llama, [5], 2, seed=5, start="A dog") != [a[1]]
 
 
+@pytest.mark.slow
 def test_file_contexts_are_windows_of_the_text(llama):
     text = "A dog says woof. A cat says meow. The capital of France is Paris. " * 3
     toks = llama.encode(text)

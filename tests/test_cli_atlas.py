@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 PROMPT = "A dog says woof. A cat says"
 
 
+@pytest.mark.slow
 def test_atlas_of_two_tiny_llama_heads(tmp_path, capsys):
     from _tiny_models import llama_dir
 
@@ -28,9 +29,13 @@ def test_atlas_of_two_tiny_llama_heads(tmp_path, capsys):
     model = str(llama_dir())
     rc = main(["atlas", "--model", model, "--prompt", PROMPT, "--heads", "L0H1,L2H3", "--T", "0.5:3:3",
                "--field", "0:1:2", "--sweeps", "20", "--max-sweeps", "40", "--chains", "1", "--quiet",
-               "--device", "cpu", "--out", str(out)])
+               "--device", "cpu", "--out", str(out), "--figures", str(tmp_path / "figs"), "--predictions",
+               "--permutations", "99"])
     err = capsys.readouterr().err
     assert rc == 0, err
+    assert (tmp_path / "figs" / "atlas_chi.png").exists() and (tmp_path / "figs" / "atlas_maps.png").exists()
+    assert (tmp_path / "figs" / "atlas_predictions.png").exists()
+    assert "ablation_vs_boundary:" in err and "class_vs_gap_sign:" in err
     assert "2 heads x 2 fields x 3 temperatures" in err
     a = read_atlas(out)
     assert a.complete and a.heads == ["L0H1", "L2H3"] and list(a.layer) == [0, 2] and list(a.head_index) == [1, 3]
@@ -46,6 +51,10 @@ def test_atlas_of_two_tiny_llama_heads(tmp_path, capsys):
         assert name in a.summary and len(a.summary[name]) == 2
     assert set(a.summary["kind"]) <= {"uniform", "staggered", "pinned", "disordered"}
     assert "pinned if q_u >= 0.5" in a.attrs["summary_kind_rule"]
+    import json
+    pred = json.loads(a.attrs["predictions"])
+    assert set(pred) == {"a", "b", "c"} and all("evidence" in t["verdict"] for t in pred.values())
+    assert a.summary["gap_r"].shape == (2,) and np.all(np.isfinite(a.summary["ablation_effect"]))
     # a rerun resumes a complete file: nothing recomputed, same numbers
     assert main(["atlas", "--model", model, "--prompt", PROMPT, "--heads", "L0H1,L2H3", "--T", "0.5:3:3",
                  "--field", "0:1:2", "--sweeps", "20", "--max-sweeps", "40", "--chains", "1", "--quiet",

@@ -78,6 +78,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     run_.add_argument("--executor", choices=("local", "dask"), default="local",
                       help="where rows run: here (default) or on a Dask cluster (this process writes the file)")
     run_.add_argument("--scheduler", help="Dask scheduler address (with --executor dask)")
+    rep = p.add_argument_group("figures and the prediction tests")
+    rep.add_argument("--figures", help="write the atlas figures (PNG + PDF) into this folder")
+    rep.add_argument("--predictions", action="store_true",
+                     help="test the spin-bath predictions (ablation effect vs distance to the boundary, class share "
+                          "per layer, class vs sign of the logit-gap r) on the --prompts set; results in the file")
+    rep.add_argument("--prompts", default="paper20",
+                     help="prompt set of the prediction tests (a TSV or a shipped name; default paper20)")
+    rep.add_argument("--permutations", type=checks.int_at_least(99), default=9999,
+                     help="permutations of each prediction test (default 9999)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing file instead of resuming")
     add_common(p)
 
@@ -119,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
         from pathlib import Path
         if not Path(args.contexts_file).is_file():
             raise UsageError(f"--contexts-file {args.contexts_file!r}: no such file")
+    if args.predictions:
+        checks.prompt_items(args.prompts)                        # before the model loads: one line, exit 2
     if args.max_sweeps < args.sweeps:
         raise UsageError(f"--max-sweeps {args.max_sweeps} is below --sweeps {args.sweeps}")
     checks.device(args.device)
@@ -158,9 +169,22 @@ def run(args: argparse.Namespace) -> int:
     except AtlasMismatchError as exc:
         raise UsageError(str(exc)) from None
     s = summarize(a, seed=args.seed)
+    tests = None
+    if args.predictions:
+        from ..analysis.atlas_study import add_predictions, prediction_inputs, run_predictions
+        inputs = prediction_inputs(lm, a, prompts=args.prompts, seed=args.seed)
+        tests, shares = run_predictions(a, inputs, seed=args.seed, n_resamples=args.permutations)
+        add_predictions(a, inputs, tests)
     with hold(args.out, "this atlas"):
         commit(a.path, a)
+    if args.figures:
+        from ..analysis.figures.atlas import atlas_figures, prediction_figure
+        atlas_figures(a, args.figures)
+        if tests is not None:
+            prediction_figure(a, inputs, tests, shares, f"{args.figures}/atlas_predictions")
     _print_summary(a, s)
+    for t in (tests or {}).values():
+        print("  " + t.line(), file=sys.stderr)
     return 0
 
 

@@ -1,0 +1,177 @@
+"""The spin-bath predictions, tested with honest statistics (issue 12, item 4).
+
+Every test returns a :class:`PredictionTest`: the statistic, an effect size with a bootstrap 95 %
+interval (:func:`scipy.stats.bootstrap`, percentile, seeded), a permutation p-value
+(:func:`scipy.stats.permutation_test`, seeded), the number of heads that entered, and a verdict:
+``"evidence"`` when p < alpha, otherwise ``"no evidence"`` (never "evidence against").
+
+(a) :func:`ablation_vs_boundary`: does a head's ablation effect (mean |measured shift| of the logit
+    gap over the prompts) grow as the model's point (T = 1, h = 0) nears that head's boundary?
+    Statistic: Spearman rho between the effect and the closeness ``-|ln T_c|``; one-sided
+    (prediction: rho > 0). Heads without a T_c in the grid are left out (counted).
+(b) :func:`class_share_per_layer`: the ferro / antiferro / mixed share per layer (classification
+    rule: :data:`spinsim.analysis.atlas_summary.CLASS_RULE`). Statistic: chi^2 of the layer x class
+    table; permutation p of independence (class labels permuted across heads); effect size
+    Cramér's V.
+(c) :func:`class_vs_gap_sign`: does the classification agree with the sign of each head's
+    logit-gap correlation r (Pearson over the prompts, dL_theory vs dL_actual)? Ferro coded +1,
+    antiferro -1 (mixed left out), sign(r) +-1; statistic: the agreement fraction; effect size phi
+    (the correlation of the two codes); two-sided permutation p.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+__all__ = ["PredictionTest", "ablation_vs_boundary", "class_share_per_layer", "class_vs_gap_sign", "ALPHA"]
+
+ALPHA = 0.05
+
+
+@dataclass(frozen=True)
+class PredictionTest:
+    """One prediction's test (module docstring)."""
+
+    name: str
+    question: str
+    statistic_name: str
+    statistic: float
+    effect_name: str
+    effect: float
+    effect_ci: tuple[float, float]
+    p_value: float
+    alternative: str
+    n: int
+    n_left_out: int
+    verdict: str
+    rule: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def line(self) -> str:
+        lo, hi = self.effect_ci
+        return (f"{self.name}: {self.statistic_name} = {self.statistic:.3g}, {self.effect_name} = {self.effect:.3g} "
+                f"[{lo:.3g}, {hi:.3g}], permutation p = {self.p_value:.3g} ({self.alternative}), n = {self.n}"
+                f" ({self.n_left_out} left out): {self.verdict}")
+
+
+def _verdict(p: float, alpha: float) -> str:
+    return "evidence" if np.isfinite(p) and p < alpha else "no evidence"
+
+
+def _nan_test(name: str, question: str, stat: str, eff: str, alt: str, n: int, left: int, rule: str) -> PredictionTest:
+    return PredictionTest(name, question, stat, float("nan"), eff, float("nan"), (float("nan"), float("nan")),
+                          float("nan"), alt, n, left, "no evidence (too few heads to test)", rule)
+
+
+def _spearman(x: np.ndarray, y: np.ndarray) -> float:
+    return float(stats.spearmanr(x, y).statistic)
+
+
+def ablation_vs_boundary(effect: Any, distance: Any, n_resamples: int = 9999, seed: int = 0,
+                         alpha: float = ALPHA) -> PredictionTest:
+    """Prediction (a) (module docstring). ``effect`` (n_head,) mean |ablation shift| (logits);
+    ``distance`` (n_head,) ``|ln T_c|`` of each head (NaN: no T_c)."""
+    e, d = np.asarray(effect, float), np.asarray(distance, float)
+    ok = np.isfinite(e) & np.isfinite(d)
+    x, y = e[ok], -d[ok]
+    q = "does a head's ablation effect grow as the model's point (T = 1) nears the head's boundary?"
+    rule = "Spearman rho(mean |measured ablation shift|, -|ln T_c|); one-sided, rho > 0 predicted"
+    if ok.sum() < 4 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return _nan_test("ablation_vs_boundary", q, "Spearman rho", "rho", "greater", int(ok.sum()),
+                         int((~ok).sum()), rule)
+    rho = _spearman(x, y)
+    perm = stats.permutation_test((x, y), _spearman, permutation_type="pairings", n_resamples=n_resamples,
+                                  alternative="greater", random_state=seed)
+    ci = stats.bootstrap((x, y), _spearman, paired=True, n_resamples=min(2000, n_resamples + 1), method="percentile",
+                         random_state=seed).confidence_interval
+    return PredictionTest("ablation_vs_boundary", q, "Spearman rho", rho, "rho", rho, (float(ci.low), float(ci.high)),
+                          float(perm.pvalue), "greater", int(ok.sum()), int((~ok).sum()),
+                          _verdict(float(perm.pvalue), alpha), rule)
+
+
+def _table(layer: np.ndarray, cls: np.ndarray, layers: np.ndarray, classes: list[str]) -> np.ndarray:
+    return np.array([[np.sum((layer == l) & (cls == c)) for c in classes] for l in layers], float)
+
+
+def _chi2(t: np.ndarray) -> float:
+    t = t[t.sum(1) > 0][:, t.sum(0) > 0]
+    if t.shape[0] < 2 or t.shape[1] < 2:
+        return 0.0
+    exp = t.sum(1, keepdims=True) * t.sum(0, keepdims=True) / t.sum()
+    return float(np.sum((t - exp) ** 2 / exp))
+
+
+def class_share_per_layer(layer: Any, classes: Any, n_resamples: int = 9999, seed: int = 0,
+                          alpha: float = ALPHA) -> tuple[dict[str, np.ndarray], PredictionTest]:
+    """Prediction (b): the share table ``{"layer": (n_layer,), "<class>": (n_layer,) shares,
+    "n": (n_layer,)}`` and the test that the shares differ between layers."""
+    lay, cls = np.asarray(layer), np.asarray(classes, dtype=object)
+    ok = np.isin(cls, ["ferro", "antiferro", "mixed"])
+    names = ["ferro", "antiferro", "mixed"]
+    layers = np.unique(lay[ok])
+    t = _table(lay[ok], cls[ok], layers, names)
+    n = t.sum(1)
+    shares = {"layer": layers, "n": n, **{c: t[:, j] / np.maximum(n, 1) for j, c in enumerate(names)}}
+    q = "is the ferro / antiferro / mixed share the same in every layer?"
+    rule = "chi^2 of the layer x class table; permutation of class labels across heads; Cramér's V"
+    used = t[:, t.sum(0) > 0]
+    if ok.sum() < 4 or layers.size < 2 or used.shape[1] < 2:
+        return shares, _nan_test("class_share_per_layer", q, "chi^2", "Cramér's V", "greater", int(ok.sum()),
+                                 int((~ok).sum()), rule)
+    x, y = lay[ok], cls[ok]
+    codes = np.array([names.index(c) for c in y])
+
+    def chi2(a: np.ndarray, b: np.ndarray) -> float:
+        return _chi2(_table(a, np.array(names, dtype=object)[b], layers, names))
+
+    c2 = chi2(x, codes)
+    perm = stats.permutation_test((x, codes), chi2, permutation_type="pairings", n_resamples=n_resamples,
+                                  alternative="greater", random_state=seed)
+
+    def cramer(a: np.ndarray, b: np.ndarray) -> float:
+        k = min(np.unique(a).size, np.unique(b).size) - 1
+        return float(np.sqrt(chi2(a, b) / (a.size * k))) if k > 0 else 0.0
+
+    v = cramer(x, codes)
+    ci = stats.bootstrap((x, codes), cramer, paired=True, n_resamples=min(1000, n_resamples + 1), method="percentile",
+                         random_state=seed).confidence_interval
+    return shares, PredictionTest("class_share_per_layer", q, "chi^2", c2, "Cramér's V", v,
+                                  (float(ci.low), float(ci.high)), float(perm.pvalue), "greater", int(ok.sum()),
+                                  int((~ok).sum()), _verdict(float(perm.pvalue), alpha), rule)
+
+
+def _phi(a: np.ndarray, b: np.ndarray) -> float:
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        return 0.0
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def _agree(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.mean(a == b))
+
+
+def class_vs_gap_sign(classes: Any, r: Any, n_resamples: int = 9999, seed: int = 0,
+                      alpha: float = ALPHA) -> PredictionTest:
+    """Prediction (c) (module docstring). ``classes`` (n_head,) of the coupling class; ``r``
+    (n_head,) each head's logit-gap Pearson r (NaN left out)."""
+    cls, rr = np.asarray(classes, dtype=object), np.asarray(r, float)
+    ok = np.isin(cls, ["ferro", "antiferro"]) & np.isfinite(rr) & (rr != 0)
+    a = np.where(cls[ok] == "ferro", 1, -1)
+    b = np.sign(rr[ok]).astype(int)
+    q = "does the ferro / antiferro class agree with the sign of the head's logit-gap correlation?"
+    rule = "ferro = +1, antiferro = -1 (mixed left out) vs sign(r); agreement fraction, phi, two-sided permutation p"
+    if ok.sum() < 4 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return _nan_test("class_vs_gap_sign", q, "agreement", "phi", "two-sided", int(ok.sum()), int((~ok).sum()),
+                         rule)
+    perm = stats.permutation_test((a, b), _phi, permutation_type="pairings", n_resamples=n_resamples,
+                                  alternative="two-sided", random_state=seed)
+    ci = stats.bootstrap((a, b), _phi, paired=True, n_resamples=min(2000, n_resamples + 1), method="percentile",
+                         random_state=seed).confidence_interval
+    return PredictionTest("class_vs_gap_sign", q, "agreement", _agree(a, b), "phi", _phi(a, b),
+                          (float(ci.low), float(ci.high)), float(perm.pvalue), "two-sided", int(ok.sum()),
+                          int((~ok).sum()), _verdict(float(perm.pvalue), alpha), rule)
