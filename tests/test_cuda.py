@@ -290,7 +290,7 @@ def check_kernels_compile_to_sm90_ptx():
     from numba import cuda, typeof
 
     import spinsim as ss
-    from spinsim.kernels.arrays import Chains, from_prepared
+    from spinsim.kernels.arrays import Chains, from_prepared, walkers
     from spinsim.kernels.cuda import kernels as K
     from spinsim.solvers.mc import prepare
     if not cuda.is_available():
@@ -309,7 +309,7 @@ def check_kernels_compile_to_sm90_ptx():
     for kernel, args in ((K._k_sweeps_coop, sweeps), (K._k_sweeps_serial, sweeps),
                          (K._k_resync, (ch, g, cp, st, z((1, N, n)), z((R, 5)), True)),
                          (K._k_exchange, (ch, z(R), np.uint64(1), cnt, i, i, cnt, cnt, out, i, st, hid,
-                                          mscr))):
+                                          mscr, walkers(R)))):
         ptx, _ = cuda.compile_ptx(kernel.py_func, tuple(typeof(a) for a in args), cc=(9, 0))
         assert ".entry" in ptx and "sm_90" in ptx, kernel
 

@@ -18,6 +18,14 @@ Shapes: N sites, n spin components, r coupling rank, R replicas, K discrete stat
   energies E (R,), magnetisation per free site mvec (R, n), projection on U mu (R,), and for the
   low-rank codes the per-site projections ``P_j = B_j^T S_j``, ``Q_j = A_j^T S_j`` (R, N, r),
   kept equal to their definition after every accepted move ((R, 1, 1) placeholders otherwise).
+* ``Walkers(walker, direction, last_start, n_trips, trip_sum, n_up, n_down)`` (R,) int64 each:
+  the replica-exchange bookkeeping. ``walker[r]`` is the walker (configuration, labelled by the
+  slot it started in) now at slot r, swapped with the configurations; per walker w:
+  ``direction[w]`` +1 after visiting the lowest temperature of its chain, -1 after the highest,
+  0 before either, ``last_start[w]`` the sweep it last left the lowest temperature having come
+  from the highest (-1: never), ``n_trips[w]``, ``trip_sum[w]`` its completed round trips
+  (lowest -> highest -> lowest) and their summed durations in sweeps; per slot ``n_up[r]``,
+  ``n_down[r]``: sweeps the slot held a walker of direction +1 / -1 (Katzgraber et al. 2006).
 * ``Work(a, b, ra, rb, phi, sig, new, logw)``: one replica's scratch vectors: neighbour sums
   a, b (n,), rank sums ra, rb (r,), field phi (n,), current and proposed unit spins sig, new (n,),
   discrete log-weights logw (K,).
@@ -37,6 +45,7 @@ Coupling = namedtuple("Coupling", "code J M A B AT BT")
 Sites = namedtuple("Sites", "free lengths kind V U n_hidden")
 Chains = namedtuple("Chains", "S X E mvec mu P Q")
 Work = namedtuple("Work", "a b ra rb phi sig new logw")
+Walkers = namedtuple("Walkers", "walker direction last_start n_trips trip_sum n_up n_down")
 
 
 def _c(x: Any, dtype=np.float64) -> np.ndarray:
@@ -97,3 +106,9 @@ def work(R: int, n: int, r: int, K: int) -> Work:
     e = np.empty
     return Work(e((R, n)), e((R, n)), e((R, r)), e((R, r)), e((R, n)), e((R, n)), e((R, n)),
                 e((R, max(K, 1))))
+
+
+def walkers(R: int) -> Walkers:
+    """Fresh replica-exchange bookkeeping for R slots: walker r at slot r, nothing visited."""
+    z = lambda: np.zeros(R, dtype=np.int64)   # noqa: E731
+    return Walkers(np.arange(R, dtype=np.int64), z(), np.full(R, -1, dtype=np.int64), z(), z(), z(), z())

@@ -10,20 +10,23 @@ Arguments are the tuples of :mod:`.arrays` (``Chains``, ``Graph``, ``Coupling``,
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from numba import prange
 
 from ._jit import cpu, cpu_parallel
-from .arrays import KIND_CONTINUOUS, Work, chains, from_prepared, rank, work
+from .arrays import KIND_CONTINUOUS, Work, chains, from_prepared, rank, walkers, work
 from .field import total_energy
 from .hidden import from_prepared as hidden_from_prepared
 from .hidden import measure
 from .moves import ALG_HEATBATH, ALG_METROPOLIS, dot
 from .rng import cluster_slot, gauss_vector, n_slots, replica_key, uniform, visit_seed
-from .site import adapt_step, exchange_accept, magnetisation, record, sweep_schedule
+from .site import (adapt_step, exchange_accept, magnetisation, record, swap_walkers, sweep_schedule,
+                   track_walkers)
 
-__all__ = ["Runner", "per_replica_fields", "run_local", "run_wolff", "resync_replica"]
+__all__ = ["Runner", "per_replica_fields", "run_local", "run_wolff", "resync_replica", "state_arrays",
+           "load_arrays", "STATE_ATTRS"]
 
 
 @cpu
@@ -37,7 +40,7 @@ def resync_replica(ch, r, g, cp, st, h):
 @cpu_parallel
 def run_local(ch, beta, delta, acc, tries, seed, replica_ids, sweep0, n_sweeps, alg, n_overrelax,
               exchange, n_T, adapt, g, cp, st, h_all, resync, out_E, out_mabs, out_mu, out_msum,
-              t0, swap_acc, swap_tries, w, hid, mscr):
+              t0, swap_acc, swap_tries, w, hid, mscr, wk):
     """Run ``n_sweeps`` sweeps of a local algorithm on every replica (in parallel).
 
     alg: ALG_METROPOLIS, ALG_HEATBATH or ALG_OVERRELAX (n_overrelax reflection sweeps then one
@@ -46,6 +49,7 @@ def run_local(ch, beta, delta, acc, tries, seed, replica_ids, sweep0, n_sweeps, 
     50 % acceptance (discard phase only). t0 >= 0: every sweep is measured into out_*[:, t0 + i].
     h_all: (1, N, n) one field for all replicas, or (R, N, n) per replica. w: Work (R, ...).
     hid, mscr: the measurement data of a reduced state (:mod:`.hidden`) and its scratch (R, ...).
+    wk: the walkers (:class:`.arrays.Walkers`), moved and tracked by the exchange.
     """
     R = ch.S.shape[0]
     keys = np.empty(R, dtype=np.uint64)
@@ -66,15 +70,16 @@ def run_local(ch, beta, delta, acc, tries, seed, replica_ids, sweep0, n_sweeps, 
             if resync > 0 and (s + 1) % resync == 0:
                 resync_replica(ch, r, g, cp, st, h)
         if exchange:
-            _exchange(ch, beta, keys, s, n_T, swap_acc, swap_tries)
+            _exchange(ch, beta, keys, s, n_T, swap_acc, swap_tries, wk)
         if t0 >= 0:
             for r in range(R):
                 measure(ch, r, st, hid, keys[r], s, out_E, out_mabs, out_mu, out_msum, t0 + i, mscr[r])
 
 
 @cpu
-def _exchange(ch, beta, keys, s, n_T, swap_acc, swap_tries):
-    """Swaps at neighbouring temperatures: even pairs on even sweeps, odd pairs on odd sweeps."""
+def _exchange(ch, beta, keys, s, n_T, swap_acc, swap_tries, wk):
+    """Swaps at neighbouring temperatures: even pairs on even sweeps, odd pairs on odd sweeps;
+    the walker labels move with the configurations and are tracked (:func:`.site.track_walkers`)."""
     S, X, E, mvec, mu, P, Q = ch
     R, N, n = S.shape
     for chn in range(R // n_T):
@@ -84,6 +89,7 @@ def _exchange(ch, beta, keys, s, n_T, swap_acc, swap_tries):
             swap_tries[r1] += 1
             if exchange_accept(keys[r1], s, N, beta[r1], beta[r2], E[r1], E[r2]):
                 swap_acc[r1] += 1
+                swap_walkers(wk, r1, r2)
                 for k in range(N):
                     X[r1, k], X[r2, k] = X[r2, k], X[r1, k]
                     for c in range(n):
@@ -96,6 +102,7 @@ def _exchange(ch, beta, keys, s, n_T, swap_acc, swap_tries):
                     for q in range(P.shape[2]):
                         P[r1, k, q], P[r2, k, q] = P[r2, k, q], P[r1, k, q]
                         Q[r1, k, q], Q[r2, k, q] = Q[r2, k, q], Q[r1, k, q]
+        track_walkers(wk, chn, n_T, s)
 
 
 @cpu_parallel
@@ -225,6 +232,7 @@ class Runner:
         self.mscr = np.zeros((R, n_msum + self.hid.C.shape[1]))
         self.out_msum = np.zeros((R, n_msum))
         self.w = work(R, n, rank(self.cp), self.st.V.shape[0])
+        self.wk = walkers(R)
         for r in range(R):
             resync_replica(self.ch, r, self.g, self.cp, self.st, self.h_all[r if self.h_all.shape[0] > 1 else 0])
 
@@ -247,7 +255,7 @@ class Runner:
                 run_local(self.ch, self.beta, self.delta, self.acc, self.tries, self.seed, self.replica_ids,
                           sweep0 + i, 1, ALG_HEATBATH, 0, False, self.n_T, False, self.g, self.cp, self.st,
                           self.h_all, self.resync, self.out_E, self.out_mabs, self.out_mu, self.out_msum,
-                          -1, self.swap_acc, self.swap_tries, self.w, self.hid, self.mscr)
+                          -1, self.swap_acc, self.swap_tries, self.w, self.hid, self.mscr, self.wk)
                 run_wolff(self.ch, self.beta, self.seed, self.replica_ids, sweep0 + i, 1, self.g,
                           self.cp, self.st, self.h_all[0], self.out_E, self.out_mabs, self.out_mu,
                           self.out_msum, measure_from + i if measure_from >= 0 else -1, self.cluster,
@@ -257,7 +265,7 @@ class Runner:
                   sweep0, n_sweeps, self.alg_code, self.n_overrelax, self.exchange, self.n_T, adapt,
                   self.g, self.cp, self.st, self.h_all, self.resync, self.out_E, self.out_mabs,
                   self.out_mu, self.out_msum, measure_from, self.swap_acc, self.swap_tries, self.w,
-                  self.hid, self.mscr)
+                  self.hid, self.mscr, self.wk)
 
     def reset_counters(self, n_discard: int = 0) -> None:
         """Start acceptance statistics afresh (called when equilibration ends). For Wolff, fix
@@ -267,10 +275,63 @@ class Runner:
             nf = self.st.free.size
             mean_size = np.maximum(self.cluster / n_discard, 1.0)
             self.n_clusters[:] = np.clip(np.rint(nf / mean_size), 1, self.S.shape[1]).astype(np.int64)
-        for a in (self.acc, self.tries, self.swap_acc, self.swap_tries, self.cluster):
+        for a in (self.acc, self.tries, self.cluster):
             a[:] = 0
+        self.reset_exchange_counters()
+
+    def reset_exchange_counters(self) -> None:
+        """Start the exchange statistics afresh (swap acceptances, the walkers' direction
+        histograms and round trips; the walkers keep their places, directions and trips under way)."""
+        for a in (self.swap_acc, self.swap_tries, self.wk.n_up, self.wk.n_down, self.wk.n_trips,
+                  self.wk.trip_sum):
+            a[:] = 0
+
+    def set_beta(self, beta: np.ndarray) -> None:
+        """New inverse temperatures of the slots (a tuned ladder); the configurations stay."""
+        self.beta[:] = np.asarray(beta, dtype=np.float64)
 
     def results(self) -> dict[str, np.ndarray]:
         return dict(n_clusters=self.n_clusters, E=self.out_E, mabs=self.out_mabs, mu=self.out_mu,
                     msum=self.out_msum, acc=self.acc, tries=self.tries, swap_acc=self.swap_acc,
-                    swap_tries=self.swap_tries, delta=self.delta, cluster=self.cluster, S=self.S)
+                    swap_tries=self.swap_tries, delta=self.delta, cluster=self.cluster, S=self.S,
+                    **{f"walkers_{k}": v for k, v in self.wk._asdict().items()}, beta=self.beta)
+
+    # ------------------------------------------------------------------------- checkpoints
+    def state(self) -> dict[str, np.ndarray]:
+        """Copies of every array that carries the run from one sweep to the next (:func:`state_arrays`)."""
+        return {k: np.array(v, copy=True) for k, v in state_arrays(self).items()}
+
+    def load_state(self, saved: dict[str, np.ndarray]) -> None:
+        """Restore :meth:`state` (in place). Raises ValueError naming an array that is missing or
+        has another shape or type."""
+        load_arrays(state_arrays(self), saved)
+
+
+#: the Runner attributes, besides the chains, walkers and measured series, that a run carries
+#: from sweep to sweep (the rest is derived from the constructor's arguments, or scratch)
+STATE_ATTRS = ("beta", "delta", "acc", "tries", "swap_acc", "swap_tries", "cluster", "n_clusters")
+
+
+def state_arrays(runner: Any) -> dict[str, np.ndarray]:
+    """The live arrays of a runner's state by name: ``chains/<field>`` (:class:`.arrays.Chains`),
+    ``walkers/<field>`` (:class:`.arrays.Walkers`), :data:`STATE_ATTRS` and every measured series
+    or accumulator ``out_*``."""
+    d = {f"chains/{k}": v for k, v in runner.ch._asdict().items()}
+    d.update({f"walkers/{k}": v for k, v in runner.wk._asdict().items()})
+    d.update({k: getattr(runner, k) for k in STATE_ATTRS})
+    d.update({k: v for k, v in sorted(vars(runner).items()) if k.startswith("out_")})
+    return d
+
+
+def load_arrays(live: dict[str, np.ndarray], saved: dict[str, np.ndarray]) -> None:
+    """Copy ``saved[name]`` into each live array in place, after checking every name, shape and
+    dtype (ValueError naming the first mismatch; nothing is changed then)."""
+    for name, a in live.items():
+        if name not in saved:
+            raise ValueError(f"checkpoint state lacks {name!r}")
+        b = np.asarray(saved[name])
+        if b.shape != a.shape or b.dtype != a.dtype:
+            raise ValueError(f"checkpoint state {name!r} has shape {b.shape} {b.dtype}, this run "
+                             f"needs {a.shape} {a.dtype}")
+    for name, a in live.items():
+        a[...] = saved[name]

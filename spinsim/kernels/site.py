@@ -197,3 +197,34 @@ def exchange_accept(key1, s, n_sites, b1, b2, E1, E2):
     vs = visit_seed(key1, s, exchange_slot(n_sites), n_slots(n_sites))
     x = (b1 - b2) * (E1 - E2)
     return x >= 0.0 or uniform(vs, 0) < math.exp(x)
+
+
+@physics
+def swap_walkers(wk, r1, r2):
+    """An accepted exchange of slots r1, r2 swaps their walker labels too."""
+    wk.walker[r1], wk.walker[r2] = wk.walker[r2], wk.walker[r1]
+
+
+@physics
+def track_walkers(wk, chn, n_T, s):
+    """After the exchange step of sweep s, update the walkers of chain chn (slots chn * n_T + t,
+    t = 0 the lowest temperature): a walker at t = 0 turns "up" (+1), one at t = n_T - 1 turns
+    "down" (-1); a walker reaching t = 0 while "down" completes a round trip (lowest -> highest
+    -> lowest) if it had started one, of duration s - last_start. Then every slot counts the
+    direction of its walker (n_up, n_down: the histograms of Katzgraber et al. 2006, J. Stat.
+    Mech. P03018)."""
+    r0 = chn * n_T
+    w = wk.walker[r0]
+    if wk.direction[w] != 1:
+        if wk.direction[w] == -1 and wk.last_start[w] >= 0:
+            wk.n_trips[w] += 1
+            wk.trip_sum[w] += s - wk.last_start[w]
+        wk.last_start[w] = s
+        wk.direction[w] = 1
+    wk.direction[wk.walker[r0 + n_T - 1]] = -1
+    for t in range(n_T):
+        d = wk.direction[wk.walker[r0 + t]]
+        if d == 1:
+            wk.n_up[r0 + t] += 1
+        elif d == -1:
+            wk.n_down[r0 + t] += 1

@@ -27,6 +27,7 @@ so a run is reproducible and the CUDA backend draws the same numbers.
 """
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -37,13 +38,16 @@ from ..bins import Bins, bin_series
 from ..directions import projection_direction
 from ..kernels.arrays import KIND_CONTINUOUS, KIND_DISCRETE
 from ..kernels.moves import ALG_HEATBATH, ALG_METROPOLIS, ALG_OVERRELAX
+from ..checkpoint import Checkpointer, run_identity
 from ..hamiltonian import Discrete, Hamiltonian, Identity, Ising
+from ..ladder import check_ladder_option, tempering_report, tuning_stages
 from ..observables import run_warnings, thermodynamics
 from ..reduced_space import describe as describe_state_space
 from ..reduced_space import state_space
 from ..result import Result
 from ..validation import check_choice, check_positive_int
 from . import register
+from .mc_run import run_schedule
 
 __all__ = ["solve_mc", "ALGORITHMS", "BACKENDS", "DEFAULT_CHAINS", "prepare", "initial_state", "cuda_available"]
 
@@ -153,7 +157,9 @@ def solve_mc(H: Hamiltonian, T: np.ndarray, *, backend: str = "cpu", algorithm: 
              sweeps: int = 2000, discard: int | None = None, seed: int = 0, n_chains: int = DEFAULT_CHAINS,
              exchange: bool | None = None, n_overrelax: int = 1, direction: Any = None,
              init: Any = "random", progress: bool | None = None, delta: float = 0.5,
-             resync: int = 64, replica_offset: int = 0, reduce: bool | None = None) -> Result:
+             resync: int = 64, replica_offset: int = 0, reduce: bool | None = None,
+             ladder: str = "fixed", checkpoint: str | os.PathLike | None = None,
+             checkpoint_interval: float = 60.0) -> Result:
     """Monte Carlo estimates over the temperature grid T.
 
     Parameters
@@ -180,6 +186,17 @@ def solve_mc(H: Hamiltonian, T: np.ndarray, *, backend: str = "cpu", algorithm: 
         n_comp; ``True``: required (NotReducibleError where it does not apply); ``False``: the
         full space (the reference). Results are in the full n-dimensional meaning either way;
         ``Result.meta['state_space']`` says which was used.
+    ladder : replica exchange only: ``"fixed"`` (default) keeps T; ``"acceptance"`` (equal swap
+        acceptance) or ``"feedback"`` (Katzgraber et al. 2006) tune the inner temperatures during
+        the first half of the discarded sweeps, keeping the end points (:mod:`spinsim.ladder`);
+        ``Result.T`` is then the tuned ladder (in the rank order of the given T). Every exchange
+        run reports ``meta["ladder"]`` (sorted), ``"swap_acceptance"`` (neighbouring pairs),
+        ``"fraction_up"``, ``"round_trip_time"`` (sweeps) and ``"n_round_trips"``.
+    checkpoint : a file path: the chain state is saved there (atomically) about every
+        ``checkpoint_interval`` seconds (0: every ~1 % of the run) and at the end, and a rerun
+        with the same arguments resumes from it, bit-identical to an uninterrupted run
+        (:mod:`spinsim.checkpoint`; CheckpointMismatchError when it holds another run's). The
+        file is left in place: delete it once the result is stored.
     """
     check_choice("backend", backend, BACKENDS)
     check_choice("algorithm", algorithm, ALGORITHMS)
@@ -201,6 +218,7 @@ def solve_mc(H: Hamiltonian, T: np.ndarray, *, backend: str = "cpu", algorithm: 
         exchange = algorithm == "pt"
     if exchange and algorithm == "wolff":
         raise ValueError("replica exchange is not combined with 'wolff'; use algorithm='pt'")
+    check_ladder_option(ladder, bool(exchange), np.asarray(T).size)
     if backend == "auto":
         backend = "cuda" if cuda_available() else "cpu"
     k = prepare(H, direction)
@@ -225,30 +243,37 @@ def solve_mc(H: Hamiltonian, T: np.ndarray, *, backend: str = "cpu", algorithm: 
                            alg_code=_ALG_CODE.get(algorithm, 1), n_overrelax=n_overrelax,
                            exchange=bool(exchange), n_T=n_T, delta=delta, resync=resync,
                            n_meas=sweeps)
+    stages = tuning_stages(discard) if ladder != "fixed" else []
+    if ladder != "fixed" and np.any(np.diff(Ts) <= 0):
+        raise ValueError(f"ladder={ladder!r} needs distinct temperatures; T has repeated values")
+    ckpt = None
+    if checkpoint is not None:
+        ckpt = Checkpointer(checkpoint, run_identity(
+            hamiltonian=H.describe()["hamiltonian_sha256"], T=np.asarray(T, np.float64), backend=backend,
+            algorithm=algorithm, sweeps=sweeps, discard=discard, seed=int(seed), n_chains=n_chains,
+            exchange=bool(exchange), n_overrelax=n_overrelax, direction=k["U"], S0=S, X0=X, delta=delta,
+            resync=resync, replica_offset=int(replica_offset), state_space=describe_state_space(space, H.n_comp),
+            ladder=ladder), checkpoint_interval)
     t_start = time.perf_counter()
-    total = discard + sweeps
-    chunk = max(1, total // 100)
-    with tqdm(total=total, desc=f"mc/{backend}/{algorithm}", unit="sweep", disable=_no_bar(progress),
-              leave=False) as bar:
-        done = 0
-        while done < total:
-            n = min(chunk, total - done)
-            if done < discard:
-                n = min(n, discard - done)
-                runner.run(done, n, measure_from=-1, adapt=(algorithm == "metropolis"))
-                if done + n == discard:
-                    runner.reset_counters(discard)
-            else:
-                runner.run(done, n, measure_from=done - discard, adapt=False)
-            done += n
-            bar.update(n)
+    with tqdm(total=discard + sweeps, desc=f"mc/{backend}/{algorithm}", unit="sweep",
+              disable=_no_bar(progress), leave=False) as bar:
+        run_schedule(runner, discard=discard, sweeps=sweeps, stages=stages, ladder=ladder, n_T=n_T,
+                     n_chains=n_chains, adapt=algorithm == "metropolis", bar=bar, checkpoint=ckpt)
     elapsed = time.perf_counter() - t_start
     out = runner.results()
     if space is not None:
         out["msum"] = space.lift_mean(out["msum"])
+    if ladder != "fixed":
+        Ts = 1.0 / out["beta"][:n_T]               # the tuned ladder (sorted like the given one)
     res = _assemble(H, Ts, order, out, n_T, n_chains, sweeps, discard, algorithm, backend,
                     int(seed), bool(exchange), n_overrelax, k["u_label"], elapsed, R)
     res.meta["state_space"] = describe_state_space(space, H.n_comp)
+    if exchange:
+        report, warns = tempering_report(out, Ts, n_chains, sweeps)
+        res.meta.update(report, ladder_tuning=ladder)
+        if ladder != "fixed":
+            res.meta.update(ladder_initial=np.sort(np.asarray(T, np.float64)).tolist(), ladder_stages=stages)
+        res.meta["warnings"].extend(warns)
     return res
 
 
@@ -290,10 +315,6 @@ def _assemble(H: Hamiltonian, Ts: np.ndarray, order: np.ndarray, out: dict[str, 
         meta["n_overrelax"] = n_overrelax
     if algorithm == "metropolis":
         meta["metropolis_step"] = out["delta"][:n_T][inv].tolist()
-    if exchange:
-        st = out["swap_tries"].reshape(n_chains, n_T).sum(0)[:-1]
-        sa = out["swap_acc"].reshape(n_chains, n_T).sum(0)[:-1]
-        meta["swap_acceptance"] = (sa / np.maximum(st, 1)).tolist()   # pairs (T_t, T_t+1), sorted T
     if algorithm == "wolff":
         per_cluster = out["cluster"] / (sweeps * out["n_clusters"]) / max(H.n_free, 1)
         meta["mean_cluster_fraction"] = per_cluster.reshape(n_chains, n_T).mean(0)[inv].tolist()

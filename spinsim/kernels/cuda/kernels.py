@@ -24,8 +24,8 @@ from ..arrays import KIND_CONTINUOUS, LOWRANK, Work
 from ..hidden import measure as measure_replica
 from ..moves import ALG_HEATBATH, ALG_METROPOLIS, ALG_OVERRELAX, metropolis_accept
 from ..rng import replica_key, site_visit
-from ..site import (adapt_step, apply_move, end_sweep, exchange_accept, site_update,
-                    sweep_schedule)
+from ..site import (adapt_step, apply_move, end_sweep, exchange_accept, site_update, swap_walkers,
+                    sweep_schedule, track_walkers)
 from .block import (block_sum, field_coop, heatbath_coop, metropolis_coop, overrelax_coop,
                     refresh_coop, resync_coop)
 from .plan import MAX_REGISTERS, SIMULATOR
@@ -203,9 +203,9 @@ def _k_resync(ch, g, cp, st, h_all, gwork, sh_work):
 
 
 @cuda_kernel()
-def _k_exchange(ch, beta, seed, replica_ids, s, n_T, swap_acc, swap_tries, out, t, st, hid, mscr):
-    """cpu._exchange for chain blockIdx.x (replicas ch * n_T ... ch * n_T + n_T - 1), then the
-    measurement of its replicas into column t (t < 0: none)."""
+def _k_exchange(ch, beta, seed, replica_ids, s, n_T, swap_acc, swap_tries, out, t, st, hid, mscr, wk):
+    """cpu._exchange for chain blockIdx.x (replicas ch * n_T ... ch * n_T + n_T - 1; the walkers
+    wk moved and tracked), then the measurement of its replicas into column t (t < 0: none)."""
     chn = cuda.blockIdx.x
     tid = cuda.threadIdx.x
     nt = cuda.blockDim.x
@@ -224,6 +224,7 @@ def _k_exchange(ch, beta, seed, replica_ids, s, n_T, swap_acc, swap_tries, out, 
             if exchange_accept(replica_key(seed, replica_ids[r1]), s, N, beta[r1], beta[r2],
                                E[r1], E[r2]):
                 swap_acc[r1] += 1
+                swap_walkers(wk, r1, r2)
                 f = 1
                 E[r1], E[r2] = E[r2], E[r1]
                 mu[r1], mu[r2] = mu[r2], mu[r1]
@@ -244,6 +245,8 @@ def _k_exchange(ch, beta, seed, replica_ids, s, n_T, swap_acc, swap_tries, out, 
                 P[r1, k, q], P[r2, k, q] = P[r2, k, q], P[r1, k, q]
                 Q[r1, k, q], Q[r2, k, q] = Q[r2, k, q], Q[r1, k, q]
         cuda.syncthreads()
+    if tid == 0:
+        track_walkers(wk, chn, n_T, s)
     if t >= 0 and tid == 0:
         for tt in range(n_T):
             rr = chn * n_T + tt

@@ -9,7 +9,7 @@ import numpy as np
 from numba import cuda
 
 from .. import cpu
-from ..arrays import Chains, Coupling, Graph, Sites, chains, from_prepared, rank
+from ..arrays import Chains, Coupling, Graph, Sites, Walkers, chains, from_prepared, rank, walkers
 from ..hidden import from_prepared as hidden_from_prepared
 from .kernels import _k_exchange, _k_resync, _k_sweeps_coop, _k_sweeps_serial
 from .plan import MAX_THREADS, SIMULATOR, plan
@@ -91,6 +91,7 @@ class Runner:
         self._out = (z(R, n_meas), z(R, n_meas), z(R, n_meas), z(R, n_msum))   # E, |m|, m.u, sum m
         self._gwork = z(R, 1 if self.plan["sh_work"] else self.plan["work_len"])
         self._wlog = z(R, st.V.shape[0])
+        self._wk: Walkers = _to_device(walkers(R))
         self.cluster = np.zeros(R)
         self.n_clusters = np.ones(R, dtype=np.int64)
         sh = 8 * self.plan["work_len"] if self.plan["sh_work"] else 0
@@ -144,13 +145,48 @@ class Runner:
             _k_exchange[n_chains, nt](
                 self._ch, self._beta, self.seed, self._ids, s, self.n_T, self._swap_acc,
                 self._swap_tries, self._out, measure_from + i if measure_from >= 0 else -1, self._st,
-                self._hid, self._mscr)
+                self._hid, self._mscr, self._wk)
 
     def reset_counters(self, n_discard: int = 0) -> None:
         """Start acceptance statistics afresh (called when equilibration ends)."""
-        for a in (self._acc, self._tries, self._swap_acc, self._swap_tries):
+        for a in (self._acc, self._tries):
             a.copy_to_device(np.zeros(a.shape, dtype=np.int64))
         self.cluster[:] = 0
+        self.reset_exchange_counters()
+
+    def reset_exchange_counters(self) -> None:
+        """cpu.Runner.reset_exchange_counters."""
+        wk = self._wk
+        for a in (self._swap_acc, self._swap_tries, wk.n_up, wk.n_down, wk.n_trips, wk.trip_sum):
+            a.copy_to_device(np.zeros(a.shape, dtype=np.int64))
+
+    def set_beta(self, beta: np.ndarray) -> None:
+        """cpu.Runner.set_beta."""
+        self._beta.copy_to_device(np.ascontiguousarray(beta, dtype=np.float64))
+
+    def _live(self) -> dict[str, object]:
+        """The device arrays of the state under cpu.state_arrays' names."""
+        d = {f"chains/{k}": v for k, v in self._ch._asdict().items()}
+        d.update({f"walkers/{k}": v for k, v in self._wk._asdict().items()})
+        d.update(beta=self._beta, delta=self._delta, acc=self._acc, tries=self._tries,
+                 swap_acc=self._swap_acc, swap_tries=self._swap_tries)
+        d.update(zip(("out_E", "out_mabs", "out_mu", "out_msum"), self._out))
+        return d
+
+    def state(self) -> dict[str, np.ndarray]:
+        """cpu.Runner.state (copied from the device)."""
+        d = {k: v.copy_to_host() for k, v in self._live().items()}
+        d.update(cluster=self.cluster.copy(), n_clusters=self.n_clusters.copy())
+        return d
+
+    def load_state(self, saved: dict[str, np.ndarray]) -> None:
+        """cpu.Runner.load_state (copied to the device)."""
+        live = self._live()
+        host = {k: np.empty(v.shape, dtype=v.dtype) for k, v in live.items()}
+        host.update(cluster=self.cluster, n_clusters=self.n_clusters)
+        cpu.load_arrays(host, saved)
+        for k, v in live.items():
+            v.copy_to_device(np.ascontiguousarray(host[k]))
 
     def results(self) -> dict[str, np.ndarray]:
         """Copy the measured series and counters back (the keys of cpu.Runner.results)."""
@@ -159,4 +195,5 @@ class Runner:
         return dict(n_clusters=self.n_clusters, E=E, mabs=mabs, mu=mu, msum=msum,
                     acc=h(self._acc), tries=h(self._tries), swap_acc=h(self._swap_acc),
                     swap_tries=h(self._swap_tries), delta=h(self._delta), cluster=self.cluster,
-                    S=h(self._ch.S))
+                    S=h(self._ch.S), **{f"walkers_{k}": h(v) for k, v in self._wk._asdict().items()},
+                    beta=h(self._beta))
