@@ -35,6 +35,14 @@ HELP = "resumable (T, h) phase-diagram sweep of a textbook system or an attentio
 _ALGORITHMS = ("metropolis", "heatbath", "overrelax", "pt", "wolff")
 
 
+def _seconds(text: str) -> float:
+    """A finite number of seconds >= 0."""
+    v = checks.finite_float(text)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: allowed: a number of seconds >= 0")
+    return v
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     src = p.add_argument_group("system (one of --system or --model)")
     src.add_argument("--system", choices=SYSTEMS, help="textbook system: " + "|".join(SYSTEMS))
@@ -69,6 +77,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     run_.add_argument("--executor", choices=("local", "dask"), default="local",
                       help="where rows run: here (default) or on a Dask cluster (this process writes the file)")
     run_.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (with --executor dask)")
+    run_.add_argument("--checkpoint-every", type=_seconds, default=60.0, metavar="SECONDS",
+                      help="Monte Carlo: save each row's chain state every SECONDS (0: every ~1%% of the row) "
+                           "beside --out, so a killed row resumes mid-row (default 60)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing file instead of resuming")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_common(p)
@@ -168,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         res = sweep(H, T, fields, direction=direction, method=args.method, out=args.out,
                     overwrite=args.overwrite, progress=not (args.no_progress or args.quiet), seed=args.seed,
-                    attrs=extra, executor=executor, **kw)
+                    attrs=extra, executor=executor, checkpoint_interval=args.checkpoint_every, **kw)
     except SweepMismatchError as exc:          # the arguments differ from the file's: a usage error
         raise UsageError(str(exc)) from None
     if res.complete and not res.boundaries:      # boundaries: analysis, stored through the store

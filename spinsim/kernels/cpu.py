@@ -10,7 +10,6 @@ Arguments are the tuples of :mod:`.arrays` (``Chains``, ``Graph``, ``Coupling``,
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 from numba import prange
@@ -24,9 +23,9 @@ from .moves import ALG_HEATBATH, ALG_METROPOLIS, dot
 from .rng import cluster_slot, gauss_vector, n_slots, replica_key, uniform, visit_seed
 from .site import (adapt_step, exchange_accept, magnetisation, record, swap_walkers, sweep_schedule,
                    track_walkers)
+from .state import load_arrays, state_arrays
 
-__all__ = ["Runner", "per_replica_fields", "run_local", "run_wolff", "resync_replica", "state_arrays",
-           "load_arrays", "STATE_ATTRS"]
+__all__ = ["Runner", "per_replica_fields", "run_local", "run_wolff", "resync_replica"]
 
 
 @cpu
@@ -305,33 +304,3 @@ class Runner:
         """Restore :meth:`state` (in place). Raises ValueError naming an array that is missing or
         has another shape or type."""
         load_arrays(state_arrays(self), saved)
-
-
-#: the Runner attributes, besides the chains, walkers and measured series, that a run carries
-#: from sweep to sweep (the rest is derived from the constructor's arguments, or scratch)
-STATE_ATTRS = ("beta", "delta", "acc", "tries", "swap_acc", "swap_tries", "cluster", "n_clusters")
-
-
-def state_arrays(runner: Any) -> dict[str, np.ndarray]:
-    """The live arrays of a runner's state by name: ``chains/<field>`` (:class:`.arrays.Chains`),
-    ``walkers/<field>`` (:class:`.arrays.Walkers`), :data:`STATE_ATTRS` and every measured series
-    or accumulator ``out_*``."""
-    d = {f"chains/{k}": v for k, v in runner.ch._asdict().items()}
-    d.update({f"walkers/{k}": v for k, v in runner.wk._asdict().items()})
-    d.update({k: getattr(runner, k) for k in STATE_ATTRS})
-    d.update({k: v for k, v in sorted(vars(runner).items()) if k.startswith("out_")})
-    return d
-
-
-def load_arrays(live: dict[str, np.ndarray], saved: dict[str, np.ndarray]) -> None:
-    """Copy ``saved[name]`` into each live array in place, after checking every name, shape and
-    dtype (ValueError naming the first mismatch; nothing is changed then)."""
-    for name, a in live.items():
-        if name not in saved:
-            raise ValueError(f"checkpoint state lacks {name!r}")
-        b = np.asarray(saved[name])
-        if b.shape != a.shape or b.dtype != a.dtype:
-            raise ValueError(f"checkpoint state {name!r} has shape {b.shape} {b.dtype}, this run "
-                             f"needs {a.shape} {a.dtype}")
-    for name, a in live.items():
-        a[...] = saved[name]

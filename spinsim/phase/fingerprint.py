@@ -39,6 +39,11 @@ def jsonable(v: Any) -> Any:
     return v
 
 
+#: Monte Carlo options that say how a run is carried out, not what it computes (not in the
+#: fingerprint; a sweep sets them itself per row)
+RUN_ONLY = ("checkpoint", "checkpoint_interval")
+
+
 def solver_options(method: str, kw: dict[str, Any]) -> dict[str, Any]:
     """The solver options with their defaults filled in (so omitting a default changes nothing);
     ``"auto"`` backend resolved, ``discard=None`` resolved to its default. Raises ValueError
@@ -48,7 +53,7 @@ def solver_options(method: str, kw: dict[str, Any]) -> dict[str, Any]:
     from ..solvers.mc import ALGORITHMS, cuda_available, solve_mc
 
     sig = inspect.signature(solve_mc)
-    skip = {"H", "T", "seed", "direction", "progress", "replica_offset"}
+    skip = {"H", "T", "seed", "direction", "progress", "replica_offset", *RUN_ONLY}
     opts = {k: p.default for k, p in sig.parameters.items()
             if k not in skip and p.default is not p.empty}
     unknown = sorted(set(kw) - set(opts))
@@ -91,7 +96,8 @@ DERIVED = ("discard",)
 
 #: solver options added after files were first written, with the value that reproduces what a
 #: file written before them did (its rows ran with that value), and how to ask for it
-LEGACY = {"n_chains": (1, "--chains 1 / n_chains=1"), "reduce": (False, "reduce=False")}
+LEGACY = {"n_chains": (1, "--chains 1 / n_chains=1"), "reduce": (False, "reduce=False"),
+          "ladder": ("fixed", "ladder='fixed'")}
 
 
 def first_difference(old: Fingerprint, new: Fingerprint) -> str | None:

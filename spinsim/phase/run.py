@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -49,7 +50,7 @@ def sweep(H: Hamiltonian, T: Any, fields: Any, direction: Any = None, method: st
           out: str | os.PathLike | None = None, overwrite: bool = False, progress: bool = True,
           seed: int = 0, executor: Any = None,
           estimate: bool = True, attrs: dict[str, Any] | None = None,
-          **solve_kwargs: Any) -> SweepResult:
+          checkpoint_interval: float | None = 60.0, **solve_kwargs: Any) -> SweepResult:
     """Sweep temperature and an added field: ``H(h) = H - h sum_i u_i . S_i`` on the T x h grid.
 
     Parameters
@@ -71,6 +72,11 @@ def sweep(H: Hamiltonian, T: Any, fields: Any, direction: Any = None, method: st
         ``runner(tasks) -> iterable of row results`` (:func:`spinsim.executors.as_runner`).
     estimate : time a short probe first and warn when the run would take more than an hour.
     attrs : extra root attributes (e.g. model id, head, prompt).
+    checkpoint_interval : Monte Carlo with ``out``: each row saves its chain state about every
+        this many seconds (0: every ~1 % of the row) into ``.<out name>.checkpoints/row-<k>.h5``
+        beside ``out`` (:mod:`spinsim.checkpoint`), so an interrupted or killed row resumes
+        mid-row, bit-identical to an uninterrupted run; a row's checkpoint is deleted once the
+        row is stored, the folder once the sweep is complete. None: no checkpoints.
     **solve_kwargs : solver options (``algorithm``, ``sweeps``, ``discard``, ``backend``, ...).
 
     Phase boundaries are not computed here (the engine does not import analysis): call
@@ -102,17 +108,25 @@ def sweep(H: Hamiltonian, T: Any, fields: Any, direction: Any = None, method: st
         raise ValueError(f"field strengths must be finite; got h = {float(hs[~np.isfinite(hs)][0])!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2 ** 63:
         raise ValueError(f"seed must be an integer in [0, 2**63), got {seed!r}")
-    for bad in ("seed", "direction", "replica_offset", "progress"):
+    for bad in ("seed", "direction", "replica_offset", "progress", "checkpoint"):
         if bad in solve_kwargs:
             raise ValueError(f"sweep() sets {bad!r} itself (per row); do not pass it as a solver option")
     U, u_label = resolve_direction(H, direction)
     check_energy_range(H, T, float(np.max(np.abs(hs))), U)     # before any file is touched
     opts = solver_options(method, solve_kwargs)
+    if opts.get("ladder", "fixed") != "fixed":
+        raise ValueError(f"ladder={opts['ladder']!r} is not a sweep option: a tuned ladder would give each field "
+                         "row its own temperatures, and a sweep's rows share one T grid; tune once with "
+                         "spinsim.solve(H, T, method='mc', algorithm='pt', ladder=...) and sweep over res.T")
+    if checkpoint_interval is not None and not (isinstance(checkpoint_interval, (int, float))
+                                                and np.isfinite(checkpoint_interval) and checkpoint_interval >= 0):
+        raise ValueError(f"checkpoint_interval must be None or a number of seconds >= 0, got {checkpoint_interval!r}")
     fp = fingerprint(H, T, hs, U, method, int(seed), opts)
     run_attrs = root_attrs("sweep", **_root_params(H, method, int(seed), u_label, opts, attrs))
     path = Path(out) if out is not None else None
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
+    ckpt = checkpoint_folder(path) if path is not None and method == "mc" and checkpoint_interval is not None else None
     with lock(path) if path is not None else contextlib.nullcontext():
         state = None
         if path is not None:
@@ -124,6 +138,8 @@ def sweep(H: Hamiltonian, T: Any, fields: Any, direction: Any = None, method: st
                 _say(f"spinsim sweep: resuming {path}: {int(state.done.sum())} of {hs.size} field rows "
                      "already done", not state.complete)
         fresh = state is None
+        if ckpt is not None:
+            _clean_checkpoints(ckpt, None if fresh else state.done)
         if fresh:
             state = empty_state(T, hs, U, fp, run_attrs, method=method, seed=int(seed),
                                 backend=str(opts.get("backend", "cpu")), n_sites=H.n_sites,
@@ -136,12 +152,52 @@ def sweep(H: Hamiltonian, T: Any, fields: Any, direction: Any = None, method: st
             commit(path, state)
         if pending:
             try:
-                _run_rows(H, T, hs, U, method, opts, int(seed), pending, state, path, executor, progress)
+                _run_rows(H, T, hs, U, method, opts, int(seed), pending, state, path, executor, progress,
+                          ckpt, checkpoint_interval)
             except BaseException:
-                if fresh and path is not None and not state.done.any():
+                if fresh and path is not None and not state.done.any() and not _has_checkpoints(ckpt):
                     path.unlink(missing_ok=True)   # nothing finished: no empty file to block the corrected rerun
                 raise
+        if ckpt is not None and state.complete:
+            shutil.rmtree(ckpt, ignore_errors=True)
     return state
+
+
+# ----------------------------------------------------------------------------- row checkpoints
+def checkpoint_folder(path: Path) -> Path:
+    """The folder of a sweep file's row checkpoints: ``.<name>.checkpoints`` beside it."""
+    return path.with_name(f".{path.name}.checkpoints")
+
+
+def _row_checkpoint(folder: Path, k: int) -> Path:
+    return folder / f"row-{k}.h5"
+
+
+def _has_checkpoints(folder: Path | None) -> bool:
+    return folder is not None and folder.is_dir() and any(folder.glob("row-*.h5"))
+
+
+def _clean_checkpoints(folder: Path, done: np.ndarray | None) -> None:
+    """A fresh sweep (``done`` None) starts without checkpoints; a resumed one drops those of rows
+    already stored (left by a run stopped between storing a row and deleting its checkpoint)."""
+    if done is None:
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    for k in np.flatnonzero(done):
+        _row_checkpoint(folder, int(k)).unlink(missing_ok=True)
+
+
+def _announce_checkpoints(folder: Path, pending: list[int], progress: bool) -> None:
+    from ..checkpoint import KIND
+    from ..io import open_spinsim
+
+    for k in pending:
+        p = _row_checkpoint(folder, k)
+        if p.exists():
+            with contextlib.suppress(SpinsimFileError, KeyError):
+                with open_spinsim(p, kind=KIND) as f:
+                    _say(f"spinsim sweep: row {k} resumes from its checkpoint at sweep {int(f.attrs['done'])} "
+                         f"of {int(f.attrs['total'])}", progress)
 
 
 def _root_params(H: Hamiltonian, method: str, seed: int, u_label: str, opts: dict[str, Any],
@@ -266,13 +322,20 @@ def _say(msg: str, progress: bool) -> None:
 
 def _run_rows(H: Hamiltonian, T: np.ndarray, hs: np.ndarray, U: np.ndarray, method: str,
               opts: dict[str, Any], seed: int, pending: list[int], state: SweepResult,
-              path: Path | None, executor: Any, progress: bool) -> None:
+              path: Path | None, executor: Any, progress: bool, ckpt: Path | None = None,
+              checkpoint_interval: float | None = None) -> None:
     from tqdm.auto import tqdm
 
     from ..executors import as_runner
 
+    if ckpt is not None:
+        ckpt.mkdir(parents=True, exist_ok=True)
+        _announce_checkpoints(ckpt, pending, True)
     tasks = [RowTask(H=H, T=T, h_value=float(hs[k]), direction=U, seed=seed, field_index=k,
-                     method=method, solve_kwargs=dict(opts)) for k in pending]
+                     method=method, solve_kwargs=dict(opts),
+                     checkpoint=None if ckpt is None else str(_row_checkpoint(ckpt, k)),
+                     checkpoint_interval=60.0 if checkpoint_interval is None else float(checkpoint_interval))
+             for k in pending]
     run = as_runner(executor, run_task)
     n_done0 = int(state.done.sum())
     with _sigterm_as_interrupt(), tqdm(total=hs.size, initial=n_done0, desc="sweep", unit="row",
@@ -282,5 +345,7 @@ def _run_rows(H: Hamiltonian, T: np.ndarray, hs: np.ndarray, U: np.ndarray, meth
             store_row(state, row)
             if path is not None:
                 commit(path, state)
+            if ckpt is not None:
+                _row_checkpoint(ckpt, int(row["field_index"])).unlink(missing_ok=True)
             bar.set_postfix_str(f"h={hs[int(row['field_index'])]:.4g}", refresh=False)
             bar.update(1)

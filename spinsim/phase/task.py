@@ -25,10 +25,13 @@ class RowTask:
     field_index: int
     method: str
     solve_kwargs: dict
+    checkpoint: str | None = None      # Monte Carlo: the row's checkpoint file (spinsim.checkpoint)
+    checkpoint_interval: float = 60.0  # seconds between its saves (0: every ~1 % of the row)
 
 
 def compute_row(H: Hamiltonian, T: np.ndarray, h_value: float, direction: np.ndarray, seed: int,
-                field_index: int, solve_kwargs: dict, method: str = "mc") -> dict[str, Any]:
+                field_index: int, solve_kwargs: dict, method: str = "mc", checkpoint: str | None = None,
+                checkpoint_interval: float = 60.0) -> dict[str, Any]:
     """Solve ``H`` with the field ``h_value * u_i`` added, over the temperature grid T.
 
     A pure function of its arguments (safe to run on any worker, any number of times): the
@@ -38,6 +41,10 @@ def compute_row(H: Hamiltonian, T: np.ndarray, h_value: float, direction: np.nda
     spinsim.bins.Bins over T or None}`` with every
     observable of :data:`spinsim.schema.OBSERVABLES` that has an error (NaN where the method does
     not provide it) and the others the method provides (e.g. ``tau_int``, ``log_Z``).
+
+    ``checkpoint`` (Monte Carlo): a file where the row saves its chain state every
+    ``checkpoint_interval`` seconds and from which a rerun of the row resumes, bit-identical to an
+    uninterrupted row (:mod:`spinsim.checkpoint`); the caller deletes it once the row is stored.
     """
     from ..solvers import solve
 
@@ -49,6 +56,8 @@ def compute_row(H: Hamiltonian, T: np.ndarray, h_value: float, direction: np.nda
         from ..solvers.mc import DEFAULT_CHAINS
         n_chains = int(kw.get("n_chains", DEFAULT_CHAINS))
         kw.update(seed=int(seed), replica_offset=int(field_index) * T.size * n_chains, progress=False)
+        if checkpoint is not None:
+            kw.update(checkpoint=checkpoint, checkpoint_interval=float(checkpoint_interval))
     t0 = time.perf_counter()
     res = solve(Hk, T, method=method, direction=U, **kw)
     out: dict[str, Any] = {"field_index": int(field_index), "elapsed_s": time.perf_counter() - t0}
@@ -69,7 +78,7 @@ def compute_row(H: Hamiltonian, T: np.ndarray, h_value: float, direction: np.nda
 def run_task(task: RowTask) -> dict[str, Any]:
     """``compute_row`` on a :class:`RowTask` (a top-level function, for executors)."""
     return compute_row(task.H, task.T, task.h_value, task.direction, task.seed, task.field_index,
-                       task.solve_kwargs, task.method)
+                       task.solve_kwargs, task.method, task.checkpoint, task.checkpoint_interval)
 
 
 def serial_executor(tasks: Sequence[RowTask]) -> Iterator[dict[str, Any]]:

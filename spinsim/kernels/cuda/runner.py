@@ -11,6 +11,7 @@ from numba import cuda
 from .. import cpu
 from ..arrays import Chains, Coupling, Graph, Sites, Walkers, chains, from_prepared, rank, walkers
 from ..hidden import from_prepared as hidden_from_prepared
+from ..state import load_arrays
 from .kernels import _k_exchange, _k_resync, _k_sweeps_coop, _k_sweeps_serial
 from .plan import MAX_THREADS, SIMULATOR, plan
 
@@ -184,7 +185,7 @@ class Runner:
         live = self._live()
         host = {k: np.empty(v.shape, dtype=v.dtype) for k, v in live.items()}
         host.update(cluster=self.cluster, n_clusters=self.n_clusters)
-        cpu.load_arrays(host, saved)
+        load_arrays(host, saved)
         for k, v in live.items():
             v.copy_to_device(np.ascontiguousarray(host[k]))
 

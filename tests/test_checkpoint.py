@@ -1,0 +1,191 @@
+"""Issue 13 item 5: checkpoints inside a Monte Carlo run. A run stopped at any moment resumes from
+its last checkpoint (chains, walkers, ladder, counters, measured series) and ends bit-identical to
+an uninterrupted run: in process (an interruption right after the k-th save), and for a sweep
+killed with SIGKILL through the SPINSIM_KILL_AT hook and at random moments."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+import spinsim as ss
+from spinsim.checkpoint import CheckpointMismatchError, Checkpointer
+
+
+class Stop(Exception):
+    pass
+
+
+def _stop_after_saves(monkeypatch, k: int) -> None:
+    """Make the k-th checkpoint save the last thing the run does (as if killed right after it)."""
+    real = Checkpointer.save
+    count = [0]
+
+    def save(self, runner, done, total):
+        real(self, runner, done, total)
+        count[0] += 1
+        if count[0] == k:
+            raise Stop(done)
+    monkeypatch.setattr(Checkpointer, "save", save)
+
+
+def _same_result(a, b) -> None:
+    assert np.array_equal(a.T, b.T)
+    assert a.values.keys() == b.values.keys()
+    for name in a.values:
+        assert a.values[name].tobytes() == b.values[name].tobytes(), name
+    assert a.magnetization_vector.tobytes() == b.magnetization_vector.tobytes()
+    drop = {"elapsed_s", "updates_per_s"}
+    assert {k: v for k, v in a.meta.items() if k not in drop} == {k: v for k, v in b.meta.items() if k not in drop}
+
+
+CASES = {
+    # tempering with a tuned ladder: walkers, ladder stages and swap counters carried over
+    "pt_feedback": (lambda: ss.lattice("ising", 6), dict(algorithm="pt", ladder="feedback", T=[0.8, 1.5, 2.5, 4.0])),
+    # Metropolis on continuous spins: the adapted steps; two chains
+    "metropolis_xy": (lambda: ss.lattice("xy", 4), dict(algorithm="metropolis", n_chains=2, T=[0.7, 1.4])),
+    # Wolff: the cluster counts fixed at the end of equilibration
+    "wolff": (lambda: ss.lattice("ising", 8), dict(algorithm="wolff", T=[1.0, 2.0])),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_a_run_stopped_after_any_checkpoint_resumes_bit_identical(tmp_path, monkeypatch, case):
+    make, kw = CASES[case]
+    H = make()
+    kw = dict(kw)
+    T = np.asarray(kw.pop("T"))
+    kw.setdefault("n_chains", 1)
+    common = dict(method="mc", sweeps=200, discard=100, seed=5, progress=False, **kw)
+    ref = ss.solve(H, T, **common)
+    for k, stop in ((3, "equilibration"), (40, "ladder stages and measurement")):
+        ck = tmp_path / f"{case}-{k}.h5"
+        with monkeypatch.context() as m:
+            _stop_after_saves(m, k)
+            with pytest.raises(Stop):
+                ss.solve(H, T, checkpoint=ck, checkpoint_interval=0, **common)
+        with h5py.File(ck) as f:
+            assert 0 < int(f.attrs["done"]) < 300, stop
+        res = ss.solve(H, T, checkpoint=ck, checkpoint_interval=0, **common)
+        _same_result(res, ref)
+        again = ss.solve(H, T, checkpoint=ck, **common)      # the finished checkpoint: no sweep rerun
+        _same_result(again, ref)
+
+
+def test_a_checkpoint_of_another_run_is_refused(tmp_path):
+    H = ss.lattice("ising", 4)
+    ck = tmp_path / "c.h5"
+    ss.solve(H, [1.0, 2.0], method="mc", sweeps=100, discard=100, seed=1, n_chains=1, progress=False,
+             checkpoint=ck)
+    with pytest.raises(CheckpointMismatchError, match="another run"):
+        ss.solve(H, [1.0, 2.0], method="mc", sweeps=100, discard=100, seed=2, n_chains=1, progress=False,
+                 checkpoint=ck)
+    with pytest.raises(ValueError, match="checkpoint interval must be a number of seconds >= 0, got -1"):
+        ss.solve(H, [1.0], method="mc", sweeps=100, n_chains=1, checkpoint=tmp_path / "d.h5", checkpoint_interval=-1)
+
+
+# ----------------------------------------------------------------------------- killed sweeps
+_SWEEP = """
+import sys, numpy as np, spinsim as ss
+H = ss.lattice("ising", 6)
+ss.sweep(H, [0.8, 1.4, 2.2, 3.5], [0.0, 0.3], out=sys.argv[1], method="mc", algorithm="pt",
+         sweeps=int(sys.argv[2]), seed=3, n_chains=1, progress=False, estimate=False,
+         checkpoint_interval=0)
+"""
+
+
+def _sweep(out: Path, sweeps: int, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", _SWEEP, str(out), str(sweeps)], capture_output=True, text=True,
+                          env=dict(os.environ, **(env or {})), timeout=600)
+
+
+def _start_sweep(out: Path, sweeps: int) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", _SWEEP, str(out), str(sweeps)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _datasets(path: Path) -> dict[str, bytes]:
+    out = {}
+    with h5py.File(path) as f:
+        f.visititems(lambda n, d: out.__setitem__(n, d[()].tobytes() if d.dtype.kind != "O" else
+                                                  repr(d[()].tolist()).encode()) if isinstance(d, h5py.Dataset) else None)
+        out["attrs"] = repr({k: v for k, v in f["sweep"].attrs.items()}).encode()
+    return out
+
+
+def _checkpoints(out: Path) -> list[tuple[str, int, int]]:
+    folder = out.with_name(f".{out.name}.checkpoints")
+    found = []
+    for p in sorted(folder.glob("row-*.h5")):
+        with h5py.File(p) as f:
+            found.append((p.name, int(f.attrs["done"]), int(f.attrs["total"])))
+    return found
+
+
+def _resume_and_compare(out: Path, ref: Path, sweeps: int, require_mid: bool = True) -> None:
+    """Rerun the killed sweep; it must announce the mid-row resume and end equal to ``ref``."""
+    mid = [c for c in _checkpoints(out) if 0 < c[1] < c[2]]
+    assert mid or not require_mid, "the kill left no checkpoint inside a row"
+    p = _sweep(out, sweeps)
+    assert p.returncode == 0, p.stderr
+    for name, done, total in mid:
+        assert f"row {name[4:-3]} resumes from its checkpoint at sweep {done} of {total}" in p.stderr, p.stderr
+    assert _datasets(out) == _datasets(ref)
+    assert not out.with_name(f".{out.name}.checkpoints").exists()
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """reference(sweeps): the sweep file of an uninterrupted run without checkpoints (made once)."""
+    d = tmp_path_factory.mktemp("ref")
+    made: dict[int, Path] = {}
+
+    def get(sweeps: int) -> Path:
+        if sweeps not in made:
+            ref = d / f"ref{sweeps}.h5"
+            ss.sweep(ss.lattice("ising", 6), [0.8, 1.4, 2.2, 3.5], [0.0, 0.3], out=ref, method="mc",
+                     algorithm="pt", sweeps=sweeps, seed=3, n_chains=1, progress=False, estimate=False,
+                     checkpoint_interval=None)
+            made[sweeps] = ref
+        return made[sweeps]
+    return get
+
+
+@pytest.mark.parametrize("kill_at", ["half:70", "written:150"])
+def test_a_sweep_killed_inside_a_row_resumes_to_an_identical_file(tmp_path, reference, kill_at):
+    """SIGKILL in the middle of a checkpoint write (``half``: the temporary half written) or between
+    the temporary and its move (``written``), inside row 0 and inside row 1."""
+    out = tmp_path / "s.h5"
+    p = _sweep(out, 400, env={"SPINSIM_KILL_AT": kill_at})
+    assert p.returncode == -signal.SIGKILL, p.stderr
+    _resume_and_compare(out, reference(400), 400)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("trial", range(4))
+def test_a_sweep_killed_at_random_moments_resumes_to_an_identical_file(tmp_path, reference, trial):
+    """kill -9 at a random moment after the first checkpoint, twice in a row, then resume."""
+    rng = np.random.default_rng(100 + trial)
+    out = tmp_path / "s.h5"
+    for _ in range(2):
+        p = _start_sweep(out, 3000)
+        try:
+            deadline = time.monotonic() + 600
+            while not _checkpoints(out) and p.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.02)
+            time.sleep(float(rng.uniform(0.0, 1.5)))
+            p.send_signal(signal.SIGKILL)
+        finally:
+            if p.poll() is None:
+                p.kill()
+            _, err = p.communicate(timeout=120)
+        if p.returncode != -signal.SIGKILL:    # the sweep finished before the kill: nothing to resume
+            pytest.fail(f"the sweep ended (rc {p.returncode}) before it was killed: lengthen it\n{err}")
+    _resume_and_compare(out, reference(3000), 3000, require_mid=False)
