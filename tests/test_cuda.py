@@ -70,7 +70,7 @@ def _assert_same_chain(H, T, algorithm, sweeps, what, **kw):
             np.testing.assert_array_equal(b[key], a[key], err_msg=f"{what}: {key} (serial path)")
         else:
             np.testing.assert_allclose(b[key], a[key], rtol=RTOL, atol=RTOL, err_msg=f"{what}: {key}")
-    for key in ("acc", "tries", "swap_acc", "swap_tries"):
+    for key in ("acc", "tries", "swap_acc", "swap_tries", "beta") + tuple(k for k in a if k.startswith("walkers_")):
         np.testing.assert_array_equal(b[key], a[key], err_msg=f"{what}: {key}")
     assert np.ptp(a["E"]) > 0, f"{what}: the chain did not move"
     if kw.get("exchange"):
@@ -135,6 +135,35 @@ def check_ising_heatbath_and_metropolis_exchange():
     H = ss.lattice("ising", (3, 3))
     _assert_same_chain(H, [1.5, 3.0], "heatbath", 10, "ising heatbath")
     _assert_same_chain(H, [1.5, 2.2, 3.0], "metropolis", 10, "ising metropolis+exchange", exchange=True)
+
+
+def check_state_restored_on_the_device_continues_the_cpu_chain():
+    """A CUDA runner's state (chains, walkers, counters, series) copied out and loaded into a
+    fresh CUDA runner continues exactly as the CPU chain (a checkpoint on the GPU)."""
+    import spinsim as ss
+    from spinsim.kernels import cpu, cuda as ck
+    from spinsim.solvers.mc import _ALG_CODE, initial_state, prepare
+    H = ss.lattice("ising", (3, 3))
+    k = prepare(H)
+    T = np.array([1.5, 2.2, 3.0])
+    S, X = initial_state(H, 3, "random", 3)
+    make = lambda engine: engine.Runner(S, X, 1.0 / T, 3, np.arange(3), k, algorithm="pt",   # noqa: E731
+                                        alg_code=_ALG_CODE["pt"], n_overrelax=1, exchange=True, n_T=3,
+                                        delta=0.5, resync=3, n_meas=8)
+    ref = make(cpu)
+    ref.run(0, 4, -1, adapt=False)
+    ref.reset_counters(4)
+    ref.run(4, 8, 0, adapt=False)
+    first = make(ck)
+    first.run(0, 4, -1, adapt=False)
+    first.reset_counters(4)
+    first.run(4, 3, 0, adapt=False)
+    second = make(ck)
+    second.load_state(first.state())
+    second.run(7, 5, 3, adapt=False)
+    a, b = ref.results(), second.results()
+    for key in a:
+        np.testing.assert_array_equal(b[key], a[key], err_msg=f"restored state: {key}")
 
 
 def check_heisenberg_lattice_every_local_algorithm():
@@ -344,7 +373,8 @@ def _run_check(name: str, mode: str) -> None:
     assert proc.returncode == 0, f"{name} [{mode}] failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
 
 
-FAST = ["check_ising_heatbath_and_metropolis_exchange", "check_heisenberg_lattice_every_local_algorithm",
+FAST = ["check_ising_heatbath_and_metropolis_exchange", "check_state_restored_on_the_device_continues_the_cpu_chain",
+        "check_heisenberg_lattice_every_local_algorithm",
         "check_heisenberg_lattice_cooperative_path", "check_discrete_lowrank_shared_and_global_factors",
         "check_lowrank_heisenberg_big_n_paths", "check_site_lowrank_every_path", "check_per_replica_fields",
         "check_solve_backend_cuda_equals_cpu"]
