@@ -149,7 +149,8 @@ def run_atlas_task(task: AtlasTask) -> dict[str, Any]:
     ``max_sweeps``). Returns the :func:`~spinsim.phase.compute_row` result plus ``key``,
     ``sweeps`` (measured sweeps per chain used), ``flagged`` (n_T,); for the row of the smallest |h|
     (``want_order``) also ``order_vector`` (<m> at the lowest T) and the system's mean-field facts
-    (``T_mf``, ``lambda_max``, ``lambda_min``, ``spin_length``, ``mf_direction``; :func:`spinsim.solvers.mean_field.mean_field`)."""
+    (``T_mf``, ``lambda_max``, ``lambda_min``, ``spin_length``, ``mf_direction``, the reweighted
+    chi peak ``T_peak_rw`` +- ``T_peak_rw_err`` (:func:`reweighted_peak`); :func:`spinsim.solvers.mean_field.mean_field`)."""
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"):     # rows run side by side: BLAS threads only thrash
@@ -175,7 +176,34 @@ def _run_row(task: AtlasTask) -> dict[str, Any]:
         mf = mean_field(task.H)
         row.update(T_mf=mf.T_c, lambda_max=float(mf.eigenvalues[0]), lambda_min=float(mf.eigenvalues[-1]),
                    mf_direction=mf.ferro_direction, spin_length=float(np.mean(task.H.lengths[~task.H.frozen])))
+        row["T_peak_rw"], row["T_peak_rw_err"] = reweighted_peak(task, row)
     return row
+
+
+def reweighted_peak(task: AtlasTask, row: dict[str, Any]) -> tuple[float, float]:
+    """T of the maximum of the row's chi(T) on its MBAR-reweighted curve (:mod:`spinsim.reweighting`)
+    from the unflagged temperatures only, +- its jackknife error; NaN when the row holds no
+    samples, fewer than 3 unflagged temperatures, a trusted range that is not one interval covering
+    them, or a maximum on their edge."""
+    from spinsim.reweighting import ReweightError, Reweighting
+    from spinsim.result import Result
+
+    keep = np.flatnonzero(~np.asarray(row["flagged"], bool))
+    if row.get("bins") is None or keep.size < 3:
+        return float("nan"), float("nan")
+    H = task.H
+    res = Result(task.T, "mc", n_sites=H.n_sites, n_free=H.n_free, n_comp=H.n_comp, bins=row["bins"],
+                 **{k: row[k] for k in ("energy", "energy_err", "magnetization", "magnetization_err",
+                                        "susceptibility", "susceptibility_err") if row.get(k) is not None})
+    lo, hi = float(task.T[keep].min()), float(task.T[keep].max())
+    try:
+        rw = Reweighting(res, points=keep)
+        if len(rw.trusted) != 1 or not (rw.trusted[0][0] <= lo and hi <= rw.trusted[0][1]):
+            return float("nan"), float("nan")
+        p = rw.peak("susceptibility", T_range=(lo, hi))
+    except ReweightError:                        # no samples, no MBAR solution, a maximum on the edge
+        return float("nan"), float("nan")
+    return float(p.T.value), float(p.T.error)
 
 
 # ----------------------------------------------------------------------------- the run

@@ -62,7 +62,9 @@ GRID_DIMS = ROW_DIMS + ("T",)
 FACTS = {"T_mf": ("energy (k_B = 1)", "mean-field T_c at zero added field"),
          "lambda_max": ("energy", "largest eigenvalue of M_s (bond-weighted mean coupling, symmetric part)"),
          "lambda_min": ("energy", "smallest eigenvalue of M_s (bond-weighted mean coupling, symmetric part)"),
-         "spin_length": ("spin length", "mean spin length |x_i| over the free sites")}
+         "spin_length": ("spin length", "mean spin length |x_i| over the free sites"),
+         "T_peak_rw": ("energy (k_B = 1)", "chi peak at the smallest |h| on the MBAR-reweighted curve (NaN: none)"),
+         "T_peak_rw_err": ("energy (k_B = 1)", "jackknife error of T_peak_rw")}
 ROW_SEEDING = ("row r = flat index over (head, length, sample, h): seed, replica_offset = r * n_T * "
                "n_chains (independent streams for every row of every head)")
 
@@ -243,7 +245,7 @@ def read_atlas(path: str | os.PathLike) -> Atlas:
                       done=g["done"][()].astype(bool), sweeps=g["sweeps"][()].astype(np.int64),
                       flagged=g["flagged"][()].astype(bool), order_vector=g["order_vector"][()],
                       contexts=ctx, path=path, mf_direction=g["mf_direction"][()],
-                      facts={k: g[k][()] for k in FACTS})
+                      facts={k: g[k][()] for k in FACTS if k in g})
             if "summary" in f:
                 for k, d in f["summary"].items():
                     v = d[()]

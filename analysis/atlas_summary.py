@@ -11,10 +11,11 @@ Rules (stated here, in the file's ``/summary`` attributes and in the figures):
 * **T_c at h = 0** (the row of the smallest |h|): with two or more lengths, the Binder crossing of
   the two largest lengths whose averaged U(T) cross on the grid (:func:`~spinsim.analysis.boundaries.binder_crossings`,
   resampling error; method ``"binder"``); otherwise the susceptibility peak of the largest length
-  (:func:`~spinsim.analysis.boundaries.susceptibility_peak` on the raw grid: parabola through the
+  on its MBAR-reweighted curve from the unflagged temperatures (one sample; jackknife error;
+  method ``"chi_peak_reweighted"``, :func:`spinsim.analysis.atlas_run.reweighted_peak`), else on
+  the raw grid (:func:`~spinsim.analysis.boundaries.susceptibility_peak`: parabola through the
   top three points, resampling error; method ``"chi_peak"``). A peak on the grid's edge gives no
-  T_c (NaN, method ``"none"``, ``at_edge``). The histogram-reweighted peak replaces the raw-grid
-  one once the engine's reweighting is available.
+  T_c (NaN, method ``"none"``, ``at_edge``).
 * **Mean-field T_c** and the spectrum of M_s (bond-weighted mean coupling) per system, averaged
   over samples. **Coupling class** (:func:`spinsim.models.heads.classify_spectrum`, band 0.1):
   ``ferro`` when lambda_max >= |lambda_min|, ``antiferro`` otherwise, ``mixed`` when
@@ -163,7 +164,10 @@ def summarize(a: Atlas, seed: int = 0) -> dict[str, np.ndarray]:
         else:
             tc, te, edge = _peak(a.T, chi[last, k0], chie[last, k0], av.flagged[last, k0], seed)
             s["T_c_at_edge"][i] = edge
-            if np.isfinite(tc):
+            rw, rwe = a.facts["T_peak_rw"][i, last, 0], a.facts["T_peak_rw_err"][i, last, 0]
+            if a.n_samples == 1 and np.isfinite(rw) and np.isfinite(rwe):
+                s["T_c"][i], s["T_c_err"][i], s["T_c_method"][i] = rw, rwe, "chi_peak_reweighted"
+            elif np.isfinite(tc):
                 s["T_c"][i], s["T_c_err"][i], s["T_c_method"][i] = tc, te, "chi_peak"
         for k in range(a.h.size):
             s["boundary_T"][i, k], s["boundary_T_err"][i, k], s["boundary_at_edge"][i, k] = _peak(
@@ -183,8 +187,9 @@ def summarize(a: Atlas, seed: int = 0) -> dict[str, np.ndarray]:
     a.summary.update(s)
     a.summary_units.update(SUMMARY_UNITS)
     a.attrs.update(summary_kind_rule=KIND_RULE, summary_class_rule=CLASS_RULE,
-                   summary_T_c_rule="Binder crossing of the two largest lengths, else the raw-grid chi peak of the "
-                                    "largest length; flagged points left out; edge peaks give no T_c")
+                   summary_T_c_rule="Binder crossing of the two largest lengths, else the chi peak of the largest "
+                                    "length (MBAR-reweighted with one sample, else on the raw grid); flagged points "
+                                    "left out; edge peaks give no T_c")
     return s
 
 

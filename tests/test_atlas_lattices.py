@@ -69,3 +69,19 @@ def test_curie_weiss_binder_value_and_crossing_against_exact_finite_N():
     assert s["T_c_method"][0] == "binder"
     assert abs(s["T_c"][0] - ref) < 3 * s["T_c_err"][0] + 1e-3, (s["T_c"][0], s["T_c_err"][0], ref)
     assert 0.9 < ref < 1.0
+
+
+@pytest.mark.slow
+def test_reweighted_chi_peak_of_a_4x4_ising_against_exact_enumeration():
+    """One size: T_c is the chi peak of the MBAR-reweighted curve, within 3 errors of the maximum
+    of the exact chi(T) (enumeration of the 2^16 states on a fine grid)."""
+    import spinsim as ss
+
+    H = square("ising", 4)
+    a = run_atlas(FixedSystems({"ising4": {4: H}}), np.linspace(2.0, 3.6, 7), [0.0], sweeps=4000, max_sweeps=4000,
+                  n_chains=2, algorithm="wolff", progress=False, seed=3)
+    s = summarize(a)
+    fine = np.linspace(2.0, 3.6, 1601)
+    exact = fine[int(np.argmax(ss.solve(H, fine, method="exact").susceptibility))]
+    assert s["T_c_method"][0] == "chi_peak_reweighted"
+    assert abs(s["T_c"][0] - exact) < 3 * s["T_c_err"][0], (s["T_c"][0], s["T_c_err"][0], exact)
