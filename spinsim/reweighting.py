@@ -60,7 +60,7 @@ DEFAULT_MIN_OVERLAP = 0.25
 #: most samples per temperature that MBAR's free energies are solved from (expectations use all)
 DEFAULT_MBAR_SAMPLES = 256
 #: most samples per temperature (chains pooled) that the expectations use (every stride-th)
-DEFAULT_MAX_SAMPLES = 2048
+DEFAULT_MAX_SAMPLES = 1024
 _SCAN = 64                     # grid points of the coarse scans (trusted range, peaks, crossings)
 
 
@@ -361,6 +361,7 @@ def _solve(E: np.ndarray, beta_k: np.ndarray, state: np.ndarray, f0: np.ndarray 
     if K == 1:
         return np.zeros(1)
     N_k = np.bincount(state, minlength=K).astype(np.float64)
+    warm = f0 is not None
     if f0 is None:
         mean = np.bincount(state, weights=E, minlength=K) / N_k
         order = np.argsort(beta_k)
@@ -371,7 +372,8 @@ def _solve(E: np.ndarray, beta_k: np.ndarray, state: np.ndarray, f0: np.ndarray 
     pymbar = _pymbar()
     errors = tuple(getattr(pymbar.utils, n) for n in ("ParameterError", "ConvergenceError", "DataError"))
     try:
-        mbar = pymbar.MBAR(u_kn, N_k, initial_f_k=f0, x_kindices=state, solver_protocol=_PROTOCOL)
+        mbar = pymbar.MBAR(u_kn, N_k, initial_f_k=f0, x_kindices=state,
+                       solver_protocol=_PROTOCOL if warm else _PROTOCOL_COLD)
     except errors as exc:
         raise ReweightError(f"MBAR found no free energies for T = {_describe_T(1 / beta_k)} "
                             f"({type(exc).__name__}: {exc})") from None
@@ -385,8 +387,10 @@ def _describe_T(T: np.ndarray) -> str:
     return f"{T.min():.6g}..{T.max():.6g} ({T.size} temperatures)"
 
 
-#: pymbar's Newton-Raphson solver (hybr, then its adaptive fallback), started near the solution
-_PROTOCOL = (dict(method="hybr"), dict(method="adaptive", options=dict(min_sc_iter=0)))
+#: pymbar's Newton-Raphson solver (hybr) from the full fit's f (jackknife replicates)
+_PROTOCOL = (dict(method="hybr"),)
+#: from the thermodynamic-integration guess: hybr, then pymbar's adaptive fallback
+_PROTOCOL_COLD = (dict(method="hybr"), dict(method="adaptive", options=dict(min_sc_iter=0)))
 
 
 def _overlap(E: np.ndarray, beta_k: np.ndarray, N_k: np.ndarray, f: np.ndarray, logD: np.ndarray) -> np.ndarray:
