@@ -100,3 +100,25 @@ def test_the_file_reports_the_ladder(tmp_path):
                 "n_round_trips", "ladder_tuning"):
         assert back.meta[key] == res.meta[key] or (key == "round_trip_time" and np.isnan(res.meta[key])), key
     assert back.T.tolist() == res.meta["ladder"]
+
+
+def test_a_tempering_sweep_file_holds_each_rows_exchange_diagnostics(tmp_path):
+    """Per row: swap acceptance per pair, f(T) (1 at the lowest T, 0 at the highest, in the file's
+    T order), round-trip time and count, equal to the row's own solve; dims for h5py/xarray."""
+    import h5py
+    H = ss.lattice("ising", 6)
+    T = [2.0, 0.8, 1.3]                       # unsorted on purpose
+    out = tmp_path / "s.h5"
+    kw = dict(method="mc", algorithm="pt", sweeps=300, n_chains=1, progress=False)
+    res = ss.sweep(H, T, [0.0, 0.4], out=out, seed=2, estimate=False, **kw)
+    back = ss.read_sweep(out)
+    row0 = ss.solve(H, T, seed=2, replica_offset=0, direction=back.direction, **kw)
+    tp = back.tempering
+    assert tp["swap_acceptance"].shape == (2, 2) and tp["fraction_up"].shape == (2, 3)
+    np.testing.assert_array_equal(tp["swap_acceptance"][0], row0.meta["swap_acceptance"])
+    assert tp["round_trip_time"][0] == row0.meta["round_trip_time"] and tp["n_round_trips"][0] == row0.meta["n_round_trips"]
+    assert tp["fraction_up"][:, 1].tolist() == [1.0, 1.0] and tp["fraction_up"][:, 0].tolist() == [0.0, 0.0]
+    assert res.tempering["n_round_trips"].tolist() == tp["n_round_trips"].tolist()
+    with h5py.File(out) as f:
+        assert [d.label for d in f["sweep/swap_acceptance"].dims] == ["h", "pair"]
+        assert f["sweep/round_trip_time"].attrs["units"] == "sweeps"

@@ -20,6 +20,8 @@ File layout (HDF5 file format 2, :mod:`spinsim.io`)::
     /sweep/magnetization_vector (h, T, component)
     /sweep/direction (site, component)   the unit directions u_i
     /sweep/row_warnings (h)  JSON list of the solver's warnings per row
+    /sweep/swap_acceptance (h, pair), fraction_up (h, T), round_trip_time (h), n_round_trips (h)
+                           replica-exchange runs only (spinsim.phase.tempering)
     /sweep/chain, bin, sample            index scales of the binned series (Monte Carlo)
     /sweep/bin_<name> (h, T, chain, bin)   bin means (spinsim.bins: E, E2, mabs, m2, m4, mu, mu2;
                            attrs bin_length), /sweep/E_shift (h, T), /sweep/sample_<name>
@@ -57,6 +59,7 @@ from ..io import (InconsistentFileError, SpinsimFileError, atomic_h5, from_attr,
 from ..bins import Bins
 from ..result import Boundary, Result
 from .fingerprint import Fingerprint
+from .tempering import read_tempering, store_tempering, write_tempering
 
 __all__ = ["SweepResult", "SWEEP_OBSERVABLES", "empty_state", "store_row", "commit", "lock",
            "read_sweep", "add_boundary", "add_boundaries", "write_sweep"]
@@ -86,6 +89,7 @@ class SweepResult(Result):
         self.attrs = dict(attrs)
         self.boundaries: dict[str, Boundary] = dict(boundaries or {})
         self.path = path
+        self.tempering: dict[str, np.ndarray] | None = None   # exchange diagnostics (.tempering)
 
     def row(self, k: int) -> Result:
         """Row ``k`` (the field h[k]) as a :class:`spinsim.Result` over T (``meta["h"]`` holds h);
@@ -131,6 +135,8 @@ def store_row(state: SweepResult, row: Mapping[str, Any]) -> None:
     state.magnetization_vector[k] = row["magnetization_vector"]
     if row.get("bins") is not None:
         _store_bins(state, k, row["bins"])
+    if row.get("tempering") is not None:
+        store_tempering(state, k, row["tempering"])
     state.row_warnings[k] = list(row.get("warnings", []))
     state.done[k] = True
 
@@ -178,6 +184,7 @@ def write_sweep(f: h5py.Group, state: SweepResult) -> None:
                  label=state.attrs.get("direction", ""))
     write_values(g, "row_warnings", np.array([json.dumps(w) for w in state.row_warnings], dtype=object),
                  ("h",), "", "solver warnings per row (JSON list)")
+    write_tempering(g, state)
     if state.boundaries:
         b = f.create_group("boundary")
         b.attrs["long_name"] = "phase boundaries, each labelled by its method"
@@ -230,6 +237,7 @@ def read_sweep(path: str | os.PathLike, group: str = "/") -> SweepResult:
                 n_comp=base.n_comp or int(attrs.get("n_comp", 0)),
                 magnetization_vector=base.magnetization_vector, meta=base.meta, bins=base.bins,
                 **base.values)
+            state.tempering = read_tempering(g)
             if "boundary" in f:
                 state.boundaries = {k: Boundary.read_group(v) for k, v in f["boundary"].items()}
         except InconsistentFileError:
@@ -247,7 +255,7 @@ def _check_shapes(path: Path, g: h5py.Group) -> None:
             raise InconsistentFileError(f"{path}: inconsistent sweep: dataset {g.name}/{need} is missing")
     sizes = {"T": g["T"].shape[0] if g["T"].ndim == 1 else -1, "h": g["h"].shape[0] if g["h"].ndim == 1 else -1}
     sizes["site"], sizes["component"] = (g["direction"].shape + (-1, -1))[:2]
-    for axis in ("chain", "bin", "sample"):                # the binned series (spinsim.bins)
+    for axis in ("chain", "bin", "sample", "pair"):        # the binned series (spinsim.bins), exchange pairs
         if axis in g:
             sizes[axis] = g[axis].shape[0] if g[axis].ndim == 1 else -1
     for name, d in g.items():

@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import schema
 from ..hamiltonian import Hamiltonian, replace
+from .tempering import row_tempering
 
 __all__ = ["RowTask", "compute_row", "run_task", "serial_executor"]
 
@@ -71,6 +72,7 @@ def compute_row(H: Hamiltonian, T: np.ndarray, h_value: float, direction: np.nda
     out["magnetization_vector"] = (np.full((T.size, H.n_comp), np.nan) if mv is None
                                    else np.asarray(mv, dtype=np.float64).reshape(T.size, H.n_comp))
     out["warnings"] = [str(w) for w in res.meta.get("warnings", [])]
+    out["tempering"] = row_tempering(res.meta, T)   # replica exchange: swap acceptance, round trips
     out["bins"] = res.bins           # Monte Carlo: the binned series (spinsim.bins), else None
     return out
 
