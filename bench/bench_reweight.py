@@ -23,7 +23,8 @@ import numpy as np
 
 import spinsim as ss
 import spinsim.solvers.mc as mc
-from spinsim.reweighting import Reweighting, _solve, threadpool_limits
+from spinsim.mbar import solve, threadpool_limits
+from spinsim.reweighting import Reweighting
 
 
 def bins_cost(L: int, sweeps: int) -> dict[str, float]:
@@ -69,7 +70,7 @@ def mbar_64(L: int, sweeps: int) -> dict[str, float]:
     fit = np.concatenate([np.flatnonzero(rw0.state == k)[:256] for k in range(T.size)])
     with threadpool_limits(1, "blas"):
         t = time.perf_counter()
-        _solve(rw0.E[fit], rw0.beta_k, rw0.state[fit], None)
+        solve(rw0.E[fit], rw0.beta_k, rw0.state[fit], None)
         solve_s = time.perf_counter() - t
     t = time.perf_counter()
     rw = Reweighting(res)

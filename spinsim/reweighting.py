@@ -37,9 +37,6 @@ call raises :class:`OutsideOverlapError` naming the trusted interval(s).
 """
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
 import os
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
@@ -49,6 +46,7 @@ from scipy.optimize import brentq, minimize_scalar
 
 from . import schema
 from .bins import NoBinsError
+from .mbar import ReweightError, log_denominator, logsumexp, overlap, solve, threadpool_limits
 from .result import Result
 
 __all__ = ["Reweighting", "reweight", "peak", "binder_crossing", "trusted_range", "Estimate", "Peak",
@@ -62,10 +60,6 @@ DEFAULT_MBAR_SAMPLES = 256
 #: most samples per temperature (chains pooled) that the expectations use (every stride-th)
 DEFAULT_MAX_SAMPLES = 1024
 _SCAN = 64                     # grid points of the coarse scans (trusted range, peaks, crossings)
-
-
-class ReweightError(ValueError):
-    """Reweighting cannot give a trustworthy answer (the subclass says why)."""
 
 
 class NoSamplesError(ReweightError, NoBinsError):
@@ -168,15 +162,15 @@ class Reweighting:
         stride = max(1, -(-n_chains * n_s // int(mbar_samples)))
         fit = np.broadcast_to((np.arange(n_s) % stride) == 0, E.shape).ravel()
         with threadpool_limits(1, "blas"):          # BLAS threads only contend on small products
-            self.f = _solve(self.E[fit], self.beta_k, self.state[fit], None)
-            self.logD = _log_denominator(self.E, self.beta_k, self.N_k, self.f)
+            self.f = solve(self.E[fit], self.beta_k, self.state[fit], None)
+            self.logD = log_denominator(self.E, self.beta_k, self.N_k, self.f)
             self.reps = []                                   # (mask, logD) per leave-one-out block
             for j in range(n_jack):
                 keep = block != j
                 Nk = np.bincount(self.state[keep], minlength=K).astype(np.float64)
-                f = _solve(self.E[keep & fit], self.beta_k, self.state[keep & fit], self.f)
-                self.reps.append((keep, _log_denominator(self.E[keep], self.beta_k, Nk, f)))
-            self.overlap = _overlap(self.E, self.beta_k, self.N_k, self.f, self.logD) if K > 1 else np.ones((1, 1))
+                f = solve(self.E[keep & fit], self.beta_k, self.state[keep & fit], self.f)
+                self.reps.append((keep, log_denominator(self.E[keep], self.beta_k, Nk, f)))
+            self.overlap = overlap(self.E, self.beta_k, self.N_k, self.f, self.logD) if K > 1 else np.ones((1, 1))
             self.trusted = self._trusted_intervals()
 
     # ------------------------------------------------------------------ moments
@@ -316,88 +310,9 @@ class Reweighting:
         return float(r.x), float(-r.fun)
 
 
-def logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
-    """log sum exp along ``axis`` (max-shifted; plain numpy, scipy's array-API one is slower here)."""
-    m = np.max(x, axis=axis, keepdims=True)
-    return np.squeeze(m, axis) + np.log(np.sum(np.exp(x - m), axis=axis))
-
-
 def _columns(E: np.ndarray, m: np.ndarray, u: np.ndarray) -> np.ndarray:
     m2 = m * m
     return np.stack([E, E * E, m, m2, m2 * m2, u, u * u], axis=1)
-
-
-def _log_denominator(E: np.ndarray, beta_k: np.ndarray, N_k: np.ndarray, f: np.ndarray) -> np.ndarray:
-    """log sum_k N_k exp(f_k - beta_k E_n) for every sample n."""
-    return logsumexp(np.log(N_k)[:, None] + f[:, None] - beta_k[:, None] * E[None, :], axis=0)
-
-
-def threadpool_limits(n: int, api: str) -> Any:
-    """threadpoolctl's limit on BLAS threads (imported when used), or no limit without it."""
-    try:
-        from threadpoolctl import threadpool_limits as limit
-    except ImportError:                              # pragma: no cover  (a dependency; speed only)
-        return contextlib.nullcontext()
-    return limit(n, api)
-
-
-def _pymbar() -> Any:
-    """pymbar, imported without its banners (it prints a JAX notice on import)."""
-    logging.getLogger("pymbar").setLevel(logging.ERROR)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            import pymbar
-    except ImportError:
-        raise ImportError("multi-histogram reweighting needs pymbar (a spinsim dependency): "
-                          "pip install 'pymbar>=4'") from None
-    return pymbar
-
-
-def _solve(E: np.ndarray, beta_k: np.ndarray, state: np.ndarray, f0: np.ndarray | None) -> np.ndarray:
-    """MBAR free energies f_k = beta_k F_k (f_0 = 0) of the states beta_k from samples E of states
-    ``state`` (pymbar's solver), started from ``f0`` or else from thermodynamic integration of the
-    mean energies (d f / d beta = <E>, trapezoids), which is close for a temperature ladder."""
-    K = beta_k.size
-    if K == 1:
-        return np.zeros(1)
-    N_k = np.bincount(state, minlength=K).astype(np.float64)
-    warm = f0 is not None
-    if f0 is None:
-        mean = np.bincount(state, weights=E, minlength=K) / N_k
-        order = np.argsort(beta_k)
-        steps = np.diff(beta_k[order]) * (mean[order][1:] + mean[order][:-1]) / 2
-        f0 = np.empty(K)
-        f0[order] = np.concatenate([[0.0], np.cumsum(steps)])
-    u_kn = beta_k[:, None] * E[None, :]
-    pymbar = _pymbar()
-    errors = tuple(getattr(pymbar.utils, n) for n in ("ParameterError", "ConvergenceError", "DataError"))
-    try:
-        mbar = pymbar.MBAR(u_kn, N_k, initial_f_k=f0, x_kindices=state,
-                       solver_protocol=_PROTOCOL if warm else _PROTOCOL_COLD)
-    except errors as exc:
-        raise ReweightError(f"MBAR found no free energies for T = {_describe_T(1 / beta_k)} "
-                            f"({type(exc).__name__}: {exc})") from None
-    f = np.asarray(mbar.f_k, dtype=np.float64)
-    if not np.all(np.isfinite(f)):
-        raise ReweightError(f"MBAR gave non-finite free energies for T = {_describe_T(1 / beta_k)}")
-    return f - f[0]
-
-
-def _describe_T(T: np.ndarray) -> str:
-    return f"{T.min():.6g}..{T.max():.6g} ({T.size} temperatures)"
-
-
-#: pymbar's Newton-Raphson solver (hybr) from the full fit's f (jackknife replicates)
-_PROTOCOL = (dict(method="hybr"),)
-#: from the thermodynamic-integration guess: hybr, then pymbar's adaptive fallback
-_PROTOCOL_COLD = (dict(method="hybr"), dict(method="adaptive", options=dict(min_sc_iter=0)))
-
-
-def _overlap(E: np.ndarray, beta_k: np.ndarray, N_k: np.ndarray, f: np.ndarray, logD: np.ndarray) -> np.ndarray:
-    """MBAR overlap matrix O_ij = N_j sum_n W_ni W_nj (Shirts & Chodera 2008), W_nk the weights."""
-    logW = f[None, :] - beta_k[None, :] * E[:, None] - logD[:, None]
-    W = np.exp(logW)
-    return (W.T @ W) * N_k[None, :]
 
 
 def _jack_err(x: np.ndarray) -> float:

@@ -137,3 +137,11 @@ def test_sweep_chi_peak_line_uses_reweighted_curves(tmp_path):
     back = ss.read_sweep(tmp_path / "s.h5").boundaries["chi_peak"]
     assert back.reweighted.tolist() == [True, True]
     np.testing.assert_array_equal(back.T_err, line.T_err)
+
+
+def test_tempering_ladder_reweights(ising4):
+    """Multi-histogram reweighting of a parallel-tempering run (samples per temperature slot)."""
+    H, _ = ising4
+    res = _mc(H, T_LADDER, seed=9, algorithm="pt")
+    T = np.array([2.05, 2.65])
+    _agree(ss.reweight(res, T), ss.solve(H, T=T, method="exact"))

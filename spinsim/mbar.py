@@ -1,0 +1,100 @@
+"""The MBAR glue of :mod:`spinsim.reweighting`: pymbar's solver for the free energies, the
+per-sample log-denominators and the overlap matrix (Shirts & Chodera, J. Chem. Phys. 129, 124105
+(2008)), with one BLAS thread (threadpoolctl) and pymbar imported quietly when first used.
+
+Conventions: samples E_n (total energy, shifted by a constant), states beta_k = 1/T_k with N_k
+samples each, dimensionless free energies f_k = beta_k F_k (f_0 = 0), k_B = 1.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from typing import Any
+
+import numpy as np
+
+__all__ = ["ReweightError", "solve", "log_denominator", "overlap", "logsumexp", "threadpool_limits"]
+
+
+class ReweightError(ValueError):
+    """Reweighting cannot give a trustworthy answer (the subclass says why)."""
+
+
+def threadpool_limits(n: int, api: str) -> Any:
+    """threadpoolctl's limit on BLAS threads (imported when used), or no limit without it."""
+    try:
+        from threadpoolctl import threadpool_limits as limit
+    except ImportError:                              # pragma: no cover  (a dependency; speed only)
+        return contextlib.nullcontext()
+    return limit(n, api)
+
+
+def _pymbar() -> Any:
+    """pymbar, imported without its banners (it prints a JAX notice on import)."""
+    logging.getLogger("pymbar").setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            import pymbar
+    except ImportError:
+        raise ImportError("multi-histogram reweighting needs pymbar (a spinsim dependency): "
+                          "pip install 'pymbar>=4'") from None
+    return pymbar
+
+
+def solve(E: np.ndarray, beta_k: np.ndarray, state: np.ndarray, f0: np.ndarray | None) -> np.ndarray:
+    """MBAR free energies f_k = beta_k F_k (f_0 = 0) of the states beta_k from samples E of states
+    ``state`` (pymbar's solver), started from ``f0`` or else from thermodynamic integration of the
+    mean energies (d f / d beta = <E>, trapezoids), which is close for a temperature ladder."""
+    K = beta_k.size
+    if K == 1:
+        return np.zeros(1)
+    N_k = np.bincount(state, minlength=K).astype(np.float64)
+    warm = f0 is not None
+    if f0 is None:
+        mean = np.bincount(state, weights=E, minlength=K) / N_k
+        order = np.argsort(beta_k)
+        steps = np.diff(beta_k[order]) * (mean[order][1:] + mean[order][:-1]) / 2
+        f0 = np.empty(K)
+        f0[order] = np.concatenate([[0.0], np.cumsum(steps)])
+    u_kn = beta_k[:, None] * E[None, :]
+    pymbar = _pymbar()
+    errors = tuple(getattr(pymbar.utils, n) for n in ("ParameterError", "ConvergenceError", "DataError"))
+    try:
+        mbar = pymbar.MBAR(u_kn, N_k, initial_f_k=f0, x_kindices=state,
+                       solver_protocol=_PROTOCOL if warm else _PROTOCOL_COLD)
+    except errors as exc:
+        raise ReweightError(f"MBAR found no free energies for T = {_describe_T(1 / beta_k)} "
+                            f"({type(exc).__name__}: {exc})") from None
+    f = np.asarray(mbar.f_k, dtype=np.float64)
+    if not np.all(np.isfinite(f)):
+        raise ReweightError(f"MBAR gave non-finite free energies for T = {_describe_T(1 / beta_k)}")
+    return f - f[0]
+
+
+def _describe_T(T: np.ndarray) -> str:
+    return f"{T.min():.6g}..{T.max():.6g} ({T.size} temperatures)"
+
+
+#: pymbar's Newton-Raphson solver (hybr) from the full fit's f (jackknife replicates)
+_PROTOCOL = (dict(method="hybr"),)
+#: from the thermodynamic-integration guess: hybr, then pymbar's adaptive fallback
+_PROTOCOL_COLD = (dict(method="hybr"), dict(method="adaptive", options=dict(min_sc_iter=0)))
+
+
+def overlap(E: np.ndarray, beta_k: np.ndarray, N_k: np.ndarray, f: np.ndarray, logD: np.ndarray) -> np.ndarray:
+    """MBAR overlap matrix O_ij = N_j sum_n W_ni W_nj (Shirts & Chodera 2008), W_nk the weights."""
+    logW = f[None, :] - beta_k[None, :] * E[:, None] - logD[:, None]
+    W = np.exp(logW)
+    return (W.T @ W) * N_k[None, :]
+
+
+def logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
+    """log sum exp along ``axis`` (max-shifted; plain numpy, scipy's array-API one is slower here)."""
+    m = np.max(x, axis=axis, keepdims=True)
+    return np.squeeze(m, axis) + np.log(np.sum(np.exp(x - m), axis=axis))
+
+
+def log_denominator(E: np.ndarray, beta_k: np.ndarray, N_k: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """log sum_k N_k exp(f_k - beta_k E_n) for every sample n."""
+    return logsumexp(np.log(N_k)[:, None] + f[:, None] - beta_k[:, None] * E[None, :], axis=0)
