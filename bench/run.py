@@ -1,6 +1,6 @@
 """Run every benchmark (make bench): each writes bench/results/<name>.json and prints a table.
 
-Usage: python bench/run.py [name ...]   (names: mc exact ground dask study mc_gpu reweight)
+Usage: python bench/run.py [name ...]   (names: mc exact ground dask study mc_gpu reweight ladder)
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ALL = ("mc", "exact", "ground", "dask", "study", "mc_gpu", "reweight")
+ALL = ("mc", "exact", "ground", "dask", "study", "mc_gpu", "reweight", "ladder")
 
 
 def main() -> int:
