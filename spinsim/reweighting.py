@@ -156,7 +156,7 @@ class Reweighting:
         self.E0 = float(np.mean(E))
         self.E = E.ravel() - self.E0                    # shifted: beta E of order sigma_E / T
         self.cols = _columns(self.E, m.ravel(), np.nan_to_num(u.ravel()))
-        self.has_projection = bool(np.all(np.isfinite(u)))
+        self.has_projection = "projection" in res.values and bool(np.all(np.isfinite(u)))
         self.N_k = np.full(K, n_chains * n_s, dtype=np.float64)
         # MBAR's f_k from at most mbar_samples per temperature (every stride-th of each chain)
         stride = max(1, -(-n_chains * n_s // int(mbar_samples)))

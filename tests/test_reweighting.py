@@ -145,3 +145,22 @@ def test_tempering_ladder_reweights(ising4):
     res = _mc(H, T_LADDER, seed=9, algorithm="pt")
     T = np.array([2.05, 2.65])
     _agree(ss.reweight(res, T), ss.solve(H, T=T, method="exact"))
+
+
+@pytest.mark.slow
+def test_binder_crossing_line_of_sweeps_uses_reweighted_curves():
+    """binder_crossing_line on a size family of sweeps with samples: the zero-field crossing of
+    U_3 and U_4 from reweighted curves, against enumeration."""
+    from spinsim.analysis.boundaries import binder_crossing_line
+
+    T = np.array([1.9, 2.1, 2.3, 2.5])
+    fam = {L: ss.sweep(ss.square("ising", L), T=T, fields=[0.0], direction=np.ones(1), sweeps=6000,
+                       n_chains=2, seed=L, progress=False) for L in (3, 4)}
+    line = binder_crossing_line(fam, fields="zero")["binder_crossing_L3_4"]
+    grid = np.linspace(1.9, 2.5, 301)
+    dU = (ss.solve(ss.square("ising", 3), T=grid, method="exact").binder
+          - ss.solve(ss.square("ising", 4), T=grid, method="exact").binder)
+    i = int(np.flatnonzero(np.sign(dU[:-1]) != np.sign(dU[1:]))[0])
+    exact = grid[i] - dU[i] * (grid[i + 1] - grid[i]) / (dU[i + 1] - dU[i])
+    assert line.reweighted.tolist() == [True] and "reweighted" in line.method
+    assert abs(line.T[0] - exact) < K_SIGMA * line.T_err[0], (line.T, line.T_err, exact)
