@@ -76,7 +76,9 @@ def sweep(H: Hamiltonian, T: Any, fields: Any, direction: Any = None, method: st
         this many seconds (0: every ~1 % of the row) into ``.<out name>.checkpoints/row-<k>.h5``
         beside ``out`` (:mod:`spinsim.checkpoint`), so an interrupted or killed row resumes
         mid-row, bit-identical to an uninterrupted run; a row's checkpoint is deleted once the
-        row is stored, the folder once the sweep is complete. None: no checkpoints.
+        row is stored, the folder once the sweep is complete. None: no checkpoints. With an
+        executor on other machines the workers write the checkpoints at that same path: use a
+        shared filesystem, or None.
     **solve_kwargs : solver options (``algorithm``, ``sweeps``, ``discard``, ``backend``, ...).
 
     Phase boundaries are not computed here (the engine does not import analysis): call
