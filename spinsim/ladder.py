@@ -167,6 +167,8 @@ def tempering_report(out: dict[str, np.ndarray], T: np.ndarray, n_chains: int, s
     f = fraction_up(out["walkers_n_up"].reshape(n_chains, n_T).sum(0),
                     out["walkers_n_down"].reshape(n_chains, n_T).sum(0))
     rt, n_rt = round_trip_time(out["walkers_n_trips"], out["walkers_trip_sum"])
+    if n_T < 2:                       # one temperature: no exchange, no round trips
+        f, rt, n_rt = np.full(n_T, np.nan), float("nan"), 0
     meta = {"ladder": T.tolist(), "swap_acceptance": (sa / np.maximum(st, 1)).tolist(),
             "fraction_up": f.tolist(), "round_trip_time": rt, "n_round_trips": n_rt}
     warnings = []

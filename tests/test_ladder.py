@@ -45,6 +45,9 @@ def test_stages_and_bad_options():
     assert sum(st) == 1000 and all(b >= 2 * a for a, b in zip(st, st[1:]))
     assert round_trip_time(np.array([2, 0]), np.array([30, 0])) == (15.0, 2)
     assert np.isnan(round_trip_time(np.zeros(2), np.zeros(2))[0])
+    one = ss.solve(ss.lattice("ising", 4), [1.0], method="mc", algorithm="pt", sweeps=100, n_chains=1, progress=False)
+    assert one.meta["n_round_trips"] == 0 and np.isnan(one.meta["round_trip_time"])
+    assert not any("round trip" in w for w in one.meta["warnings"])
     H = ss.lattice("ising", 4)
     with pytest.raises(ValueError, match=r"ladder must be one of \['fixed', 'acceptance', 'feedback'\], got 'tuned'"):
         ss.solve(H, [1.0, 2.0, 3.0], method="mc", algorithm="pt", ladder="tuned")
