@@ -59,6 +59,10 @@ def solve(E: np.ndarray, beta_k: np.ndarray, state: np.ndarray, f0: np.ndarray |
         f0[order] = np.concatenate([[0.0], np.cumsum(steps)])
     u_kn = beta_k[:, None] * E[None, :]
     pymbar = _pymbar()
+    if warm:
+        f = _newton(pymbar, u_kn, N_k, np.asarray(f0, dtype=np.float64))
+        if f is not None:
+            return f
     errors = tuple(getattr(pymbar.utils, n) for n in ("ParameterError", "ConvergenceError", "DataError"))
     try:
         mbar = pymbar.MBAR(u_kn, N_k, initial_f_k=f0, x_kindices=state,
@@ -70,6 +74,26 @@ def solve(E: np.ndarray, beta_k: np.ndarray, state: np.ndarray, f0: np.ndarray |
     if not np.all(np.isfinite(f)):
         raise ReweightError(f"MBAR gave non-finite free energies for T = {_describe_T(1 / beta_k)}")
     return f - f[0]
+
+
+def _newton(pymbar: Any, u_kn: np.ndarray, N_k: np.ndarray, f: np.ndarray, steps: int = 3) -> np.ndarray | None:
+    """Polish a nearby solution (a jackknife replicate from the full fit) by Newton steps on
+    pymbar's MBAR objective (its gradient and Hessian, f_0 held at 0); None when the gradient
+    is not below ``1e-9 N_k`` after ``steps`` steps (the caller then runs pymbar's solver)."""
+    ms = pymbar.mbar_solvers
+    f = f - f[0]
+    for _ in range(steps + 1):
+        g = np.asarray(ms.mbar_gradient(u_kn, N_k, f), dtype=np.float64)
+        if np.all(np.abs(g) <= 1e-9 * N_k):
+            return f
+        H = np.asarray(ms.mbar_hessian(u_kn, N_k, f), dtype=np.float64)
+        try:
+            f = np.concatenate([[0.0], f[1:] - np.linalg.solve(H[1:, 1:], g[1:])])
+        except np.linalg.LinAlgError:
+            return None
+        if not np.all(np.isfinite(f)):
+            return None
+    return None
 
 
 def _describe_T(T: np.ndarray) -> str:
