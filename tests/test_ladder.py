@@ -55,6 +55,8 @@ def test_stages_and_bad_options():
         ss.solve(H, [1.0, 2.0, 3.0], method="mc", algorithm="heatbath", ladder="feedback")
     with pytest.raises(ValueError, match="at least 3 temperatures, got 2"):
         ss.solve(H, [1.0, 2.0], method="mc", algorithm="pt", ladder="acceptance")
+    with pytest.raises(ValueError, match="ladder='feedback' needs distinct temperatures"):
+        ss.solve(H, [1.0, 2.0, 1.0], method="mc", algorithm="pt", ladder="feedback")
     with pytest.raises(ValueError, match="a sweep's rows share one T grid"):
         ss.sweep(H, [1.0, 2.0, 3.0], [0.0], method="mc", algorithm="pt", ladder="feedback", progress=False)
 

@@ -227,6 +227,8 @@ def solve_mc(H: Hamiltonian, T: np.ndarray, *, backend: str = "cpu", algorithm: 
     k, space = state_space(H, k, reduce)
     order = np.argsort(T) if exchange else np.arange(T.size)   # exchange needs a sorted ladder
     Ts = T[order]
+    if ladder != "fixed" and np.any(np.diff(Ts) <= 0):
+        raise ValueError(f"ladder={ladder!r} needs distinct temperatures; T has repeated values")
     n_T = Ts.size
     R = n_T * n_chains
     beta = np.tile(1.0 / Ts, n_chains)
@@ -244,8 +246,6 @@ def solve_mc(H: Hamiltonian, T: np.ndarray, *, backend: str = "cpu", algorithm: 
                            exchange=bool(exchange), n_T=n_T, delta=delta, resync=resync,
                            n_meas=sweeps)
     stages = tuning_stages(discard) if ladder != "fixed" else []
-    if ladder != "fixed" and np.any(np.diff(Ts) <= 0):
-        raise ValueError(f"ladder={ladder!r} needs distinct temperatures; T has repeated values")
     ckpt = None
     if checkpoint is not None:
         ckpt = Checkpointer(checkpoint, run_identity(
@@ -263,8 +263,8 @@ def solve_mc(H: Hamiltonian, T: np.ndarray, *, backend: str = "cpu", algorithm: 
     out = runner.results()
     if space is not None:
         out["msum"] = space.lift_mean(out["msum"])
-    if ladder != "fixed":
-        Ts = 1.0 / out["beta"][:n_T]               # the tuned ladder (sorted like the given one)
+    if ladder != "fixed":                          # the tuned ladder, end points as given
+        Ts = np.concatenate([Ts[:1], 1.0 / out["beta"][1:n_T - 1], Ts[-1:]])
     res = _assemble(H, Ts, order, out, n_T, n_chains, sweeps, discard, algorithm, backend,
                     int(seed), bool(exchange), n_overrelax, k["u_label"], elapsed, R)
     res.meta["state_space"] = describe_state_space(space, H.n_comp)

@@ -34,7 +34,9 @@ def retune(runner: Any, ladder: str, n_T: int, n_chains: int) -> np.ndarray:
         up = out["walkers_n_up"].reshape(n_chains, n_T).sum(0)
         down = out["walkers_n_down"].reshape(n_chains, n_T).sum(0)
         T_new = feedback_ladder(T, up, down)
-    runner.set_beta(np.tile(1.0 / T_new, n_chains))
+    beta = 1.0 / T_new
+    beta[0], beta[-1] = out["beta"][0], out["beta"][n_T - 1]   # the end points exactly as given
+    runner.set_beta(np.tile(beta, n_chains))
     runner.reset_exchange_counters()
     return T_new
 
