@@ -14,7 +14,9 @@ Per grid point (``T``, or ``h`` x ``T``) and per chain, a :class:`Bins` holds
   samples taken every ``sample_stride`` sweeps inside each bin (sample ``s`` lies in bin
   ``s // samples_per_bin``), at most :data:`SAMPLES_PER_CHAIN` per chain.
 
-Definitions of m, m.u and the observables: :mod:`spinsim.schema`. :func:`estimates` recomputes
+The integrated autocorrelation time of each point (``Result.tau_int``, sweeps) and the discarded
+equilibration length (``Result.n_discard``, sweeps) sit beside the bins in the same result and
+file. Definitions of m, m.u and the observables: :mod:`spinsim.schema`. :func:`estimates` recomputes
 every observable with an error from the bins with a jackknife over the pooled (chain, bin)
 blocks (:meth:`spinsim.Result.rebin` merges neighbouring bins first). HDF5 layout: the datasets
 ``bin_<name>`` and ``sample_<name>`` next to the observables, over the grid dims and the scales
