@@ -65,15 +65,24 @@ def solve(E: np.ndarray, beta_k: np.ndarray, state: np.ndarray, f0: np.ndarray |
             return f
     errors = tuple(getattr(pymbar.utils, n) for n in ("ParameterError", "ConvergenceError", "DataError"))
     try:
-        mbar = pymbar.MBAR(u_kn, N_k, initial_f_k=f0, x_kindices=state,
-                       solver_protocol=_PROTOCOL if warm else _PROTOCOL_COLD)
+        mbar = pymbar.MBAR(u_kn, N_k, initial_f_k=f0, x_kindices=state, maximum_iterations=_MAX_ITER,
+                           solver_protocol=_PROTOCOL if warm else _PROTOCOL_COLD)
     except errors as exc:
         raise ReweightError(f"MBAR found no free energies for T = {_describe_T(1 / beta_k)} "
                             f"({type(exc).__name__}: {exc})") from None
     f = np.asarray(mbar.f_k, dtype=np.float64)
     if not np.all(np.isfinite(f)):
         raise ReweightError(f"MBAR gave non-finite free energies for T = {_describe_T(1 / beta_k)}")
-    return f - f[0]
+    f = f - f[0]
+    # pymbar returns its best unconverged iterate with only a logged warning: check it here
+    g = np.abs(np.asarray(pymbar.mbar_solvers.mbar_gradient(u_kn, N_k, f), dtype=np.float64))
+    if not np.all(g <= _CONVERGED * N_k):
+        k = int(np.argmax(g / N_k))
+        raise ReweightError(f"MBAR did not converge for T = {_describe_T(1 / beta_k)} (gradient {g[k]:.3g} "
+                            f"samples at T = {1 / beta_k[k]:.6g}, tolerance {_CONVERGED:g} N_k): the energy "
+                            "histograms of neighbouring temperatures overlap too little; run longer or use a "
+                            "finer temperature grid")
+    return f
 
 
 def _newton(pymbar: Any, u_kn: np.ndarray, N_k: np.ndarray, f: np.ndarray, steps: int = 3) -> np.ndarray | None:
@@ -102,8 +111,14 @@ def _describe_T(T: np.ndarray) -> str:
 
 #: pymbar's Newton-Raphson solver (hybr) from the full fit's f (jackknife replicates)
 _PROTOCOL = (dict(method="hybr"),)
-#: from the thermodynamic-integration guess: hybr, then pymbar's adaptive fallback
+#: from the thermodynamic-integration guess: hybr, then pymbar's adaptive fallback, capped (its
+#: default of 10000 iterations took 50-90 s per row on grids whose histograms barely overlap,
+#: and then returned an unconverged answer)
 _PROTOCOL_COLD = (dict(method="hybr"), dict(method="adaptive", options=dict(min_sc_iter=0)))
+#: pymbar's iteration cap (MBAR(maximum_iterations=...) overrides the protocol's maxiter)
+_MAX_ITER = 300
+#: largest accepted |MBAR gradient| per state, in units of that state's sample count
+_CONVERGED = 1e-6
 
 
 def overlap(E: np.ndarray, beta_k: np.ndarray, N_k: np.ndarray, f: np.ndarray, logD: np.ndarray) -> np.ndarray:

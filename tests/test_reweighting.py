@@ -164,3 +164,22 @@ def test_binder_crossing_line_of_sweeps_uses_reweighted_curves():
     exact = grid[i] - dU[i] * (grid[i + 1] - grid[i]) / (dU[i + 1] - dU[i])
     assert line.reweighted.tolist() == [True] and "reweighted" in line.method
     assert abs(line.T[0] - exact) < K_SIGMA * line.T_err[0], (line.T, line.T_err, exact)
+
+
+def test_an_unconverged_mbar_solution_is_refused_not_used(monkeypatch):
+    """pymbar returns its best iterate with only a logged warning when its solvers stop short:
+    spinsim checks the MBAR gradient itself and refuses (here: the adaptive solver alone, one
+    iteration, from a deliberately wrong start)."""
+    from spinsim import mbar
+
+    rng = np.random.default_rng(3)
+    beta = np.array([1.0, 0.8, 0.6])
+    E = np.concatenate([rng.normal(-10.0 + 4.0 * k, 1.5, 400) for k in range(3)])
+    state = np.repeat(np.arange(3), 400)
+    f = mbar.solve(E, beta, state, None)                         # the converged answer exists
+    assert np.all(np.isfinite(f)) and f[0] == 0.0
+    monkeypatch.setattr(mbar, "_PROTOCOL_COLD", (dict(method="adaptive", options=dict(min_sc_iter=0)),))
+    monkeypatch.setattr(mbar, "_MAX_ITER", 1)
+    monkeypatch.setattr(mbar, "_newton", lambda *a, **k: None)
+    with pytest.raises(mbar.ReweightError, match=r"^MBAR did not converge for T = 1\.\.1\.66667 \(3 temperatures\)"):
+        mbar.solve(E, beta, state, None)
