@@ -325,7 +325,7 @@ def test_binder_crossings_locate_onsager_tc():
     curves = {}
     for L in (8, 16, 32):
         r = ss.solve(ss.lattice("ising", (L, L)), T=T, method="mc", algorithm="wolff",
-                     sweeps=6000, seed=L, progress=False)
+                     sweeps=6000, seed=L, progress=False, n_chains=1)
         curves[L] = r
     crossings = binder_crossings({L: (r.T, r.binder, r.binder_err) for L, r in curves.items()})
     assert len(crossings) == 2

@@ -373,7 +373,7 @@ def test_ising2d_phase_diagram_onsager():
     T = np.linspace(2.0, 2.7, 8)
     hs = np.array([-0.1, 0.0, 0.1])
     fam = {L: sweep(ss.lattice("ising", (L, L)), T, hs, seed=L, algorithm="pt", sweeps=5000,
-                    progress=False, estimate=False) for L in (8, 16)}
+                    progress=False, estimate=False, n_chains=1) for L in (8, 16)}
     s16 = fam[16]
     bnd = add_sweep_boundaries(s16, ss.lattice("ising", (16, 16)))
     chi = bnd["chi_peak"]
