@@ -259,6 +259,9 @@ def run_atlas(source: SystemSource, T: Any, fields: Any, *, out: str | os.PathLi
     hs = np.atleast_1d(np.asarray(fields, dtype=np.float64))
     if hs.ndim != 1 or hs.size == 0 or not np.all(np.isfinite(hs)):
         raise ValueError(f"fields must be a finite number or a 1-D list of them, got {fields!r}")
+    if not np.any(hs == 0.0):
+        raise ValueError("fields must include h = 0 (T_c, the ordering kind and the model's point are read at "
+                         f"h = 0), got {', '.join(f'{h:g}' for h in hs)}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2 ** 63:
         raise ValueError(f"seed must be an integer in [0, 2**63), got {seed!r}")
     if not isinstance(max_sweeps, (int, np.integer)) or max_sweeps < sweeps:

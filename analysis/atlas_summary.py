@@ -50,8 +50,9 @@ from .boundaries import binder_crossings, susceptibility_peak
 __all__ = ["disorder_average", "summarize", "SUMMARY_UNITS", "KIND_RULE", "CLASS_BAND", "Averaged"]
 
 CLASS_BAND = 0.1
-KIND_RULE = ("at h = 0, lowest T, largest length: q = <|m|>/mean|x_i|, q_u = <m.u>/mean|x_i|; pinned if q_u >= 0.5 "
-             "and q_u >= q; uniform if q >= 0.5; disordered if T_lowest > T_mf; else staggered")
+KIND_RULE = ("at h = 0, the lowest unflagged T, largest length: q = <|m|>/mean|x_i|, q_u = <m.u>/mean|x_i|; pinned "
+             "if q_u >= 0.5 and q_u >= q; uniform if q >= 0.5; disordered if that T > T_mf; else staggered; "
+             "unresolved if every T is flagged")
 CLASS_RULE = (f"spectrum of M_s: ferro if lambda_max >= |lambda_min|, antiferro otherwise, mixed if "
               f"|lambda_max + lambda_min| <= {CLASS_BAND} (lambda_max - lambda_min)")
 
@@ -194,7 +195,13 @@ def summarize(a: Atlas, seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def _ordering(a: Atlas, av: Averaged, i: int, last: int, k0: int, t_lo: int, s: dict[str, Any]) -> None:
-    """q, q_u, kind and the direction overlap of head i (rule: :data:`KIND_RULE`)."""
+    """q, q_u, kind and the direction overlap of head i (rule: :data:`KIND_RULE`; t_lo is the
+    lowest T, replaced by the lowest unflagged one: flagged points enter no estimate)."""
+    ok = ~np.asarray(av.flagged[last, k0], dtype=bool)
+    if not ok.any():
+        s["kind"][i] = "unresolved"
+        return
+    t_lo = int(np.flatnonzero(ok)[np.argmin(a.T[ok])])
     m_len = _mean_length(a, i, last)
     q = av.values["magnetization"][last, k0, t_lo] / m_len
     q_u = av.values["projection"][last, k0, t_lo] / m_len if "projection" in av.values else np.nan

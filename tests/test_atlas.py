@@ -125,7 +125,7 @@ def test_sweeps_double_only_when_flagged():
     task = AtlasTask(H, np.array([2.3]), 0.0, np.ones((36, 1)), 3, 0, (0, 0, 0, 0), opts, 800, True, False)
     row = run_atlas_task(task)
     s = row["sweeps"]
-    assert s in (100, 200, 400, 800)
+    assert s in (200, 400, 800)                  # at this seed 100 sweeps are flagged: the rule acts
     assert s == 800 or not row["flagged"].any()
     if s > 100:
         half = compute_row(H, np.array([2.3]), 0.0, np.ones((36, 1)), 3, 0,

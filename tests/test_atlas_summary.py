@@ -93,3 +93,16 @@ def test_no_peak_in_grid_gives_no_T_c():
     s = summarize(a)
     assert np.isnan(s["T_c"][0]) and s["T_c_method"][0] == "none" and s["T_c_at_edge"][0]
     assert s["model_side"][0] == "no T_c in grid"
+
+
+def test_ordering_kind_reads_the_lowest_unflagged_temperature():
+    """Flagged points enter no estimate: the kind comes from the lowest T that is not flagged, and
+    a head whose every point at h = 0 is flagged is 'unresolved'."""
+    a = _atlas()
+    a.values["magnetization"][..., 0] = 1.8                 # lowest T (1.0): ordered, q = 0.9
+    a.flagged[0, :, :, 0, 0] = True                         # head 0: that point is flagged
+    a.flagged[1, :, :, 0, :] = True                         # head 1: every point at h = 0
+    s = summarize(a)
+    assert s["kind"][2] == "uniform" and s["q"][2] == pytest.approx(0.9)
+    assert s["kind"][0] == "staggered" and s["q"][0] == pytest.approx(0.05)   # read at T = 1.2
+    assert s["kind"][1] == "unresolved" and np.isnan(s["q"][1])

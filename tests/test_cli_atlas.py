@@ -70,6 +70,8 @@ def test_atlas_of_two_tiny_llama_heads(tmp_path, capsys):
 @pytest.mark.parametrize("extra, message", [
     (["--heads", "L9H0"], "L9H0"),
     (["--heads", "L0H1", "--sweeps", "100", "--max-sweeps", "50"], "--max-sweeps 50 is below --sweeps 100"),
+    (["--heads", "L0H1", "--field", "0.1:1:3"], "--field must include 0 (T_c, the ordering kind and the model's "
+                                                "point are read at h = 0); got 0.1, 0.55, 1"),
 ])
 def test_usage_errors_exit_2(tmp_path, capsys, extra, message):
     from _tiny_models import llama_dir

@@ -18,7 +18,8 @@ from .style import STYLE, plt, save
 
 __all__ = ["chi_small_multiples", "atlas_maps", "tc_vs_length", "prediction_figure", "atlas_figures"]
 
-KIND_COLOURS = {"uniform": "#1b9e77", "staggered": "#d95f02", "pinned": "#7570b3", "disordered": "#bdbdbd", "": "white"}
+KIND_COLOURS = {"uniform": "#1b9e77", "staggered": "#d95f02", "pinned": "#7570b3", "disordered": "#bdbdbd",
+                "unresolved": "#000000", "": "white"}
 CLASS_COLOURS = {"ferro": "#d73027", "antiferro": "#4575b4", "mixed": "#fee090", "": "white"}
 
 
@@ -94,7 +95,7 @@ def atlas_maps(a: Atlas, stem: str | os.PathLike) -> list[Path]:
                   annotate=cols * rows <= 300, symmetric=False, title="T_c (red: ordered at the model's T = 1)",
                   fmt="{:.2f}")
         _categorical_grid(axes[1], np.asarray(s["coupling_class"]), CLASS_COLOURS, "coupling class", (rows, cols), pos)
-        _categorical_grid(axes[2], np.asarray(s["kind"]), KIND_COLOURS, "ordering kind (h = 0, lowest T)",
+        _categorical_grid(axes[2], np.asarray(s["kind"]), KIND_COLOURS, "ordering kind (h = 0, lowest unflagged T)",
                           (rows, cols), pos)
         fig.text(0.01, 0.005, f"class: {CLASS_RULE}\nkind: {KIND_RULE}", fontsize=7, va="bottom")
         fig.tight_layout(rect=(0, 0.05, 1, 1))

@@ -132,6 +132,9 @@ def run(args: argparse.Namespace) -> int:
         checks.prompt_items(args.prompts)                        # before the model loads: one line, exit 2
     if args.max_sweeps < args.sweeps:
         raise UsageError(f"--max-sweeps {args.max_sweeps} is below --sweeps {args.sweeps}")
+    if not np.any(np.asarray(args.field) == 0.0):
+        raise UsageError(f"--field must include 0 (T_c, the ordering kind and the model's point are read at h = 0); "
+                         f"got {', '.join(f'{h:g}' for h in np.atleast_1d(args.field))}")
     checks.device(args.device)
     info = checks.model_heads(args.model)
     checks.head_range(args.heads, info, opt="--heads")             # before the model loads
