@@ -384,7 +384,8 @@ def binder_crossing(source_1: Any, source_2: Any, T_range: tuple[float, float] |
     """T where the reweighted Binder cumulants of two sizes cross, +- its error (jackknife of each
     run with the other held fixed, added in quadrature: the runs are independent). Searches the
     common trusted range (or ``T_range`` inside it); the lowest crossing is returned. Raises
-    :class:`NoCrossingError` when the curves do not cross there, :class:`OutsideOverlapError`
+    :class:`NoCrossingError` when the curves, or any jackknife replicate of them, do not cross
+    there (an error from the replicates that cross would be too small), :class:`OutsideOverlapError`
     when the trusted ranges do not overlap."""
     a, b = (s if isinstance(s, Reweighting) else Reweighting(s, **kw) for s in (source_1, source_2))
     lo_a, hi_a = a._range(T_range) if T_range is not None else trusted_range(a)
@@ -410,5 +411,9 @@ def binder_crossing(source_1: Any, source_2: Any, T_range: tuple[float, float] |
     T0 = cross(None, None, True)
     ea = np.array([cross(j, None, False) for j in range(len(a.reps))])
     eb = np.array([cross(None, j, False) for j in range(len(b.reps))])
-    err = np.hypot(_jack_err(ea[np.isfinite(ea)]), _jack_err(eb[np.isfinite(eb)]))
-    return Estimate(T0, float(err))
+    lost = int((~np.isfinite(ea)).sum() + (~np.isfinite(eb)).sum())
+    if lost:                                 # dropping them would shrink the error: refuse instead
+        raise NoCrossingError(f"the Binder cumulants cross at T = {T0:.6g}, but {lost} of {ea.size + eb.size} "
+                              f"jackknife replicates do not cross in T = {lo:.6g}..{hi:.6g}: the crossing is "
+                              "not resolved (run longer)")
+    return Estimate(T0, float(np.hypot(_jack_err(ea), _jack_err(eb))))
