@@ -44,7 +44,8 @@ def reweighted_peak_line(sw: Any, grid_line: Boundary, observable: str = "suscep
     """``grid_line`` (:func:`spinsim.analysis.boundaries.susceptibility_peak_line` of the same
     sweep) with every row that reweights replaced by the maximum of the reweighted curve over
     the row's T grid: T +- jackknife error, the height, ``at_edge`` when the maximum sits on the
-    grid's edge (then T stays the grid estimate)."""
+    grid's edge (then T and its error are NaN: the row has no peak inside the grid, whatever the
+    raw grid suggested)."""
     T, Te = grid_line.T.copy(), grid_line.T_err.copy()
     top, edge = grid_line.chi_max.copy(), grid_line.at_edge.copy()
     used = np.zeros(T.size, bool)
@@ -56,8 +57,8 @@ def reweighted_peak_line(sw: Any, grid_line: Boundary, observable: str = "suscep
         used[k] = True
         try:
             p = rw.peak(observable, T_range=(lo, hi))
-        except NoPeakError:
-            edge[k] = True
+        except NoPeakError:                # the reweighted maximum is on the edge: no peak T
+            T[k], Te[k], edge[k] = np.nan, np.nan, True
             continue
         T[k], Te[k], top[k], edge[k] = p.T.value, p.T.error, p.value.value, False
     return Boundary(param="h", h=grid_line.h, T=T, T_err=Te, chi_max=top, at_edge=edge, reweighted=used,
