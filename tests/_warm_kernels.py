@@ -18,17 +18,18 @@ import numpy as np
 
 def _mc() -> None:
     """The local-update loop (run_local: every coupling code, algorithm and spin kind share one
-    compiled signature), replica exchange and the re-synchronisation."""
+    compiled signature), replica exchange, the re-synchronisation, then Wolff (whose heat-bath
+    sweep is run_local again: in this process, so that no other group compiles it too)."""
     import spinsim as ss
     H = ss.square("heisenberg", 3)
     ss.solve(H, [1.0, 2.0], method="mc", sweeps=20, n_chains=1, progress=False, seed=1, exchange=True)
+    ss.solve(ss.square("ising", 3), [2.0], method="mc", algorithm="wolff", sweeps=20, n_chains=1,
+             progress=False, seed=1)
 
 
 def _rest() -> None:
-    """Wolff, exact enumeration (Ising, continuous, discrete) and the ground-state quench/anneal."""
+    """Exact enumeration (Ising, continuous, discrete) and the ground-state quench/anneal."""
     import spinsim as ss
-    ss.solve(ss.square("ising", 3), [2.0], method="mc", algorithm="wolff", sweeps=20, n_chains=1,
-             progress=False, seed=1)
     ss.solve(ss.chain("ising", 6), [1.0], method="exact")
     ss.solve(ss.chain("ising", 6, h=0.3), [1.0], method="exact")
     V = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
