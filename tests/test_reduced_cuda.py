@@ -78,7 +78,8 @@ def check_reduced_thread0_moves():
 def check_reduced_solve_backend_cuda_equals_cpu():
     import spinsim as ss
     H = _system()
-    kw = dict(T=[0.6, 1.5], method="mc", algorithm="heatbath", sweeps=30, discard=5, seed=2, progress=False)
+    kw = dict(T=[0.6, 1.5], method="mc", algorithm="heatbath", sweeps=30, discard=5, seed=2, progress=False,
+              n_chains=1)
     a = ss.solve(H, backend="cpu", **kw)
     b = ss.solve(H, backend="cuda", **kw)
     assert a.meta["state_space"].startswith("reduced") and b.meta["state_space"] == a.meta["state_space"]
