@@ -319,7 +319,6 @@ def check_kernels_compile_to_sm90_ptx():
     import numba.cuda.dispatcher as disp
     from numba import cuda, typeof
 
-    import spinsim as ss
     from spinsim.kernels.arrays import Chains, from_prepared, walkers
     from spinsim.kernels.cuda import kernels as K
     from spinsim.solvers.mc import prepare
