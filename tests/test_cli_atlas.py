@@ -49,7 +49,7 @@ def test_atlas_of_two_tiny_llama_heads(tmp_path, capsys):
     np.testing.assert_array_equal(a.values["energy"][key], ref["energy"])
     for name in ("T_c", "T_mf", "kind", "coupling_class", "boundary_T", "model_side"):
         assert name in a.summary and len(a.summary[name]) == 2
-    assert set(a.summary["kind"]) <= {"uniform", "staggered", "pinned", "disordered"}
+    assert set(a.summary["kind"]) <= {"uniform", "staggered", "pinned", "disordered", "unresolved"}
     assert "pinned if q_u >= 0.5" in a.attrs["summary_kind_rule"]
     import json
     pred = json.loads(a.attrs["predictions"])
