@@ -49,7 +49,8 @@ import numpy as np
 from spinsim import schema
 from spinsim.atomic import atomic_h5
 from spinsim.io import (InconsistentFileError, SpinsimFileError, from_attr, open_spinsim, read_observables,
-                        to_attr, write_axis, write_observables, write_values)
+                        write_axis, write_observables, write_values)
+from spinsim.phase.store import write_run_header
 from spinsim.result import Result
 from spinsim.schema import H_UNITS, T_UNITS
 
@@ -178,14 +179,7 @@ class Atlas:
 
 def write_atlas(f: h5py.Group, a: Atlas) -> None:
     """Write the atlas (layout in the module docstring) into an open file."""
-    for k, v in a.attrs.items():
-        f.attrs[k] = to_attr(v)
-    g = f.create_group("atlas")
-    g.attrs["fingerprint"] = json.dumps(a.fingerprint)
-    g.attrs["n_done"] = int(a.done.sum())
-    g.attrs["n_rows"] = int(a.done.size)
-    g.attrs["complete"] = np.bool_(a.complete)
-    g.attrs["row_seeding"] = ROW_SEEDING
+    g = write_run_header(f, "atlas", a.attrs, a.fingerprint, a.done, a.complete, ROW_SEEDING)
     write_axis(g, "head", np.array(a.heads, dtype=object), "label", "head L{layer}H{head} (or system name)")
     write_axis(g, "length", a.lengths, "tokens (sites)", "context length N")
     write_axis(g, "sample", np.arange(a.n_samples), "index", "quenched context sample")

@@ -62,7 +62,7 @@ from .fingerprint import Fingerprint
 from .tempering import read_tempering, store_tempering, write_tempering
 
 __all__ = ["SweepResult", "SWEEP_OBSERVABLES", "empty_state", "store_row", "commit", "lock",
-           "read_sweep", "add_boundary", "add_boundaries", "write_sweep"]
+           "read_sweep", "add_boundary", "add_boundaries", "write_sweep", "write_run_header"]
 
 #: observables always stored with their errors, shape (n_h, n_T) (NaN where not given)
 SWEEP_OBSERVABLES = tuple(schema.names(has_error=True))
@@ -165,17 +165,26 @@ def _store_bins(state: SweepResult, k: int, b: Bins) -> None:
 
 
 # ----------------------------------------------------------------------------- file I/O
+def write_run_header(f: h5py.Group, name: str, attrs: dict[str, Any], fingerprint: Any, done: np.ndarray,
+                     complete: bool, row_seeding: str) -> h5py.Group:
+    """The part every row-wise resumable file (sweep, atlas) shares: the run's attributes on ``f``,
+    and a new group ``name`` holding the fingerprint (JSON), the progress (``n_done``, ``n_rows``,
+    ``complete``) and the row-seeding rule. Returns the group."""
+    for k, v in attrs.items():
+        f.attrs[k] = to_attr(v)
+    g = f.create_group(name)
+    g.attrs["fingerprint"] = json.dumps(fingerprint)
+    g.attrs["n_done"] = int(np.sum(done))
+    g.attrs["n_rows"] = int(np.size(done))
+    g.attrs["complete"] = np.bool_(complete)
+    g.attrs["row_seeding"] = row_seeding
+    return g
+
+
 def write_sweep(f: h5py.Group, state: SweepResult) -> None:
     """Write the sweep (layout in the module docstring) into an open file or group: its attributes
     on ``f``, ``f/sweep`` and ``f/boundary`` (e.g. the ``/phase`` group of a demo's study.h5)."""
-    for k, v in state.attrs.items():
-        f.attrs[k] = to_attr(v)
-    g = f.create_group("sweep")
-    g.attrs["fingerprint"] = json.dumps(state.fingerprint)
-    g.attrs["n_done"] = int(state.done.sum())
-    g.attrs["n_rows"] = int(state.done.size)
-    g.attrs["complete"] = np.bool_(state.complete)
-    g.attrs["row_seeding"] = ROW_SEEDING
+    g = write_run_header(f, "sweep", state.attrs, state.fingerprint, state.done, state.complete, ROW_SEEDING)
     state.write_group(g)
     if "site" not in g:
         write_axis(g, "site", np.arange(state.direction.shape[0]), "index", "site")
