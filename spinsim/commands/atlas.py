@@ -138,14 +138,8 @@ def run(args: argparse.Namespace) -> int:
     checks.device(args.device)
     info = checks.model_heads(args.model)
     checks.head_range(args.heads, info, opt="--heads")             # before the model loads
-    executor = None
-    if args.executor != "local" or args.scheduler:
-        from ..analysis.atlas_run import run_atlas_task
-        from ..executors import make_executor
-        try:
-            executor = make_executor(args.executor, run_atlas_task, scheduler=args.scheduler)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
+    from ..analysis.atlas_run import run_atlas_task
+    executor = checks.executor(args.executor, args.scheduler, run_atlas_task)
     from ..analysis.atlas_heads import ModelHeads
     from ..analysis.atlas_run import AtlasMismatchError, run_atlas
     from ..analysis.atlas_store import commit

@@ -281,3 +281,15 @@ def answers(correct: str, wrong: str) -> None:
     if correct.strip() == wrong.strip():
         raise UsageError(f"--correct {correct!r} and --wrong {wrong!r} are the same answer (answers are "
                          "compared without their leading space)")
+
+
+def executor(kind: str, scheduler: str | None, task: Callable) -> Any:
+    """The executor of ``--executor``/``--scheduler`` for ``task`` (:func:`spinsim.executors.make_executor`),
+    None for a local run; a bad choice is a UsageError naming it."""
+    if kind == "local" and not scheduler:
+        return None
+    from ..executors import make_executor
+    try:
+        return make_executor(kind, task, scheduler=scheduler)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None

@@ -160,13 +160,7 @@ def run(args: argparse.Namespace) -> int:
                   backend=args.device)
     from ..analysis.boundaries import add_sweep_boundaries
     from ..phase import run_task, sweep
-    executor = None
-    if args.executor != "local" or args.scheduler:
-        from ..executors import make_executor
-        try:
-            executor = make_executor(args.executor, run_task, scheduler=args.scheduler)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
+    executor = checks.executor(args.executor, args.scheduler, run_task)
     try:
         resolve_direction(H, direction)        # checked here: its errors are usage errors
     except ValueError as exc:
