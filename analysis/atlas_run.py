@@ -44,6 +44,7 @@ from spinsim.solvers.mean_field import mean_field
 from spinsim.validation import check_temperatures
 
 from .atlas_store import Atlas, commit, read_atlas
+from .atlas_summary import chain_overlap
 
 __all__ = ["AtlasTask", "SystemSource", "FixedSystems", "run_atlas", "run_atlas_task", "short_run_flags",
            "ADAPT_RULE", "AtlasMismatchError"]
@@ -149,7 +150,8 @@ def run_atlas_task(task: AtlasTask) -> dict[str, Any]:
     ``max_sweeps``). Returns the :func:`~spinsim.phase.compute_row` result plus ``key``,
     ``sweeps`` (measured sweeps per chain used), ``flagged`` (n_T,); for the row of the smallest |h|
     (``want_order``) also ``order_vector`` (<m> at the lowest T) and the system's mean-field facts
-    (``T_mf``, ``lambda_max``, ``lambda_min``, ``spin_length``, ``mf_direction``, the reweighted
+    (``T_mf``, ``lambda_max``, ``lambda_min``, ``spin_length``, ``mf_direction``,
+    ``direction_overlap`` +- ``direction_overlap_err`` (n_T,) (:func:`~.atlas_summary.chain_overlap`), the reweighted
     chi peak ``T_peak_rw`` +- ``T_peak_rw_err`` (:func:`reweighted_peak`); :func:`spinsim.solvers.mean_field.mean_field`)."""
     from threadpoolctl import threadpool_limits
 
@@ -170,12 +172,15 @@ def _run_row(task: AtlasTask) -> dict[str, Any]:
             break
         sweeps *= 2
     row.update(key=task.key, sweeps=sweeps, flagged=flags)
+    cmv = row.pop("chain_magnetization_vector", None)          # used here only: not shipped back
     if task.want_order:                    # once per system: its order vector and mean-field facts
         mv = row.get("magnetization_vector")
         row["order_vector"] = None if mv is None else np.asarray(mv)[int(np.argmin(task.T))]
         mf = mean_field(task.H)
         row.update(T_mf=mf.T_c, lambda_max=float(mf.eigenvalues[0]), lambda_min=float(mf.eigenvalues[-1]),
                    mf_direction=mf.ferro_direction, spin_length=float(np.mean(task.H.lengths[~task.H.frozen])))
+        if cmv is not None:
+            row["direction_overlap"], row["direction_overlap_err"] = chain_overlap(cmv, mf.ferro_direction)
         row["T_peak_rw"], row["T_peak_rw_err"] = reweighted_peak(task, row)
     return row
 

@@ -23,11 +23,14 @@ xarray and h5py read it without spinsim)::
     /atlas/<obs>, <obs>_err (head, length, sample, h, T)  every observable of spinsim.schema a
                             row returns (energy ... rhat), with units, symbol and definition
     /atlas/order_vector (head, length, sample, component)  mean magnetisation vector <m> at the
-                            lowest T of the row with the smallest |h|
+                            lowest T of the row at h = 0 (averaged over chains: Z2-related chains cancel)
     /atlas/T_mf, lambda_max, lambda_min, spin_length (head, length, sample)   mean-field T_c at
                             h = 0, the extreme eigenvalues of M_s, the mean spin length (:func:`spinsim.solvers.mean_field.mean_field`)
     /atlas/mf_direction (head, length, sample, component)   top eigenvector of M_s (the mean-field
                             ordering direction)
+    /atlas/direction_overlap, direction_overlap_err (head, length, sample, T)   at h = 0: the mean
+                            over chains of |m_c . v| / |m_c| (m_c a chain's mean moment, v the top
+                            eigenvector of M_s) and its standard error over chains
     /atlas/context (length, sample)   the context of each (length, sample): JSON token ids / text
     /summary                per-head results written by the caller (spinsim.analysis.atlas_summary)
 
@@ -54,7 +57,7 @@ from spinsim.phase.store import write_run_header
 from spinsim.result import Result
 from spinsim.schema import H_UNITS, T_UNITS
 
-__all__ = ["FACTS", "Atlas", "write_atlas", "commit", "read_atlas", "GRID_DIMS", "ROW_DIMS", "ROW_SEEDING"]
+__all__ = ["FACTS", "FACTS_T", "Atlas", "write_atlas", "commit", "read_atlas", "GRID_DIMS", "ROW_DIMS", "ROW_SEEDING"]
 
 #: dims of a row (one solve over T) and of an observable
 ROW_DIMS = ("head", "length", "sample", "h")
@@ -66,6 +69,10 @@ FACTS = {"T_mf": ("energy (k_B = 1)", "mean-field T_c at zero added field"),
          "spin_length": ("spin length", "mean spin length |x_i| over the free sites"),
          "T_peak_rw": ("energy (k_B = 1)", "chi peak at the smallest |h| on the MBAR-reweighted curve (NaN: none)"),
          "T_peak_rw_err": ("energy (k_B = 1)", "jackknife error of T_peak_rw")}
+#: per-system numbers over the temperature grid, from the row at h = 0 (name -> (units, long name))
+FACTS_T = {"direction_overlap": ("dimensionless", "mean over chains of |m_c . v| / (|m_c| |v|): each chain's mean "
+                                                  "moment m_c against the top eigenvector v of M_s (Z2-invariant)"),
+           "direction_overlap_err": ("dimensionless", "standard error of direction_overlap over the chains")}
 ROW_SEEDING = ("row r = flat index over (head, length, sample, h): seed, replica_offset = r * n_T * "
                "n_chains (independent streams for every row of every head)")
 
@@ -121,6 +128,8 @@ class Atlas:
             self.mf_direction = np.full(rows[:3] + (self.n_comp,), np.nan)
         for name in FACTS:
             self.facts.setdefault(name, np.full(rows[:3], np.nan))
+        for name in FACTS_T:
+            self.facts.setdefault(name, np.full(rows[:3] + (self.T.size,), np.nan))
         if self.contexts is None:
             self.contexts = np.full((self.lengths.size, self.n_samples), "", dtype=object)
 
@@ -164,6 +173,9 @@ class Atlas:
             self.mf_direction[key[:3]] = row["mf_direction"]
             for name in FACTS:
                 self.facts[name][key[:3]] = row[name]
+            for name in FACTS_T:
+                if row.get(name) is not None:
+                    self.facts[name][key[:3]] = row[name]
         self.done[key] = True
 
     def sweep(self, head: int | str, i_len: int = 0, i_sample: int = 0) -> Result:
@@ -200,6 +212,8 @@ def write_atlas(f: h5py.Group, a: Atlas) -> None:
                  "top eigenvector of M_s: the mean-field ordering direction")
     for name, (units, long_name) in FACTS.items():
         write_values(g, name, a.facts[name], ("head", "length", "sample"), units, long_name)
+    for name, (units, long_name) in FACTS_T.items():
+        write_values(g, name, a.facts[name], ("head", "length", "sample", "T"), units, long_name)
     write_values(g, "context", np.asarray(a.contexts, dtype=object), ("length", "sample"), "",
                  "the context of each (length, sample): JSON {tokens, text}")
     if a.summary:
@@ -239,7 +253,7 @@ def read_atlas(path: str | os.PathLike) -> Atlas:
                       done=g["done"][()].astype(bool), sweeps=g["sweeps"][()].astype(np.int64),
                       flagged=g["flagged"][()].astype(bool), order_vector=g["order_vector"][()],
                       contexts=ctx, path=path, mf_direction=g["mf_direction"][()],
-                      facts={k: g[k][()] for k in FACTS if k in g})
+                      facts={k: g[k][()] for k in (*FACTS, *FACTS_T) if k in g})
             if "summary" in f:
                 for k, d in f["summary"].items():
                     v = d[()]

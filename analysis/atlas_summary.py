@@ -24,8 +24,11 @@ Rules (stated here, in the file's ``/summary`` attributes and in the figures):
   ``q = <|m|> / mean_i |x_i|`` (a common direction) and ``q_u = <m.u> / mean_i |x_i|`` (each spin
   along its own token): ``pinned`` when q_u >= 0.5 and q_u >= q, else ``uniform`` when q >= 0.5,
   else ``disordered`` when the lowest T is above the mean-field T_c (no order possible there),
-  else ``staggered`` (ordered, with no net moment: antiferro or glassy). **Ordering direction**:
-  the overlap |<m>.v| / |<m>| of the Monte Carlo mean moment with the top eigenvector v of M_s.
+  else ``staggered`` (ordered, with no net moment: antiferro or glassy). **Ordering direction**
+  (same point): ``direction_overlap`` the mean over chains of |m_c.v| / |m_c| of each chain's mean
+  moment m_c with the top eigenvector v of M_s (per chain, so chains ordered along +v and -v do
+  not cancel; :func:`chain_overlap`), ``direction_overlap_err`` its standard error over chains
+  (one sample) or over samples (several, the disorder-average rule).
 * **Boundary line**: for every h, the chi peak in T of the largest length's averaged chi
   (flagged points left out; edge peaks NaN).
 * **T_c(N)**: the chi peak at h = 0 of every length (``T_c_length``) and, with two lengths or
@@ -47,7 +50,7 @@ from .atlas_contexts import tc_scaling
 from .atlas_store import Atlas
 from .boundaries import binder_crossings, susceptibility_peak
 
-__all__ = ["disorder_average", "summarize", "SUMMARY_UNITS", "KIND_RULE", "CLASS_BAND", "Averaged"]
+__all__ = ["disorder_average", "summarize", "chain_overlap", "SUMMARY_UNITS", "KIND_RULE", "CLASS_BAND", "Averaged"]
 
 CLASS_BAND = 0.1
 KIND_RULE = ("at h = 0, the lowest unflagged T, largest length: q = <|m|>/mean|x_i|, q_u = <m.u>/mean|x_i|; pinned "
@@ -59,7 +62,7 @@ CLASS_RULE = (f"spectrum of M_s: ferro if lambda_max >= |lambda_min|, antiferro 
 SUMMARY_UNITS = {"T_c": "energy (k_B = 1)", "T_c_err": "energy (k_B = 1)", "T_c_method": "", "T_c_at_edge": "flag",
                  "T_mf": "energy (k_B = 1)", "lambda_max": "energy", "lambda_min": "energy", "coupling_class": "",
                  "ferro_index": "dimensionless", "kind": "", "q": "dimensionless", "q_u": "dimensionless",
-                 "direction_overlap": "dimensionless", "boundary_T": "energy (k_B = 1)",
+                 "direction_overlap": "dimensionless", "direction_overlap_err": "dimensionless", "boundary_T": "energy (k_B = 1)",
                  "boundary_T_err": "energy (k_B = 1)", "boundary_at_edge": "flag", "model_side": "",
                  "model_distance": "dimensionless", "T_c_length": "energy (k_B = 1)",
                  "T_c_length_err": "energy (k_B = 1)", "n_flagged": "points", "tc_log_slope": "energy",
@@ -92,6 +95,29 @@ def disorder_average(a: Atlas, i: int) -> Averaged:
         elif err is not None:
             out[name + "_err"] = err[i][:, 0]
     return Averaged(out, a.flagged[i].any(axis=1) | ~a.done[i].all(axis=1)[..., None])
+
+
+def chain_overlap(m_chains: Any, v: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Overlap of each chain's ordering with the direction v, averaged over chains.
+
+    m_chains : (..., n_chains, n_comp) each chain's mean moment m_c (spin-length units); v :
+    (n_comp,) the direction (any length). Returns (mean, err), each (...): the mean over chains of
+    ``|m_c . v| / (|m_c| |v|)`` (in [0, 1]; 1 = ordered along +-v) and its standard error over
+    chains (``std(ddof=1) / sqrt(n)``; NaN with fewer than two chains). Per chain, so chains in
+    Z2-related states (m and -m) do not cancel as they do in the chain-averaged <m>. Chains with
+    m_c = 0 are left out (NaN where every chain is). Raises ValueError for mismatched components."""
+    m = np.asarray(m_chains, dtype=np.float64)
+    v = np.asarray(v, dtype=np.float64)
+    if m.ndim < 2 or v.ndim != 1 or m.shape[-1] != v.size:
+        raise ValueError(f"m_chains must be (..., n_chains, n_comp) and v (n_comp,), got {m.shape} and {v.shape}")
+    nm = np.linalg.norm(m, axis=-1) * max(float(np.linalg.norm(v)), 1e-300)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        o = np.where(nm > 0, np.abs(m @ v) / nm, np.nan)
+        n = np.sum(np.isfinite(o), axis=-1)
+        mean = _nanmean(o, axis=-1)
+        dev = np.where(np.isfinite(o), o - mean[..., None], 0.0)
+        err = np.where(n > 1, np.sqrt(np.sum(dev ** 2, axis=-1) / np.maximum(n - 1, 1) / np.maximum(n, 1)), np.nan)
+    return mean, err
 
 
 def _nanmean(x: np.ndarray, axis: int = 0) -> np.ndarray:
@@ -138,7 +164,7 @@ def summarize(a: Atlas, seed: int = 0) -> dict[str, np.ndarray]:
     t_lo = int(np.argmin(a.T))
     s: dict[str, Any] = {k: np.full(n_head, np.nan) for k in
                          ("T_c", "T_c_err", "T_mf", "lambda_max", "lambda_min", "ferro_index", "q", "q_u",
-                          "direction_overlap", "model_distance", "tc_log_slope", "tc_log_slope_err",
+                          "direction_overlap", "direction_overlap_err", "model_distance", "tc_log_slope", "tc_log_slope_err",
                           "tc_log_slope_chi2", "tc_power", "tc_power_err", "tc_power_chi2")}
     s.update(T_c_method=np.full(n_head, "none", dtype=object), T_c_at_edge=np.zeros(n_head, bool),
              coupling_class=np.full(n_head, "", dtype=object), kind=np.full(n_head, "", dtype=object),
@@ -215,11 +241,15 @@ def _ordering(a: Atlas, av: Averaged, i: int, last: int, k0: int, t_lo: int, s: 
     else:
         kind = "staggered"
     s["kind"][i] = kind
-    mv = _nanmean(a.order_vector[i, last])
-    v = _nanmean(a.mf_direction[i, last])
-    nm = float(np.linalg.norm(mv))
-    if nm > 0 and np.all(np.isfinite(v)):
-        s["direction_overlap"][i] = abs(float(mv @ v)) / nm / max(float(np.linalg.norm(v)), 1e-300)
+    ov = a.facts["direction_overlap"][i, last, :, t_lo]               # (sample,)
+    if a.n_samples > 1:
+        n = int(np.isfinite(ov).sum())
+        s["direction_overlap"][i] = float(_nanmean(ov))
+        if n > 1:
+            s["direction_overlap_err"][i] = float(np.nanstd(ov, ddof=1) / np.sqrt(n))
+    else:
+        s["direction_overlap"][i] = ov[0]
+        s["direction_overlap_err"][i] = a.facts["direction_overlap_err"][i, last, 0, t_lo]
 
 
 def _mean_length(a: Atlas, i: int, il: int) -> float:

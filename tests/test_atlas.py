@@ -58,6 +58,9 @@ def test_layout_over_head_length_sample_h_T(whole):
         assert [dim.label for dim in d.dims] == ["head", "length", "sample", "h", "T"]
         assert f["atlas/T"].attrs["units"] == "energy (k_B = 1)"
         assert f.attrs["spinsim_kind"] == "atlas"
+    # one spin component: every chain's mean moment lies along +-v (overlap 1 per chain)
+    assert a.facts["direction_overlap"].shape == (2, 2, 1, 3)
+    np.testing.assert_allclose(a.facts["direction_overlap"], 1.0, atol=1e-12)
     # mean field of the square lattice: T_c = z J = 4 J
     np.testing.assert_allclose(a.facts["T_mf"][:, :, 0], [[4.0, 4.0], [2.0, 2.0]], rtol=1e-9)
 
@@ -71,6 +74,11 @@ def test_a_row_is_the_sweep_row_at_its_sweeps(whole):
     ref = compute_row(square("ising", 4, J=0.5), T_GRID, 0.2, np.ones((16, 1)), 0, a.row_index(*key),
                       dict(sweeps=s, discard=max(100, s // 4), n_chains=1, algorithm="heatbath"))
     np.testing.assert_array_equal(a.values["energy"][key], ref["energy"])
+    two = compute_row(square("ising", 3), T_GRID, 0.0, np.ones((9, 1)), 0, 0,
+                      dict(sweeps=20, discard=10, n_chains=2, algorithm="heatbath"))
+    assert two["chain_magnetization_vector"].shape == (3, 2, 1)      # each chain's own <m>, their mean:
+    np.testing.assert_allclose(two["chain_magnetization_vector"].mean(axis=1), two["magnetization_vector"],
+                               rtol=1e-12, atol=1e-15)
 
 
 def test_interrupted_then_resumed_equals_uninterrupted(whole, tmp_path):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from spinsim.analysis.atlas_store import Atlas
-from spinsim.analysis.atlas_summary import disorder_average, summarize
+from spinsim.analysis.atlas_summary import chain_overlap, disorder_average, summarize
 
 T = np.round(np.linspace(1.0, 3.0, 11), 12)          # step 0.2
 H_FIELD = np.array([0.0, 0.5])
@@ -106,3 +106,38 @@ def test_ordering_kind_reads_the_lowest_unflagged_temperature():
     assert s["kind"][2] == "uniform" and s["q"][2] == pytest.approx(0.9)
     assert s["kind"][0] == "staggered" and s["q"][0] == pytest.approx(0.05)   # read at T = 1.2
     assert s["kind"][1] == "unresolved" and np.isnan(s["q"][1])
+
+
+def test_chain_overlap_counts_chains_ordered_along_plus_and_minus_v():
+    """Two chains ordered along +v and -v: each is fully along v (overlap 1, error 0), where the
+    chain-averaged moment cancels; a chain along v and one perpendicular to it average to 1/2
+    with standard error std([1, 0]) / sqrt(2) = 1/2."""
+    v = np.array([0.6, 0.8, 0.0])
+    mean, err = chain_overlap(np.array([[0.9 * v, -0.9 * v]]), 2 * v)
+    np.testing.assert_allclose(mean, [1.0], atol=1e-12)
+    np.testing.assert_allclose(err, [0.0], atol=1e-12)
+    assert np.linalg.norm(np.mean([0.9 * v, -0.9 * v], axis=0)) == 0.0     # what the old rule averaged
+    mean, err = chain_overlap(np.array([[v, [0.0, 0.0, 2.0]], [v, [0.0, 0.0, 0.0]]]), v)
+    np.testing.assert_allclose(mean, [0.5, 1.0], atol=1e-12)                # zero moment: left out
+    np.testing.assert_allclose(err[0], 0.5, atol=1e-12)
+    assert np.isnan(err[1])                                                 # one chain: no error
+    with pytest.raises(ValueError, match="n_comp"):
+        chain_overlap(np.ones((2, 3)), np.ones(2))
+
+
+def test_summary_direction_overlap_at_the_kind_point_with_its_error():
+    """The summary reads the per-system overlap at the lowest unflagged T, h = 0, largest length:
+    sample mean +- std / sqrt(n_samples) with several samples, the chain error with one."""
+    a = _atlas(1)
+    a.facts["direction_overlap"][:] = 0.2
+    a.facts["direction_overlap"][0, 1, :, 1] = [0.9, 0.7]       # largest length, T = 1.2
+    a.flagged[0, :, :, 0, 0] = True                              # T = 1.0 flagged: the point is T = 1.2
+    s = summarize(a)
+    assert s["direction_overlap"][0] == pytest.approx(0.8)
+    assert s["direction_overlap_err"][0] == pytest.approx(np.std([0.9, 0.7], ddof=1) / np.sqrt(2))
+    b = Atlas(["S0"], [-1], [-1], [8], 1, T, H_FIELD, 3)
+    b.values = {k: v[:1, 1:, :1] for k, v in a.values.items()}
+    b.done[:] = True
+    b.facts["direction_overlap"][:], b.facts["direction_overlap_err"][:] = 0.95, 0.02
+    s = summarize(b)
+    assert s["direction_overlap"][0] == pytest.approx(0.95) and s["direction_overlap_err"][0] == pytest.approx(0.02)

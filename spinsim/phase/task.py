@@ -38,7 +38,9 @@ def compute_row(H: Hamiltonian, T: np.ndarray, h_value: float, direction: np.nda
     A pure function of its arguments (safe to run on any worker, any number of times): the
     Monte Carlo chains use ``seed`` and replica ids offset by ``field_index * n_T * n_chains``.
     Returns ``{"field_index": k, "<obs>": (n_T,), "<obs>_err": (n_T,), ...,
-    "magnetization_vector": (n_T, n_comp), "warnings": [str], "elapsed_s": float, "bins":
+    "magnetization_vector": (n_T, n_comp) (the mean over chains), "chain_magnetization_vector":
+    (n_T, n_chains, n_comp) each chain's own mean (Monte Carlo; None otherwise), "warnings": [str],
+    "elapsed_s": float, "bins":
     spinsim.bins.Bins over T or None}`` with every
     observable of :data:`spinsim.schema.OBSERVABLES` that has an error (NaN where the method does
     not provide it) and the others the method provides (e.g. ``tau_int``, ``log_Z``).
@@ -71,6 +73,8 @@ def compute_row(H: Hamiltonian, T: np.ndarray, h_value: float, direction: np.nda
     mv = res.magnetization_vector
     out["magnetization_vector"] = (np.full((T.size, H.n_comp), np.nan) if mv is None
                                    else np.asarray(mv, dtype=np.float64).reshape(T.size, H.n_comp))
+    cmv = getattr(res, "chain_magnetization_vector", None)          # Monte Carlo: each chain's <m>
+    out["chain_magnetization_vector"] = None if cmv is None else np.asarray(cmv, dtype=np.float64)
     out["warnings"] = [str(w) for w in res.meta.get("warnings", [])]
     out["tempering"] = row_tempering(res.meta, T)   # replica exchange: swap acceptance, round trips
     out["bins"] = res.bins           # Monte Carlo: the binned series (spinsim.bins), else None

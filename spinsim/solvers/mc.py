@@ -288,7 +288,7 @@ def _assemble(H: Hamiltonian, Ts: np.ndarray, order: np.ndarray, out: dict[str, 
     """Per-temperature statistics, returned in the caller's order of T."""
     N, n = H.n_free, H.n_comp
     fields: dict[str, list[float]] = {}       # schema name -> one estimate per temperature
-    acc, mvecs, warnings, n_blocks, binned = [], [], [], [], []
+    acc, mvecs, chain_mvecs, warnings, n_blocks, binned = [], [], [], [], [], []
     for t in range(n_T):
         rows = np.arange(n_chains) * n_T + t
         th = thermodynamics(out["E"][rows], out["mabs"][rows], out["mu"][rows], float(Ts[t]), N, n)
@@ -300,6 +300,7 @@ def _assemble(H: Hamiltonian, Ts: np.ndarray, order: np.ndarray, out: dict[str, 
         tries = out["tries"][rows].sum()
         acc.append(out["acc"][rows].sum() / tries if tries > 0 else 1.0)
         mvecs.append(out["msum"][rows].sum(axis=0) / (sweeps * n_chains))
+        chain_mvecs.append(out["msum"][rows] / sweeps)
     inv = np.argsort(order)
     arr = {k: np.asarray(v)[inv] for k, v in fields.items()}
     bins = _stack_bins([binned[i] for i in inv])
@@ -325,10 +326,14 @@ def _assemble(H: Hamiltonian, Ts: np.ndarray, order: np.ndarray, out: dict[str, 
         arr = {k: v for k, v in arr.items() if not k.startswith("projection")}
     if algorithm == "metropolis":
         arr["acceptance"] = np.asarray(acc)[inv]
-    return Result(
+    res = Result(
         T=Ts[inv], method="mc", backend=backend, seed=seed, n_sites=H.n_sites, n_free=H.n_free,
         n_comp=n, magnetization_vector=np.asarray(mvecs)[inv], n_sweeps=sweeps, n_discard=discard,
         n_replicas=R, meta=meta, bins=bins, **arr)
+    # each chain's own mean moment (n_T, n_chains, n_comp): Z2-related chains (m and -m) cancel in
+    # magnetization_vector; callers that need the chains apart read this (in memory, not stored)
+    res.chain_magnetization_vector = np.asarray(chain_mvecs)[inv]
+    return res
 
 
 def _stack_bins(per_T: list[tuple]) -> Bins:
