@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import spinsim as ss
-from spinsim.checkpoint import CheckpointMismatchError, Checkpointer
+from spinsim.checkpoint import CheckpointMismatchError, Checkpointer, describe_params, first_difference
 
 
 class Stop(Exception):
@@ -83,16 +83,49 @@ def test_a_run_stopped_after_a_checkpoint_resumes_bit_identical(tmp_path, monkey
     _same_result(again, ref)
 
 
-def test_a_checkpoint_of_another_run_is_refused(tmp_path):
+def test_a_checkpoint_of_another_run_is_refused_naming_the_parameter(tmp_path):
+    """The refusal names the first parameter that differs with its stored and requested value."""
     H = ss.lattice("ising", 4)
     ck = tmp_path / "c.h5"
-    ss.solve(H, [1.0, 2.0], method="mc", sweeps=100, discard=100, seed=1, n_chains=1, progress=False,
-             checkpoint=ck)
-    with pytest.raises(CheckpointMismatchError, match="another run"):
-        ss.solve(H, [1.0, 2.0], method="mc", sweeps=100, discard=100, seed=2, n_chains=1, progress=False,
-                 checkpoint=ck)
+    kw = dict(method="mc", discard=100, n_chains=1, progress=False, checkpoint=ck)
+    ss.solve(H, [1.0, 2.0], sweeps=200, seed=1, checkpoint_interval=0, **kw)
+    how = "rerun with the same parameters, or delete the checkpoint"
+    with pytest.raises(CheckpointMismatchError, match=f"{ck}: checkpoint was written with seed=1, this run asks "
+                       f"for seed=2; {how}"):
+        ss.solve(H, [1.0, 2.0], sweeps=200, seed=2, **kw)
+    with pytest.raises(CheckpointMismatchError, match="checkpoint was written with sweeps=200, this run asks for "
+                       "sweeps=400;"):
+        ss.solve(H, [1.0, 2.0], sweeps=400, seed=1, **kw)
+    with pytest.raises(CheckpointMismatchError, match=r"checkpoint was written with T=\[1.0, 2.0\], this run asks "
+                       r"for T=\[1.0, 2.5\];"):
+        ss.solve(H, [1.0, 2.5], sweeps=200, seed=1, **kw)
     with pytest.raises(ValueError, match="checkpoint interval must be a number of seconds >= 0, got -1"):
         ss.solve(H, [1.0], method="mc", sweeps=100, n_chains=1, checkpoint=tmp_path / "d.h5", checkpoint_interval=-1)
+
+
+def test_a_refusal_names_large_arrays_by_shape_and_says_when_the_file_records_no_parameters(tmp_path):
+    big = describe_params(T=np.linspace(1.0, 2.0, 40), sweeps=10)
+    other = describe_params(T=np.linspace(1.0, 2.1, 40), sweeps=10)
+    assert "values" not in big["T"]
+    assert first_difference(big, other).startswith("T=an array of shape (40,) (sha256 ")
+    assert first_difference(big, describe_params(T=np.linspace(1.0, 2.0, 40), sweeps=10)) is None
+    assert first_difference(big, describe_params(T=np.linspace(1.0, 2.0, 40))) == (
+        "sweeps=10, this run asks for without sweeps")
+    ck = tmp_path / "c.h5"
+    Checkpointer(ck, "id-a").save(_Dummy(), 1, 5)        # no parameters recorded (as before they were)
+    with pytest.raises(CheckpointMismatchError, match="written with other parameters \\(this checkpoint does not "
+                       "record which\\)"):
+        Checkpointer(ck, "id-b", params=other).load(_Dummy(), 5)
+
+
+class _Dummy:
+    """A runner with one array of state."""
+
+    def state(self):
+        return {"x": np.arange(3.0)}
+
+    def load_state(self, saved):
+        pass
 
 
 # ----------------------------------------------------------------------------- killed sweeps

@@ -38,7 +38,7 @@ from ..bins import Bins, bin_series
 from ..directions import projection_direction
 from ..kernels.arrays import KIND_CONTINUOUS, KIND_DISCRETE
 from ..kernels.moves import ALG_HEATBATH, ALG_METROPOLIS, ALG_OVERRELAX
-from ..checkpoint import Checkpointer, run_identity
+from ..checkpoint import Checkpointer, describe_params, run_identity
 from ..hamiltonian import Discrete, Hamiltonian, Identity, Ising
 from ..ladder import check_ladder_option, tempering_report, tuning_stages
 from ..observables import run_warnings, thermodynamics
@@ -248,12 +248,13 @@ def solve_mc(H: Hamiltonian, T: np.ndarray, *, backend: str = "cpu", algorithm: 
     stages = tuning_stages(discard) if ladder != "fixed" else []
     ckpt = None
     if checkpoint is not None:
-        ckpt = Checkpointer(checkpoint, run_identity(
+        params = dict(
             hamiltonian=H.describe()["hamiltonian_sha256"], T=np.asarray(T, np.float64), backend=backend,
             algorithm=algorithm, sweeps=sweeps, discard=discard, seed=int(seed), n_chains=n_chains,
             exchange=bool(exchange), n_overrelax=n_overrelax, direction=k["U"], S0=S, X0=X, delta=delta,
             resync=resync, replica_offset=int(replica_offset), state_space=describe_state_space(space, H.n_comp),
-            ladder=ladder), checkpoint_interval)
+            ladder=ladder)
+        ckpt = Checkpointer(checkpoint, run_identity(**params), checkpoint_interval, describe_params(**params))
     t_start = time.perf_counter()
     with tqdm(total=discard + sweeps, desc=f"mc/{backend}/{algorithm}", unit="sweep",
               disable=_no_bar(progress), leave=False) as bar:
