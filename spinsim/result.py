@@ -192,9 +192,12 @@ class Result:
     def rebin(self, factor: int = 1) -> "Result":
         """This result with every observable that has an error recomputed from its bins merged
         ``factor`` at a time (:meth:`spinsim.bins.Bins.rebinned`), each with its jackknife error
-        over the pooled (chain, bin) blocks (:func:`spinsim.bins.estimates`); the other fields
-        (tau_int, rhat, acceptance, magnetisation vector, meta) are kept, ``meta["rebin"]`` records
-        the factor and the bin length. Use it to check that errors have converged in the bin
+        over the pooled (chain, bin) blocks (:func:`spinsim.bins.estimates`), at every grid point
+        whose bins are all finite; a point without bins (a sweep row stored before bins existed,
+        or not done) keeps the estimates it has, since nothing can recompute them. The other
+        fields (tau_int, rhat, acceptance, magnetisation vector, meta) are kept; ``meta["rebin"]``
+        records the factor, the bin length and ``kept``: the number of grid points whose
+        estimates were kept as stored. Use it to check that errors have converged in the bin
         length (they grow until bins are longer than ~2 tau_int, then stay flat).
 
         Raises :class:`spinsim.bins.NoBinsError` for a result without bins (exact, analytic, or
@@ -205,12 +208,15 @@ class Result:
                               "to rebin")
         b = self.bins.rebinned(factor)
         T = self.T if self.h is None else self.T[None, :]
-        new = {k: v for k, v in estimates(b, T, self.n_free, self.n_comp).items()
-               if k.removesuffix(schema.ERR) in self.values}
-        if self.done is not None:          # rows not done stay NaN
-            for v in new.values():
-                v[~self.done] = np.nan
-        rebin = {"factor": int(factor), "bin_length": b.bin_length, "n_bins": b.n_bins, "n_chains": b.n_chains}
+        with np.errstate(invalid="ignore", divide="ignore"):
+            fresh = estimates(b, T, self.n_free, self.n_comp)
+        binned = np.all([np.isfinite(v).all(axis=(-2, -1)) for v in b.bins.values()], axis=0)
+        new = {}
+        for k, v in fresh.items():
+            if k.removesuffix(schema.ERR) in self.values:
+                new[k] = np.where(binned, v, self.values.get(k, np.nan))
+        rebin = {"factor": int(factor), "bin_length": b.bin_length, "n_bins": b.n_bins, "n_chains": b.n_chains,
+                 "kept": int(binned.size - binned.sum())}
         return self._plain(bins=b, meta={**self.meta, "rebin": rebin}, **{**self.values, **new})
 
     def _plain(self, **changes: Any) -> "Result":

@@ -112,3 +112,35 @@ def test_sweep_stores_bins_per_row(tmp_path):
     row = back.row(1)
     assert row.bins.grid_shape == (2,)
     np.testing.assert_allclose(row.rebin(1).energy, back.rebin(1).energy[1])
+
+
+def test_rebin_keeps_rows_stored_before_bins_and_recomputes_the_others(tmp_path):
+    """A sweep file begun before bins existed and resumed after: row 0 has estimates but no bins
+    (NaN), row 1 has both. Rebinning keeps row 0's stored estimates (nothing can recompute them)
+    and recomputes row 1 from its bins, as that row alone rebins."""
+    H = ss.square("ising", 3)
+    out = tmp_path / "s.h5"
+    kw = dict(T=[2.0, 3.0], fields=[0.0, 0.5], out=out, sweeps=200, n_chains=1, progress=False, estimate=False)
+    ss.sweep(H, **kw)
+    with h5py.File(out, "r+") as f:          # as a file written before bins, with row 1 not yet done
+        g = f["sweep"]
+        for name in list(g):
+            if name.startswith(("bin_", "sample_")) or name in ("E_shift", "chain", "bin", "sample"):
+                del g[name]
+        g["done"][1] = 0
+        for name in ss.phase.SWEEP_OBSERVABLES:
+            g[name][1] = np.nan
+            g[name + "_err"][1] = np.nan
+    old = ss.read_sweep(out)
+    assert old.bins is None and old.done.tolist() == [True, False]
+    mixed = ss.sweep(H, **kw)                 # resumes: row 1 runs with bins, row 0 has none
+    assert np.isnan(mixed.bins.bins["E"][0]).all() and np.isfinite(mixed.bins.bins["E"][1]).all()
+    back = ss.read_sweep(out)
+    rb = back.rebin(2)
+    assert rb.meta["rebin"]["kept"] == 2      # the two points of row 0
+    for name in ("energy", "specific_heat", "susceptibility", "binder"):
+        for k in (name, name + "_err"):
+            np.testing.assert_array_equal(getattr(rb, k)[0], getattr(old, k)[0])
+            assert np.all(np.isfinite(getattr(rb, k)[0])), k
+            np.testing.assert_array_equal(getattr(rb, k)[1], getattr(back.row(1).rebin(2), k))
+    assert not np.array_equal(rb.energy_err[1], back.energy_err[1])   # row 1 was recomputed
