@@ -7,8 +7,12 @@ interval (:func:`scipy.stats.bootstrap`, percentile, seeded), a permutation p-va
 
 (a) :func:`ablation_vs_boundary`: does a head's ablation effect (mean |measured shift| of the logit
     gap over the prompts) grow as the model's point (T = 1, h = 0) nears that head's boundary?
-    Statistic: Spearman rho between the effect and the closeness ``-|ln T_c|``; one-sided
-    (prediction: rho > 0). Heads without a T_c in the grid are left out (counted).
+    Statistic: Kendall tau between the effect and the closeness ``-|ln T_c|`` over the pairs of
+    heads whose order is known; one-sided (prediction: tau > 0). A head whose T_c lies beyond the
+    grid's edge is not dropped (that would select on the predictor) but censored: its distance is
+    only known to exceed the edge's, and pairs are ordered by Gehan's rule (:func:`closeness_order`).
+    :func:`spinsim.analysis.atlas_study.run_predictions` reports the test with the censored heads
+    (``a``) and without them (``a_uncensored``), with the number censored.
 (b) :func:`class_share_per_layer`: the ferro / antiferro / mixed share per layer (classification
     rule: :data:`spinsim.analysis.atlas_summary.CLASS_RULE`). Statistic: chi^2 of the layer x class
     table; permutation p of independence (class labels permuted across heads); effect size
@@ -26,7 +30,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-__all__ = ["PredictionTest", "ablation_vs_boundary", "class_share_per_layer", "class_vs_gap_sign", "ALPHA"]
+__all__ = ["PredictionTest", "ablation_vs_boundary", "closeness_order", "class_share_per_layer", "class_vs_gap_sign", "ALPHA"]
 
 ALPHA = 0.05
 
@@ -48,6 +52,7 @@ class PredictionTest:
     n_left_out: int
     verdict: str
     rule: str
+    n_censored: int = 0          # of the n heads, those that entered censored (T_c beyond the grid)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,42 +61,87 @@ class PredictionTest:
         lo, hi = self.effect_ci
         return (f"{self.name}: {self.statistic_name} = {self.statistic:.3g}, {self.effect_name} = {self.effect:.3g} "
                 f"[{lo:.3g}, {hi:.3g}], permutation p = {self.p_value:.3g} ({self.alternative}), n = {self.n}"
-                f" ({self.n_left_out} left out): {self.verdict}")
+                + (f" ({self.n_censored} censored)" if self.n_censored else "")
+                + f" ({self.n_left_out} left out): {self.verdict}")
 
 
 def _verdict(p: float, alpha: float) -> str:
     return "evidence" if np.isfinite(p) and p < alpha else "no evidence"
 
 
-def _nan_test(name: str, question: str, stat: str, eff: str, alt: str, n: int, left: int, rule: str) -> PredictionTest:
+def _nan_test(name: str, question: str, stat: str, eff: str, alt: str, n: int, left: int, rule: str,
+              n_censored: int = 0) -> PredictionTest:
     return PredictionTest(name, question, stat, float("nan"), eff, float("nan"), (float("nan"), float("nan")),
-                          float("nan"), alt, n, left, "no evidence (too few heads to test)", rule)
+                          float("nan"), alt, n, left, "no evidence (too few heads to test)", rule, n_censored)
 
 
-def _spearman(x: np.ndarray, y: np.ndarray) -> float:
-    return float(stats.spearmanr(x, y).statistic)
+def closeness_order(distance: Any, bound: Any = None) -> np.ndarray:
+    """(n, n) pair matrix K of what is known about the heads' distances to the boundary: K[i, j] =
+    +1 when head i is known to be closer than head j, -1 when known farther, 0 when unknown or tied.
+
+    ``distance`` (n,) |ln T_c| (NaN: no T_c in the grid); ``bound`` (n,) for those heads the lower
+    bound their distance is known to exceed (right-censored: T_c beyond the grid's edge; NaN: nothing
+    known). Observed i and j: sign(d_j - d_i); observed i, censored j: +1 when d_i < c_j, else
+    unknown; two censored heads: unknown (Gehan's pair rule for censored data, Gehan 1965,
+    Biometrika 52, 203)."""
+    d = np.asarray(distance, float)
+    c = np.full(d.shape, np.nan) if bound is None else np.asarray(bound, float)
+    obs = np.isfinite(d)
+    cen = ~obs & np.isfinite(c)
+    with np.errstate(invalid="ignore"):
+        K = np.where(obs[:, None] & obs[None, :], np.sign(d[None, :] - d[:, None]), 0.0)
+        closer = obs[:, None] & cen[None, :] & (d[:, None] < c[None, :])      # i observed below j's bound
+    K = K + closer - closer.T
+    return np.nan_to_num(K)
+
+
+def _concordance(e: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """sum_ij sign(e_i - e_j) K_ij / sum_ij |K_ij| over the last axis of e (batched)."""
+    S = np.sign(e[..., :, None] - e[..., None, :])
+    return np.sum(S * K, axis=(-2, -1)) / max(float(np.abs(K).sum()), 1.0)
 
 
 def ablation_vs_boundary(effect: Any, distance: Any, n_resamples: int = 9999, seed: int = 0,
-                         alpha: float = ALPHA) -> PredictionTest:
+                         alpha: float = ALPHA, *, bound: Any = None) -> PredictionTest:
     """Prediction (a) (module docstring). ``effect`` (n_head,) mean |ablation shift| (logits);
-    ``distance`` (n_head,) ``|ln T_c|`` of each head (NaN: no T_c)."""
+    ``distance`` (n_head,) ``|ln T_c|`` of each head (NaN: no T_c); ``bound`` (n_head,) where
+    distance is NaN, the lower bound of a head whose T_c lies beyond the grid's edge (censored, it
+    enters the test: :func:`closeness_order`), NaN for a head with nothing known (left out).
+
+    Statistic: Kendall's tau between the effect and the closeness to the boundary over the pairs
+    whose order is known (censored pairs by Gehan's rule; no censoring: Kendall's tau, distance ties
+    left out); one-sided permutation p (effects permuted across heads, seeded), percentile
+    bootstrap 95 % interval over heads. Heads without an effect are left out."""
     e, d = np.asarray(effect, float), np.asarray(distance, float)
-    ok = np.isfinite(e) & np.isfinite(d)
-    x, y = e[ok], -d[ok]
+    c = np.full(d.shape, np.nan) if bound is None else np.asarray(bound, float)
+    cen = ~np.isfinite(d) & np.isfinite(c)
+    ok = np.isfinite(e) & (np.isfinite(d) | cen)
+    x, K = e[ok], closeness_order(d[ok], c[ok])
+    n_cen = int(cen[ok].sum())
     q = "does a head's ablation effect grow as the model's point (T = 1) nears the head's boundary?"
-    rule = "Spearman rho(mean |measured ablation shift|, -|ln T_c|); one-sided, rho > 0 predicted"
-    if ok.sum() < 4 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return _nan_test("ablation_vs_boundary", q, "Spearman rho", "rho", "greater", int(ok.sum()),
-                         int((~ok).sum()), rule)
-    rho = _spearman(x, y)
-    perm = stats.permutation_test((x, y), _spearman, permutation_type="pairings", n_resamples=n_resamples,
-                                  alternative="greater", random_state=seed)
-    ci = stats.bootstrap((x, y), _spearman, paired=True, n_resamples=min(2000, n_resamples + 1), method="percentile",
-                         random_state=seed).confidence_interval
-    return PredictionTest("ablation_vs_boundary", q, "Spearman rho", rho, "rho", rho, (float(ci.low), float(ci.high)),
+    rule = ("Kendall tau(mean |measured ablation shift|, closeness -|ln T_c|) over the head pairs whose order is "
+            "known; a head with its T_c beyond the grid edge is censored at the edge's distance (Gehan's pair "
+            "rule); one-sided, tau > 0 predicted")
+    if ok.sum() < 4 or np.ptp(x) == 0 or not np.any(K):
+        return _nan_test("ablation_vs_boundary", q, "Kendall tau", "tau", "greater", int(ok.sum()),
+                         int((~ok).sum()), rule, n_cen)
+    idx = np.arange(x.size)
+
+    def tau(a: np.ndarray, axis: int = -1) -> np.ndarray:
+        return _concordance(np.moveaxis(a, axis, -1), K)
+
+    def tau_boot(a: np.ndarray, j: np.ndarray) -> float:
+        j = j.astype(int)
+        return float(_concordance(a, K[np.ix_(j, j)]))
+
+    t = float(tau(x))
+    perm = stats.permutation_test((x,), tau, permutation_type="pairings", n_resamples=n_resamples,
+                                  alternative="greater", random_state=seed, vectorized=True, batch=50)
+    ci = stats.bootstrap((x, idx), tau_boot, paired=True, n_resamples=min(2000, n_resamples + 1),
+                         method="percentile", random_state=seed, vectorized=False).confidence_interval
+    return PredictionTest("ablation_vs_boundary", q, "Kendall tau", t, "tau", t, (float(ci.low), float(ci.high)),
                           float(perm.pvalue), "greater", int(ok.sum()), int((~ok).sum()),
-                          _verdict(float(perm.pvalue), alpha), rule)
+                          _verdict(float(perm.pvalue), alpha), rule, n_cen)
 
 
 def _table(layer: np.ndarray, cls: np.ndarray, layers: np.ndarray, classes: list[str]) -> np.ndarray:

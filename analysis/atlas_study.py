@@ -11,6 +11,7 @@ root attribute ``predictions`` (JSON: every test's numbers and verdict) by :func
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -46,9 +47,16 @@ def prediction_inputs(lm: Any, a: Atlas, prompts: str = "paper20", n_perm: int =
 def run_predictions(a: Atlas, inputs: dict[str, np.ndarray], seed: int = 0,
                     n_resamples: int = 9999) -> tuple[dict[str, PredictionTest], dict[str, np.ndarray]]:
     """The three tests on a summarised atlas (``a.summary`` from
-    :func:`spinsim.analysis.atlas_summary.summarize`) and the per-layer share table."""
+    :func:`spinsim.analysis.atlas_summary.summarize`) and the per-layer share table: ``a`` (heads
+    with their T_c beyond the grid censored at the edge, ``model_distance_bound``), ``a_uncensored``
+    (the same test on the heads with a T_c in the grid only), ``b``, ``c``."""
     s = a.summary
-    tests = {"a": ablation_vs_boundary(inputs["ablation_effect"], s["model_distance"], n_resamples, seed)}
+    bound = s.get("model_distance_bound")
+    tests = {"a": ablation_vs_boundary(inputs["ablation_effect"], s["model_distance"], n_resamples, seed,
+                                       bound=bound)}
+    t = ablation_vs_boundary(inputs["ablation_effect"], s["model_distance"], n_resamples, seed)
+    tests["a_uncensored"] = dataclasses.replace(t, name=t.name + "_uncensored",
+                                                question=t.question + " (heads with a T_c in the grid only)")
     shares, tests["b"] = class_share_per_layer(a.layer, s["coupling_class"], n_resamples, seed)
     tests["c"] = class_vs_gap_sign(s["coupling_class"], inputs["gap_r"], n_resamples, seed)
     return tests, shares

@@ -35,7 +35,10 @@ Rules (stated here, in the file's ``/summary`` attributes and in the figures):
   more, the fits of :func:`spinsim.analysis.atlas_contexts.tc_scaling` (``tc_log_slope``,
   ``tc_power`` with errors and chi^2/dof).
 * **Where the model sits**: T = 1 at h = 0; ``model_side`` ``ordered`` when T_c > 1, else
-  ``disordered``; ``model_distance`` = |ln T_c| (0 on the boundary).
+  ``disordered``; ``model_distance`` = |ln T_c| (0 on the boundary). A head whose chi peak sits on
+  the grid's edge (its T_c beyond the grid) has no distance but ``model_distance_bound``, the
+  distance it is known to exceed: min(ln(1/T_min), ln T_max) when the grid holds T = 1, else 0
+  (a right-censored distance, for prediction (a)).
 """
 from __future__ import annotations
 
@@ -64,7 +67,7 @@ SUMMARY_UNITS = {"T_c": "energy (k_B = 1)", "T_c_err": "energy (k_B = 1)", "T_c_
                  "ferro_index": "dimensionless", "kind": "", "q": "dimensionless", "q_u": "dimensionless",
                  "direction_overlap": "dimensionless", "direction_overlap_err": "dimensionless", "boundary_T": "energy (k_B = 1)",
                  "boundary_T_err": "energy (k_B = 1)", "boundary_at_edge": "flag", "model_side": "",
-                 "model_distance": "dimensionless", "T_c_length": "energy (k_B = 1)",
+                 "model_distance": "dimensionless", "model_distance_bound": "dimensionless", "T_c_length": "energy (k_B = 1)",
                  "T_c_length_err": "energy (k_B = 1)", "n_flagged": "points", "tc_log_slope": "energy",
                  "tc_log_slope_err": "energy", "tc_log_slope_chi2": "dimensionless", "tc_power": "dimensionless",
                  "tc_power_err": "dimensionless", "tc_power_chi2": "dimensionless"}
@@ -164,7 +167,7 @@ def summarize(a: Atlas, seed: int = 0) -> dict[str, np.ndarray]:
     t_lo = int(np.argmin(a.T))
     s: dict[str, Any] = {k: np.full(n_head, np.nan) for k in
                          ("T_c", "T_c_err", "T_mf", "lambda_max", "lambda_min", "ferro_index", "q", "q_u",
-                          "direction_overlap", "direction_overlap_err", "model_distance", "tc_log_slope", "tc_log_slope_err",
+                          "direction_overlap", "direction_overlap_err", "model_distance", "model_distance_bound", "tc_log_slope", "tc_log_slope_err",
                           "tc_log_slope_chi2", "tc_power", "tc_power_err", "tc_power_chi2")}
     s.update(T_c_method=np.full(n_head, "none", dtype=object), T_c_at_edge=np.zeros(n_head, bool),
              coupling_class=np.full(n_head, "", dtype=object), kind=np.full(n_head, "", dtype=object),
@@ -211,6 +214,8 @@ def summarize(a: Atlas, seed: int = 0) -> dict[str, np.ndarray]:
             s["model_distance"][i] = abs(float(np.log(s["T_c"][i])))
         else:
             s["model_side"][i] = "no T_c in grid"
+            if s["T_c_at_edge"][i]:                    # T_c beyond the grid: |ln T_c| > the edge's
+                s["model_distance_bound"][i] = _edge_distance(a.T)
     a.summary.update(s)
     a.summary_units.update(SUMMARY_UNITS)
     a.attrs.update(summary_kind_rule=KIND_RULE, summary_class_rule=CLASS_RULE,
@@ -250,6 +255,13 @@ def _ordering(a: Atlas, av: Averaged, i: int, last: int, k0: int, t_lo: int, s: 
     else:
         s["direction_overlap"][i] = ov[0]
         s["direction_overlap_err"][i] = a.facts["direction_overlap_err"][i, last, 0, t_lo]
+
+
+def _edge_distance(T: np.ndarray) -> float:
+    """Smallest |ln T_c| of a T_c outside the grid [T_min, T_max]: min(ln(1/T_min), ln T_max) when
+    the grid holds T = 1, else 0 (T_c could then be 1)."""
+    lo, hi = float(np.min(T)), float(np.max(T))
+    return min(-np.log(lo), np.log(hi)) if lo <= 1.0 <= hi else 0.0
 
 
 def _mean_length(a: Atlas, i: int, il: int) -> float:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spinsim.analysis.atlas_predictions import ablation_vs_boundary, class_share_per_layer, class_vs_gap_sign
+from spinsim.analysis.atlas_predictions import (ablation_vs_boundary, class_share_per_layer, class_vs_gap_sign,
+                                                closeness_order)
 
 
 @pytest.mark.slow
@@ -48,3 +49,49 @@ def test_class_vs_gap_sign():
     assert u.verdict == "no evidence"
     few = class_vs_gap_sign(["ferro", "antiferro"], [0.1, -0.1])
     assert np.isnan(few.p_value) and few.verdict.startswith("no evidence")
+
+
+def test_closeness_order_with_censored_heads():
+    """Gehan's pair rule: observed pairs by their distances; an observed head below a censored
+    head's bound is closer; above it, and two censored heads, unknown."""
+    K = closeness_order([0.1, 0.5, np.nan, np.nan], [np.nan, np.nan, 0.3, np.nan])
+    np.testing.assert_array_equal(K, [[0, 1, 1, 0], [-1, 0, 0, 0], [-1, 0, 0, 0], [0, 0, 0, 0]])
+
+
+def _pair_rule(d, c):
+    """Gehan's rule written out pair by pair (the test's own reading): +1 when i is known closer."""
+    n = len(d)
+    K = np.zeros((n, n))
+    for i in range(n):
+        for j in range(n):
+            if np.isfinite(d[i]) and np.isfinite(d[j]):
+                K[i, j] = np.sign(d[j] - d[i])
+            elif np.isfinite(d[i]) and d[i] < c[j]:
+                K[i, j] = 1
+            elif np.isfinite(d[j]) and d[j] < c[i]:
+                K[i, j] = -1
+    return K
+
+
+def test_censored_heads_enter_prediction_a():
+    """Four heads with a T_c (no relation among them: tau = 0) and four with their T_c beyond the
+    grid (censored at 1.0, beyond every observed distance) and the smallest effects. With them:
+    16 known concordant pairs of 22, tau = 8/11, and the exact permutation p (all 8! orders) of
+    the pair rule; without them (dropping selects on the predictor): tau = 0, no evidence."""
+    import itertools
+
+    d = np.array([0.1, 0.2, 0.3, 0.4] + [np.nan] * 4)
+    c = np.array([np.nan] * 4 + [1.0] * 4)
+    e = np.array([12.0, 14.0, 11.0, 13.0, 0.1, 0.2, 0.3, 0.4])
+    t = ablation_vs_boundary(e, d, n_resamples=50000, bound=c)
+    assert t.statistic == pytest.approx(8 / 11) and t.n == 8 and t.n_censored == 4 and t.n_left_out == 0
+    K = _pair_rule(d, c)
+    ep = e[np.array(list(itertools.permutations(range(8))))]                     # every order of the effects
+    taus = np.einsum("pij,ij->p", np.sign(ep[:, :, None] - ep[:, None, :]), K) / np.abs(K).sum()
+    assert t.p_value == pytest.approx(np.mean(taus >= 8 / 11 - 1e-12), abs=1e-12)
+    assert t.p_value < 0.05 and t.verdict == "evidence" and "(4 censored)" in t.line()
+    u = ablation_vs_boundary(e, d, n_resamples=9999)
+    assert u.statistic == pytest.approx(0.0) and u.n == 4 and u.n_left_out == 4 and u.n_censored == 0
+    assert u.verdict.startswith("no evidence")
+    nothing = ablation_vs_boundary(e, d, n_resamples=99, bound=np.full(8, np.nan))   # bound unknown: left out
+    assert nothing.n == 4 and nothing.n_left_out == 4

@@ -53,6 +53,7 @@ def test_T_c_boundary_and_flags():
     assert s["n_flagged"][1] == a.flagged[1].sum() and s["n_flagged"][0] == 0
     assert list(s["model_side"]) == ["ordered"] * 4
     np.testing.assert_allclose(s["model_distance"], np.log(2.0))
+    assert np.all(np.isnan(s["model_distance_bound"]))          # every T_c in the grid: nothing censored
 
 
 def test_binder_falls_back_to_chi_peak_with_one_length():
@@ -93,6 +94,9 @@ def test_no_peak_in_grid_gives_no_T_c():
     s = summarize(a)
     assert np.isnan(s["T_c"][0]) and s["T_c_method"][0] == "none" and s["T_c_at_edge"][0]
     assert s["model_side"][0] == "no T_c in grid"
+    assert s["model_distance_bound"][0] == 0.0          # the grid starts at T = 1: T_c below it may be 1
+    a.T = T - 0.5                                       # grid 0.5 .. 2.5: |ln T_c| > min(ln 2, ln 2.5)
+    assert summarize(a)["model_distance_bound"][0] == pytest.approx(np.log(2.0))
 
 
 def test_ordering_kind_reads_the_lowest_unflagged_temperature():

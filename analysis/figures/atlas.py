@@ -138,7 +138,13 @@ def prediction_figure(a: Atlas, inputs: dict[str, np.ndarray], tests: dict[str, 
         fig, axes = plt.subplots(1, 3, figsize=(17, 4.8))
         ax = axes[0]
         ok = np.isfinite(s["model_distance"]) & np.isfinite(inputs["ablation_effect"])
-        ax.scatter(s["model_distance"][ok], inputs["ablation_effect"][ok], s=10, c="k")
+        ax.scatter(s["model_distance"][ok], inputs["ablation_effect"][ok], s=10, c="k", label="T_c in the grid")
+        bound = np.asarray(s.get("model_distance_bound", np.full(ok.size, np.nan)), float)
+        cen = ~ok & np.isfinite(bound) & np.isfinite(inputs["ablation_effect"])
+        if cen.any():
+            ax.scatter(bound[cen], inputs["ablation_effect"][cen], s=18, marker=">", c="grey",
+                       label=f"T_c beyond the grid ({int(cen.sum())}, censored: distance > the edge's)")
+            ax.legend(fontsize=7)
         ax.set_xlabel(r"distance of T = 1 from the head's T_c, $|\ln T_c|$")
         ax.set_ylabel("mean |ablation shift| of the logit gap")
         ax.set_title(_title("(a)", tests["a"]), fontsize=9)
@@ -166,8 +172,9 @@ def prediction_figure(a: Atlas, inputs: dict[str, np.ndarray], tests: dict[str, 
 
 
 def _title(tag: str, t: Any) -> str:
+    cen = f" ({t.n_censored} censored)" if getattr(t, "n_censored", 0) else ""
     return (f"{tag} {t.effect_name} = {t.effect:.2f} [{t.effect_ci[0]:.2f}, {t.effect_ci[1]:.2f}], "
-            f"p = {t.p_value:.3g}, n = {t.n}\n{t.verdict}")
+            f"p = {t.p_value:.3g}, n = {t.n}{cen}\n{t.verdict}")
 
 
 def atlas_figures(a: Atlas, out: str | os.PathLike) -> list[Path]:
