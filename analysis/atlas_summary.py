@@ -20,11 +20,14 @@ Rules (stated here, in the file's ``/summary`` attributes and in the figures):
   over samples. **Coupling class** (:func:`spinsim.models.heads.classify_spectrum`, band 0.1):
   ``ferro`` when lambda_max >= |lambda_min|, ``antiferro`` otherwise, ``mixed`` when
   |lambda_max + lambda_min| <= 0.1 (lambda_max - lambda_min).
-* **Ordering kind** at h = 0 and the lowest grid T, largest length, from the Monte Carlo with
+* **Ordering kind** at the lowest unflagged grid T, largest length, from the Monte Carlo with
   ``q = <|m|> / mean_i |x_i|`` (a common direction) and ``q_u = <m.u> / mean_i |x_i|`` (each spin
-  along its own token): ``pinned`` when q_u >= 0.5 and q_u >= q, else ``uniform`` when q >= 0.5,
-  else ``disordered`` when the lowest T is above the mean-field T_c (no order possible there),
-  else ``staggered`` (ordered, with no net moment: antiferro or glassy). **Ordering direction**
+  along its own token): ``uniform`` when q >= 0.5 at h = 0 (spontaneous order); else ``pinned``
+  when the prompt field pins the spins, read from the field rows: q_u >= 0.5 and q_u >= q at the
+  smallest h > 0 of the grid (``pin_h``, ``q_field``, ``q_u_field``; never pinned without an
+  h > 0 row); else ``disordered`` when that h = 0 temperature is above the mean-field T_c (no order
+  possible there); else ``staggered`` (ordered, with no net moment: antiferro or glassy). ``q``
+  and ``q_u`` are the h = 0 values. **Ordering direction**
   (same point): ``direction_overlap`` the mean over chains of |m_c.v| / |m_c| of each chain's mean
   moment m_c with the top eigenvector v of M_s (per chain, so chains ordered along +v and -v do
   not cancel; :func:`chain_overlap`), ``direction_overlap_err`` its standard error over chains
@@ -56,15 +59,17 @@ from .boundaries import binder_crossings, susceptibility_peak
 __all__ = ["disorder_average", "summarize", "chain_overlap", "SUMMARY_UNITS", "KIND_RULE", "CLASS_BAND", "Averaged"]
 
 CLASS_BAND = 0.1
-KIND_RULE = ("at h = 0, the lowest unflagged T, largest length: q = <|m|>/mean|x_i|, q_u = <m.u>/mean|x_i|; pinned "
-             "if q_u >= 0.5 and q_u >= q; uniform if q >= 0.5; disordered if that T > T_mf; else staggered; "
-             "unresolved if every T is flagged")
+KIND_RULE = ("largest length, lowest unflagged T of each row; q = <|m|>/mean|x_i|, q_u = <m.u>/mean|x_i|: uniform "
+             "if q >= 0.5 at h = 0; else pinned if q_u >= 0.5 and q_u >= q at the smallest h > 0 of the grid (the "
+             "prompt field pins the spins to their tokens; no h > 0 row: never pinned); else disordered if the "
+             "h = 0 point's T > T_mf; else staggered; unresolved if every T at h = 0 is flagged")
 CLASS_RULE = (f"spectrum of M_s: ferro if lambda_max >= |lambda_min|, antiferro otherwise, mixed if "
               f"|lambda_max + lambda_min| <= {CLASS_BAND} (lambda_max - lambda_min)")
 
 SUMMARY_UNITS = {"T_c": "energy (k_B = 1)", "T_c_err": "energy (k_B = 1)", "T_c_method": "", "T_c_at_edge": "flag",
                  "T_mf": "energy (k_B = 1)", "lambda_max": "energy", "lambda_min": "energy", "coupling_class": "",
                  "ferro_index": "dimensionless", "kind": "", "q": "dimensionless", "q_u": "dimensionless",
+                 "pin_h": "energy", "q_field": "dimensionless", "q_u_field": "dimensionless",
                  "direction_overlap": "dimensionless", "direction_overlap_err": "dimensionless", "boundary_T": "energy (k_B = 1)",
                  "boundary_T_err": "energy (k_B = 1)", "boundary_at_edge": "flag", "model_side": "",
                  "model_distance": "dimensionless", "model_distance_bound": "dimensionless", "T_c_length": "energy (k_B = 1)",
@@ -164,10 +169,10 @@ def summarize(a: Atlas, seed: int = 0) -> dict[str, np.ndarray]:
     n_head, n_len = len(a.heads), a.lengths.size
     k0 = int(np.argmin(np.abs(a.h)))
     last = int(np.argmax(a.lengths))
-    t_lo = int(np.argmin(a.T))
     s: dict[str, Any] = {k: np.full(n_head, np.nan) for k in
                          ("T_c", "T_c_err", "T_mf", "lambda_max", "lambda_min", "ferro_index", "q", "q_u",
-                          "direction_overlap", "direction_overlap_err", "model_distance", "model_distance_bound", "tc_log_slope", "tc_log_slope_err",
+                          "direction_overlap", "direction_overlap_err", "pin_h", "q_field", "q_u_field",
+                          "model_distance", "model_distance_bound", "tc_log_slope", "tc_log_slope_err",
                           "tc_log_slope_chi2", "tc_power", "tc_power_err", "tc_power_chi2")}
     s.update(T_c_method=np.full(n_head, "none", dtype=object), T_c_at_edge=np.zeros(n_head, bool),
              coupling_class=np.full(n_head, "", dtype=object), kind=np.full(n_head, "", dtype=object),
@@ -208,7 +213,7 @@ def summarize(a: Atlas, seed: int = 0) -> dict[str, np.ndarray]:
             lam = np.array([s["lambda_max"][i], s["lambda_min"][i]])
             s["coupling_class"][i], _ = classify_spectrum(lam, band=CLASS_BAND)
             s["ferro_index"][i] = float(lam.sum() / max(np.abs(lam).sum(), 1e-300))
-        _ordering(a, av, i, last, k0, t_lo, s)
+        _ordering(a, av, i, last, k0, s)
         if np.isfinite(s["T_c"][i]):
             s["model_side"][i] = "ordered" if s["T_c"][i] > 1.0 else "disordered"
             s["model_distance"][i] = abs(float(np.log(s["T_c"][i])))
@@ -225,22 +230,30 @@ def summarize(a: Atlas, seed: int = 0) -> dict[str, np.ndarray]:
     return s
 
 
-def _ordering(a: Atlas, av: Averaged, i: int, last: int, k0: int, t_lo: int, s: dict[str, Any]) -> None:
-    """q, q_u, kind and the direction overlap of head i (rule: :data:`KIND_RULE`; t_lo is the
-    lowest T, replaced by the lowest unflagged one: flagged points enter no estimate)."""
-    ok = ~np.asarray(av.flagged[last, k0], dtype=bool)
-    if not ok.any():
+def _ordering(a: Atlas, av: Averaged, i: int, last: int, k0: int, s: dict[str, Any]) -> None:
+    """q, q_u, kind and the direction overlap of head i (rule: :data:`KIND_RULE`; each read at the
+    lowest unflagged T of its row: flagged points enter no estimate)."""
+    if _lowest_unflagged(a.T, av.flagged[last, k0]) < 0:
         s["kind"][i] = "unresolved"
         return
-    t_lo = int(np.flatnonzero(ok)[np.argmin(a.T[ok])])
+    t_lo = _lowest_unflagged(a.T, av.flagged[last, k0])
     m_len = _mean_length(a, i, last)
     q = av.values["magnetization"][last, k0, t_lo] / m_len
-    q_u = av.values["projection"][last, k0, t_lo] / m_len if "projection" in av.values else np.nan
-    s["q"][i], s["q_u"][i] = q, q_u
-    if np.isfinite(q_u) and q_u >= 0.5 and q_u >= q:
-        kind = "pinned"
-    elif q >= 0.5:
+    s["q"][i] = q
+    if "projection" in av.values:
+        s["q_u"][i] = av.values["projection"][last, k0, t_lo] / m_len
+    pos = np.flatnonzero(a.h > 0)
+    if pos.size and "projection" in av.values:         # the field rows: the smallest h > 0 pins or not
+        k1 = int(pos[np.argmin(a.h[pos])])
+        t1 = _lowest_unflagged(a.T, av.flagged[last, k1])
+        if t1 >= 0:
+            s["pin_h"][i] = a.h[k1]
+            s["q_field"][i] = av.values["magnetization"][last, k1, t1] / m_len
+            s["q_u_field"][i] = av.values["projection"][last, k1, t1] / m_len
+    if q >= 0.5:
         kind = "uniform"
+    elif np.isfinite(s["q_u_field"][i]) and s["q_u_field"][i] >= 0.5 and s["q_u_field"][i] >= s["q_field"][i]:
+        kind = "pinned"
     elif np.isfinite(s["T_mf"][i]) and a.T[t_lo] > s["T_mf"][i]:
         kind = "disordered"
     else:
@@ -255,6 +268,12 @@ def _ordering(a: Atlas, av: Averaged, i: int, last: int, k0: int, t_lo: int, s: 
     else:
         s["direction_overlap"][i] = ov[0]
         s["direction_overlap_err"][i] = a.facts["direction_overlap_err"][i, last, 0, t_lo]
+
+
+def _lowest_unflagged(T: np.ndarray, flagged: np.ndarray) -> int:
+    """Index of the lowest temperature not flagged (-1 when every one is)."""
+    ok = ~np.asarray(flagged, dtype=bool)
+    return int(np.flatnonzero(ok)[np.argmin(T[ok])]) if ok.any() else -1
 
 
 def _edge_distance(T: np.ndarray) -> float:

@@ -79,6 +79,32 @@ def test_ordering_kind_rule(mag, proj, T_mf, kind):
     assert summarize(a)["kind"][0] == kind
 
 
+def test_pinned_is_read_from_the_field_rows():
+    """A pinned head is one the prompt field pins (the issue: "pinned by the prompt field"): read
+    at the smallest h > 0, not at h = 0. Spins along their tokens at h = 0 only are not pinned; at
+    h = 0.5 only, they are; a grid without h > 0 never says pinned; spontaneous order at h = 0
+    (uniform) comes first."""
+    a = _atlas(4)
+    a.values["projection"][0, :, :, 0] = 1.8         # head 0: q_u = 0.9 at h = 0 only
+    a.values["projection"][1, :, :, 1] = 1.8         # head 1: q_u = 0.9 at h = 0.5 only
+    a.values["projection"][2, :, :, 1] = 1.8         # head 2: likewise, but ordered at h = 0
+    a.values["magnetization"][2, :, :, 0] = 1.6
+    a.values["projection"][3, :, :, 1] = 0.3         # head 3: q_u = 0.15 < q at h = 0.5
+    a.values["magnetization"][3, :, :, 1] = 0.6
+    s = summarize(a)
+    assert list(s["kind"]) == ["staggered", "pinned", "uniform", "staggered"]
+    np.testing.assert_allclose(s["pin_h"], 0.5)
+    np.testing.assert_allclose(s["q_u_field"], [0.0, 0.9, 0.9, 0.15])
+    np.testing.assert_allclose(s["q_u"], [0.9, 0.0, 0.0, 0.0])         # q and q_u: the h = 0 values
+    b = Atlas(["S1"], [-1], [-1], [8, 16], 2, T, H_FIELD[:1], 3)      # h = 0 only
+    b.values = {k: v[1:2, :, :, :1] for k, v in a.values.items()}
+    b.values["projection"][:] = 1.8
+    b.done[:] = True
+    b.facts["T_mf"][:], b.facts["spin_length"][:] = 5.0, 2.0
+    s = summarize(b)
+    assert s["kind"][0] == "staggered" and np.isnan(s["pin_h"][0]) and s["q_u"][0] == pytest.approx(0.9)
+
+
 @pytest.mark.parametrize("lam, cls", [((2.0, -1.0), "ferro"), ((1.0, -2.0), "antiferro"), ((1.0, -1.05), "mixed")])
 def test_coupling_class(lam, cls):
     a = _atlas(1)

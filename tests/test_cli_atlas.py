@@ -53,7 +53,7 @@ def test_atlas_of_two_tiny_llama_heads(tmp_path, capsys):
     assert "pinned if q_u >= 0.5" in a.attrs["summary_kind_rule"]
     import json
     pred = json.loads(a.attrs["predictions"])
-    assert set(pred) == {"a", "b", "c"} and all("evidence" in t["verdict"] for t in pred.values())
+    assert set(pred) == {"a", "a_uncensored", "b", "c"} and all("evidence" in t["verdict"] for t in pred.values())
     assert a.summary["gap_r"].shape == (2,) and np.all(np.isfinite(a.summary["ablation_effect"]))
     # a rerun resumes a complete file: nothing recomputed, same numbers
     assert main(["atlas", "--model", model, "--prompt", PROMPT, "--heads", "L0H1,L2H3", "--T", "0.5:3:3",
