@@ -32,7 +32,9 @@ xarray and h5py read it without spinsim)::
                             over chains of |m_c . v| / |m_c| (m_c a chain's mean moment, v the top
                             eigenvector of M_s) and its standard error over chains
     /atlas/context (length, sample)   the context of each (length, sample): JSON token ids / text
-    /summary                per-head results written by the caller (spinsim.analysis.atlas_summary)
+    /summary                per-head results written by the caller (spinsim.analysis.atlas_summary),
+                            over its own scales /summary/head, length, h (SUMMARY_DIMS; every
+                            other array over head)
 
 Commits: the whole file is rewritten through :func:`spinsim.atomic.atomic_h5` (temporary
 sibling, fsync, ``os.replace``), so an interruption at any instant (``kill -9`` included) leaves the
@@ -51,8 +53,8 @@ import numpy as np
 
 from spinsim import schema
 from spinsim.atomic import atomic_h5
-from spinsim.io import (InconsistentFileError, SpinsimFileError, from_attr, open_spinsim, read_observables,
-                        write_axis, write_observables, write_values)
+from spinsim.io import (InconsistentFileError, SpinsimFileError, check_dims, from_attr, open_spinsim,
+                        read_observables, write_axis, write_observables, write_values)
 from spinsim.phase.store import write_run_header
 from spinsim.result import Result
 from spinsim.schema import H_UNITS, T_UNITS
@@ -73,6 +75,11 @@ FACTS = {"T_mf": ("energy (k_B = 1)", "mean-field T_c at zero added field"),
 FACTS_T = {"direction_overlap": ("dimensionless", "mean over chains of |m_c . v| / (|m_c| |v|): each chain's mean "
                                                   "moment m_c against the top eigenvector v of M_s (Z2-invariant)"),
            "direction_overlap_err": ("dimensionless", "standard error of direction_overlap over the chains")}
+#: dimensions of the per-head summary arrays that are not over head alone
+SUMMARY_DIMS = {"T_c_length": ("head", "length"), "T_c_length_err": ("head", "length"),
+                "boundary_T": ("head", "h"), "boundary_T_err": ("head", "h"), "boundary_at_edge": ("head", "h")}
+#: the dimension scales of /summary (not summary arrays)
+SUMMARY_SCALES = ("head", "length", "h")
 ROW_SEEDING = ("row r = flat index over (head, length, sample, h): seed, replica_offset = r * n_T * "
                "n_chains (independent streams for every row of every head)")
 
@@ -178,6 +185,22 @@ class Atlas:
                     self.facts[name][key[:3]] = row[name]
         self.done[key] = True
 
+    def info_lines(self) -> list[str]:
+        """A few lines for ``spinsim info``: completion, grid, flagged points, the summary's T_c
+        and kinds when present."""
+        n_rows, n_done = self.done.size, int(self.done.sum())
+        lines = [f"atlas: {n_done} of {n_rows} rows done ({100 * n_done / max(n_rows, 1):.0f}%)"
+                 + ("" if self.complete else "  -> rerun the same command to resume"),
+                 f"  grid: {len(self.heads)} heads x lengths {self.lengths.tolist()} x {self.n_samples} samples x "
+                 f"h {self.h.min():.4g}..{self.h.max():.4g} ({self.h.size}) x T {self.T.min():.4g}..{self.T.max():.4g} "
+                 f"({self.T.size}); {int(self.flagged.sum())} points flagged at the sweep cap"]
+        s = self.summary
+        if "T_c" in s:
+            found = np.isfinite(np.asarray(s["T_c"], float))
+            kinds = {k: int(np.sum(np.asarray(s["kind"]) == k)) for k in np.unique(np.asarray(s["kind"])) if k}
+            lines.append(f"  summary: T_c at h = 0 for {int(found.sum())} of {found.size} heads; kinds {kinds}")
+        return lines
+
     def sweep(self, head: int | str, i_len: int = 0, i_sample: int = 0) -> Result:
         """One system's diagram as a :class:`spinsim.Result` over (h, T) (``done`` per row;
         ``meta["flagged"]`` (n_h, n_T), ``meta["sweeps"]`` (n_h,))."""
@@ -217,14 +240,25 @@ def write_atlas(f: h5py.Group, a: Atlas) -> None:
     write_values(g, "context", np.asarray(a.contexts, dtype=object), ("length", "sample"), "",
                  "the context of each (length, sample): JSON {tokens, text}")
     if a.summary:
-        s = f.create_group("summary")
-        s.attrs["long_name"] = "per-head summary (spinsim.analysis.atlas_summary)"
-        for name, v in a.summary.items():
-            arr = np.asarray(v)
-            flag = arr.dtype == bool
-            write_values(s, name, arr.astype(np.uint8) if flag else arr,
-                         ("head",) + tuple(f"{name}_dim{i}" for i in range(1, arr.ndim)),
-                         a.summary_units.get(name, ""), name.replace("_", " "), dtype="bool" if flag else None)
+        _write_summary(f.create_group("summary"), a)
+
+
+def _write_summary(s: h5py.Group, a: Atlas) -> None:
+    """``/summary``: its own dimension scales (head, length, h: a netCDF group of its own) and
+    every summary array over them (:data:`SUMMARY_DIMS`; others over head)."""
+    s.attrs["long_name"] = "per-head summary (spinsim.analysis.atlas_summary)"
+    write_axis(s, "head", np.array(a.heads, dtype=object), "label", "head L{layer}H{head} (or system name)")
+    write_axis(s, "length", a.lengths, "tokens (sites)", "context length N")
+    write_axis(s, "h", a.h, H_UNITS, "added field strength h along u_i")
+    for name, v in a.summary.items():
+        arr = np.asarray(v)
+        dims = SUMMARY_DIMS.get(name, ("head",))
+        if arr.ndim != len(dims):
+            raise ValueError(f"summary {name!r} has {arr.ndim} dimensions; allowed: {', '.join(dims)} "
+                             "(spinsim.analysis.atlas_store.SUMMARY_DIMS)")
+        flag = arr.dtype == bool
+        write_values(s, name, arr.astype(np.uint8) if flag else arr, dims, a.summary_units.get(name, ""),
+                     name.replace("_", " "), dtype="bool" if flag else None)
 
 
 def commit(path: Path, a: Atlas) -> None:
@@ -254,8 +288,12 @@ def read_atlas(path: str | os.PathLike) -> Atlas:
                       flagged=g["flagged"][()].astype(bool), order_vector=g["order_vector"][()],
                       contexts=ctx, path=path, mf_direction=g["mf_direction"][()],
                       facts={k: g[k][()] for k in (*FACTS, *FACTS_T) if k in g})
+            check_dims(g, "atlas")
             if "summary" in f:
+                check_dims(f["summary"], "atlas summary")
                 for k, d in f["summary"].items():
+                    if k in SUMMARY_SCALES:
+                        continue
                     v = d[()]
                     if from_attr(d.attrs.get("dtype")) == "bool":
                         v = v.astype(bool)

@@ -43,7 +43,7 @@ from . import schema
 __all__ = ["SpinsimFileError", "FileFormatError", "InconsistentFileError", "DiskFullError", "FILE_FORMAT", "CONVENTIONS", "root_attrs",
            "atomic_h5", "remove_stale_temps", "open_spinsim", "file_format", "write_axis",
            "write_values", "write_observables", "read_observables", "stored", "REQUIRED", "write_record",
-           "read_record", "to_attr", "from_attr"]
+           "read_record", "to_attr", "from_attr", "check_dims"]
 
 #: the layout version written by this spinsim (module docstring); 1 = spinsim 0.1.0
 FILE_FORMAT = 2
@@ -180,6 +180,23 @@ def write_values(g: h5py.Group, name: str, values: Any, dims: tuple[str, ...], u
 
 def _scale(g: h5py.Group, dim: str) -> h5py.Dataset | None:
     return g[dim] if dim in g else g.file[dim] if dim in g.file else None
+
+
+def check_dims(g: h5py.Group, what: str) -> None:
+    """Every dataset of ``g`` with a ``dims`` attribute (:func:`write_values`) has the shape its
+    dimensions give: the lengths of the 1-D datasets of ``g`` so named (a dimension without such a
+    dataset in ``g`` is not checked). Raises :class:`InconsistentFileError` naming the file, the
+    first dataset that does not, its shape and the expected one; ``what`` names the content."""
+    sizes = {k: d.shape[0] for k, d in g.items() if isinstance(d, h5py.Dataset) and d.ndim == 1}
+    for name, d in g.items():
+        if not isinstance(d, h5py.Dataset) or "dims" not in d.attrs:
+            continue
+        dims = [x.decode() if isinstance(x, bytes) else str(x) for x in np.atleast_1d(d.attrs["dims"])]
+        bad = len(dims) != d.ndim or any(n in sizes and sizes[n] != m for n, m in zip(dims, d.shape))
+        if bad:
+            want = tuple(sizes.get(n, "?") for n in dims)
+            raise InconsistentFileError(f"{g.file.filename}: inconsistent {what}: dataset {d.name} has shape "
+                                        f"{d.shape}, its dimensions ({', '.join(dims)}) give {want}")
 
 
 # ----------------------------------------------------------------------------- observables

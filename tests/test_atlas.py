@@ -102,6 +102,40 @@ def test_interrupted_then_resumed_equals_uninterrupted(whole, tmp_path):
     _same_numbers(read_atlas(path), whole)
 
 
+def test_atlas_file_is_checked_and_its_summary_has_named_dims(whole, tmp_path, capsys):
+    """A fresh atlas file with its /summary: every dataset described and over resolvable scales,
+    `spinsim info` reads it through the atlas reader, xarray opens it with /summary over head,
+    length and h by name; a /summary array of the wrong length is refused (exit 1, one line)."""
+    import h5py
+    xr = pytest.importorskip("xarray")
+    pytest.importorskip("h5netcdf")
+    from _h5layout import check_file
+
+    from spinsim.analysis.atlas_store import commit
+    from spinsim.analysis.atlas_summary import summarize
+    from spinsim.cli import main
+
+    a = read_atlas(whole.path)
+    summarize(a)
+    path = tmp_path / "summarised.h5"
+    commit(path, a)
+    check_file(path, capsys)
+    assert main(["info", str(path)]) == 0
+    assert "atlas: 8 of 8 rows done (100%)" in capsys.readouterr().out
+    with xr.open_datatree(str(path), engine="h5netcdf") as tree:
+        s = tree["summary"]
+        assert dict(s.sizes) == {"head": 2, "length": 2, "h": 2}
+        assert s["T_c"].dims == ("head",) and s["T_c_length"].dims == ("head", "length")
+        assert s["boundary_T"].dims == ("head", "h") and s["boundary_at_edge"].dims == ("head", "h")
+        assert list(s["head"].values) == ["ising_a", "ising_b"] and list(s["length"].values) == [3, 4]
+    np.testing.assert_array_equal(read_atlas(path).summary["T_c_length"], a.summary["T_c_length"])
+    with h5py.File(path, "a") as f:
+        del f["summary/T_mf"]
+        f["summary"].create_dataset("T_mf", data=np.zeros(3)).attrs["dims"] = ["head"]
+    assert main(["info", str(path)]) == 1
+    assert "inconsistent atlas summary: dataset /summary/T_mf has shape (3,)" in capsys.readouterr().err
+
+
 def test_other_parameters_are_refused(whole, tmp_path):
     with pytest.raises(AtlasMismatchError, match="'T' differs"):
         run_atlas(_source(), T_GRID + 0.1, FIELDS, out=whole.path, progress=False, **OPTS)

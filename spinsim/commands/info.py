@@ -1,5 +1,6 @@
 """Summarise any spinsim HDF5 file: root attributes, groups and datasets (shapes, dimensions,
-units), the completion of a sweep, result tables and phase boundaries.
+units), the completion of a sweep or an atlas (read and checked by their readers), result tables
+and phase boundaries.
 
 Examples:
   spinsim info s.h5
@@ -167,6 +168,7 @@ def _run(args: argparse.Namespace) -> int:
 
         _walk(f, "")
         is_sweep = "sweep" in f
+        is_atlas = "atlas" in f
         result_groups = []
         if "result" in f:
             result_groups.append("result")
@@ -179,6 +181,9 @@ def _run(args: argparse.Namespace) -> int:
         print("\n".join(_sweep_summary(sw)))
         if sw.boundaries:
             print("\n".join(_boundary_summary(sw.boundaries)))
+    if is_atlas:                  # read (and checked) through the atlas store, the one reader of the layout
+        from ..analysis.atlas_store import read_atlas
+        print("\n".join(read_atlas(args.file).info_lines()))
     for name in result_groups:
         res = Result.from_hdf5(args.file, group=name)
         rows = res.summary().splitlines()
