@@ -93,29 +93,32 @@ def normalise(H: Hamiltonian, convention: str) -> Hamiltonian:
     return replace(H, W=H.W / (H.n_sites - 1))
 
 
-def _wls(x: np.ndarray, y: np.ndarray, err: np.ndarray) -> tuple[float, float, float]:
-    """Slope, its standard error and chi^2/dof of a weighted straight-line fit y = a + b x."""
+def _wls(x: np.ndarray, y: np.ndarray, err: np.ndarray) -> tuple[float, float, float, float]:
+    """Slope, its standard error, chi^2/dof and intercept of a weighted straight-line fit y = a + b x."""
     w = 1.0 / np.maximum(err, 1e-12) ** 2
     X = np.stack([np.ones_like(x), x], axis=1)
     cov = np.linalg.inv(X.T @ (w[:, None] * X))
     beta = cov @ (X.T @ (w * y))
     dof = x.size - 2
     chi2 = float(np.sum(w * (y - X @ beta) ** 2) / dof) if dof > 0 else float("nan")
-    return float(beta[1]), float(np.sqrt(cov[1, 1])), chi2
+    return float(beta[1]), float(np.sqrt(cov[1, 1])), chi2, float(beta[0])
 
 
 def tc_scaling(N: Any, T_c: Any, T_c_err: Any) -> dict[str, float]:
     """Fits of T_c(N) (module docstring) over the lengths with a finite T_c and error (at least 2;
-    NaN otherwise): ``log_slope`` b of ``a + b ln N``, ``power`` p of ``N^p``, each with
-    ``_err`` and ``_chi2`` (per degree of freedom; NaN with two points), and ``n_points``."""
+    NaN otherwise): ``log_slope`` b of ``a + b ln N`` (``log_intercept`` a), ``power`` p of
+    ``T_c = exp(c) N^p`` (``power_intercept`` c), the slopes with ``_err`` and ``_chi2`` (per
+    degree of freedom; NaN with two points), and ``n_points``."""
     N, tc, te = (np.asarray(v, float) for v in (N, T_c, T_c_err))
     ok = np.isfinite(tc) & np.isfinite(te) & (tc > 0) & (N > 0)
     out = {"n_points": float(ok.sum())}
-    keys = ("log_slope", "log_slope_err", "log_slope_chi2", "power", "power_err", "power_chi2")
+    keys = ("log_slope", "log_slope_err", "log_slope_chi2", "log_intercept", "power", "power_err", "power_chi2",
+            "power_intercept")
     if ok.sum() < 2:
         return dict(out, **{k: float("nan") for k in keys})
     lnN = np.log(N[ok])
     te_ok = np.where(te[ok] > 0, te[ok], np.maximum(1e-3 * tc[ok], 1e-12))
-    b, be, bc = _wls(lnN, tc[ok], te_ok)
-    p, pe, pc = _wls(lnN, np.log(tc[ok]), te_ok / tc[ok])
-    return dict(out, log_slope=b, log_slope_err=be, log_slope_chi2=bc, power=p, power_err=pe, power_chi2=pc)
+    b, be, bc, a = _wls(lnN, tc[ok], te_ok)
+    p, pe, pc, c = _wls(lnN, np.log(tc[ok]), te_ok / tc[ok])
+    return dict(out, log_slope=b, log_slope_err=be, log_slope_chi2=bc, log_intercept=a, power=p, power_err=pe,
+                power_chi2=pc, power_intercept=c)

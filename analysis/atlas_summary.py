@@ -35,8 +35,9 @@ Rules (stated here, in the file's ``/summary`` attributes and in the figures):
 * **Boundary line**: for every h, the chi peak in T of the largest length's averaged chi
   (flagged points left out; edge peaks NaN).
 * **T_c(N)**: the chi peak at h = 0 of every length (``T_c_length``) and, with two lengths or
-  more, the fits of :func:`spinsim.analysis.atlas_contexts.tc_scaling` (``tc_log_slope``,
-  ``tc_power`` with errors and chi^2/dof).
+  more, the weighted fits of :func:`spinsim.analysis.atlas_contexts.tc_scaling` (``tc_log_slope``
+  and ``tc_log_intercept`` of a + b ln N, ``tc_power`` and ``tc_power_intercept`` of exp(c) N^p,
+  slopes with errors and chi^2/dof; the T_c(N) figure draws these fits).
 * **Where the model sits**: T = 1 at h = 0; ``model_side`` ``ordered`` when T_c > 1, else
   ``disordered``; ``model_distance`` = |ln T_c| (0 on the boundary). A head whose chi peak sits on
   the grid's edge (its T_c beyond the grid) has no distance but ``model_distance_bound``, the
@@ -75,7 +76,8 @@ SUMMARY_UNITS = {"T_c": "energy (k_B = 1)", "T_c_err": "energy (k_B = 1)", "T_c_
                  "model_distance": "dimensionless", "model_distance_bound": "dimensionless", "T_c_length": "energy (k_B = 1)",
                  "T_c_length_err": "energy (k_B = 1)", "n_flagged": "points", "tc_log_slope": "energy",
                  "tc_log_slope_err": "energy", "tc_log_slope_chi2": "dimensionless", "tc_power": "dimensionless",
-                 "tc_power_err": "dimensionless", "tc_power_chi2": "dimensionless"}
+                 "tc_power_err": "dimensionless", "tc_power_chi2": "dimensionless",
+                 "tc_log_intercept": "energy (k_B = 1)", "tc_power_intercept": "ln(energy)"}
 
 
 @dataclass
@@ -173,7 +175,8 @@ def summarize(a: Atlas, seed: int = 0) -> dict[str, np.ndarray]:
                          ("T_c", "T_c_err", "T_mf", "lambda_max", "lambda_min", "ferro_index", "q", "q_u",
                           "direction_overlap", "direction_overlap_err", "pin_h", "q_field", "q_u_field",
                           "model_distance", "model_distance_bound", "tc_log_slope", "tc_log_slope_err",
-                          "tc_log_slope_chi2", "tc_power", "tc_power_err", "tc_power_chi2")}
+                          "tc_log_slope_chi2", "tc_log_intercept", "tc_power", "tc_power_err", "tc_power_chi2",
+                          "tc_power_intercept")}
     s.update(T_c_method=np.full(n_head, "none", dtype=object), T_c_at_edge=np.zeros(n_head, bool),
              coupling_class=np.full(n_head, "", dtype=object), kind=np.full(n_head, "", dtype=object),
              model_side=np.full(n_head, "", dtype=object), boundary_T=np.full((n_head, a.h.size), np.nan),
@@ -191,7 +194,8 @@ def summarize(a: Atlas, seed: int = 0) -> dict[str, np.ndarray]:
                                                                          av.flagged[il, k0], seed + il)
         if n_len >= 2:
             fit = tc_scaling(a.lengths, s["T_c_length"][i], s["T_c_length_err"][i])
-            for k in ("log_slope", "log_slope_err", "log_slope_chi2", "power", "power_err", "power_chi2"):
+            for k in ("log_slope", "log_slope_err", "log_slope_chi2", "log_intercept", "power", "power_err",
+                      "power_chi2", "power_intercept"):
                 s["tc_" + k][i] = fit[k]
         tc, te = _binder_T_c(a.T, av, k0, a.lengths)
         if np.isfinite(tc):

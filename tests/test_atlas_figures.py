@@ -52,3 +52,33 @@ def test_prediction_figure(tmp_path, monkeypatch):
     prediction_figure(a, inputs, tests, shares, tmp_path / "pred")
     titles = [ax.get_title() for ax in panels(saved["pred.png"])]
     assert all("no evidence" in t for t in titles)
+
+
+def test_tc_vs_length_draws_the_reported_weighted_fit():
+    """The T_c(N) line is exp(c) N^p with the (p, c) of the weighted fit the summary reports
+    (tc_scaling), not a line re-fitted without the errors: with one uncertain length the two
+    differ, and the drawn line's slope and intercept (read back from the plotted points) equal the
+    weighted ones, which np.polyfit with weights 1/sigma_ln gives independently."""
+    import matplotlib.pyplot as plt
+
+    from spinsim.analysis.atlas_contexts import tc_scaling
+    from spinsim.analysis.atlas_store import Atlas
+    from spinsim.analysis.figures.atlas import draw_tc_vs_length
+
+    N = np.array([8, 16, 32])
+    tc, err = np.array([1.0, 1.5, 1.8]), np.array([0.01, 0.5, 0.01])
+    fit = tc_scaling(N, tc, err)
+    p_ref, c_ref = np.polyfit(np.log(N), np.log(tc), 1, w=tc / err)
+    assert fit["power"] == pytest.approx(p_ref, rel=1e-10) and fit["power_intercept"] == pytest.approx(c_ref, rel=1e-10)
+    c_unweighted = np.mean(np.log(tc) - fit["power"] * np.log(N))
+    assert abs(c_unweighted - c_ref) > 0.01                   # the old line: another intercept
+    a = Atlas(["S0"], [-1], [-1], N, 1, [1.0, 2.0], [0.0], 1)
+    a.summary.update(T_c_length=tc[None], T_c_length_err=err[None], tc_power=np.array([fit["power"]]),
+                     tc_power_err=np.array([fit["power_err"]]), tc_power_intercept=np.array([fit["power_intercept"]]))
+    fig, ax = plt.subplots()
+    draw_tc_vs_length(ax, a)
+    line = [ln for ln in ax.get_lines() if ln.get_gid() == "fit S0"]
+    assert len(line) == 1
+    p_line, c_line = np.polyfit(np.log(line[0].get_xdata()), np.log(line[0].get_ydata()), 1)
+    plt.close(fig)
+    assert p_line == pytest.approx(fit["power"], rel=1e-9) and c_line == pytest.approx(fit["power_intercept"], rel=1e-9)

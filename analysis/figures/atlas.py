@@ -16,7 +16,7 @@ from ..atlas_summary import CLASS_RULE, KIND_RULE, disorder_average
 from .head_maps import head_grid
 from .style import STYLE, plt, save
 
-__all__ = ["chi_small_multiples", "atlas_maps", "tc_vs_length", "prediction_figure", "atlas_figures"]
+__all__ = ["chi_small_multiples", "atlas_maps", "tc_vs_length", "draw_tc_vs_length", "prediction_figure", "atlas_figures"]
 
 KIND_COLOURS = {"uniform": "#1b9e77", "staggered": "#d95f02", "pinned": "#7570b3", "disordered": "#bdbdbd",
                 "unresolved": "#000000", "": "white"}
@@ -103,29 +103,36 @@ def atlas_maps(a: Atlas, stem: str | os.PathLike) -> list[Path]:
 
 
 def tc_vs_length(a: Atlas, stem: str | os.PathLike, max_heads: int = 12) -> list[Path]:
-    """T_c(N) (chi peak at h = 0, sample-averaged) with the fits a + b ln N and c N^p."""
+    """T_c(N) (chi peak at h = 0, sample-averaged) with the weighted power-law fit of the summary."""
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(6.5, 4.5))
+        draw_tc_vs_length(ax, a, max_heads)
+        fig.tight_layout()
+        return save(fig, stem)
+
+
+def draw_tc_vs_length(ax: plt.Axes, a: Atlas, max_heads: int = 12) -> None:
+    """T_c(N) of up to ``max_heads`` heads with their errors, and for each the line of the fit the
+    summary reports: ``T_c = exp(tc_power_intercept) N^tc_power`` (the weighted least-squares fit of
+    :func:`spinsim.analysis.atlas_contexts.tc_scaling`, the same parameters; legend p +- its error)."""
     s = a.summary
     N = a.lengths.astype(float)
     idx = [i for i in range(len(a.heads)) if np.isfinite(s["T_c_length"][i]).sum() >= 1][:max_heads]
-    with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(6.5, 4.5))
-        xs = np.geomspace(N.min(), N.max(), 50)
-        for j, i in enumerate(idx):
-            col = plt.cm.tab10(j % 10)
-            ax.errorbar(N, s["T_c_length"][i], yerr=s["T_c_length_err"][i], fmt="o", color=col, ms=4,
-                        label=f"{a.heads[i]}: p = {s['tc_power'][i]:.2f} +- {s['tc_power_err'][i]:.2f}")
-            ok = np.isfinite(s["T_c_length"][i])
-            if ok.sum() >= 2 and np.isfinite(s["tc_power"][i]):
-                c = np.exp(np.mean(np.log(s["T_c_length"][i][ok]) - s["tc_power"][i] * np.log(N[ok])))
-                ax.plot(xs, c * xs ** s["tc_power"][i], "-", color=col, lw=0.8)
-        ax.set_xscale("log")
-        ax.set_xlabel("context length N (tokens)")
-        ax.set_ylabel("T_c (chi peak at h = 0)")
-        ax.set_title(f"T_c(N), normalisation: {a.attrs.get('normalisation', 'plain')}", fontsize=10)
-        if idx:
-            ax.legend(fontsize=7)
-        fig.tight_layout()
-        return save(fig, stem)
+    xs = np.geomspace(N.min(), N.max(), 50)
+    for j, i in enumerate(idx):
+        col = plt.cm.tab10(j % 10)
+        ax.errorbar(N, s["T_c_length"][i], yerr=s["T_c_length_err"][i], fmt="o", color=col, ms=4,
+                    label=f"{a.heads[i]}: p = {s['tc_power'][i]:.2f} +- {s['tc_power_err'][i]:.2f}")
+        p, c = s["tc_power"][i], s.get("tc_power_intercept", np.full(len(a.heads), np.nan))[i]
+        if np.isfinite(p) and np.isfinite(c):
+            ax.plot(xs, np.exp(c) * xs ** p, "-", color=col, lw=0.8, gid=f"fit {a.heads[i]}")
+    ax.set_xscale("log")
+    ax.set_xlabel("context length N (tokens)")
+    ax.set_ylabel("T_c (chi peak at h = 0)")
+    ax.set_title(f"T_c(N) with the weighted fit exp(c) N^p, normalisation: {a.attrs.get('normalisation', 'plain')}",
+                 fontsize=10)
+    if idx:
+        ax.legend(fontsize=7)
 
 
 def prediction_figure(a: Atlas, inputs: dict[str, np.ndarray], tests: dict[str, Any], shares: dict[str, np.ndarray],
