@@ -25,11 +25,12 @@ blocks (:meth:`spinsim.Result.rebin` merges neighbouring bins first). HDF5 layou
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from . import schema
+from .derived import derived_estimates
 
 __all__ = ["Bins", "MIN_BINS", "SAMPLES_PER_CHAIN", "BIN_FIELDS", "SAMPLE_FIELDS", "bin_series",
            "estimates", "NoBinsError"]
@@ -201,50 +202,15 @@ def bin_series(E: np.ndarray, mabs: np.ndarray, mu: np.ndarray,
     return bins, shift, bin_len, samples, stride, (spb if samples else 0)
 
 
-def _jack(fn: Callable[..., np.ndarray], parts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Value and jackknife error of ``fn(*means)`` over the last axis (B blocks), vectorised over
-    the leading axes: value from all blocks, error sqrt((B-1)/B sum (loo - mean loo)^2)."""
-    B = parts[0].shape[-1]
-    tot = [p.sum(-1) for p in parts]
-    value = fn(*[t / B for t in tot])
-    if B < 2:
-        return value, np.full(value.shape, np.nan)
-    loo = fn(*[(t[..., None] - p) / (B - 1) for t, p in zip(tot, parts)])
-    err = np.sqrt((B - 1) / B * np.sum((loo - loo.mean(-1, keepdims=True)) ** 2, axis=-1))
-    return value, err
-
-
 def estimates(b: Bins, T: np.ndarray, n_free: int, n_comp: int) -> dict[str, np.ndarray]:
     """Every observable of :data:`spinsim.schema.OBSERVABLES` with an error, and its jackknife
-    error, from the bins (chains and bins pooled into n_chains * n_bins blocks); definitions in
-    :mod:`spinsim.schema`. ``T`` broadcasts against the grid (e.g. (n_T,) for an (n_h, n_T) grid)."""
+    error, from the bins (chains and bins pooled into n_chains * n_bins blocks); definitions and
+    the jackknife in :mod:`spinsim.derived`. ``T`` broadcasts against the grid (e.g. (n_T,) for an
+    (n_h, n_T) grid)."""
     pooled = {k: v.reshape(v.shape[:-2] + (-1,)) for k, v in b.bins.items()}
     beta = 1.0 / np.broadcast_to(np.asarray(T, dtype=np.float64), b.grid_shape)
-    N, n, c = float(n_free), float(n_comp), b.E_shift
-    bb = beta[..., None]          # against leave-one-out arrays (grid, B)
-
-    def be(x: np.ndarray) -> np.ndarray:      # beta matching x's shape (value or leave-one-out)
-        return beta if x.shape == beta.shape else bb
-
-    def cc(x: np.ndarray) -> np.ndarray:
-        return c if x.shape == c.shape else c[..., None]
-
-    def binder(m2: np.ndarray, m4: np.ndarray) -> np.ndarray:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(m2 > 0, 1.0 - n * m4 / ((n + 2.0) * m2 * m2), np.nan)
-
-    fns: dict[str, tuple[Callable[..., np.ndarray], list[str]]] = {
-        "energy": (lambda e: e / N, ["E"]),
-        "specific_heat": (lambda e, e2: be(e) ** 2 * (e2 - (e - cc(e)) ** 2) / N, ["E", "E2"]),
-        "magnetization": (lambda m: m, ["mabs"]),
-        "susceptibility": (lambda m, m2: be(m) * N * (m2 - m * m), ["mabs", "m2"]),
-        "binder": (binder, ["m2", "m4"]),
-        "projection": (lambda u: u, ["mu"]),
-        "projection_susceptibility": (lambda u, u2: be(u) * N * (u2 - u * u), ["mu", "mu2"]),
-    }
-    out: dict[str, np.ndarray] = {}
-    for o in schema.OBSERVABLES:
-        if o.has_error:
-            fn, keys = fns[o.name]
-            out[o.name], out[o.name + schema.ERR] = _jack(fn, [pooled[k] for k in keys])
-    return out
+    c = b.E_shift
+    moments = {"E": pooled["E"] - c[..., None], "E2": pooled["E2"], "mabs": pooled["mabs"], "m2": pooled["m2"],
+               "m4": pooled["m4"], "mu": pooled["mu"], "mu2": pooled["mu2"]}
+    out = derived_estimates(moments, beta, n_free, n_comp, shift={"E": c})
+    return {k: np.asarray(out[k]) for k in schema.names(has_error=True, errors=True)}

@@ -4,7 +4,8 @@
   smallest with M >= c * tau_int(M), c = 6), in units of the measurement interval (sweeps).
 * Errors of means come from binning: blocks longer than ~4 tau_int are nearly independent and
   their spread gives the standard error (equal to sqrt(2 tau_int var / n) when tau_int is right).
-* Derived quantities (C, chi, Binder) use the jackknife over the same blocks. Variances are
+* Derived quantities (C, chi, Binder) use the jackknife over the same blocks
+  (:mod:`spinsim.derived`: the one definition of each and the one jackknife). Variances are
   formed from series centred on their mean first (``<(E - c)^2> - <E - c>^2``, c the mean): no
   catastrophic cancellation when |E| is large and its spread small (E ~ 1e12 with var ~ 1, or a
   constant E ~ 1e150 whose C is exactly 0).
@@ -23,11 +24,10 @@ Every function takes time series shaped (n_chains, n_meas) for one temperature.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
-
 import numpy as np
 
 from . import schema
+from .derived import derived_estimates, jackknife
 
 __all__ = ["tau_int", "block_means", "jackknife", "Thermo", "thermodynamics", "split_rhat", "run_warnings",
            "MIN_TAU_MULTIPLE", "MIN_MEAS", "MIN_BLOCKS", "RHAT_WARN"]
@@ -93,19 +93,6 @@ def block_means(x: np.ndarray, block_len: int) -> np.ndarray:
     return tail.reshape(x.shape[0], n_blocks, block_len).mean(axis=2).reshape(-1)
 
 
-def jackknife(fn: Callable[..., float], blocks: list[np.ndarray]) -> tuple[float, float]:
-    """Value and jackknife error of ``fn(*means)`` where ``means`` are the means of the given
-    per-block arrays (all of length B). Value from all blocks; error from leave-one-out."""
-    B = blocks[0].size
-    tot = [b.sum() for b in blocks]
-    value = fn(*[t / B for t in tot])
-    if B < 2:
-        return float(value), float("nan")
-    loo = np.array([fn(*[(t - b[i]) / (B - 1) for t, b in zip(tot, blocks)]) for i in range(B)])
-    err = np.sqrt((B - 1) / B * np.sum((loo - loo.mean()) ** 2))
-    return float(value), float(err)
-
-
 @dataclass
 class Thermo:
     """Estimates at one temperature: ``estimates`` maps every observable of
@@ -159,28 +146,15 @@ def thermodynamics(E: np.ndarray, mabs: np.ndarray, mu: np.ndarray, T: float, n_
     bu = block_means(du, block_len)
     bu2 = block_means(du ** 2, block_len)
     B = bE.size
-
+    # energy, C, |m|, chi, U, m.u, chi_u with jackknife errors (one definition: spinsim.derived)
+    moments = {"E": bE, "E2": bE2, "mabs": bm, "mabs2": bm2, "m2": bm_2, "m4": bm4, "mu": bu, "mu2": bu2}
+    derived = derived_estimates(moments, beta, N, n, shift={"E": cE, "mabs": cm, "mu": cu})
+    est: dict[str, float] = {k: derived[k] for k in schema.names(has_error=True, errors=True)}   # schema order
+    est["tau_int"] = float(tau)
+    est["rhat"] = max(split_rhat(E), split_rhat(mabs), split_rhat(mu))
     def sem(b: np.ndarray) -> float:
         return float(b.std(ddof=1) / np.sqrt(b.size)) if b.size > 1 else float("nan")
 
-    def binder(m2: float, m4: float) -> float:
-        return 1.0 - n * m4 / ((n + 2.0) * m2 * m2) if m2 > 0 else float("nan")
-
-    estimators: dict[str, Callable[[], tuple[float, float]]] = {
-        "energy": lambda: (float((cE + bE.mean()) / N), sem(bE) / N),
-        "specific_heat": lambda: jackknife(lambda a, a2: beta * (beta * (a2 - a * a)) / N, [bE, bE2]),
-        "magnetization": lambda: (float(cm + bm.mean()), sem(bm)),
-        "susceptibility": lambda: jackknife(lambda m, m2: beta * N * (m2 - m * m), [bm, bm2]),
-        "binder": lambda: jackknife(binder, [bm_2, bm4]),
-        "projection": lambda: (float(cu + bu.mean()), sem(bu)),
-        "projection_susceptibility": lambda: jackknife(lambda u, u2: beta * N * (u2 - u * u), [bu, bu2]),
-    }
-    est: dict[str, float] = {}
-    for o in schema.OBSERVABLES:
-        if o.has_error:          # every observable with an error has an estimator here
-            est[o.name], est[o.name + schema.ERR] = estimators[o.name]()
-    est["tau_int"] = float(tau)
-    est["rhat"] = max(split_rhat(E), split_rhat(mabs), split_rhat(mu))
     # drift: first vs second half of the measured series, in units of the combined error
     half = n_meas // 2
     if half >= 2 * block_len and B > 1:

@@ -20,7 +20,7 @@ Phys. 129, 124105 (2008); for K = 1 the single-histogram method of Ferrenberg & 
 
     <A>_beta = sum_n w_n A_n / sum_n w_n,  w_n = exp(-beta E_n) / sum_k N_k exp(f_k - beta_k E_n),
 
-and C, chi, U, chi_u follow from those moments as in :mod:`spinsim.schema` (k_B = 1, E total,
+and C, chi, U, chi_u follow from those moments by :func:`spinsim.derived.derive` (k_B = 1, E total,
 m per site). The energy includes the run's fields, so a sweep row reweights in T at its own h.
 
 Errors: jackknife over ``n_jackknife`` (default 16) time blocks: block j holds the same stretch
@@ -46,6 +46,7 @@ from scipy.optimize import brentq, minimize_scalar
 
 from . import schema
 from .bins import NoBinsError
+from .derived import derive, jackknife_error
 from .mbar import ReweightError, log_denominator, logsumexp, overlap, solve, threadpool_limits
 from .result import Result
 
@@ -192,15 +193,10 @@ class Reweighting:
     def _observables(self, T: np.ndarray, rep: int | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
         beta = 1.0 / T
         mom, ess = self._moments(beta, rep)
-        e, e2, m, m2, m4, u, u2 = mom.T
-        N, n = float(self.n_free), float(self.n_comp)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out = {"energy": (e + self.E0) / N, "specific_heat": beta ** 2 * (e2 - e * e) / N,
-                   "magnetization": m, "susceptibility": beta * N * (m2 - m * m),
-                   "binder": np.where(m2 > 0, 1.0 - n * m4 / ((n + 2.0) * m2 * m2), np.nan)}
-        if self.has_projection:
-            out.update(projection=u, projection_susceptibility=beta * N * (u2 - u * u))
-        return out, ess
+        moments = dict(zip(_COLUMNS, mom.T))
+        if not self.has_projection:
+            del moments["mu"], moments["mu2"]
+        return derive(moments, beta, self.n_free, self.n_comp, shift={"E": self.E0}), ess
 
     def _trusted_intervals(self) -> list[tuple[float, float]]:
         """Intervals of T where the effective sample number >= min_overlap * min N_k (docstring)."""
@@ -257,9 +253,8 @@ class Reweighting:
         J = len(reps)
         values: dict[str, np.ndarray] = {}
         for k, v in val.items():
-            r = np.stack([x[k] for x in reps])
             values[k] = v
-            values[k + schema.ERR] = np.sqrt((J - 1) / J * np.sum((r - r.mean(0)) ** 2, axis=0))
+            values[k + schema.ERR] = jackknife_error(np.stack([x[k] for x in reps]))
         meta = {"reweighting": "MBAR (pymbar)" if self.T_sampled.size > 1 else "single histogram",
                 "T_sampled": self.T_sampled.tolist(), "trusted_range": [list(x) for x in self.trusted],
                 "effective_samples": ess.tolist(), "n_jackknife": J}
@@ -310,14 +305,18 @@ class Reweighting:
         return float(r.x), float(-r.fun)
 
 
+#: the moments (spinsim.derived.MOMENTS) that the weighted means are taken of, column by column:
+#: E about E0, |m| and m.u about 0
+_COLUMNS = ("E", "E2", "mabs", "m2", "m4", "mu", "mu2")
+
+
 def _columns(E: np.ndarray, m: np.ndarray, u: np.ndarray) -> np.ndarray:
     m2 = m * m
     return np.stack([E, E * E, m, m2, m2 * m2, u, u * u], axis=1)
 
 
 def _jack_err(x: np.ndarray) -> float:
-    J = x.size
-    return float(np.sqrt((J - 1) / J * np.sum((x - x.mean()) ** 2)))
+    return float(jackknife_error(x))
 
 
 def _describe(intervals: list[tuple[float, float]]) -> str:

@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from ..derived import derive
 from ..directions import projection_direction
 from ..hamiltonian import Hamiltonian, Heisenberg, Ising
 from ..result import Result
@@ -170,25 +171,28 @@ def _assemble(H: Hamiltonian, T: np.ndarray, out: dict[str, Any], has_proj: bool
     mom = out["moments"]
     E0 = out["E0"]
     m1, u1 = mom["m1"], mom["u1"]
-    m2 = mom["var_m"] + m1 ** 2
-    with np.errstate(invalid="ignore", divide="ignore"):
-        binder = 1.0 - n * mom["m4"] / ((n + 2) * m2 ** 2)
+    # the moments about the means (exact variances; spinsim.derived: one definition of each observable)
+    moments = {"E": 0.0, "E2": mom["var"], "mabs": 0.0, "mabs2": mom["var_m"], "m2": mom["var_m"] + m1 ** 2,
+               "m4": mom["m4"]}
+    if has_proj:
+        moments.update(mu=0.0, mu2=mom["var_u"])
+    d = derive(moments, 1.0 / T, N, n, shift={"E": E0 + mom["xbar"], "mabs": m1, "mu": u1})
     zeros = np.zeros(T.size)
     meta = dict(out["meta"])
     if out["n0"] > out["ground_states"].shape[0]:
         meta["ground_states_note"] = (f"{out['ground_states'].shape[0]} of {out['n0']} ground states "
                                       "stored (max_ground_states)")
     return Result(
-        T=T, energy=(E0 + mom["xbar"]) / N, energy_err=zeros.copy(),
-        specific_heat=(mom["var"] / T) / T / N, specific_heat_err=zeros.copy(),
-        magnetization=m1, magnetization_err=zeros.copy(),
-        susceptibility=N * mom["var_m"] / T, susceptibility_err=zeros.copy(),
-        binder=binder, binder_err=zeros.copy(), method="exact", backend="cpu",
+        T=T, energy=d["energy"], energy_err=zeros.copy(),
+        specific_heat=d["specific_heat"], specific_heat_err=zeros.copy(),
+        magnetization=d["magnetization"], magnetization_err=zeros.copy(),
+        susceptibility=d["susceptibility"], susceptibility_err=zeros.copy(),
+        binder=d["binder"], binder_err=zeros.copy(), method="exact", backend="cpu",
         n_sites=H.n_sites, n_free=N, n_comp=n,
         magnetization_vector=out["mvec"],
-        projection=u1 if has_proj else None,
+        projection=d.get("projection"),
         projection_err=zeros.copy() if has_proj else None,
-        projection_susceptibility=N * mom["var_u"] / T if has_proj else None,
+        projection_susceptibility=d.get("projection_susceptibility"),
         projection_susceptibility_err=zeros.copy() if has_proj else None,
         log_Z=mom["lw"] - E0 / T,
         ground_energy=float(E0), gap=None if out["E1"] is None else float(out["E1"] - E0),
