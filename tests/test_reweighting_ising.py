@@ -37,8 +37,7 @@ def _kaufman_peak(L: int) -> float:
     return float(minimize_scalar(f, bounds=(2.2, 2.7), method="bounded", options={"xatol": 1e-9}).x)
 
 
-@pytest.fixture(scope="module")
-def fits() -> dict[int, Reweighting]:
+def _fits() -> dict[int, Reweighting]:
     out = {}
     for L, T in GRIDS.items():
         res = ss.solve(ss.square("ising", L), T=T, method="mc", algorithm="wolff", sweeps=SWEEPS[L],
@@ -47,9 +46,8 @@ def fits() -> dict[int, Reweighting]:
     return out
 
 
-@pytest.mark.parametrize("L", [8, 16, 32])
-def test_specific_heat_peak_matches_kaufman(fits, L):
-    p = fits[L].peak("specific_heat", T_range=(GRIDS[L][0], GRIDS[L][-1]))
+def _check_specific_heat_peak_matches_kaufman(fit: Reweighting, L: int) -> None:
+    p = fit.peak("specific_heat", T_range=(GRIDS[L][0], GRIDS[L][-1]))
     exact = _kaufman_peak(L)
     assert 0 < p.T.error < 0.02
     assert abs(p.T.value - exact) < K_SIGMA * p.T.error, (L, p, exact)
@@ -57,7 +55,7 @@ def test_specific_heat_peak_matches_kaufman(fits, L):
     assert abs(p.value.value - top) < K_SIGMA * p.value.error, (L, p, top)
 
 
-def test_susceptibility_peaks_follow_finite_size_scaling(fits):
+def _check_susceptibility_peaks_follow_finite_size_scaling(fits: dict[int, Reweighting]) -> None:
     Ls = np.array(sorted(fits), float)
     peaks = [fits[int(L)].peak("susceptibility", T_range=(GRIDS[int(L)][0], GRIDS[int(L)][-1])) for L in Ls]
     T = np.array([p.T.value for p in peaks])
@@ -68,3 +66,12 @@ def test_susceptibility_peaks_follow_finite_size_scaling(fits):
     chi2 = float(np.sum(w * (y - a * x) ** 2))
     assert a > 0 and np.all(np.diff(T) < 0), (T, err)
     assert chi2 < 13.8, (T, err, a, chi2)
+
+
+def test_reweighted_peaks_match_kaufman_and_finite_size_scaling():
+    """One test for both checks: the three runs (27 s) are made once, on one pytest-xdist worker
+    (a module fixture shared by separate tests was computed on both workers)."""
+    fits = _fits()
+    for L in sorted(fits):
+        _check_specific_heat_peak_matches_kaufman(fits[L], L)
+    _check_susceptibility_peaks_follow_finite_size_scaling(fits)

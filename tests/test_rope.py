@@ -39,19 +39,31 @@ def _tiny(kind: str = "llama", seed: int = 4, **cfg_kw):
     return model_from_module(m.eval(), None, model_id=f"tiny-{kind}")
 
 
-def _max_attention_error(lm, ids, rotary: str = "auto") -> float:
-    """Largest |system attention - model attention| over every head and query row."""
+def _attention_mismatch(lm, ids, rotary: str = "auto") -> tuple[float, str]:
+    """Largest |system attention - model attention| over every head and query row, and where it
+    is (head, row, column, both values, the model's attention implementation and window)."""
     heads = extract_heads(lm)
     cap = run_capture(lm, [ids], attentions=True)
     T = len(ids)
     uniform = np.tril(np.ones((T, T))) / np.arange(1, T + 1)[:, None]
     assert np.max(np.abs(cap.attn[0] - uniform)) > 0.1                  # far from uniform: the check has teeth
-    err = 0.0
+    err, where = 0.0, ""
     for l in range(heads.n_layers):
         for h in range(heads.n_heads):
-            sysm = head_system(lm, (l, h), ids, heads=heads, rotary=rotary)
-            err = max(err, float(np.max(np.abs(sysm.attention() - cap.attn[0][l, h]))))
-    return err
+            a = head_system(lm, (l, h), ids, heads=heads, rotary=rotary).attention()
+            d = np.abs(a - cap.attn[0][l, h])
+            if d.max() > err:
+                i, j = np.unravel_index(int(np.argmax(d)), d.shape)
+                cfg = lm.model.config
+                err = float(d.max())
+                where = (f"L{l}H{h} row {i} column {j}: system {a[i, j]:.6f}, model {cap.attn[0][l, h][i, j]:.6f} "
+                         f"(attn_implementation={getattr(cfg, '_attn_implementation', None)!r}, "
+                         f"sliding_window={getattr(cfg, 'sliding_window', None)!r}, model row {np.round(cap.attn[0][l, h][i], 4)})")
+    return err, where
+
+
+def _max_attention_error(lm, ids, rotary: str = "auto") -> float:
+    return _attention_mismatch(lm, ids, rotary)[0]
 
 
 ROPES = {"linear": {"rope_type": "linear", "factor": 2.0},
@@ -92,7 +104,8 @@ def test_sliding_window_is_the_graph():
     i, j = np.indices(W.shape)
     np.testing.assert_array_equal(W, ((j < i) & (i - j < 4)).astype(float))
     assert sysm.H.provenance["attention_window"] == 4
-    assert _max_attention_error(lm, IDS) < TOL
+    err, where = _attention_mismatch(lm, IDS)
+    assert err < TOL, where
     cap = run_capture(lm, [IDS], attentions=True)
     s = sysm.scores()
     full = pattern(np.where(np.tril(np.ones_like(s, bool)), s, -np.inf))   # the window ignored
