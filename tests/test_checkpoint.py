@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import spinsim as ss
+from spinsim.io import InconsistentFileError
 from spinsim.checkpoint import CheckpointMismatchError, Checkpointer, describe_params, first_difference
 
 
@@ -79,8 +80,80 @@ def test_a_run_stopped_after_a_checkpoint_resumes_bit_identical(tmp_path, monkey
         assert 0 < int(f.attrs["done"]) < 300
     res = ss.solve(H, T, checkpoint=ck, checkpoint_interval=3600, **common)
     _same_result(res, ref)
-    again = ss.solve(H, T, checkpoint=ck, **common)      # the finished checkpoint: no sweep rerun
+    again = ss.solve(H, T, checkpoint=ck, **common)      # from the checkpoint left: the same result
     _same_result(again, ref)
+
+
+def _column_of_bytes(path: Path, changed: np.ndarray) -> set[tuple[str, int]]:
+    """(dataset, column) of each changed byte offset of a series file; ('outside', -1) for a byte
+    outside every dataset (the file's structure)."""
+    out = set()
+    with h5py.File(path) as f:
+        spans = {name: (f[name].id.get_offset(), f[name].shape) for name in f}
+    for pos in changed.tolist():
+        for name, (off, (R, n)) in spans.items():
+            if off <= pos < off + R * n * 8:
+                out.add((name, (pos - off) // 8 % n))
+                break
+        else:
+            out.add(("outside", -1))
+    return out
+
+
+def test_saves_append_only_the_newly_measured_columns_and_none_at_the_end(tmp_path, monkeypatch):
+    """Every save after the series file is made writes into it, in place, only the columns measured
+    since the previous save (each byte that changes belongs to one of them); the state file holds
+    no series; no save comes after the last sweep."""
+    H = ss.lattice("ising", 4)
+    ck = tmp_path / "c.h5"
+    ser = ck.with_name("c.h5.series")
+    seen = []
+    real = Checkpointer.save
+
+    def save(self, runner, done, total):
+        real(self, runner, done, total)
+        with h5py.File(ck) as f:
+            measured = int(f.attrs["measured"])
+            assert not set(f["state"]) & {"out_E", "out_mabs", "out_mu"} and "out_msum" in f["state"]
+        seen.append((done, total, measured, ser.stat().st_ino if ser.exists() else None,
+                     ser.read_bytes() if ser.exists() else None))
+    monkeypatch.setattr(Checkpointer, "save", save)
+    ss.solve(H, [1.0, 2.0], method="mc", sweeps=200, discard=100, seed=3, n_chains=1, progress=False,
+             checkpoint=ck, checkpoint_interval=0)
+    assert max(d for d, *_ in seen) < 300 and all(t == 300 for _, t, *_ in seen)
+    assert all(m == max(0, d - 100) for d, _, m, *_ in seen)
+    made = [s for s in seen if s[3] is not None]
+    assert made[0][2] > 0 and all(s[2] == 0 for s in seen[:len(seen) - len(made)])   # made once measuring began
+    assert len({s[3] for s in made}) == 1                 # never replaced: the same file throughout
+    for (_, _, m0, _, b0), (_, _, m1, _, b1) in zip(made, made[1:]):
+        changed = np.flatnonzero(np.frombuffer(b0, np.uint8) != np.frombuffer(b1, np.uint8))
+        cols = _column_of_bytes(ser, changed)
+        assert cols and all(name in ("out_E", "out_mabs", "out_mu") and m0 <= c < m1 for name, c in cols), cols
+
+
+def test_columns_beyond_the_saved_ones_are_ignored_and_a_lost_series_file_is_named(tmp_path, monkeypatch):
+    """A kill while columns are written leaves them beyond the saved 'measured': garbage there does
+    not reach the resumed result (bit-identical to an uninterrupted run). Without its series file
+    a checkpoint inside the measurement is refused, naming what to do."""
+    H = ss.lattice("ising", 4)
+    common = dict(method="mc", sweeps=200, discard=100, seed=5, n_chains=1, progress=False)
+    ref = ss.solve(H, [1.0, 2.0], **common)
+    ck = tmp_path / "c.h5"
+    with monkeypatch.context() as m:
+        _stop_after_saves(m, 60)
+        with pytest.raises(Stop):
+            ss.solve(H, [1.0, 2.0], checkpoint=ck, checkpoint_interval=0, **common)
+    with h5py.File(ck) as f:
+        measured = int(f.attrs["measured"])
+    assert 0 < measured < 200
+    with h5py.File(ck.with_name("c.h5.series"), "r+") as f:
+        for name in f:
+            f[name][:, measured:] = np.nan
+    _same_result(ss.solve(H, [1.0, 2.0], checkpoint=ck, checkpoint_interval=3600, **common), ref)
+    ck.with_name("c.h5.series").unlink()
+    with pytest.raises(InconsistentFileError, match=f"{ck}: its measured series cannot be read .*delete the "
+                       "checkpoint"):
+        ss.solve(H, [1.0, 2.0], checkpoint=ck, **common)
 
 
 def test_a_checkpoint_of_another_run_is_refused_naming_the_parameter(tmp_path):

@@ -9,11 +9,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["STATE_ATTRS", "state_arrays", "load_arrays"]
+__all__ = ["STATE_ATTRS", "SERIES", "state_arrays", "load_arrays"]
 
 #: the Runner attributes, besides the chains, walkers and measured series, that a run carries
 #: from sweep to sweep (the rest is derived from the constructor's arguments, or scratch)
 STATE_ATTRS = ("beta", "delta", "acc", "tries", "swap_acc", "swap_tries", "cluster", "n_clusters")
+
+#: the measured series among the ``out_*`` arrays, each (replicas, n_meas): column j is measured
+#: sweep j, written once (a checkpoint appends them, :mod:`spinsim.checkpoint`)
+SERIES = ("out_E", "out_mabs", "out_mu")
 
 
 def state_arrays(runner: Any) -> dict[str, np.ndarray]:

@@ -14,6 +14,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from ..checkpoint import remove_checkpoint
 from ..directions import resolve_direction
 from ..hamiltonian import Hamiltonian, replace
 from ..io import InconsistentFileError, SpinsimFileError, remove_stale_temps, root_attrs
@@ -74,7 +75,7 @@ def sweep(H: Hamiltonian, T: Any, fields: Any, direction: Any = None, method: st
     attrs : extra root attributes (e.g. model id, head, prompt).
     checkpoint_interval : Monte Carlo with ``out``: each row saves its chain state about every
         this many seconds (0: every ~1 % of the row) into ``.<out name>.checkpoints/row-<k>.h5``
-        beside ``out`` (:mod:`spinsim.checkpoint`), so an interrupted or killed row resumes
+        (and its measured series into ``row-<k>.h5.series``) beside ``out`` (:mod:`spinsim.checkpoint`), so an interrupted or killed row resumes
         mid-row, bit-identical to an uninterrupted run; a row's checkpoint is deleted once the
         row is stored, the folder once the sweep is complete. None: no checkpoints. With an
         executor on other machines the workers write the checkpoints at that same path: use a
@@ -186,7 +187,7 @@ def _clean_checkpoints(folder: Path, done: np.ndarray | None) -> None:
         shutil.rmtree(folder, ignore_errors=True)
         return
     for k in np.flatnonzero(done):
-        _row_checkpoint(folder, int(k)).unlink(missing_ok=True)
+        remove_checkpoint(_row_checkpoint(folder, int(k)))
 
 
 def _announce_checkpoints(folder: Path, pending: list[int], progress: bool) -> None:
@@ -348,6 +349,6 @@ def _run_rows(H: Hamiltonian, T: np.ndarray, hs: np.ndarray, U: np.ndarray, meth
             if path is not None:
                 commit(path, state)
             if ckpt is not None:
-                _row_checkpoint(ckpt, int(row["field_index"])).unlink(missing_ok=True)
+                remove_checkpoint(_row_checkpoint(ckpt, int(row["field_index"])))
             bar.set_postfix_str(f"h={hs[int(row['field_index'])]:.4g}", refresh=False)
             bar.update(1)

@@ -38,6 +38,7 @@ from ..bins import Bins, bin_series
 from ..directions import projection_direction
 from ..kernels.arrays import KIND_CONTINUOUS, KIND_DISCRETE
 from ..kernels.moves import ALG_HEATBATH, ALG_METROPOLIS, ALG_OVERRELAX
+from ..kernels.state import SERIES
 from ..checkpoint import Checkpointer, describe_params, run_identity
 from ..hamiltonian import Discrete, Hamiltonian, Identity, Ising
 from ..ladder import check_ladder_option, tempering_report, tuning_stages
@@ -192,11 +193,13 @@ def solve_mc(H: Hamiltonian, T: np.ndarray, *, backend: str = "cpu", algorithm: 
         ``Result.T`` is then the tuned ladder (in the rank order of the given T). Every exchange
         run reports ``meta["ladder"]`` (sorted), ``"swap_acceptance"`` (neighbouring pairs),
         ``"fraction_up"``, ``"round_trip_time"`` (sweeps) and ``"n_round_trips"``.
-    checkpoint : a file path: the chain state is saved there (atomically) about every
-        ``checkpoint_interval`` seconds (0: every ~1 % of the run) and at the end, and a rerun
-        with the same arguments resumes from it, bit-identical to an uninterrupted run
-        (:mod:`spinsim.checkpoint`; CheckpointMismatchError when it holds another run's). The
-        file is left in place: delete it once the result is stored.
+    checkpoint : a file path: the chain state is saved there (atomically; the measured series
+        appended to ``<path>.series``) about every ``checkpoint_interval`` seconds (0: every ~1 %
+        of the run), not after the last sweep, and a rerun with the same arguments resumes from
+        the last save, bit-identical to an uninterrupted run (:mod:`spinsim.checkpoint`;
+        CheckpointMismatchError naming the parameter when it holds another run's). The files are
+        left in place: delete them (``spinsim.checkpoint.remove_checkpoint``) once the result is
+        stored.
     """
     check_choice("backend", backend, BACKENDS)
     check_choice("algorithm", algorithm, ALGORITHMS)
@@ -254,7 +257,8 @@ def solve_mc(H: Hamiltonian, T: np.ndarray, *, backend: str = "cpu", algorithm: 
             exchange=bool(exchange), n_overrelax=n_overrelax, direction=k["U"], S0=S, X0=X, delta=delta,
             resync=resync, replica_offset=int(replica_offset), state_space=describe_state_space(space, H.n_comp),
             ladder=ladder)
-        ckpt = Checkpointer(checkpoint, run_identity(**params), checkpoint_interval, describe_params(**params))
+        ckpt = Checkpointer(checkpoint, run_identity(**params), checkpoint_interval, describe_params(**params),
+                            series=SERIES, discard=discard)
     t_start = time.perf_counter()
     with tqdm(total=discard + sweeps, desc=f"mc/{backend}/{algorithm}", unit="sweep",
               disable=_no_bar(progress), leave=False) as bar:

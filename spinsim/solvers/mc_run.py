@@ -45,7 +45,7 @@ def run_schedule(runner: Any, *, discard: int, sweeps: int, stages: list[int], l
                  n_chains: int, adapt: bool, bar: Any = None, checkpoint: Checkpointer | None = None) -> None:
     """Run the whole schedule (module docstring) on ``runner`` (a cpu or cuda Runner), resuming
     from ``checkpoint`` when it holds this run's state, saving to it between chunks of ~1 % of
-    the run and at the end. ``bar``: a tqdm bar to advance (or None); ``adapt``: tune the
+    the run (not after the last: the finished run's result is the caller's to store). ``bar``: a tqdm bar to advance (or None); ``adapt``: tune the
     Metropolis step during the discarded sweeps."""
     total = discard + sweeps
     chunk = max(1, total // 100)
@@ -66,5 +66,5 @@ def run_schedule(runner: Any, *, discard: int, sweeps: int, stages: list[int], l
             runner.reset_counters(discard)
         if bar is not None:
             bar.update(n)
-        if checkpoint is not None:
-            checkpoint.maybe_save(runner, done, total, force=done == total)
+        if checkpoint is not None and done < total:   # a finished run's result is the caller's to store
+            checkpoint.maybe_save(runner, done, total)
