@@ -35,10 +35,11 @@ import numpy as np
 
 from spinsim.directions import resolve_direction
 from spinsim.hamiltonian import Hamiltonian
-from spinsim.io import SpinsimFileError, remove_stale_temps, root_attrs
+from spinsim.interrupts import sigterm_as_interrupt
+from spinsim.io import remove_stale_temps, root_attrs
 from spinsim.observables import MIN_MEAS, MIN_TAU_MULTIPLE, RHAT_WARN
-from spinsim.phase.fingerprint import first_difference, jsonable, solver_options
-from spinsim.phase.run import SweepMismatchError, _sigterm_as_interrupt
+from spinsim.phase.fingerprint import jsonable, solver_options
+from spinsim.phase.run import SweepMismatchError, resume_file
 from spinsim.phase.task import compute_row
 from spinsim.solvers.mean_field import mean_field
 from spinsim.validation import check_temperatures
@@ -223,21 +224,6 @@ def _fingerprint(source: SystemSource, T: np.ndarray, hs: np.ndarray, seed: int,
     return json.loads(json.dumps(fp))            # tuples -> lists, as the file gives them back
 
 
-def _resume(path: Path, fp: list) -> Atlas:
-    try:
-        old = read_atlas(path)
-    except SpinsimFileError as exc:
-        raise SpinsimFileError(f"cannot resume: {exc}; move it aside, or use --overwrite (overwrite=True) to "
-                               "replace it") from None
-    diff = first_difference([tuple(x) for x in old.fingerprint], [tuple(x) for x in fp])
-    if diff is not None:
-        n = int(old.done.sum())
-        raise AtlasMismatchError(f"{path}: cannot resume: parameter {diff}; it holds {n} finished row"
-                                 f"{'' if n == 1 else 's'} of another atlas: choose another --out, or use "
-                                 "--overwrite (overwrite=True) to discard them")
-    return old
-
-
 def run_atlas(source: SystemSource, T: Any, fields: Any, *, out: str | os.PathLike | None = None,
               seed: int = 0, sweeps: int = 200, max_sweeps: int = 1600, discard: int | None = None,
               executor: Any = None, progress: bool = True, overwrite: bool = False,
@@ -284,7 +270,7 @@ def run_atlas(source: SystemSource, T: Any, fields: Any, *, out: str | os.PathLi
         if path is not None:
             remove_stale_temps(path)
             if path.exists() and not overwrite:
-                a = _resume(path, fp)
+                a = resume_file(path, read_atlas, fp, what="atlas", mismatch=AtlasMismatchError)
                 run_attrs["created"] = a.attrs.get("created", run_attrs["created"])
                 a.attrs = run_attrs
                 if progress and not a.complete:
@@ -300,7 +286,7 @@ def run_atlas(source: SystemSource, T: Any, fields: Any, *, out: str | os.PathLi
         last = time.monotonic()
         dirty = False
         try:
-            with _sigterm_as_interrupt(), progress_bar(int((~a.done).sum()), "atlas", "row", progress) as bar:
+            with sigterm_as_interrupt(), progress_bar(int((~a.done).sum()), "atlas", "row", progress) as bar:
                 for b in range(0, len(pending_heads), max(1, int(heads_per_batch))):
                     tasks = []
                     for i in pending_heads[b:b + heads_per_batch]:

@@ -166,12 +166,7 @@ class Atlas:
 
     def store_row(self, key: tuple[int, int, int, int], row: dict[str, Any]) -> None:
         """Put one row result (:func:`spinsim.analysis.atlas_run.run_atlas_task`) at ``key``."""
-        for name in schema.names(errors=True):
-            if row.get(name) is None:
-                continue
-            if name not in self.values:
-                self.values[name] = np.full(self.grid_shape, np.nan)
-            self.values[name][key] = row[name]
+        schema.put_row(self.values, self.grid_shape, key, row)
         self.sweeps[key] = int(row["sweeps"])
         self.flagged[key] = np.asarray(row["flagged"], bool)
         if row.get("order_vector") is not None:

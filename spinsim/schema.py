@@ -32,8 +32,11 @@ Coordinates (:data:`AXES`): ``T`` (temperature), ``h`` (added field strength alo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Mapping
 
-__all__ = ["Observable", "Axis", "OBSERVABLES", "AXES", "ERR", "observable", "names", "label",
+import numpy as np
+
+__all__ = ["Observable", "Axis", "OBSERVABLES", "AXES", "ERR", "observable", "names", "label", "put_row",
            "UnknownObservableError"]
 
 #: suffix of an observable's standard error
@@ -135,6 +138,18 @@ def names(has_error: bool | None = None, errors: bool = False) -> list[str]:
         if errors and o.has_error:
             out.append(o.name + ERR)
     return out
+
+
+def put_row(values: dict[str, Any], grid_shape: tuple[int, ...], key: Any, row: Mapping[str, Any]) -> None:
+    """Put one solved row's observables (``row[name]`` over T, every name of :func:`names` with
+    errors that the row holds and is not None) into ``values[name]`` at ``key``; an array missing
+    from ``values`` is made, NaN-filled, of ``grid_shape`` (the sweep's and the atlas's rows)."""
+    for name in names(errors=True):
+        if row.get(name) is None:
+            continue
+        if name not in values:
+            values[name] = np.full(grid_shape, np.nan)
+        values[name][key] = row[name]
 
 
 def label(name: str) -> str:

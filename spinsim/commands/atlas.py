@@ -75,9 +75,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sol.add_argument("--algorithm", choices=("heatbath", "metropolis", "overrelax", "pt"), default="heatbath",
                      help="Monte Carlo algorithm (default heatbath)")
     run_ = p.add_argument_group("execution")
-    run_.add_argument("--executor", choices=("local", "dask"), default="local",
-                      help="where rows run: here (default) or on a Dask cluster (this process writes the file)")
-    run_.add_argument("--scheduler", help="Dask scheduler address (with --executor dask)")
+    checks.add_executor_arguments(run_)
     rep = p.add_argument_group("figures and the prediction tests")
     rep.add_argument("--figures", help="write the atlas figures (PNG + PDF) into this folder")
     rep.add_argument("--predictions", action="store_true",

@@ -283,6 +283,14 @@ def answers(correct: str, wrong: str) -> None:
                          "compared without their leading space)")
 
 
+def add_executor_arguments(group: Any) -> None:
+    """``--executor local|dask`` and ``--scheduler ADDRESS`` (read by :func:`executor`) in an
+    argument group of a command whose rows run on an executor (sweep, atlas)."""
+    group.add_argument("--executor", choices=("local", "dask"), default="local",
+                       help="where rows run: here (default) or on a Dask cluster (this process writes the file)")
+    group.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (with --executor dask)")
+
+
 def executor(kind: str, scheduler: str | None, task: Callable) -> Any:
     """The executor of ``--executor``/``--scheduler`` for ``task`` (:func:`spinsim.executors.make_executor`),
     None for a local run; a bad choice is a UsageError naming it."""

@@ -74,9 +74,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sol.add_argument("--chains", type=checks.int_at_least(1), default=4,
                      help="independent chains per temperature, their split R-hat in the file (default 4)")
     run_ = p.add_argument_group("execution")
-    run_.add_argument("--executor", choices=("local", "dask"), default="local",
-                      help="where rows run: here (default) or on a Dask cluster (this process writes the file)")
-    run_.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (with --executor dask)")
+    checks.add_executor_arguments(run_)
     run_.add_argument("--checkpoint-every", type=_seconds, default=60.0, metavar="SECONDS",
                       help="Monte Carlo: save each row's chain state every SECONDS (0: every ~1%% of the row) "
                            "beside --out, so a killed row resumes mid-row (default 60)")

@@ -5,25 +5,24 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import sys
-import threading
 from pathlib import Path
 from time import perf_counter
-from typing import Any, Iterator
+from typing import Any, Callable
 
 import numpy as np
 
 from ..checkpoint import remove_checkpoint
 from ..directions import resolve_direction
 from ..hamiltonian import Hamiltonian, replace
+from ..interrupts import sigterm_as_interrupt
 from ..io import InconsistentFileError, SpinsimFileError, remove_stale_temps, root_attrs
 from ..validation import check_choice, check_energy_range, check_temperatures
 from .fingerprint import Fingerprint, first_difference, fingerprint, jsonable, solver_options
 from .store import ROW_SEEDING, SweepResult, commit, empty_state, lock, read_sweep, store_row
 from .task import RowTask, run_task
 
-__all__ = ["sweep", "SweepMismatchError", "NonFiniteRowError", "estimate_row_seconds"]
+__all__ = ["sweep", "SweepMismatchError", "NonFiniteRowError", "estimate_row_seconds", "resume_file"]
 
 _METHODS = ("mc", "exact", "analytic")
 _LONG_HOUR = 3600.0
@@ -135,7 +134,7 @@ def sweep(H: Hamiltonian, T: Any, fields: Any, direction: Any = None, method: st
         if path is not None:
             remove_stale_temps(path)
             if path.exists() and not overwrite:
-                state = _resume_state(path, fp, attrs)
+                state = resume_file(path, read_sweep, fp, attrs=attrs)
                 run_attrs["created"] = state.attrs.get("created", run_attrs["created"])
                 state.attrs = run_attrs
                 _say(f"spinsim sweep: resuming {path}: {int(state.done.sum())} of {hs.size} field rows "
@@ -216,17 +215,23 @@ def _root_params(H: Hamiltonian, method: str, seed: int, u_label: str, opts: dic
     return params
 
 
-def _resume_state(path: Path, fp: Fingerprint, attrs: dict[str, Any] | None = None) -> SweepResult:
-    """The sweep stored in ``path`` if it is this run's; otherwise a one-line refusal that says how
-    to go on and never advises discarding finished rows without saying so."""
+def resume_file(path: Path, read: Callable[[Path], Any], fp: Fingerprint, *, what: str = "sweep",
+                attrs: dict[str, Any] | None = None, mismatch: type[SweepMismatchError] | None = None) -> Any:
+    """The run stored in ``path`` (read by ``read``: :func:`read_sweep`, an atlas reader ...) if its
+    fingerprint is ``fp``; otherwise a one-line refusal that says how to go on and never advises
+    discarding finished rows without saying so. ``what`` names the content in the messages;
+    ``attrs`` (the run's root attributes) name the caller's parameter behind a changed
+    Hamiltonian. Raises ``mismatch`` (default :class:`SweepMismatchError`) for another run's file,
+    :class:`~spinsim.io.InconsistentFileError` or :class:`~spinsim.io.SpinsimFileError` for one
+    that cannot be read (FileInUseError and WriterCrashedError as they are)."""
     from ..h5diag import FileInUseError, NotHDF5Error, WriterCrashedError
 
     try:
-        old = read_sweep(path)
+        old = read(path)
     except (FileInUseError, WriterCrashedError):
         raise                                   # their messages say how to go on; the data may be whole
     except NotHDF5Error as exc:
-        raise SpinsimFileError(f"cannot resume: {exc}; it holds no sweep: move it away or use --overwrite "
+        raise SpinsimFileError(f"cannot resume: {exc}; it holds no {what}: move it away or use --overwrite "
                                "(overwrite=True) to replace it") from None
     except InconsistentFileError as exc:
         raise InconsistentFileError(f"cannot resume: {exc}; it may hold finished rows: move it aside and "
@@ -234,7 +239,7 @@ def _resume_state(path: Path, fp: Fingerprint, attrs: dict[str, Any] | None = No
     except SpinsimFileError as exc:
         raise SpinsimFileError(f"cannot resume: {exc}; move it aside and rerun, or use --overwrite "
                                "(overwrite=True) to replace it") from None
-    diff = first_difference(old.fingerprint, fp)
+    diff = first_difference([tuple(x) for x in old.fingerprint], [tuple(x) for x in fp])
     if diff is not None and diff.startswith("'hamiltonian_sha256'"):
         # a changed system: name the caller's parameter that changed it (--L, --J, --prompt ...)
         for k, v in (attrs or {}).items():
@@ -243,9 +248,10 @@ def _resume_state(path: Path, fp: Fingerprint, attrs: dict[str, Any] | None = No
                 break
     if diff is not None:
         n = int(old.done.sum())
-        raise SweepMismatchError(f"{path}: cannot resume: parameter {diff}; it holds {n} finished row"
-                                 f"{'' if n == 1 else 's'} of another run: choose another --out, or use "
-                                 "--overwrite (overwrite=True) to discard them")
+        raise (mismatch or SweepMismatchError)(
+            f"{path}: cannot resume: parameter {diff}; it holds {n} finished row{'' if n == 1 else 's'} of another "
+            f"{'run' if what == 'sweep' else what}: choose another --out, or use --overwrite (overwrite=True) to "
+            "discard them")
     return old
 
 
@@ -301,23 +307,6 @@ def _warn_if_long(H: Hamiltonian, T: np.ndarray, U: np.ndarray, h0: float, metho
 
 
 # ----------------------------------------------------------------------------- running rows
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM into KeyboardInterrupt while a sweep runs (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    old = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
-
-
 def _say(msg: str, progress: bool) -> None:
     if progress:
         print(msg, file=sys.stderr, flush=True)
@@ -341,7 +330,7 @@ def _run_rows(H: Hamiltonian, T: np.ndarray, hs: np.ndarray, U: np.ndarray, meth
              for k in pending]
     run = as_runner(executor, run_task)
     n_done0 = int(state.done.sum())
-    with _sigterm_as_interrupt(), tqdm(total=hs.size, initial=n_done0, desc="sweep", unit="row",
+    with sigterm_as_interrupt(), tqdm(total=hs.size, initial=n_done0, desc="sweep", unit="row",
                                        disable=not progress, file=sys.stderr, dynamic_ncols=True) as bar:
         for row in run(tasks):
             _check_row_finite(row, hs)

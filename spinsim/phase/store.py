@@ -126,12 +126,7 @@ def empty_state(T: np.ndarray, hs: np.ndarray, U: np.ndarray, fp: Fingerprint,
 def store_row(state: SweepResult, row: Mapping[str, Any]) -> None:
     """Put one :func:`spinsim.phase.task.compute_row` result into row ``field_index``."""
     k = int(row["field_index"])
-    for name in schema.names(errors=True):
-        if row.get(name) is None:
-            continue
-        if name not in state.values:
-            state.values[name] = np.full(state.grid_shape, np.nan)
-        state.values[name][k] = row[name]
+    schema.put_row(state.values, state.grid_shape, k, row)
     state.magnetization_vector[k] = row["magnetization_vector"]
     if row.get("bins") is not None:
         _store_bins(state, k, row["bins"])
