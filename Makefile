@@ -14,9 +14,8 @@ PYTEST_ARGS ?=
 UV := UV_LINK_MODE=copy $(VENV)/bin/uv pip install -q --python $(PY)
 # make test runs the tests on two pytest-xdist workers, slow tests first, two at a time
 # (tests/conftest.py orders them and shares the cores between the workers); WORKERS=0 runs them
-# in this process. The PTX compile of the CUDA kernels (marker `ptx`, ~100 s of one core) is left
-# to `make test-gpu`, which runs the CUDA tests (on a GPU where there is one, else on Numba's
-# simulator) and that compile.
+# in this process. `make test-gpu` runs only the CUDA tests (on a GPU where there is one, else on
+# Numba's simulator) and the PTX compile of every kernel: the check after changing a CUDA kernel.
 WORKERS ?= 2
 PYTEST := $(PY) -m pytest -n $(WORKERS) --maxschedchunk 2 --durations=20
 
@@ -36,10 +35,10 @@ $(TEST_STAMP): $(STAMP)
 install: $(STAMP)
 
 test: $(TEST_STAMP)
-	$(PYTEST) -m "not ptx" $(PYTEST_ARGS)
+	$(PYTEST) $(PYTEST_ARGS)
 
 test-fast: $(TEST_STAMP)
-	$(PYTEST) -m "not slow and not ptx" $(PYTEST_ARGS)
+	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
 
 test-gpu: $(TEST_STAMP)
 	$(PYTEST) tests/test_cuda.py tests/test_reduced_cuda.py $(PYTEST_ARGS)

@@ -410,12 +410,9 @@ def _nvvm_present() -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.ptx
 def test_kernels_compile_to_ptx():
     """numba-cuda accepts every construct the kernels use (grouped namedtuple arguments, shared
-    physics compiled for the GPU, strided views): checked by compiling to PTX, about 100 s of one
-    core, so it runs in ``make test-gpu`` (with the real-GPU runs of this file) and not in
-    ``make test``."""
+    physics compiled for the GPU, strided views): checked by compiling to PTX, ~100 s of CPU."""
     if not _nvvm_present():
         pytest.skip("NVVM (CUDA toolkit) not installed")
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
