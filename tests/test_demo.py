@@ -1,5 +1,7 @@
 """End to end: `spinsim demo` on a tiny random Llama (reduced settings); its files open, its gaps
-equal a fresh `spinsim gaps` run with the same seed, and its figures show what study.h5 holds."""
+equal a fresh `spinsim gaps` run with the same seed, and its figures show what study.h5 holds
+(:func:`check_demo_outputs`, run by test_demo_resume on an interrupted and resumed demo), and its
+usage errors."""
 from __future__ import annotations
 
 import h5py
@@ -8,7 +10,6 @@ import pytest
 
 from _figures import panels as _panels, record_saved_figures
 from _h5layout import check_file
-from _tiny_models import llama_dir
 from spinsim.analysis.demo import RESTARTS_QUICK
 from spinsim.analysis.ground_study import read_ground_study
 from spinsim.cli import main
@@ -41,13 +42,12 @@ def _check_figures(saved, a):
     np.testing.assert_allclose(points.get_ydata(), meas[ok])
 
 
-@pytest.mark.slow
-def test_demo_end_to_end_matches_a_fresh_gaps_run(tmp_path, monkeypatch, capsys):
-    model = str(llama_dir())
-    out = tmp_path / "demo"
-    saved = record_saved_figures(monkeypatch)
-    assert main(["demo", "--model", model, "--quick", "--permutations", "300", "--sweeps", "40",
-                 "--out", str(out), "--seed", "4", "--device", "cpu"]) == 0
+def check_demo_outputs(out, saved, model: str, tmp_path, capsys) -> None:
+    """What a finished ``spinsim demo --quick --permutations 300 --seed 4`` in ``out`` must hold
+    (``saved``: the figures drawn, from :func:`record_saved_figures`): every file, figures as PNG
+    and PDF that draw the numbers of study.h5, files that pass the file checker, and gaps equal
+    to a fresh ``spinsim gaps`` run with the same seed. Run by test_demo_resume on a demo that
+    was interrupted and resumed (one demo run serves both checks)."""
     for name in ("study.h5", "phase.h5", "report.md", "report.html"):
         assert (out / name).is_file(), name
     for name in ("heads_r", "validate", "ground", "ablation", "phase_phase_diagram"):

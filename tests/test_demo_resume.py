@@ -1,6 +1,8 @@
 """`spinsim demo` resumes: an interrupted run keeps its finished stages, a rerun reads them back
-instead of recomputing them, every file it writes opens with xarray and `spinsim info`, and a rerun
-with another parameter is refused naming it."""
+instead of recomputing them, every file it writes opens with xarray and `spinsim info`, the
+resumed demo's outputs are those of a whole demo (test_demo.check_demo_outputs: figures, files,
+gaps equal to a fresh `spinsim gaps` run), and a rerun with another parameter is refused naming
+it."""
 from __future__ import annotations
 
 import json
@@ -8,10 +10,12 @@ import json
 import numpy as np
 import pytest
 
+from _figures import record_saved_figures
 from _h5layout import check_file
 from _tiny_models import llama_dir
 from spinsim.analysis import demo_store
 from spinsim.cli import main
+from test_demo import check_demo_outputs
 
 
 def test_start_run_records_checks_and_overwrites(tmp_path):
@@ -41,7 +45,7 @@ def _argv(out, *extra):
 
 
 @pytest.mark.slow
-def test_interrupted_demo_resumes_without_redoing_finished_stages(tmp_path, monkeypatch, capsys):
+def test_interrupted_demo_resumes_without_redoing_finished_stages_to_a_whole_demo(tmp_path, monkeypatch, capsys):
     import spinsim.analysis.ablation as ablation
     import spinsim.analysis.ground_study as ground_study
     import spinsim.analysis.study as study
@@ -69,6 +73,7 @@ def test_interrupted_demo_resumes_without_redoing_finished_stages(tmp_path, monk
         monkeypatch.setattr(mod, name, redone)
     monkeypatch.setattr(ground_study, "ground_study", real_ground)
     capsys.readouterr()
+    saved = record_saved_figures(monkeypatch)
     assert main(_argv(out)) == 0
     err = capsys.readouterr().err
     assert "resuming: kept from the previous run: gaps, ablation, validate" in err
@@ -80,5 +85,7 @@ def test_interrupted_demo_resumes_without_redoing_finished_stages(tmp_path, monk
     with h5py.File(out / "study.h5") as a, h5py.File(kept["gaps"]) as g:
         np.testing.assert_array_equal(a["corrected/stats/fwer_p"][()], g["corrected/stats/fwer_p"][()])
         assert a["phase/sweep/done"][()].all() and a["ground/E0"].shape == (3, 4)
+    monkeypatch.undo()                         # the stages' functions back: the fresh gaps run below
+    check_demo_outputs(out, saved, str(llama_dir()), tmp_path, capsys)
     assert main(_argv(out, "--sweeps", "41")) == 2
     assert "'sweeps' differs (the kept run has 40, this run 41)" in capsys.readouterr().err
