@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
-from _figures import panels as _panels, record_saved_figures
+from _figures import panels as _panels
 from _h5layout import check_file
 from spinsim.analysis.demo import RESTARTS_QUICK
 from spinsim.analysis.ground_study import read_ground_study
