@@ -13,9 +13,15 @@ of it is flagged by the short-run rule of :mod:`spinsim.observables` (fewer than
 up to ``max_sweeps``. Points still flagged at the cap are stored as flagged: figures show them
 as such and no boundary uses them. The sweeps each row needed are stored.
 
+**Bins.** Every row keeps its binned series (bin means and the thinned samples of
+:mod:`spinsim.bins`, stored as a sweep stores them, :mod:`.atlas_bins`), so a row can be rebinned
+or reweighted later (``Reweighting(atlas.row(...))``); ``bins=False`` (``--no-bins``) leaves them
+out (a file some 100x smaller per row).
+
 **Interruption.** The file is replaced whole (:mod:`.atlas_store`) at most every
-``commit_every`` seconds and at the end (and when interrupted): a ``kill -9`` loses at most the
-rows of the last few seconds, never the file; a rerun computes the missing rows only. Every row is
+``commit_every`` seconds (default: 2 s or 10 x the last commit's duration, whichever is longer,
+so that a large file is not rewritten more than ~10 % of the time) and at the end (and when
+interrupted): a ``kill -9`` loses at most the rows of that interval, never the file; a rerun computes the missing rows only. Every row is
 a pure function of its arguments (its replica ids are offset by its flat row index), so a resumed
 atlas holds the same numbers as an uninterrupted one. A file written with other parameters is
 refused naming the first differing one (``overwrite=True`` starts afresh).
@@ -179,7 +185,8 @@ def _run_row(task: AtlasTask) -> dict[str, Any]:
         row["order_vector"] = None if mv is None else np.asarray(mv)[int(np.argmin(task.T))]
         mf = mean_field(task.H)
         row.update(T_mf=mf.T_c, lambda_max=float(mf.eigenvalues[0]), lambda_min=float(mf.eigenvalues[-1]),
-                   mf_direction=mf.ferro_direction, spin_length=float(np.mean(task.H.lengths[~task.H.frozen])))
+                   mf_direction=mf.ferro_direction, spin_length=float(np.mean(task.H.lengths[~task.H.frozen])),
+                   n_sites=task.H.n_sites, n_free=task.H.n_free)
         if cmv is not None:
             row["direction_overlap"], row["direction_overlap_err"] = chain_overlap(cmv, mf.ferro_direction)
         row["T_peak_rw"], row["T_peak_rw_err"] = reweighted_peak(task, row)
@@ -227,8 +234,8 @@ def _fingerprint(source: SystemSource, T: np.ndarray, hs: np.ndarray, seed: int,
 def run_atlas(source: SystemSource, T: Any, fields: Any, *, out: str | os.PathLike | None = None,
               seed: int = 0, sweeps: int = 200, max_sweeps: int = 1600, discard: int | None = None,
               executor: Any = None, progress: bool = True, overwrite: bool = False,
-              attrs: dict[str, Any] | None = None, heads_per_batch: int = 8, commit_every: float = 2.0,
-              **solve_kwargs: Any) -> Atlas:
+              attrs: dict[str, Any] | None = None, heads_per_batch: int = 8, commit_every: float | None = None,
+              bins: bool = True, **solve_kwargs: Any) -> Atlas:
     """Every system's (T, h) diagram (rules in the module docstring); returns the :class:`Atlas`.
 
     source : the systems (:class:`FixedSystems`, :class:`spinsim.analysis.atlas_heads.ModelHeads`).
@@ -238,6 +245,9 @@ def run_atlas(source: SystemSource, T: Any, fields: Any, *, out: str | os.PathLi
         the sweeps double; a number is scaled with the sweeps).
     executor : None, a ``concurrent.futures.Executor``, a Dask ``Client`` or a runner.
     heads_per_batch : heads whose Hamiltonians are built and queued at once (memory bound).
+    commit_every : seconds between commits (0: after every row; None: the default of the module
+        docstring).
+    bins : keep every row's binned series in the file (module docstring).
     **solve_kwargs : Monte Carlo options (algorithm, n_chains, reduce, backend, ...).
 
     Raises ValueError (bad grid, seed, option), AtlasMismatchError (``out`` holds another atlas),
@@ -283,7 +293,7 @@ def run_atlas(source: SystemSource, T: Any, fields: Any, *, out: str | os.PathLi
         pending_heads = [i for i in range(len(a.heads)) if not a.done[i].all()]
         k0 = int(np.argmin(np.abs(hs)))
         run = as_runner(executor, run_atlas_task)
-        last = time.monotonic()
+        last, took = time.monotonic(), 0.0
         dirty = False
         try:
             with sigterm_as_interrupt(), progress_bar(int((~a.done).sum()), "atlas", "row", progress) as bar:
@@ -298,14 +308,19 @@ def run_atlas(source: SystemSource, T: Any, fields: Any, *, out: str | os.PathLi
                                           for k in range(hs.size) if not a.done[i, il, isamp, k]]
                     for row in run(tasks):
                         _check_finite(row, a)
+                        if not bins:
+                            row["bins"] = None
                         a.store_row(tuple(row["key"]), row)
                         dirty = True
                         bar.set_postfix_str(f"{a.heads[row['key'][0]]} h={hs[row['key'][3]]:.3g} "
                                             f"sweeps={row['sweeps']}", refresh=False)
                         bar.update(1)
-                        if path is not None and time.monotonic() - last >= commit_every:
+                        wait = max(2.0, 10 * took) if commit_every is None else commit_every
+                        if path is not None and time.monotonic() - last >= wait:
+                            t0 = time.monotonic()
                             commit(path, a)
                             last, dirty = time.monotonic(), False
+                            took = last - t0
         finally:
             if path is not None and (dirty or not path.exists()):
                 commit(path, a)

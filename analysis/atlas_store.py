@@ -32,6 +32,10 @@ xarray and h5py read it without spinsim)::
                             over chains of |m_c . v| / |m_c| (m_c a chain's mean moment, v the top
                             eigenvector of M_s) and its standard error over chains
     /atlas/context (length, sample)   the context of each (length, sample): JSON token ids / text
+    /bins/sweeps_<n>/...    every row's binned series (bin means, E_shift, thinned samples), by
+                            the sweep writer (spinsim.bins.Bins.write_group) over (row, T), one group
+                            per number of measured sweeps (:mod:`.atlas_bins`); Atlas.row reads a
+                            row back with them, as a sweep's row
     /summary                per-head results written by the caller (spinsim.analysis.atlas_summary),
                             over its own scales /summary/head, length, h (SUMMARY_DIMS; every
                             other array over head)
@@ -56,8 +60,11 @@ from spinsim.atomic import atomic_h5
 from spinsim.io import (InconsistentFileError, SpinsimFileError, check_dims, from_attr, open_spinsim,
                         read_observables, write_axis, write_observables, write_values)
 from spinsim.phase.store import write_run_header
+from spinsim.bins import Bins
 from spinsim.result import Result
 from spinsim.schema import H_UNITS, T_UNITS
+
+from .atlas_bins import BINS_GROUP, read_bins, write_bins
 
 __all__ = ["FACTS", "FACTS_T", "Atlas", "write_atlas", "commit", "read_atlas", "GRID_DIMS", "ROW_DIMS", "ROW_SEEDING"]
 
@@ -70,7 +77,9 @@ FACTS = {"T_mf": ("energy (k_B = 1)", "mean-field T_c at zero added field"),
          "lambda_min": ("energy", "smallest eigenvalue of M_s (bond-weighted mean coupling, symmetric part)"),
          "spin_length": ("spin length", "mean spin length |x_i| over the free sites"),
          "T_peak_rw": ("energy (k_B = 1)", "chi peak at the smallest |h| on the MBAR-reweighted curve (NaN: none)"),
-         "T_peak_rw_err": ("energy (k_B = 1)", "jackknife error of T_peak_rw")}
+         "T_peak_rw_err": ("energy (k_B = 1)", "jackknife error of T_peak_rw"),
+         "n_sites": ("sites", "number of sites of the system"),
+         "n_free": ("sites", "number of free (not frozen) sites: the per-site normalisation of the observables")}
 #: per-system numbers over the temperature grid, from the row at h = 0 (name -> (units, long name))
 FACTS_T = {"direction_overlap": ("dimensionless", "mean over chains of |m_c . v| / (|m_c| |v|): each chain's mean "
                                                   "moment m_c against the top eigenvector v of M_s (Z2-invariant)"),
@@ -115,6 +124,7 @@ class Atlas:
     summary: dict[str, np.ndarray] = field(default_factory=dict)
     summary_units: dict[str, str] = field(default_factory=dict)
     path: Path | None = None
+    row_bins: dict[int, Bins] = field(default_factory=dict)   # flat row index -> the row's Bins over T
 
     def __post_init__(self) -> None:
         self.layer = np.asarray(self.layer, np.int64)
@@ -167,6 +177,8 @@ class Atlas:
     def store_row(self, key: tuple[int, int, int, int], row: dict[str, Any]) -> None:
         """Put one row result (:func:`spinsim.analysis.atlas_run.run_atlas_task`) at ``key``."""
         schema.put_row(self.values, self.grid_shape, key, row)
+        if isinstance(row.get("bins"), Bins):
+            self.row_bins[self.row_index(*key)] = row["bins"]
         self.sweeps[key] = int(row["sweeps"])
         self.flagged[key] = np.asarray(row["flagged"], bool)
         if row.get("order_vector") is not None:
@@ -188,13 +200,31 @@ class Atlas:
                  + ("" if self.complete else "  -> rerun the same command to resume"),
                  f"  grid: {len(self.heads)} heads x lengths {self.lengths.tolist()} x {self.n_samples} samples x "
                  f"h {self.h.min():.4g}..{self.h.max():.4g} ({self.h.size}) x T {self.T.min():.4g}..{self.T.max():.4g} "
-                 f"({self.T.size}); {int(self.flagged.sum())} points flagged at the sweep cap"]
+                 f"({self.T.size}); {int(self.flagged.sum())} points flagged at the sweep cap",
+                 f"  bins: {len(self.row_bins)} of {n_done} done rows keep their binned series (Atlas.row for "
+                 "rebinning and reweighting)"]
         s = self.summary
         if "T_c" in s:
             found = np.isfinite(np.asarray(s["T_c"], float))
             kinds = {k: int(np.sum(np.asarray(s["kind"]) == k)) for k in np.unique(np.asarray(s["kind"])) if k}
             lines.append(f"  summary: T_c at h = 0 for {int(found.sum())} of {found.size} heads; kinds {kinds}")
         return lines
+
+    def row(self, head: int | str, i_len: int = 0, i_sample: int = 0, k: int = 0) -> Result:
+        """Row (head, length, sample, h index k) as a :class:`spinsim.Result` over T with its bins
+        (None for a row not done or stored without them), read as a sweep's row is
+        (:meth:`spinsim.phase.SweepResult.row`): e.g. ``Reweighting(atlas.row("L3H5", k=0))``.
+        ``meta``: head, length, sample, h, done, sweeps, flagged (n_T,)."""
+        i = self.head_position(head) if isinstance(head, str) else int(head)
+        key = (i, int(i_len), int(i_sample), int(k))
+        n_free = self.facts["n_free"][key[:3]]
+        n_sites = self.facts["n_sites"][key[:3]]
+        return Result(self.T, "mc", n_comp=self.n_comp, n_free=int(n_free) if np.isfinite(n_free) else 0,
+                      n_sites=int(n_sites) if np.isfinite(n_sites) else 0, bins=self.row_bins.get(self.row_index(*key)),
+                      meta={"head": self.heads[i], "length": int(self.lengths[key[1]]), "sample": key[2],
+                            "h": float(self.h[key[3]]), "done": bool(self.done[key]), "sweeps": int(self.sweeps[key]),
+                            "flagged": self.flagged[key]},
+                      **{name: v[key] for name, v in self.values.items()})
 
     def sweep(self, head: int | str, i_len: int = 0, i_sample: int = 0) -> Result:
         """One system's diagram as a :class:`spinsim.Result` over (h, T) (``done`` per row;
@@ -234,6 +264,7 @@ def write_atlas(f: h5py.Group, a: Atlas) -> None:
         write_values(g, name, a.facts[name], ("head", "length", "sample", "T"), units, long_name)
     write_values(g, "context", np.asarray(a.contexts, dtype=object), ("length", "sample"), "",
                  "the context of each (length, sample): JSON {tokens, text}")
+    write_bins(f, a.T, a.row_bins, a.sweeps)
     if a.summary:
         _write_summary(f.create_group("summary"), a)
 
@@ -284,6 +315,9 @@ def read_atlas(path: str | os.PathLike) -> Atlas:
                       contexts=ctx, path=path, mf_direction=g["mf_direction"][()],
                       facts={k: g[k][()] for k in (*FACTS, *FACTS_T) if k in g})
             check_dims(g, "atlas")
+            for b in (f[BINS_GROUP].values() if BINS_GROUP in f else ()):
+                check_dims(b, "atlas bins")
+            a.row_bins = read_bins(f)
             if "summary" in f:
                 check_dims(f["summary"], "atlas summary")
                 for k, d in f["summary"].items():

@@ -37,6 +37,13 @@ def _same_numbers(a, b) -> None:
         np.testing.assert_array_equal(a.values[k], b.values[k], err_msg=k)
     for k in a.facts:
         np.testing.assert_array_equal(a.facts[k], b.facts[k], err_msg=k)
+    assert sorted(a.row_bins) == sorted(b.row_bins) == list(range(a.done.size))
+    for r, x in a.row_bins.items():
+        y = b.row_bins[r]
+        for k in x.bins:
+            np.testing.assert_array_equal(x.bins[k], y.bins[k], err_msg=f"row {r} bin_{k}")
+        for k in x.samples:
+            np.testing.assert_array_equal(x.samples[k], y.samples[k], err_msg=f"row {r} sample_{k}")
 
 
 @pytest.fixture(scope="module")
@@ -74,11 +81,38 @@ def test_a_row_is_the_sweep_row_at_its_sweeps(whole):
     ref = compute_row(square("ising", 4, J=0.5), T_GRID, 0.2, np.ones((16, 1)), 0, a.row_index(*key),
                       dict(sweeps=s, discard=max(100, s // 4), n_chains=1, algorithm="heatbath"))
     np.testing.assert_array_equal(a.values["energy"][key], ref["energy"])
+    row = a.row(1, 1, 0, 1)                  # the atlas row with its bins, as a sweep's row
+    assert row.bins is not None and row.n_free == 16 and row.meta["sweeps"] == s
+    for k in ref["bins"].bins:
+        np.testing.assert_array_equal(row.bins.bins[k], ref["bins"].bins[k], err_msg=k)
+    for k in ref["bins"].samples:
+        np.testing.assert_array_equal(row.bins.samples[k], ref["bins"].samples[k], err_msg=k)
     two = compute_row(square("ising", 3), T_GRID, 0.0, np.ones((9, 1)), 0, 0,
                       dict(sweeps=20, discard=10, n_chains=2, algorithm="heatbath"))
     assert two["chain_magnetization_vector"].shape == (3, 2, 1)      # each chain's own <m>, their mean:
     np.testing.assert_allclose(two["chain_magnetization_vector"].mean(axis=1), two["magnetization_vector"],
                                rtol=1e-12, atol=1e-15)
+
+
+def test_reweighting_reads_an_atlas_row_like_a_sweep_row(whole):
+    """The stored bins reweight: Reweighting(atlas.row(...)) gives the curve of the same row solved
+    by the sweep engine (compute_row, same seed offset and sweeps) to the last digit, and at the
+    grid's own temperatures the stored estimates within their errors."""
+    from spinsim.result import Result
+    from spinsim.reweighting import Reweighting
+
+    a = whole
+    key = (0, 1, 0, 0)
+    s = int(a.sweeps[key])
+    ref = compute_row(square("ising", 4), T_GRID, 0.0, np.ones((16, 1)), 0, a.row_index(*key),
+                      dict(sweeps=s, discard=max(100, s // 4), n_chains=1, algorithm="heatbath"))
+    sweep_row = Result(T_GRID, "mc", n_sites=16, n_free=16, n_comp=1, bins=ref["bins"],
+                       **{k: ref[k] for k in ("energy", "energy_err")})
+    T = np.array([1.9, 2.1, 2.5])
+    got = Reweighting(a.row(*key)).curve("energy", T)
+    np.testing.assert_array_equal(got, Reweighting(sweep_row).curve("energy", T))
+    at_grid = Reweighting(a.row(*key)).curve("energy", T_GRID)
+    assert np.all(np.abs(at_grid - a.values["energy"][key]) <= 3 * a.values["energy_err"][key] + 1e-9)
 
 
 def test_interrupted_then_resumed_equals_uninterrupted(whole, tmp_path):
@@ -119,8 +153,7 @@ def test_atlas_file_is_checked_and_its_summary_has_named_dims(whole, tmp_path, c
     summarize(a)
     path = tmp_path / "summarised.h5"
     commit(path, a)
-    check_file(path, capsys)
-    assert main(["info", str(path)]) == 0
+    check_file(path)                          # layout, `spinsim info` (exit 0) and xarray
     assert "atlas: 8 of 8 rows done (100%)" in capsys.readouterr().out
     with xr.open_datatree(str(path), engine="h5netcdf") as tree:
         s = tree["summary"]
@@ -134,6 +167,17 @@ def test_atlas_file_is_checked_and_its_summary_has_named_dims(whole, tmp_path, c
         f["summary"].create_dataset("T_mf", data=np.zeros(3)).attrs["dims"] = ["head"]
     assert main(["info", str(path)]) == 1
     assert "inconsistent atlas summary: dataset /summary/T_mf has shape (3,)" in capsys.readouterr().err
+
+
+def test_no_bins_leaves_them_out(tmp_path):
+    import h5py
+
+    path = tmp_path / "nobins.h5"
+    a = run_atlas(FixedSystems({"ising": {3: square("ising", 3)}}), T_GRID, [0.0], out=path, progress=False,
+                  bins=False, **OPTS)
+    assert a.complete and a.row_bins == {} and read_atlas(path).row(0).bins is None
+    with h5py.File(path) as f:
+        assert "bins" not in f
 
 
 def test_other_parameters_are_refused(whole, tmp_path):
