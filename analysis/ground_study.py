@@ -97,6 +97,8 @@ def ground_study(shape: Any, build_H: Callable[[int, int], Any], restarts: int =
     a free-spin O(n) Hamiltonian (e.g. :func:`model_builder`, :func:`positional_builder`).
     Every head uses the same ``seed`` (restart q of every head starts from ``[seed, q]``).
     """
+    from threadpoolctl import threadpool_limits
+
     from spinsim.solvers import solve
     from spinsim.solvers.ground import excitations
 
@@ -106,10 +108,14 @@ def ground_study(shape: Any, build_H: Callable[[int, int], Any], restarts: int =
     n_sites = n_comp = 0
     for l in range(L):
         for h in range(Hn):
-            H = build_H(l, h)
-            n_sites, n_comp = H.n_sites, H.n_comp
-            r = solve(H, method="ground", restarts=restarts, seed=seed)
-            ex = excitations(H, r.ground_states[0], n_modes=n_modes, method="eigsh")
+            # one BLAS thread: the products are small (sites x d_model), and on a busy 2-core
+            # machine OpenBLAS's spinning threads made SmolLM2's 270 heads ~10x slower (3 heads:
+            # 78 s with the default threads, 7 s with one, at load 6)
+            with threadpool_limits(limits=1, user_api="blas"):
+                H = build_H(l, h)
+                n_sites, n_comp = H.n_sites, H.n_comp
+                r = solve(H, method="ground", restarts=restarts, seed=seed)
+                ex = excitations(H, r.ground_states[0], n_modes=n_modes, method="eigsh")
             out["E0"][l, h] = r.ground_energy
             out["gap"][l, h] = np.nan if r.gap is None else r.gap
             out["n_minima"][l, h] = r.meta["n_minima"]
