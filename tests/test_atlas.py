@@ -19,7 +19,7 @@ from spinsim.phase.task import compute_row
 
 T_GRID = np.array([1.8, 2.3, 3.0])
 FIELDS = np.array([0.0, 0.2])
-OPTS = dict(sweeps=100, max_sweeps=200, n_chains=1, algorithm="heatbath")
+OPTS = dict(sweeps=100, max_sweeps=200, n_chains=1, algorithm="heatbath", bins="all")
 
 
 def _source() -> FixedSystems:
@@ -169,15 +169,22 @@ def test_atlas_file_is_checked_and_its_summary_has_named_dims(whole, tmp_path, c
     assert "inconsistent atlas summary: dataset /summary/T_mf has shape (3,)" in capsys.readouterr().err
 
 
-def test_no_bins_leaves_them_out(tmp_path):
+def test_bins_of_the_zero_field_rows_by_default_none_on_request(tmp_path):
     import h5py
 
+    src = FixedSystems({"ising": {3: square("ising", 3)}})
+    opts = {k: v for k, v in OPTS.items() if k != "bins"}
+    a = run_atlas(src, T_GRID, [0.2, 0.0], out=tmp_path / "zero.h5", progress=False, **opts)
+    assert a.complete and sorted(a.row_bins) == [a.row_index(0, 0, 0, 1)]       # h = 0 is index 1
+    back = read_atlas(tmp_path / "zero.h5")
+    assert back.row(0, k=1).bins is not None and back.row(0, k=0).bins is None
     path = tmp_path / "nobins.h5"
-    a = run_atlas(FixedSystems({"ising": {3: square("ising", 3)}}), T_GRID, [0.0], out=path, progress=False,
-                  bins=False, **OPTS)
+    a = run_atlas(src, T_GRID, [0.0], out=path, progress=False, **{**opts, "bins": "none"})
     assert a.complete and a.row_bins == {} and read_atlas(path).row(0).bins is None
     with h5py.File(path) as f:
         assert "bins" not in f
+    with pytest.raises(ValueError, match="bins must be one of 'zero', 'all', 'none', got 'some'"):
+        run_atlas(src, T_GRID, [0.0], progress=False, **{**opts, "bins": "some"})
 
 
 def test_other_parameters_are_refused(whole, tmp_path):

@@ -76,9 +76,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                      help="Monte Carlo algorithm (default heatbath)")
     run_ = p.add_argument_group("execution")
     checks.add_executor_arguments(run_)
-    run_.add_argument("--no-bins", action="store_true",
-                      help="leave every row's binned series out of the file (no later rebinning or reweighting "
-                           "of a row; a much smaller file)")
+    run_.add_argument("--bins", choices=("zero", "all", "none"), default="zero",
+                      help="which rows keep their binned series for later rebinning or reweighting: the h = 0 "
+                           "rows (default), all (a 270-head x 8-field atlas: ~0.6 GB) or none")
     rep = p.add_argument_group("figures and the prediction tests")
     rep.add_argument("--figures", help="write the atlas figures (PNG + PDF) into this folder")
     rep.add_argument("--predictions", action="store_true",
@@ -163,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
         a = run_atlas(source, args.T, args.field, out=args.out, seed=args.seed, sweeps=args.sweeps,
                       max_sweeps=args.max_sweeps, executor=executor, progress=not args.quiet,
                       overwrite=args.overwrite, attrs=attrs, n_chains=args.chains, algorithm=args.algorithm,
-                      backend=args.device, reduce=None, bins=not args.no_bins)
+                      backend=args.device, reduce=None, bins=args.bins)
     except AtlasMismatchError as exc:
         raise UsageError(str(exc)) from None
     s = summarize(a, seed=args.seed)
