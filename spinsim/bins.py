@@ -136,10 +136,12 @@ class Bins:
                     samples, self.sample_stride, spb * factor)
 
     # ------------------------------------------------------------------ HDF5
-    def write_group(self, g: Any, dims: tuple[str, ...]) -> None:
+    def write_group(self, g: Any, dims: tuple[str, ...], samples: bool = True) -> None:
         """Write into the result group ``g`` (whose grid scales ``dims`` exist): the scales
         ``chain``, ``bin`` (and ``sample``), ``bin_<name>`` over dims + (chain, bin), ``E_shift``
-        over dims, ``sample_<name>`` over dims + (chain, sample); attributes ``bin_length``, ``sample_stride``, ``samples_per_bin``."""
+        over dims, ``sample_<name>`` over dims + (chain, sample); attributes ``bin_length``,
+        ``sample_stride``, ``samples_per_bin``. ``samples=False``: the bins only (an unfinished
+        sweep keeps its samples beside the file, :mod:`spinsim.phase.samples`)."""
         from .io import write_axis, write_values
 
         write_axis(g, "chain", np.arange(self.n_chains), "index", "independent Monte Carlo chain")
@@ -151,7 +153,7 @@ class Bins:
                          bin_length=self.bin_length)
         write_values(g, "E_shift", self.E_shift, dims, "energy (total)",
                      "energy subtracted before squaring in bin_E2 (the point's mean energy)")
-        if self.has_samples:
+        if self.has_samples and samples:
             n = next(iter(self.samples.values())).shape[-1]
             write_axis(g, "sample", np.arange(n), "index",
                        f"thinned measurement: every {self.sample_stride} sweeps, "

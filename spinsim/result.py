@@ -232,8 +232,9 @@ class Result:
         return Result(**kw)
 
     # ------------------------------------------------------------------ HDF5
-    def write_group(self, g: Any) -> None:
-        """Write into an open h5py group (format 2, :mod:`spinsim.io`)."""
+    def write_group(self, g: Any, samples: bool = True) -> None:
+        """Write into an open h5py group (format 2, :mod:`spinsim.io`); ``samples=False`` leaves
+        out the thinned samples of the bins (:meth:`spinsim.bins.Bins.write_group`)."""
         if self.magnetization_vector is not None or self.ground_states is not None:
             n_comp = (self.magnetization_vector if self.magnetization_vector is not None
                       else self.ground_states).shape[-1]
@@ -245,7 +246,7 @@ class Result:
         write_record(g, self, grid=self.dims)
         write_observables(g, self.values, self.dims)
         if self.bins is not None:
-            self.bins.write_group(g, self.dims)
+            self.bins.write_group(g, self.dims, samples=samples)
         for k, v in self.meta.items():
             if isinstance(v, (dict, list, tuple)):      # any nesting, empty or ragged: as JSON
                 g.attrs[_META_JSON + k] = json.dumps(v, default=_jsonable)

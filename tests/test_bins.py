@@ -144,3 +144,47 @@ def test_rebin_keeps_rows_stored_before_bins_and_recomputes_the_others(tmp_path)
             assert np.all(np.isfinite(getattr(rb, k)[0])), k
             np.testing.assert_array_equal(getattr(rb, k)[1], getattr(back.row(1).rebin(2), k))
     assert not np.array_equal(rb.energy_err[1], back.energy_err[1])   # row 1 was recomputed
+
+
+def test_an_unfinished_sweep_writes_each_rows_samples_once_beside_the_file(tmp_path):
+    """Issue 13 review (10): an unfinished Monte Carlo sweep keeps each finished row's samples in
+    its own file beside the sweep file, written once (the same file after later commits), not
+    rewritten into the sweep file at every commit; read_sweep merges them (equal to those of an
+    uninterrupted run, NaN for rows not done); the completed sweep holds them all in /sweep,
+    every dataset equal to the uninterrupted run's, and the folder is gone."""
+    from spinsim.phase import run_task
+    H = ss.square("ising", 3)
+    kw = dict(T=[2.0, 3.0], fields=[0.0, 0.3, 0.6], sweeps=200, n_chains=1, progress=False, estimate=False)
+    ref = tmp_path / "ref.h5"
+    ss.sweep(H, out=ref, **kw)
+    out = tmp_path / "s.h5"
+    folder = tmp_path / ".s.h5.samples"
+    inodes = []
+
+    def two_rows(tasks):                      # a run interrupted after two rows
+        for i, task in enumerate(tasks):
+            if i > 0:
+                inodes.append((folder / "row-0.h5").stat().st_ino)
+            if i == 2:
+                raise KeyboardInterrupt
+            yield run_task(task)
+    with pytest.raises(KeyboardInterrupt):
+        ss.sweep(H, out=out, executor=two_rows, **kw)
+    assert len(inodes) == 2 and inodes[0] == inodes[1]            # row 0's samples written once
+    assert sorted(p.name for p in folder.iterdir()) == ["row-0.h5", "row-1.h5"]
+    with h5py.File(out) as f:
+        assert not [n for n in f["sweep"] if n.startswith("sample")]
+        assert f["sweep"].attrs["samples_pending"] == ".s.h5.samples" and "bin_E" in f["sweep"]
+    part, whole = ss.read_sweep(out), ss.read_sweep(ref)
+    for name, v in part.bins.samples.items():
+        np.testing.assert_array_equal(v[:2], whole.bins.samples[name][:2])
+        assert np.isnan(v[2]).all()
+    assert (part.bins.sample_stride, part.bins.samples_per_bin) == (whole.bins.sample_stride, whole.bins.samples_per_bin)
+    ss.sweep(H, out=out, **kw)                                    # resumes row 2 and completes
+    assert not folder.exists()
+
+    def datasets(p):
+        with h5py.File(p) as f:
+            return {n: d[()].tobytes() for n, d in f["sweep"].items() if d.dtype.kind != "O"}
+    a, b = datasets(out), datasets(ref)
+    assert a.keys() == b.keys() and "sample_E" in a and all(a[n] == b[n] for n in a)

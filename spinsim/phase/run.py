@@ -19,6 +19,7 @@ from ..interrupts import sigterm_as_interrupt
 from ..io import InconsistentFileError, SpinsimFileError, remove_stale_temps, root_attrs
 from ..validation import check_choice, check_energy_range, check_temperatures
 from .fingerprint import Fingerprint, first_difference, fingerprint, jsonable, solver_options
+from .samples import remove as remove_samples
 from .store import ROW_SEEDING, SweepResult, commit, empty_state, lock, read_sweep, store_row
 from .task import RowTask, run_task
 
@@ -140,6 +141,8 @@ def sweep(H: Hamiltonian, T: Any, fields: Any, direction: Any = None, method: st
                 _say(f"spinsim sweep: resuming {path}: {int(state.done.sum())} of {hs.size} field rows "
                      "already done", not state.complete)
         fresh = state is None
+        if fresh and path is not None:
+            remove_samples(path)          # a stale folder of samples (.samples) of an earlier run
         if ckpt is not None:
             _clean_checkpoints(ckpt, None if fresh else state.done)
         if fresh:

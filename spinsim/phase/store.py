@@ -26,7 +26,8 @@ File layout (HDF5 file format 2, :mod:`spinsim.io`)::
     /sweep/bin_<name> (h, T, chain, bin)   bin means (spinsim.bins: E, E2, mabs, m2, m4, mu, mu2;
                            attrs bin_length), /sweep/E_shift (h, T), /sweep/sample_<name>
                            (h, T, chain, sample) the thinned series for reweighting (E, mabs, mu);
-                           NaN in rows not done; absent in files written before bins
+                           NaN in rows not done; absent in files written before bins, and in an
+                           unfinished sweep (beside the file until it completes, see Commits)
     /boundary/<name>       a :class:`spinsim.result.Boundary`: the line's parameter (T or h) as
                            a scale, T and h (and T_err, chi_max, at_edge) over it, attrs method,
                            param, description. Written by the caller (``add_boundaries``), e.g.
@@ -38,8 +39,11 @@ resumed run rewrites them as format 2.
 
 Commits: after each finished row the whole file is rewritten through :func:`spinsim.io.atomic_h5`
 (temporary sibling, fsync, ``os.replace``, fsync of the folder), so an interruption at any
-instant leaves the file as it was after the last commit. The output lock ``.<name>.lock``
-(:mod:`spinsim.locks`) stops two processes from writing one sweep. :func:`read_sweep` checks every
+instant leaves the file as it was after the last commit. The thinned samples, the bulk of a Monte
+Carlo sweep, are not rewritten with it: until the sweep is complete each finished row's samples
+sit in their own file beside it, written once (:mod:`.samples`; ``/sweep`` attribute
+``samples_pending``), and the commit that completes the sweep writes them all into ``/sweep``.
+The output lock ``.<name>.lock`` (:mod:`spinsim.locks`) stops two processes from writing one sweep. :func:`read_sweep` checks every
 dataset's shape against the grid and refuses an inconsistent file naming the dataset.
 """
 from __future__ import annotations
@@ -59,6 +63,8 @@ from ..io import (InconsistentFileError, SpinsimFileError, atomic_h5, from_attr,
 from ..bins import Bins
 from ..result import Boundary, Result
 from .fingerprint import Fingerprint
+from .samples import mark_pending, merge_rows, write_rows
+from .samples import remove as remove_samples
 from .tempering import read_tempering, store_tempering, write_tempering
 
 __all__ = ["SweepResult", "SWEEP_OBSERVABLES", "empty_state", "store_row", "commit", "lock",
@@ -90,6 +96,7 @@ class SweepResult(Result):
         self.boundaries: dict[str, Boundary] = dict(boundaries or {})
         self.path = path
         self.tempering: dict[str, np.ndarray] | None = None   # exchange diagnostics (.tempering)
+        self.samples_on_disk: set[int] = set()   # unfinished sweep: rows whose samples file exists (.samples)
 
     def row(self, k: int) -> Result:
         """Row ``k`` (the field h[k]) as a :class:`spinsim.Result` over T (``meta["h"]`` holds h);
@@ -176,11 +183,15 @@ def write_run_header(f: h5py.Group, name: str, attrs: dict[str, Any], fingerprin
     return g
 
 
-def write_sweep(f: h5py.Group, state: SweepResult) -> None:
+def write_sweep(f: h5py.Group, state: SweepResult, pending: Path | None = None) -> None:
     """Write the sweep (layout in the module docstring) into an open file or group: its attributes
-    on ``f``, ``f/sweep`` and ``f/boundary`` (e.g. the ``/phase`` group of a demo's study.h5)."""
+    on ``f``, ``f/sweep`` and ``f/boundary`` (e.g. the ``/phase`` group of a demo's study.h5).
+    ``pending``: the path of the sweep file whose samples are kept beside it, not written here
+    (an unfinished sweep, :mod:`.samples`)."""
     g = write_run_header(f, "sweep", state.attrs, state.fingerprint, state.done, state.complete, ROW_SEEDING)
-    state.write_group(g)
+    state.write_group(g, samples=pending is None)
+    if pending is not None:
+        mark_pending(g, pending, state.bins)
     if "site" not in g:
         write_axis(g, "site", np.arange(state.direction.shape[0]), "index", "site")
     write_values(g, "direction", state.direction, ("site", "component"), "dimensionless",
@@ -197,9 +208,18 @@ def write_sweep(f: h5py.Group, state: SweepResult) -> None:
 
 
 def commit(path: Path, state: SweepResult) -> None:
-    """Replace ``path`` with the whole state, atomically and durably (:func:`io.atomic_h5`)."""
+    """Replace ``path`` with the state, atomically and durably (:func:`io.atomic_h5`). An
+    unfinished sweep with samples keeps them beside the file, each row's written once
+    (:mod:`.samples`); the commit that completes the sweep writes them all into it and removes
+    the folder."""
+    pending = not state.complete and state.bins is not None and state.bins.has_samples
+    if pending:
+        write_rows(path, state.bins, state.done, state.samples_on_disk)
     with atomic_h5(path, libver="latest") as f:
-        write_sweep(f, state)
+        write_sweep(f, state, *((path,) if pending else ()))
+    if not pending:
+        remove_samples(path)
+        state.samples_on_disk.clear()
 
 
 @contextlib.contextmanager
@@ -242,6 +262,7 @@ def read_sweep(path: str | os.PathLike, group: str = "/") -> SweepResult:
                 magnetization_vector=base.magnetization_vector, meta=base.meta, bins=base.bins,
                 **base.values)
             state.tempering = read_tempering(g)
+            state.bins, state.samples_on_disk = merge_rows(path, g, state.bins, state.done)
             if "boundary" in f:
                 state.boundaries = {k: Boundary.read_group(v) for k, v in f["boundary"].items()}
         except InconsistentFileError:
