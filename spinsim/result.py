@@ -201,7 +201,8 @@ class Result:
         length (they grow until bins are longer than ~2 tau_int, then stay flat).
 
         Raises :class:`spinsim.bins.NoBinsError` for a result without bins (exact, analytic, or
-        read from a file written before bins), ValueError for a bad factor."""
+        read from a file written before bins) or whose bins are NaN at every point, ValueError for
+        a bad factor."""
         if self.bins is None:
             raise NoBinsError(f"this {self.method or 'result'} result holds no binned series (Monte Carlo "
                               "results do, except those read from files written before bins): nothing "
@@ -211,6 +212,9 @@ class Result:
         with np.errstate(invalid="ignore", divide="ignore"):
             fresh = estimates(b, T, self.n_free, self.n_comp)
         binned = np.all([np.isfinite(v).all(axis=(-2, -1)) for v in b.bins.values()], axis=0)
+        if not binned.any():
+            raise NoBinsError("no point of this result has finite bins (rows stored before bins existed, or not "
+                              "done): nothing to rebin")
         new = {}
         for k, v in fresh.items():
             if k.removesuffix(schema.ERR) in self.values:

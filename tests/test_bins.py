@@ -144,6 +144,8 @@ def test_rebin_keeps_rows_stored_before_bins_and_recomputes_the_others(tmp_path)
             assert np.all(np.isfinite(getattr(rb, k)[0])), k
             np.testing.assert_array_equal(getattr(rb, k)[1], getattr(back.row(1).rebin(2), k))
     assert not np.array_equal(rb.energy_err[1], back.energy_err[1])   # row 1 was recomputed
+    with pytest.raises(NoBinsError, match="no point of this result has finite bins"):
+        back.row(0).rebin(2)                  # row 0 alone: nothing to recompute
 
 
 def test_an_unfinished_sweep_writes_each_rows_samples_once_beside_the_file(tmp_path):
