@@ -24,8 +24,9 @@ A checkpoint is two files:
   replica), each a contiguous dataset of its full length (replicas, measured sweeps) allocated
   when the file is made (through the atomic writer, at the first save after measuring began).
   Later saves write only the columns measured since the previous save into that allocated space
-  (HDF5 raw data only: no byte outside the datasets changes, so the file's structure is never
-  touched in place), fsync it, and only then replace ``<path>`` with the new ``measured``. A kill
+  (at the byte offsets HDF5 reports for the datasets, with ``os.pwrite``: HDF5 never opens the
+  file for writing and no byte outside the datasets changes), fsync it, and only then replace
+  ``<path>`` with the new ``measured``. A kill
   during that write leaves columns beyond the stored ``measured``, which a resume ignores and
   the resumed run writes again.
 
@@ -46,9 +47,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 import h5py
+import numpy as np
 
 from .io import InconsistentFileError, SpinsimFileError, atomic_h5, from_attr, open_spinsim, root_attrs
 
@@ -120,7 +120,8 @@ def _show(v: Any) -> str:
 
 
 def first_difference(stored: dict[str, Any], requested: dict[str, Any]) -> str | None:
-    """``"sweeps=200, this run asks for sweeps=400"`` for the first parameter (in the requested
+    """``"with sweeps=200, this run asks for sweeps=400"`` (or ``"without x, this run asks for
+    x=..."``, ``"with x=..., this run does not set x"``) for the first parameter (in the requested
     order, then those only stored) whose stored and requested values differ (both as
     :func:`describe_params` gives them), or None when they agree."""
     for name in [*requested, *(k for k in stored if k not in requested)]:
@@ -130,9 +131,9 @@ def first_difference(stored: dict[str, Any], requested: dict[str, Any]) -> str |
         else:
             same = a == b
         if not same:
-            was = "without it" if a is _MISSING else f"{name}={_show(a)}"
-            now = f"without {name}" if b is _MISSING else f"{name}={_show(b)}"
-            return f"{was}, this run asks for {now}"
+            was = f"without {name}" if a is _MISSING else f"with {name}={_show(a)}"
+            now = f"does not set {name}" if b is _MISSING else f"asks for {name}={_show(b)}"
+            return f"{was}, this run {now}"
     return None
 
 
@@ -149,6 +150,20 @@ def remove_checkpoint(path: str | os.PathLike) -> None:
     """Delete a checkpoint and its series file (either may be absent)."""
     Path(path).unlink(missing_ok=True)
     series_path(path).unlink(missing_ok=True)
+
+
+def _layout(path: Path, names: tuple[str, ...]) -> dict[str, tuple[int, np.dtype]]:
+    """Byte offset and dtype of each series dataset in the series file (opened read-only): each
+    must be stored contiguously and allocated. Raises ValueError otherwise."""
+    out = {}
+    with h5py.File(path, "r") as f:
+        for name in names:
+            d = f[name]
+            offset = d.id.get_offset()
+            if d.chunks is not None or d.compression is not None or offset is None:
+                raise ValueError(f"{path}: {name} is not one contiguous allocated block")
+            out[name] = (int(offset), d.dtype)
+    return out
 
 
 class Checkpointer:
@@ -175,6 +190,7 @@ class Checkpointer:
         self.series = tuple(series)
         self.discard = int(discard)
         self._written: int | None = None   # columns of the series in this run's series file (None: no file yet)
+        self._layout: dict[str, tuple[int, np.dtype]] = {}   # series name -> (byte offset, dtype) in that file
         self._last = time.monotonic()
 
     @property
@@ -220,7 +236,8 @@ class Checkpointer:
                     a = np.zeros(d.shape, d.dtype)
                     a[..., :measured] = d[..., :measured]
                     out[name] = a
-        except (SpinsimFileError, KeyError, OSError) as exc:
+            self._layout = _layout(self.series_path, self.series)
+        except (SpinsimFileError, KeyError, OSError, ValueError) as exc:
             raise InconsistentFileError(f"{self.path}: its measured series cannot be read ({exc}); delete the "
                                         "checkpoint (spinsim sweep: --overwrite) to start afresh") from None
         self._written = measured
@@ -233,8 +250,8 @@ class Checkpointer:
             with contextlib.suppress(ValueError, TypeError):
                 diff = first_difference(json.loads(stored), self.params)
         if diff is None:          # a checkpoint written before parameters were stored in it
-            diff = "other parameters (this checkpoint does not record which)"
-        return f"{self.path}: checkpoint was written with {diff}; {_HOW}"
+            diff = "with other parameters (this checkpoint does not record which)"
+        return f"{self.path}: checkpoint was written {diff}; {_HOW}"
 
     def maybe_save(self, runner: Any, done: int, total: int, force: bool = False) -> bool:
         """Save when ``interval_s`` has passed since the last save (or ``force``); returns
@@ -279,13 +296,17 @@ class Checkpointer:
                     d = f.create_dataset(name, data=state[name], chunks=None)
                     d.attrs["long_name"] = (f"measured series {name} (replica, measured sweep); valid up to "
                                             "the checkpoint's 'measured' column")
+            self._layout = _layout(p, self.series)
         elif measured > self._written:
             a, b = self._written, measured
-            with h5py.File(p, "r+") as f:
-                for name in self.series:
-                    f[name][..., a:b] = state[name][..., a:b]
-            fd = os.open(p, os.O_RDONLY)
+            fd = os.open(p, os.O_WRONLY)
             try:
+                for name in self.series:
+                    offset, dtype = self._layout[name]
+                    x = np.ascontiguousarray(state[name], dtype=dtype)
+                    n = x.shape[-1]
+                    for r, row in enumerate(x.reshape(-1, n)):
+                        os.pwrite(fd, row[a:b].tobytes(), offset + (r * n + a) * dtype.itemsize)
                 os.fsync(fd)
             finally:
                 os.close(fd)

@@ -180,10 +180,11 @@ def test_a_refusal_names_large_arrays_by_shape_and_says_when_the_file_records_no
     big = describe_params(T=np.linspace(1.0, 2.0, 40), sweeps=10)
     other = describe_params(T=np.linspace(1.0, 2.1, 40), sweeps=10)
     assert "values" not in big["T"]
-    assert first_difference(big, other).startswith("T=an array of shape (40,) (sha256 ")
+    assert first_difference(big, other).startswith("with T=an array of shape (40,) (sha256 ")
     assert first_difference(big, describe_params(T=np.linspace(1.0, 2.0, 40), sweeps=10)) is None
     assert first_difference(big, describe_params(T=np.linspace(1.0, 2.0, 40))) == (
-        "sweeps=10, this run asks for without sweeps")
+        "with sweeps=10, this run does not set sweeps")
+    assert first_difference(describe_params(sweeps=10), big).startswith("without T, this run asks for T=an array")
     ck = tmp_path / "c.h5"
     Checkpointer(ck, "id-a").save(_Dummy(), 1, 5)        # no parameters recorded (as before they were)
     with pytest.raises(CheckpointMismatchError, match="written with other parameters \\(this checkpoint does not "
