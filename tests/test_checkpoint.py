@@ -301,3 +301,26 @@ def test_a_sweep_killed_at_random_moments_resumes_to_an_identical_file(tmp_path,
         if p.returncode != -signal.SIGKILL:    # the sweep finished before the kill: nothing to resume
             pytest.fail(f"the sweep ended (rc {p.returncode}) before it was killed: lengthen it\n{err}")
     _resume_and_compare(out, reference(3000), 3000, require_mid=False)
+
+
+def test_a_checkpoint_written_before_series_files_still_resumes(tmp_path, monkeypatch):
+    """A checkpoint of the former layout (the series inside /state, no 'measured' attribute) is
+    resumed as it was: the result is bit-identical to an uninterrupted run."""
+    H = ss.lattice("ising", 4)
+    common = dict(method="mc", sweeps=200, discard=100, seed=7, n_chains=1, progress=False)
+    ref = ss.solve(H, [1.0, 2.0], **common)
+    ck = tmp_path / "c.h5"
+    with monkeypatch.context() as m:
+        _stop_after_saves(m, 50)
+        with pytest.raises(Stop):
+            ss.solve(H, [1.0, 2.0], checkpoint=ck, checkpoint_interval=0, **common)
+    series = ck.with_name("c.h5.series")
+    with h5py.File(ck, "r+") as f, h5py.File(series) as s:
+        n = int(f.attrs["measured"])
+        for name in s:
+            a = np.zeros(s[name].shape)
+            a[:, :n] = s[name][:, :n]
+            f["state"][name] = a
+        del f.attrs["measured"]
+    series.unlink()
+    _same_result(ss.solve(H, [1.0, 2.0], checkpoint=ck, checkpoint_interval=3600, **common), ref)
