@@ -131,18 +131,25 @@ def test_saves_append_only_the_newly_measured_columns_and_none_at_the_end(tmp_pa
         assert cols and all(name in ("out_E", "out_mabs", "out_mu") and m0 <= c < m1 for name, c in cols), cols
 
 
+def _stopped_ising_run(tmp_path, monkeypatch, seed: int, k: int):
+    """A 4x4 Ising run at T = 1, 2 stopped right after its k-th save (every ~1 %): returns the
+    Hamiltonian, the solve options, the uninterrupted result and the checkpoint path."""
+    H = ss.lattice("ising", 4)
+    common = dict(method="mc", sweeps=200, discard=100, seed=seed, n_chains=1, progress=False)
+    ref = ss.solve(H, [1.0, 2.0], **common)
+    ck = tmp_path / "c.h5"
+    with monkeypatch.context() as m:
+        _stop_after_saves(m, k)
+        with pytest.raises(Stop):
+            ss.solve(H, [1.0, 2.0], checkpoint=ck, checkpoint_interval=0, **common)
+    return H, common, ref, ck
+
+
 def test_columns_beyond_the_saved_ones_are_ignored_and_a_lost_series_file_is_named(tmp_path, monkeypatch):
     """A kill while columns are written leaves them beyond the saved 'measured': garbage there does
     not reach the resumed result (bit-identical to an uninterrupted run). Without its series file
     a checkpoint inside the measurement is refused, naming what to do."""
-    H = ss.lattice("ising", 4)
-    common = dict(method="mc", sweeps=200, discard=100, seed=5, n_chains=1, progress=False)
-    ref = ss.solve(H, [1.0, 2.0], **common)
-    ck = tmp_path / "c.h5"
-    with monkeypatch.context() as m:
-        _stop_after_saves(m, 60)
-        with pytest.raises(Stop):
-            ss.solve(H, [1.0, 2.0], checkpoint=ck, checkpoint_interval=0, **common)
+    H, common, ref, ck = _stopped_ising_run(tmp_path, monkeypatch, seed=5, k=60)
     with h5py.File(ck) as f:
         measured = int(f.attrs["measured"])
     assert 0 < measured < 200
@@ -306,14 +313,7 @@ def test_a_sweep_killed_at_random_moments_resumes_to_an_identical_file(tmp_path,
 def test_a_checkpoint_written_before_series_files_still_resumes(tmp_path, monkeypatch):
     """A checkpoint of the former layout (the series inside /state, no 'measured' attribute) is
     resumed as it was: the result is bit-identical to an uninterrupted run."""
-    H = ss.lattice("ising", 4)
-    common = dict(method="mc", sweeps=200, discard=100, seed=7, n_chains=1, progress=False)
-    ref = ss.solve(H, [1.0, 2.0], **common)
-    ck = tmp_path / "c.h5"
-    with monkeypatch.context() as m:
-        _stop_after_saves(m, 50)
-        with pytest.raises(Stop):
-            ss.solve(H, [1.0, 2.0], checkpoint=ck, checkpoint_interval=0, **common)
+    H, common, ref, ck = _stopped_ising_run(tmp_path, monkeypatch, seed=7, k=50)
     series = ck.with_name("c.h5.series")
     with h5py.File(ck, "r+") as f, h5py.File(series) as s:
         n = int(f.attrs["measured"])
