@@ -56,7 +56,7 @@ def metropolis_accept(dE, beta, vs):
     return uniform(vs, ACCEPT_DRAW) < math.exp(-beta * dE)
 
 
-@physics
+@physics_call
 def hidden_norm2(sig, delta, n_h, vs, j):
     """|hidden part of sigma + delta eps|^2 for a unit spin of R^(k + n_h) with visible part sig
     (k,): (rho + delta z)^2 + delta^2 chi2_{n_h - 1}, rho = sqrt(1 - |sig|^2) (see the module
@@ -143,7 +143,7 @@ def propose_discrete(cur, K, vs):
     return nq
 
 
-@physics
+@physics_call
 def vmf_w(kappa, n, vs, j):
     """Component w = sigma.mu of a von Mises-Fisher draw on S^{n-1} with concentration
     kappa >= 0 (density of w ~ exp(kappa w) (1 - w^2)^{(n-3)/2}). Wood (1994), Commun. Stat.

@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from ._jit import physics
+from ._jit import physics, physics_call
 
 GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _C1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -148,7 +148,7 @@ def uniform_triple21(vs, j):
 
 
 # ----------------------------------------------------------------------------- other laws
-@physics
+@physics_call
 def gauss2(vs, j):
     """Two independent standard normals from uniforms j, j + 1 (Box-Muller; the scalar draws of
     :func:`gamma_draw`; vectors use the faster :func:`gauss`)."""
@@ -225,7 +225,7 @@ def gauss_vector(vs, j, out):
     return j + n
 
 
-@physics
+@physics_call
 def gamma_draw(a, vs, j):
     """Gamma(a, 1) by Marsaglia-Tsang (a >= 1; a < 1 boosted by U^(1/a)). Returns (x, next j)."""
     boost = 1.0
@@ -248,7 +248,7 @@ def gamma_draw(a, vs, j):
             return d * v * boost, j
 
 
-@physics
+@physics_call
 def chi2_draw(nu, vs, j):
     """Chi-square with nu > 0 degrees of freedom (2 Gamma(nu/2, 1)); 0 for nu <= 0 without a draw.
     Returns (x, next j)."""
