@@ -187,7 +187,8 @@ def _unreachable(exc: BaseException) -> bool:
     from huggingface_hub import errors
 
     kinds: list[type] = [errors.LocalEntryNotFoundError, errors.OfflineModeIsEnabled, ConnectionError, TimeoutError]
-    for mod, names in (("httpx", ("TransportError",)), ("requests", ("ConnectionError", "Timeout"))):
+    for mod, names in (("httpx", ("TransportError",)), ("httpx2", ("TransportError",)),   # huggingface_hub >= 2: httpx2
+                       ("requests", ("ConnectionError", "Timeout"))):
         try:
             m = __import__(mod)
             kinds += [getattr(m, n) for n in names if hasattr(m, n)]
@@ -201,6 +202,24 @@ def _unreachable(exc: BaseException) -> bool:
         seen.add(id(e))
         e = e.__cause__ or e.__context__
     return False
+
+
+def _probe_hub(name: str, timeout: float = 10.0) -> None:
+    """One request to the hub for ``name`` through huggingface_hub (its proxies, certificates and
+    endpoint) before transformers downloads: transformers' file requests retry a failed
+    connection five times with back-off (~30 s and five warnings) before they give up. Raises
+    the unreachable-hub :class:`ModelLoadError` at once, or a ModelLoadError naming a repository
+    that does not exist; any other answer lets the download go on (and report its own errors)."""
+    from huggingface_hub import HfApi, errors
+
+    try:
+        HfApi().model_info(name, timeout=timeout)
+    except errors.RepositoryNotFoundError:
+        raise ModelLoadError(f"cannot load {name!r}: no such model on the Hugging Face hub (names are "
+                             "'owner/name'; local models: a folder, a .gguf file, or smollm2-135m)") from None
+    except Exception as exc:  # noqa: BLE001 - only a typed 'unreachable' stops here
+        if _unreachable(exc):
+            raise _hub_error(name) from None
 
 
 def _hub_error(name: str) -> ModelLoadError:
@@ -290,6 +309,7 @@ def load_model(spec: str | ModelSource, quiet: bool = True, progress: bool = Tru
         except (OSError, ValueError):
             if _hub_offline():
                 raise _hub_error(path) from None
+            _probe_hub(path)
             try:
                 model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True, **kw)
                 tok = AutoTokenizer.from_pretrained(path, **tok_kw)

