@@ -174,6 +174,34 @@ _ROTARY = {"exact": "the exact rotary head (per-site factors: every pair's score
            "fold": "rotary folded onto a probe"}
 
 
+#: below this median swap acceptance a tempering ladder is said not to exchange
+NO_EXCHANGE = 0.01
+
+
+def _exchange_note(ph: Any) -> str:
+    """How the temperatures were coupled, from the sweep's own exchange diagnostics: parallel
+    tempering that exchanged, or a ladder whose neighbours (almost) never swapped, which is then
+    said plainly (each T is in effect an independent chain; more sweeps will not mix it)."""
+    tp = getattr(ph, "tempering", None)
+    if not tp:
+        return "one chain per temperature"
+    acc = np.asarray(tp["swap_acceptance"], float)
+    acc = acc[np.isfinite(acc)]
+    if acc.size == 0:
+        return "parallel tempering across T"
+    med = float(np.median(acc))
+    trips = np.asarray(tp.get("n_round_trips", []), float)
+    trips = int(np.nansum(trips)) if trips.size else 0
+    if med < NO_EXCHANGE:
+        return (f"parallel tempering across T, **but the ladder did not exchange**: median swap acceptance "
+                f"{med:.2g} over {acc.size} neighbouring pairs (largest {float(acc.max()):.2g}), {trips} round trips: "
+                "the energy histograms of neighbouring temperatures barely overlap (a head of many O(n) spins has "
+                "a large heat capacity), so every temperature is in effect an independent heat-bath chain; a "
+                "denser T ladder, not more sweeps, would let them exchange")
+    return (f"parallel tempering across T (median swap acceptance {med:.2g} over {acc.size} neighbouring "
+            f"pairs, {trips} round trips)")
+
+
 def _phase_blocks(r: Any) -> list[Any]:
     """Prose, boundary-point table (each point with the flags the sweep file gives it), warning and
     figure of the phase-diagram section."""
@@ -186,7 +214,7 @@ def _phase_blocks(r: Any) -> list[Any]:
         f"eigenvector of M_s: the repetition collapse); large h: the prompt wins. Coupling: "
         f"{_ROTARY.get(str(r.phase_info.get('rotary', 'none')), r.phase_info.get('rotary', 'none'))}. Temperature "
         f"scale: T_c = {r.phase_info['T_c_mean_field']:.4g} (energy units), the "
-        f"{r.phase_info.get('T_scale', 'mean-field T_c of the head system')}; parallel tempering across T, "
+        f"{r.phase_info.get('T_scale', 'mean-field T_c of the head system')}; {_exchange_note(ph)}, "
         f"{st.n_sweeps} sweeps per point.",
         "\n".join(f"- `{name}`: {line.get('method', name)}" for name, line in bnd.items())
         or "No boundary was detected on this grid."]
@@ -208,7 +236,7 @@ def _phase_blocks(r: Any) -> list[Any]:
             blocks.append({"warning": f"{n_flag} of {T.size} chi-peak points come from runs the sweep file flags "
                                       "(see the table); they are drawn hollow and grey in the figure, apart from the "
                                       "line through the others. Do not read a boundary from them; rerun with more "
-                                      "--sweeps."})
+                                      "--sweeps (and, where the ladder did not exchange, a denser T grid)."})
     blocks.append({"figure": "phase_phase_diagram.png",
                    "caption": f"{r.best_head}: susceptibility, |m| and C over (T, h) with the boundaries (labelled by "
                               "method; hollow grey points: runs flagged unreliable)."})

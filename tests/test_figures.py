@@ -179,3 +179,21 @@ def test_plot_files_every_kind(tmp_path, monkeypatch):
             f.attrs[k] = v
     with pytest.raises(SpinsimFileError, match="nothing to plot"):
         fg.plot_file(empty, tmp_path / "figs")
+
+
+def test_an_unconverged_point_is_marked_and_does_not_set_the_colour_scale():
+    """A point whose split R-hat exceeds 1.01 (C = 7324 among values ~280, as in a demo run) is
+    drawn with a cross and left out of the colour limits, which the converged points set."""
+    T, h = np.array([0.5, 1.0, 2.0]), np.array([0.0, 1.0])
+    C = np.array([[280.0, 290.0, 260.0], [270.0, 7324.0, 250.0]])
+    rhat = np.array([[1.0, 1.0, 1.0], [1.0, 1.74, 1.0]])
+    sw = SimpleNamespace(T=T, h=h, data={"specific_heat": C, "rhat": rhat}, done=np.ones(2, bool), boundaries={},
+                         row_warnings=[[], ["T=1: split R-hat = 1.74 > 1.01"]])
+    ax = fg.phase_diagram(sw, "specific_heat")
+    mesh = ax.collections[0]
+    assert (mesh.norm.vmin, mesh.norm.vmax) == (250.0, 290.0)
+    crosses = [ln for ln in ax.lines if ln.get_marker() == "x"]
+    assert len(crosses) == 1
+    np.testing.assert_array_equal(crosses[0].get_xdata(), [1.0])
+    np.testing.assert_array_equal(crosses[0].get_ydata(), [1.0])
+    assert "split R-hat > 1.01" in crosses[0].get_label()

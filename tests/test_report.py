@@ -53,3 +53,22 @@ def test_weights_note_names_the_gguf_quantisation():
     assert note.startswith("4-bit Q4_1 quantised GGUF weights") and "dequantised to float32" in note
     assert weights_note("m.Q8_0.gguf").startswith("8-bit Q8_0") and weights_note(None).startswith("full-precision")
     assert "Bhattacharjee" in CITATION and "2507.00683" in CITATION and "Phys. Rev. E 113, 015308" in CITATION
+
+
+def test_phase_prose_says_when_the_tempering_ladder_did_not_exchange():
+    """The demo report reads the sweep's own exchange diagnostics: a ladder whose neighbours never
+    swapped is said plainly (independent chains; a denser ladder, not more sweeps), one that
+    exchanged gives its median acceptance, a sweep without exchange says one chain per T."""
+    from types import SimpleNamespace
+
+    from spinsim.analysis.demo_report import _exchange_note
+
+    stuck = SimpleNamespace(tempering={"swap_acceptance": np.array([[0.0, 0.0, 0.29], [0.0, 0.0, 0.0]]),
+                                       "n_round_trips": np.array([0.0, 0.0])})
+    note = _exchange_note(stuck)
+    assert "**but the ladder did not exchange**: median swap acceptance 0 over 6 neighbouring pairs" in note
+    assert "(largest 0.29), 0 round trips" in note and "a denser T ladder, not more sweeps" in note
+    mixing = SimpleNamespace(tempering={"swap_acceptance": np.array([[0.4, 0.3, 0.5]]), "n_round_trips": np.array([7.0])})
+    assert _exchange_note(mixing) == ("parallel tempering across T (median swap acceptance 0.4 over 3 neighbouring "
+                                      "pairs, 7 round trips)")
+    assert _exchange_note(SimpleNamespace(tempering=None)) == "one chain per temperature"

@@ -112,10 +112,15 @@ def phase_diagram(sw: Any, observable: str = "susceptibility", ax: plt.Axes | No
     """Heat map of ``observable`` over the sweep's (T, h) grid, boundaries on top.
 
     ``sw``: a :class:`spinsim.phase.SweepResult`. Rows not yet computed are hatched grey.
+    Points whose split R-hat exceeds :data:`spinsim.observables.RHAT_WARN` (the sweep's per-point
+    convergence flag) are marked with a cross and left out of the colour scale, so that one
+    unconverged cell cannot set it (values beyond the scale take its end colours).
     ``log``: logarithmic colour scale (default: for chi and tau_int when they span > 2 decades).
     Boundaries default to ``sw.boundaries``; points outside the grid are clipped.
     """
-    from matplotlib.colors import LogNorm, TwoSlopeNorm
+    from matplotlib.colors import LogNorm, Normalize, TwoSlopeNorm
+
+    from spinsim.observables import RHAT_WARN
 
     if ax is None:
         _, ax = plt.subplots(figsize=(5.6, 4.4), layout="constrained")
@@ -123,7 +128,11 @@ def phase_diagram(sw: Any, observable: str = "susceptibility", ax: plt.Axes | No
     T, h = np.asarray(sw.T, float), np.asarray(sw.h, float)
     label, cmap = LABELS.get(observable, (observable, "viridis"))
     cm = plt.get_cmap(cmap).with_extremes(bad="#dddddd")
-    finite = Z[np.isfinite(Z)]
+    rhat = np.asarray(sw.data["rhat"], float) if "rhat" in sw.data else np.full(Z.shape, np.nan)
+    flagged = np.isfinite(Z) & (np.nan_to_num(rhat, nan=1.0) > RHAT_WARN)
+    finite = Z[np.isfinite(Z) & ~flagged]
+    if finite.size == 0:
+        finite = Z[np.isfinite(Z)]
     norm = None
     if finite.size:
         if log is None:
@@ -133,9 +142,15 @@ def phase_diagram(sw: Any, observable: str = "susceptibility", ax: plt.Axes | No
             norm = LogNorm(vmin=finite.min(), vmax=finite.max())
         elif cmap == "RdBu_r" and finite.min() < 0 < finite.max():
             norm = TwoSlopeNorm(vcenter=0.0, vmin=finite.min(), vmax=finite.max())
+        else:
+            norm = Normalize(vmin=finite.min(), vmax=finite.max())
     Tor, hor = np.argsort(T), np.argsort(h)
     mesh = ax.pcolormesh(_edges(T[Tor]), _edges(h[hor]), np.ma.masked_invalid(Z[np.ix_(hor, Tor)]),
                          cmap=cm, norm=norm, shading="flat", rasterized=True)
+    if flagged.any():
+        Tc, hc = np.meshgrid(T, h)
+        ax.plot(Tc[flagged], hc[flagged], "x", color="#d62728", ms=5, mew=1.0, zorder=3,
+                label=f"point not converged (split R-hat > {RHAT_WARN:g}; outside the colour scale)")
     if not np.all(getattr(sw, "done", np.ones(h.size, bool))):
         for k in np.flatnonzero(~np.asarray(sw.done, bool)):
             eh = _edges(h[hor])
