@@ -130,11 +130,13 @@ class _Step:
 
 
 def _params(settings: DemoSettings, lm: Any, items: list) -> dict[str, Any]:
-    """What identifies a demo run (a rerun must match to resume; :func:`.demo_store.start_run`)."""
+    """What identifies a demo run (a rerun must match to resume; :func:`.demo_store.start_run`);
+    ``lm`` None: all but the weights' hash (checked before the model loads)."""
     import hashlib
 
     prompts = hashlib.sha256("\n".join(f"{it.prompt}\t{it.correct}\t{it.wrong}" for it in items).encode()).hexdigest()
-    return {"weights_sha256": lm.weights_sha256, "prompts": settings.prompts,
+    weights = {} if lm is None else {"weights_sha256": lm.weights_sha256}
+    return {**weights, "prompts": settings.prompts,
             "prompts_sha256": prompts, "permutations": settings.n_permutations_run, "sweeps": settings.n_sweeps,
             "quick": settings.quick, "ablate_all": settings.ablate_all, "seed": settings.seed,
             "n_ablated": None if settings.ablate_all else (N_ABLATED_QUICK if settings.quick else N_ABLATED)}
@@ -175,9 +177,11 @@ def run_demo(settings: DemoSettings, log: Callable[[str], None] | None = None) -
     n_perm = settings.n_permutations_run
     clock = _Clock(log)
 
+    items = load_prompts(settings.prompts)
+    if not settings.overwrite:                   # a changed parameter is refused before the model loads
+        store.check_kept_run(out, _params(settings, None, items))
     with clock.step("load", f"loading {settings.model}"):
         lm = load_model(settings.model, progress=settings.progress)
-        items = load_prompts(settings.prompts)
         titems = tokenize_items(items, lm.encode)
     done = store.start_run(out, _params(settings, lm, items), overwrite=settings.overwrite)
     if done:

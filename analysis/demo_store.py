@@ -55,6 +55,21 @@ def _first_difference(old: Mapping[str, Any], new: Mapping[str, Any]) -> str | N
     return None
 
 
+def check_kept_run(out: str | os.PathLike, params: Mapping[str, Any]) -> None:
+    """Before the model loads: raise :class:`DemoMismatchError` when ``out`` holds a run whose
+    recorded parameters differ from ``params`` in a key both have (``params`` may leave out what
+    needs the model, e.g. the weights' hash; :func:`start_run` checks everything later)."""
+    run = Path(out) / _RUN
+    if not run.is_file():
+        return
+    old = json.loads(run.read_text())
+    new = json.loads(json.dumps(dict(params)))
+    diff = _first_difference(old, {k: v for k, v in new.items() if k in old})
+    if diff:
+        raise DemoMismatchError(f"{out} holds a demo run with other parameters: {diff}; rerun with --overwrite "
+                                "to start afresh, or choose another --out")
+
+
 def start_run(out: str | os.PathLike, params: Mapping[str, Any], overwrite: bool = False) -> list[str]:
     """Record ``params`` (JSON-able, in a fixed order) for the run in ``out``, or check them
     against the kept run's. Returns the names of the stages already finished.

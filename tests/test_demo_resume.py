@@ -39,6 +39,22 @@ def test_start_run_records_checks_and_overwrites(tmp_path):
         demo_store.start_run(tmp_path, params)
 
 
+def test_a_changed_parameter_is_refused_before_the_model_loads(tmp_path, monkeypatch, capsys):
+    import spinsim.models.loading as loading
+
+    params = {"weights_sha256": "ab", "sweeps": 300, "quick": False}
+    demo_store.start_run(tmp_path, params)
+    demo_store.check_kept_run(tmp_path, {"sweeps": 300, "quick": False})          # the hash is not needed
+    with pytest.raises(demo_store.DemoMismatchError, match=r"'sweeps' differs \(the kept run has 300, this run 200\)"):
+        demo_store.check_kept_run(tmp_path, {"sweeps": 200, "quick": False})
+    demo_store.check_kept_run(tmp_path / "elsewhere", {"sweeps": 200})           # no kept run: nothing to check
+    monkeypatch.setattr(loading, "load_model", lambda *a, **k: pytest.fail("the model loaded before the check"))
+    out = tmp_path / "demo"
+    demo_store.start_run(out, {"weights_sha256": "ab", "prompts": "paper20", "sweeps": 40})
+    assert main(["demo", "--out", str(out), "--sweeps", "41", "--quiet"]) == 2
+    assert "'sweeps' differs (the kept run has 40, this run 41)" in capsys.readouterr().err
+
+
 def _argv(out, *extra):
     return ["demo", "--model", str(llama_dir()), "--quick", "--permutations", "300", "--sweeps", "40",
             "--out", str(out), "--seed", "4", "--device", "cpu", "--quiet", *extra]
