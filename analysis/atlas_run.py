@@ -213,6 +213,7 @@ def reweighted_peak(task: AtlasTask, row: dict[str, Any]) -> tuple[float, float]
     keep = np.flatnonzero(~np.asarray(row["flagged"], bool))
     if row.get("bins") is None or keep.size < 3:
         return float("nan"), float("nan")
+    keep = keep[np.argsort(np.asarray(task.T, float)[keep], kind="stable")]      # neighbours in T, any grid order
     chi = np.asarray(row["susceptibility"], float)[keep]
     if not np.any(np.isfinite(chi)):
         return float("nan"), float("nan")

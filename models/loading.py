@@ -204,19 +204,23 @@ def _unreachable(exc: BaseException) -> bool:
     return False
 
 
-def _probe_hub(name: str, timeout: float = 10.0) -> None:
+def _probe_hub(name: str, timeout: float | None = None) -> None:
     """One request to the hub for ``name`` through huggingface_hub (its proxies, certificates and
     endpoint) before transformers downloads: transformers' file requests retry a failed
     connection five times with back-off (~30 s and five warnings) before they give up. Raises
     the unreachable-hub :class:`ModelLoadError` at once, or a ModelLoadError naming a repository
     that does not exist; any other answer lets the download go on (and report its own errors)."""
-    from huggingface_hub import HfApi, errors
+    from huggingface_hub import HfApi, constants, errors
 
+    if timeout is None:                  # the user's HF_HUB_ETAG_TIMEOUT / HF_HUB_DOWNLOAD_TIMEOUT, at least 10 s
+        timeout = max(10.0, float(getattr(constants, "HF_HUB_ETAG_TIMEOUT", 10) or 10),
+                      float(getattr(constants, "HF_HUB_DOWNLOAD_TIMEOUT", 10) or 10))
     try:
         HfApi().model_info(name, timeout=timeout)
     except errors.RepositoryNotFoundError:
-        raise ModelLoadError(f"cannot load {name!r}: no such model on the Hugging Face hub (names are "
-                             "'owner/name'; local models: a folder, a .gguf file, or smollm2-135m)") from None
+        raise ModelLoadError(f"cannot load {name!r}: no such model on the Hugging Face hub, or a private one "
+                             "(log in with `hf auth login`); names are 'owner/name'; local models: a folder, a "
+                             ".gguf file, or smollm2-135m") from None
     except Exception as exc:  # noqa: BLE001 - only a typed 'unreachable' stops here
         if _unreachable(exc):
             raise _hub_error(name) from None
@@ -306,10 +310,11 @@ def load_model(spec: str | ModelSource, quiet: bool = True, progress: bool = Tru
         try:
             model = AutoModelForCausalLM.from_pretrained(path, **kw_local)
             tok = AutoTokenizer.from_pretrained(path, local_files_only=True, **tok_kw)
-        except (OSError, ValueError):
+        except (OSError, ValueError) as local:
             if _hub_offline():
                 raise _hub_error(path) from None
-            _probe_hub(path)
+            if isinstance(local, OSError):       # not cached (a cached model that fails keeps its own error)
+                _probe_hub(path)
             try:
                 model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True, **kw)
                 tok = AutoTokenizer.from_pretrained(path, **tok_kw)

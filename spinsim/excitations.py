@@ -140,7 +140,7 @@ def excitations(H: Hamiltonian, S: Any = None, n_modes: int = 16, zero_rtol: flo
     A0, B0, Ak, Bk = _factors(H.M, free)
     # factors narrower than R^n (a low-rank M) can leave tangent directions that do not couple
     narrow = A0.shape[1] + B0.shape[1] < 2 * n or Ak.shape[0] > 1
-    U = span_basis(np.concatenate([A0, B0], axis=1)) if narrow else None
+    U = span_basis(np.concatenate([A0, B0], axis=1), full_shortcut=True) if narrow else None
     if U is not None and U.shape[1] + 1 < n:
         u = U.shape[1]
         alpha = sigma @ U

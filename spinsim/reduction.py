@@ -32,11 +32,27 @@ __all__ = ["span_basis", "complete_basis", "Reduction", "working_space", "unifor
 
 
 # ============================================================================ bases
-def span_basis(X: np.ndarray) -> np.ndarray:
+#: ``span_basis(..., full_shortcut=True)``: smallest eigenvalue of X X^T, relative to the largest,
+#: above which X has full row rank beyond doubt (singular-value ratio > 1e-4, far above the
+#: rank threshold max(n, m) eps; the Gram's rounding is ~n eps of the largest eigenvalue)
+FULL_RANK_GRAM = 1e-8
+
+
+def span_basis(X: np.ndarray, full_shortcut: bool = False) -> np.ndarray:
     """Orthonormal basis (n, k) of the column span of X (n, m); singular values below
-    ``s_max * max(n, m) * eps`` count as zero. (n, 0) for a zero or empty X."""
+    ``s_max * max(n, m) * eps`` count as zero. (n, 0) for a zero or empty X.
+
+    ``full_shortcut``: for callers that only use the basis when it is narrower than R^n
+    (:func:`working_space`, :func:`spinsim.excitations.excitations`): a wide X whose Gram matrix
+    shows full row rank beyond doubt (:data:`FULL_RANK_GRAM`) gives the identity (n, n) without
+    the SVD (a rotary head of 12 sites: X is 576 x 1548, the SVD 0.3 s, the Gram test ~0.05 s)."""
     if X.size == 0:
         return np.zeros((X.shape[0], 0))
+    n, m = X.shape
+    if full_shortcut and m >= n:
+        lam = np.linalg.eigvalsh(X @ X.T)
+        if lam[-1] > 0 and lam[0] > FULL_RANK_GRAM * lam[-1]:
+            return np.eye(n)
     try:
         U, s, _ = np.linalg.svd(X, full_matrices=False)
     except np.linalg.LinAlgError:
@@ -113,7 +129,7 @@ def working_space(H: Hamiltonian, enabled: bool = True) -> Reduction:
         narrow = A.shape[1] + B.shape[1] < 2 * n
     basis = None
     if enabled and narrow:
-        U = span_basis(np.concatenate([A, B, H.h.T], axis=1))
+        U = span_basis(np.concatenate([A, B, H.h.T], axis=1), full_shortcut=True)
         d = max(U.shape[1], min(n, 2))          # O(n) spins need >= 2 working dimensions
         if d < n:
             basis = complete_basis(U, d) if U.shape[1] < d else U

@@ -190,3 +190,39 @@ def test_an_unfinished_sweep_writes_each_rows_samples_once_beside_the_file(tmp_p
             return {n: d[()].tobytes() for n, d in f["sweep"].items() if d.dtype.kind != "O"}
     a, b = datasets(out), datasets(ref)
     assert a.keys() == b.keys() and "sample_E" in a and all(a[n] == b[n] for n in a)
+
+
+def test_an_unfinished_sweep_copied_without_its_samples_folder_warns_and_refuses_to_resume(tmp_path):
+    """The file copied (or renamed) without its .<name>.samples/ folder: reading it warns which
+    finished rows lost their samples; resuming it is refused naming the rows and the folder (it
+    used to complete the sweep with NaN stored as those rows' samples); with the folder put back
+    beside it, it resumes."""
+    import shutil
+
+    from spinsim.io import InconsistentFileError
+    from spinsim.phase import run_task
+    H = ss.square("ising", 3)
+    kw = dict(T=[2.0, 3.0], fields=[0.0, 0.3, 0.6], sweeps=200, n_chains=1, progress=False, estimate=False)
+    out = tmp_path / "a" / "s.h5"
+    out.parent.mkdir()
+
+    def two_rows(tasks):
+        for i, task in enumerate(tasks):
+            if i == 2:
+                raise KeyboardInterrupt
+            yield run_task(task)
+    with pytest.raises(KeyboardInterrupt):
+        ss.sweep(H, out=out, executor=two_rows, **kw)
+    copy = tmp_path / "b" / "s.h5"
+    copy.parent.mkdir()
+    shutil.copy(out, copy)
+    with pytest.warns(RuntimeWarning, match=r"the thinned samples of finished row\(s\) \[0, 1\] are missing"):
+        part = ss.read_sweep(copy)
+    assert part.done.tolist() == [True, True, False] and np.isfinite(part.bins.bins["E"][:2]).all()
+    with pytest.warns(RuntimeWarning), pytest.raises(InconsistentFileError,
+                                                     match=r"finished row\(s\) \[0, 1\] were kept beside the file in "
+                                                           r"\.s\.h5\.samples/ and are missing"):
+        ss.sweep(H, out=copy, **kw)
+    shutil.copytree(out.parent / ".s.h5.samples", copy.parent / ".s.h5.samples")
+    res = ss.sweep(H, out=copy, **kw)
+    assert res.done.all() and np.isfinite(res.bins.samples["E"]).all()

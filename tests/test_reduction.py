@@ -47,3 +47,24 @@ def test_uniform_projection_second_moment():
     q = np.sum(p * p, axis=1)
     assert abs(q.mean() - d / n) < 4 * q.std() / np.sqrt(N)
     assert np.all(q < 1.0)
+
+
+def test_span_basis_full_rank_shortcut_only_when_full_beyond_doubt():
+    """full_shortcut: a wide X of full row rank gives the identity (callers then use R^n); a
+    rank-deficient one (and one whose smallest singular value is ~1e-6 of the largest, which
+    the Gram test cannot tell from zero with confidence) goes through the SVD as without it."""
+    from spinsim.reduction import span_basis
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 90))
+    np.testing.assert_array_equal(span_basis(X, full_shortcut=True), np.eye(40))
+    assert span_basis(X).shape == (40, 40)
+    low = rng.standard_normal((40, 30)) @ rng.standard_normal((30, 90))          # rank 30
+    assert span_basis(low, full_shortcut=True).shape == (40, 30)
+    U, _, Vt = np.linalg.svd(X, full_matrices=False)
+    s = np.ones(40)
+    s[-1] = 1e-6
+    near = (U * s) @ Vt                                                          # rank 40, barely
+    B = span_basis(near, full_shortcut=True)
+    np.testing.assert_allclose(np.abs(B.T @ span_basis(near)), np.eye(40), atol=1e-8)
+    assert span_basis(X.T, full_shortcut=True).shape == (90, 40)                 # tall: no shortcut

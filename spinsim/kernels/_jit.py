@@ -9,8 +9,8 @@
   count: 6x slower lattice fields); inlining the heavy ones only bloats the loops, and costs
   compile time: each inlined call deep-copies the callee's Numba IR and nested inlining multiplies
   it, so the scalar-only random draws with inner calls (gamma / chi-square / paired normals, Wood's
-  w of the von Mises-Fisher draw, the hidden chi-square) are ``physics_call`` (out of line: no
-  arrays, so no reference counts): the CPU compile of the Monte Carlo loop 54 s -> 36 s of one
+  w of the von Mises-Fisher draw) are ``physics_call`` (out of line: no arrays, so no reference
+  counts): the CPU compile of the Monte Carlo loop 54 s -> 36 s of one
   core, rates unchanged within the 10 % noise of a loaded machine. CUDA kernels
   compile with that IR inlining switched off (:func:`no_ir_inlining`): each inlined call deep-
   copies the callee's Numba IR, nested calls multiply it, and that copying was ~75 % of a CUDA
@@ -83,17 +83,21 @@ physics_call: Callable = _policy()
 @contextlib.contextmanager
 def no_ir_inlining() -> Iterator[None]:
     """Within: calls of :func:`physics` functions compile as ordinary calls (no Numba IR
-    inlining), as every CUDA kernel compile does (module docstring); restored afterwards. The
-    option is read when a caller compiles, so CPU code compiled meanwhile in another thread would
-    also call out of line (slower, same numbers)."""
-    saved = [d.targetoptions.get("inline") for d in _INLINED]
-    for d in _INLINED:
-        d.targetoptions["inline"] = "never"
-    try:
-        yield
-    finally:
-        for d, v in zip(_INLINED, saved):
-            d.targetoptions["inline"] = v
+    inlining), as every CUDA kernel compile does (module docstring); restored afterwards. Holds
+    Numba's compiler lock meanwhile (other threads' compiles wait)."""
+    from numba.core.compiler_lock import global_compiler_lock
+
+    # Numba's (re-entrant) compiler lock, held throughout: no compile in another thread can read
+    # the switched option, and contexts of two threads cannot interleave their save / restore
+    with global_compiler_lock:
+        saved = [d.targetoptions.get("inline") for d in _INLINED]
+        for d in _INLINED:
+            d.targetoptions["inline"] = "never"
+        try:
+            yield
+        finally:
+            for d, v in zip(_INLINED, saved):
+                d.targetoptions["inline"] = v
 
 
 def cuda_kernel(**options) -> Callable:

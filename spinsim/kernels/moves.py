@@ -56,7 +56,7 @@ def metropolis_accept(dE, beta, vs):
     return uniform(vs, ACCEPT_DRAW) < math.exp(-beta * dE)
 
 
-@physics_call
+@physics
 def hidden_norm2(sig, delta, n_h, vs, j):
     """|hidden part of sigma + delta eps|^2 for a unit spin of R^(k + n_h) with visible part sig
     (k,): (rho + delta z)^2 + delta^2 chi2_{n_h - 1}, rho = sqrt(1 - |sig|^2) (see the module

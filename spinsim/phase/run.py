@@ -19,7 +19,7 @@ from ..interrupts import sigterm_as_interrupt
 from ..io import InconsistentFileError, SpinsimFileError, remove_stale_temps, root_attrs
 from ..validation import check_choice, check_energy_range, check_temperatures
 from .fingerprint import Fingerprint, first_difference, fingerprint, jsonable, solver_options
-from .samples import remove as remove_samples
+from .samples import check_none_lost, remove as remove_samples
 from .store import ROW_SEEDING, SweepResult, commit, empty_state, lock, read_sweep, store_row
 from .task import RowTask, run_task
 
@@ -136,6 +136,7 @@ def sweep(H: Hamiltonian, T: Any, fields: Any, direction: Any = None, method: st
             remove_stale_temps(path)
             if path.exists() and not overwrite:
                 state = resume_file(path, read_sweep, fp, attrs=attrs)
+                check_none_lost(path, state.bins, state.done, state.samples_on_disk)     # before any new row
                 run_attrs["created"] = state.attrs.get("created", run_attrs["created"])
                 state.attrs = run_attrs
                 _say(f"spinsim sweep: resuming {path}: {int(state.done.sum())} of {hs.size} field rows "

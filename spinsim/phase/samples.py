@@ -29,7 +29,8 @@ import numpy as np
 from ..bins import SAMPLE_FIELDS, Bins
 from ..io import SpinsimFileError, atomic_h5, from_attr, open_spinsim, root_attrs
 
-__all__ = ["KIND", "ATTR", "samples_folder", "write_rows", "mark_pending", "merge_rows", "remove"]
+__all__ = ["KIND", "ATTR", "samples_folder", "write_rows", "mark_pending", "merge_rows", "lost_rows",
+           "check_none_lost", "remove"]
 
 KIND = "sweep-samples"
 #: /sweep attribute of an unfinished sweep whose samples are in the folder it names
@@ -94,6 +95,35 @@ def merge_rows(path: Path, g: Any, bins: Bins | None, done: np.ndarray) -> tuple
             read.add(int(k))
     return (Bins(bins.bins, bins.E_shift, bins.bin_length, samples, int(g.attrs["sample_stride"]),
                  int(g.attrs["samples_per_bin"])), read)
+
+
+def lost_rows(bins: Bins | None, done: np.ndarray, on_disk: set[int]) -> list[int]:
+    """Done rows whose samples are neither in memory nor in their row file: finite bins (so the
+    row was measured with samples) but NaN samples and no file read (a lost or damaged folder)."""
+    if bins is None or not bins.has_samples:
+        return []
+    E = bins.samples["E"]
+    lost = []
+    for k in np.flatnonzero(done):
+        k = int(k)
+        if k not in on_disk and np.all(np.isnan(E[k])) and np.any(np.isfinite(bins.bins["E"][k])):
+            lost.append(k)
+    return lost
+
+
+def check_none_lost(path: Path, bins: Bins | None, done: np.ndarray, on_disk: set[int]) -> None:
+    """Raise :class:`spinsim.io.InconsistentFileError` before a commit would store NaN in place of
+    the samples of finished rows whose row files are gone (the folder was not copied or moved with
+    the file, or the file was renamed): naming the rows, the folder and how to go on."""
+    from ..io import InconsistentFileError
+
+    lost = lost_rows(bins, done, on_disk)
+    if lost:
+        raise InconsistentFileError(
+            f"{path}: the thinned samples of finished row(s) {lost} were kept beside the file in "
+            f"{samples_folder(path).name}/ and are missing or damaged there (the folder is named after the file: "
+            "copy, move or rename the two together); put the folder back, or rerun with --overwrite (the "
+            "samples cannot be recomputed without rerunning those rows)")
 
 
 def remove(path: str | Path) -> None:

@@ -49,6 +49,7 @@ dataset's shape against the grid and refuses an inconsistent file naming the dat
 from __future__ import annotations
 
 import contextlib
+import warnings
 import json
 import os
 from pathlib import Path
@@ -63,7 +64,7 @@ from ..io import (InconsistentFileError, SpinsimFileError, atomic_h5, from_attr,
 from ..bins import Bins
 from ..result import Boundary, Result
 from .fingerprint import Fingerprint
-from .samples import mark_pending, merge_rows, write_rows
+from .samples import check_none_lost, lost_rows, mark_pending, merge_rows, samples_folder, write_rows
 from .samples import remove as remove_samples
 from .tempering import read_tempering, store_tempering, write_tempering
 
@@ -213,6 +214,7 @@ def commit(path: Path, state: SweepResult) -> None:
     (:mod:`.samples`); the commit that completes the sweep writes them all into it and removes
     the folder."""
     pending = not state.complete and state.bins is not None and state.bins.has_samples
+    check_none_lost(path, state.bins, state.done, state.samples_on_disk)
     if pending:
         write_rows(path, state.bins, state.done, state.samples_on_disk)
     with atomic_h5(path, libver="latest") as f:
@@ -263,6 +265,12 @@ def read_sweep(path: str | os.PathLike, group: str = "/") -> SweepResult:
                 **base.values)
             state.tempering = read_tempering(g)
             state.bins, state.samples_on_disk = merge_rows(path, g, state.bins, state.done)
+            lost = lost_rows(state.bins, state.done, state.samples_on_disk)
+            if lost:
+                warnings.warn(f"{path}: the thinned samples of finished row(s) {lost} are missing: they were kept "
+                              f"beside the file in {samples_folder(path).name}/ (copy or move the two together); "
+                              "those rows' estimates and bins are intact, but they cannot be reweighted, and a "
+                              "resume is refused until the folder is back", RuntimeWarning, stacklevel=2)
             if "boundary" in f:
                 state.boundaries = {k: Boundary.read_group(v) for k, v in f["boundary"].items()}
         except InconsistentFileError:
