@@ -202,6 +202,27 @@ def _exchange_note(ph: Any) -> str:
             f"pairs, {trips} round trips)")
 
 
+def _row_flags(ph: Any, k: int, warnings_k: list[str]) -> list[str]:
+    """Row k's warnings for the table, condensed: the split R-hat flags (one per temperature in
+    the file) as one entry read from the row's R-hat values, then every other warning once."""
+    from spinsim.observables import RHAT_WARN
+
+    out: list[str] = []
+    rhat = np.asarray(ph.data["rhat"][k], float) if "rhat" in getattr(ph, "data", {}) else None
+    if rhat is not None:
+        bad = np.flatnonzero(np.nan_to_num(rhat, nan=1.0) > RHAT_WARN)
+        if bad.size:
+            Ts = ", ".join(f"{float(ph.T[i]):.3g}" for i in bad)
+            out.append(f"split R-hat > {RHAT_WARN:g} at {bad.size} of {rhat.size} temperatures (T = {Ts}; largest "
+                       f"{float(np.nanmax(rhat[bad])):.3g}): not converged or metastable there")
+    for w in warnings_k:
+        if rhat is not None and "split R-hat" in w:      # summarised above, from the values
+            continue
+        if w not in out:
+            out.append(w)
+    return out
+
+
 def _phase_blocks(r: Any) -> list[Any]:
     """Prose, boundary-point table (each point with the flags the sweep file gives it), warning and
     figure of the phase-diagram section."""
@@ -226,7 +247,7 @@ def _phase_blocks(r: Any) -> list[Any]:
         edge = np.asarray(chi.get("at_edge") if chi.get("at_edge") is not None else np.zeros(T.size), bool)
         rows, n_flag = [], 0
         for k in range(T.size):
-            flags = (["chi maximal at the grid edge: no interior peak"] if edge[k] else []) + list(warn[k])
+            flags = (["chi maximal at the grid edge: no interior peak"] if edge[k] else []) + _row_flags(ph, k, warn[k])
             n_flag += bool(warn[k])
             rows.append([float(h[k]), float(T[k]), float(err[k]), "; ".join(flags) or "none"])
         blocks.append({"table": rows, "header": ["h", "T at the chi peak", "+- (1 sigma)", "warnings in the file"],

@@ -17,6 +17,8 @@ import mimetypes
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
+
 __all__ = ["write_report", "render_markdown", "render_html", "fmt"]
 
 Block = Any
@@ -73,10 +75,14 @@ def _block_md(b: Block) -> str:
         raise ValueError(f"unknown report block {b!r}")
     if "table" in b:
         header = [_cell(h) for h in b["header"]]
-        lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
         for row in b["table"]:
             if len(row) != len(header):
                 raise ValueError(f"report table row has {len(row)} cells, the header {len(header)}: {row!r}")
+        # numbers right-aligned, text left-aligned (a column of numbers only: right)
+        numeric = [all(isinstance(r[j], (int, float, np.integer, np.floating)) and not isinstance(r[j], bool)
+                       for r in b["table"]) for j in range(len(header))]
+        lines = ["| " + " | ".join(header) + " |", "|" + "".join(" ---: |" if n else " :--- |" for n in numeric)]
+        for row in b["table"]:
             lines.append("| " + " | ".join(_cell(c) for c in row) + " |")
         if b.get("caption"):
             lines += ["", f"*{b['caption']}*"]

@@ -72,3 +72,24 @@ def test_phase_prose_says_when_the_tempering_ladder_did_not_exchange():
     assert _exchange_note(mixing) == ("parallel tempering across T (median swap acceptance 0.4 over 3 neighbouring "
                                       "pairs, 7 round trips)")
     assert _exchange_note(SimpleNamespace(tempering=None)) == "one chain per temperature"
+
+
+def test_table_columns_align_numbers_right_and_text_left():
+    md = render_markdown("t", [("s", [{"table": [[1.5, "a note"], [2, "another"]], "header": ["h", "warnings"]}])])
+    assert "| h | warnings |\n| ---: | :--- |" in md
+    assert 'style="text-align:right"' in render_html("t", [("s", [{"table": [[1.5, "x"]], "header": ["h", "w"]}])])
+
+
+def test_row_warnings_condensed_from_the_rhat_values():
+    """The phase table reads a row's R-hat flags from its values (one entry instead of one long
+    sentence per temperature); other warnings are kept once each."""
+    from types import SimpleNamespace
+
+    from spinsim.analysis.demo_report import _row_flags
+
+    ph = SimpleNamespace(T=np.array([0.1, 0.5, 2.0]), data={"rhat": np.array([[1.73, 1.0, 1.14]])})
+    warn = ["T=0.1: split R-hat = 1.730 > 1.01 across 4 chain(s) (...)", "T=2: split R-hat = 1.140 > 1.01 (...)",
+            "no replica completed a round trip", "no replica completed a round trip"]
+    assert _row_flags(ph, 0, warn) == [
+        "split R-hat > 1.01 at 2 of 3 temperatures (T = 0.1, 2; largest 1.73): not converged or metastable there",
+        "no replica completed a round trip"]
