@@ -21,7 +21,7 @@ def test_report_writes_markdown_and_self_contained_html(tmp_path):
     assert "| L3H5 | -0.7 | 1.00e-04 |" in text and "![a line](f.png)" in text
     h = html.read_text()
     assert "data:image/png;base64," in h and "<strong>bold</strong>" in h and "<code>code</code>" in h
-    assert "<td>L3H5</td>" in h and h.count("<table>") == 1
+    assert '<td style="text-align:left">L3H5</td>' in h and h.count("<table>") == 1
 
 
 def test_pipes_in_cells_and_warnings_keep_the_markdown_valid():
@@ -31,7 +31,8 @@ def test_pipes_in_cells_and_warnings_keep_the_markdown_valid():
                                         {"warning": "2 boundary points come from runs flagged unreliable"}])])
     assert "| head | mean \\|shift\\| |" in text
     h = render_html(text, "T")
-    assert "<th>mean |shift|</th>" in h and "<td>0.5</td>" in h and h.count("<tr>") == 2
+    assert '<th style="text-align:right">mean |shift|</th>' in h and '<td style="text-align:right">0.5</td>' in h
+    assert h.count("<tr>") == 2
     assert "<blockquote>" in h and "<strong>Warning:</strong> 2 boundary points" in h
     with pytest.raises(ValueError, match="row has 1 cells, the header 2"):
         render_markdown("T", [("S", [{"table": [["x"]], "header": ["a", "b"]}])])
@@ -77,7 +78,8 @@ def test_phase_prose_says_when_the_tempering_ladder_did_not_exchange():
 def test_table_columns_align_numbers_right_and_text_left():
     md = render_markdown("t", [("s", [{"table": [[1.5, "a note"], [2, "another"]], "header": ["h", "warnings"]}])])
     assert "| h | warnings |\n| ---: | :--- |" in md
-    assert 'style="text-align:right"' in render_html("t", [("s", [{"table": [[1.5, "x"]], "header": ["h", "w"]}])])
+    h = render_html(md, "t")
+    assert '<td style="text-align:right">1.5</td>' in h and '<td style="text-align:left">a note</td>' in h
 
 
 def test_row_warnings_condensed_from_the_rhat_values():
