@@ -214,7 +214,7 @@ def _row_flags(ph: Any, k: int, warnings_k: list[str]) -> list[str]:
         if bad.size:
             Ts = ", ".join(f"{float(ph.T[i]):.3g}" for i in bad)
             out.append(f"split R-hat > {RHAT_WARN:g} at {bad.size} of {rhat.size} temperatures (T = {Ts}; largest "
-                       f"{float(np.nanmax(rhat[bad])):.3g}): not converged or metastable there")
+                       f"{float(np.nanmax(rhat[bad])):.3f}): not converged or metastable there")
     for w in warnings_k:
         if rhat is not None and "split R-hat" in w:      # summarised above, from the values
             continue

@@ -93,5 +93,5 @@ def test_row_warnings_condensed_from_the_rhat_values():
     warn = ["T=0.1: split R-hat = 1.730 > 1.01 across 4 chain(s) (...)", "T=2: split R-hat = 1.140 > 1.01 (...)",
             "no replica completed a round trip", "no replica completed a round trip"]
     assert _row_flags(ph, 0, warn) == [
-        "split R-hat > 1.01 at 2 of 3 temperatures (T = 0.1, 2; largest 1.73): not converged or metastable there",
+        "split R-hat > 1.01 at 2 of 3 temperatures (T = 0.1, 2; largest 1.730): not converged or metastable there",
         "no replica completed a round trip"]
