@@ -162,9 +162,9 @@ def run_atlas_task(task: AtlasTask) -> dict[str, Any]:
     (``T_mf``, ``lambda_max``, ``lambda_min``, ``spin_length``, ``mf_direction``,
     ``direction_overlap`` +- ``direction_overlap_err`` (n_T,) (:func:`~.atlas_summary.chain_overlap`), the reweighted
     chi peak ``T_peak_rw`` +- ``T_peak_rw_err`` (:func:`reweighted_peak`); :func:`spinsim.solvers.mean_field.mean_field`)."""
-    from threadpoolctl import threadpool_limits
+    from spinsim.threads import one_blas_thread
 
-    with threadpool_limits(limits=1, user_api="blas"):     # rows run side by side: BLAS threads only thrash
+    with one_blas_thread():     # rows run side by side: BLAS threads only thrash
         return _run_row(task)
 
 

@@ -97,10 +97,9 @@ def ground_study(shape: Any, build_H: Callable[[int, int], Any], restarts: int =
     a free-spin O(n) Hamiltonian (e.g. :func:`model_builder`, :func:`positional_builder`).
     Every head uses the same ``seed`` (restart q of every head starts from ``[seed, q]``).
     """
-    from threadpoolctl import threadpool_limits
-
     from spinsim.solvers import solve
     from spinsim.solvers.ground import excitations
+    from spinsim.threads import one_blas_thread
 
     L, Hn = (shape.n_layers, shape.n_heads) if hasattr(shape, "n_layers") else (int(shape[0]), int(shape[1]))
     out = {k: np.full((L, Hn), np.nan) for k in ARRAYS}
@@ -108,10 +107,7 @@ def ground_study(shape: Any, build_H: Callable[[int, int], Any], restarts: int =
     n_sites = n_comp = 0
     for l in range(L):
         for h in range(Hn):
-            # one BLAS thread: the products are small (sites x d_model), and on a busy 2-core
-            # machine OpenBLAS's spinning threads made SmolLM2's 270 heads ~10x slower (3 heads:
-            # 78 s with the default threads, 7 s with one, at load 6)
-            with threadpool_limits(limits=1, user_api="blas"):
+            with one_blas_thread():                # small products (spinsim.threads)
                 H = build_H(l, h)
                 n_sites, n_comp = H.n_sites, H.n_comp
                 r = solve(H, method="ground", restarts=restarts, seed=seed)

@@ -23,7 +23,8 @@ import numpy as np
 
 import spinsim as ss
 import spinsim.solvers.mc as mc
-from spinsim.mbar import solve, threadpool_limits
+from spinsim.mbar import solve
+from spinsim.threads import one_blas_thread
 from spinsim.reweighting import Reweighting
 
 
@@ -68,7 +69,7 @@ def mbar_64(L: int, sweeps: int) -> dict[str, float]:
     res = ss.solve(H, T=T, method="mc", sweeps=sweeps, n_chains=1, seed=2)
     rw0 = Reweighting(res, n_jackknife=2)                 # data as the fit sees it (and pymbar imported)
     fit = np.concatenate([np.flatnonzero(rw0.state == k)[:256] for k in range(T.size)])
-    with threadpool_limits(1, "blas"):
+    with one_blas_thread():
         t = time.perf_counter()
         solve(rw0.E[fit], rw0.beta_k, rw0.state[fit], None)
         solve_s = time.perf_counter() - t

@@ -1,6 +1,6 @@
 """The MBAR glue of :mod:`spinsim.reweighting`: pymbar's solver for the free energies, the
 per-sample log-denominators and the overlap matrix (Shirts & Chodera, J. Chem. Phys. 129, 124105
-(2008)), with one BLAS thread (threadpoolctl) and pymbar imported quietly when first used.
+(2008)), with pymbar imported quietly when first used.
 
 Conventions: samples E_n (total energy, shifted by a constant), states beta_k = 1/T_k with N_k
 samples each, dimensionless free energies f_k = beta_k F_k (f_0 = 0), k_B = 1.
@@ -14,20 +14,11 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ReweightError", "solve", "log_denominator", "overlap", "logsumexp", "threadpool_limits"]
+__all__ = ["ReweightError", "solve", "log_denominator", "overlap", "logsumexp"]
 
 
 class ReweightError(ValueError):
     """Reweighting cannot give a trustworthy answer (the subclass says why)."""
-
-
-def threadpool_limits(n: int, api: str) -> Any:
-    """threadpoolctl's limit on BLAS threads (imported when used), or no limit without it."""
-    try:
-        from threadpoolctl import threadpool_limits as limit
-    except ImportError:                              # pragma: no cover  (a dependency; speed only)
-        return contextlib.nullcontext()
-    return limit(n, api)
 
 
 def _pymbar() -> Any:

@@ -47,7 +47,8 @@ from scipy.optimize import brentq, minimize_scalar
 from . import schema
 from .bins import NoBinsError
 from .derived import derive, jackknife_error
-from .mbar import ReweightError, log_denominator, logsumexp, overlap, solve, threadpool_limits
+from .mbar import ReweightError, log_denominator, logsumexp, overlap, solve
+from .threads import one_blas_thread
 from .result import Result
 
 __all__ = ["Reweighting", "reweight", "peak", "binder_crossing", "trusted_range", "Estimate", "Peak",
@@ -162,7 +163,7 @@ class Reweighting:
         # MBAR's f_k from at most mbar_samples per temperature (every stride-th of each chain)
         stride = max(1, -(-n_chains * n_s // int(mbar_samples)))
         fit = np.broadcast_to((np.arange(n_s) % stride) == 0, E.shape).ravel()
-        with threadpool_limits(1, "blas"):          # BLAS threads only contend on small products
+        with one_blas_thread():
             self.f = solve(self.E[fit], self.beta_k, self.state[fit], None)
             self.logD = log_denominator(self.E, self.beta_k, self.N_k, self.f)
             self.reps = []                                   # (mask, logD) per leave-one-out block

@@ -72,12 +72,10 @@ def run(args: argparse.Namespace) -> int:
                             n_sweeps=args.sweeps, quick=args.quick, ablate_all=args.ablate_all,
                             executor=args.executor, scheduler=args.scheduler, alpha=args.alpha, seed=args.seed,
                             device=args.device, out=args.out, overwrite=args.overwrite, progress=not args.quiet)
-    from threadpoolctl import threadpool_limits
+    from spinsim.threads import one_blas_thread
 
     try:
-        # one BLAS thread: every product in the demo is small (sites x d_model), and on a busy
-        # 2-core machine OpenBLAS's spinning threads slow such stages ~10x (the ground states)
-        with threadpool_limits(limits=1, user_api="blas"):
+        with one_blas_thread():                        # small products (spinsim.threads)
             res = run_demo(settings, log=lambda line: print(line, file=sys.stderr, flush=True))
     except DemoMismatchError as exc:
         raise UsageError(str(exc)) from None
