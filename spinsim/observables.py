@@ -17,7 +17,10 @@
   then correlated and the error is underestimated).
 * Convergence across chains: the rank-normalised split R-hat of Vehtari, Gelman, Simpson,
   Carpenter & Buerkner, Bayesian Analysis 16, 667 (2021) (:func:`split_rhat`; as ArviZ and NetKet
-  report it), warning when it exceeds ``RHAT_WARN = 1.01``.
+  report it), warning when it exceeds ``RHAT_WARN = 1.01``. That threshold assumes a large
+  effective sample (Vehtari et al. pair it with ESS > 400 over >= 4 chains); for short runs
+  split R-hat's own sampling noise exceeds it, so a decision to run longer uses
+  :func:`rhat_pvalue`, the probability of an R-hat this large from stationary chains.
 
 Every function takes time series shaped (n_chains, n_meas) for one temperature.
 """
@@ -29,8 +32,8 @@ import numpy as np
 from . import schema
 from .derived import derived_estimates, jackknife
 
-__all__ = ["tau_int", "block_means", "jackknife", "Thermo", "thermodynamics", "split_rhat", "run_warnings",
-           "MIN_TAU_MULTIPLE", "MIN_MEAS", "MIN_BLOCKS", "RHAT_WARN"]
+__all__ = ["tau_int", "block_means", "jackknife", "Thermo", "thermodynamics", "split_rhat", "rhat_pvalue",
+           "run_warnings", "MIN_TAU_MULTIPLE", "MIN_MEAS", "MIN_BLOCKS", "RHAT_WARN"]
 
 #: Sokal's rule: a run of fewer than this many tau_int (per chain) gives unreliable error bars
 MIN_TAU_MULTIPLE = 50.0
@@ -204,6 +207,38 @@ def split_rhat(x: np.ndarray) -> float:
     bulk = _rhat(_rank_normal(split))
     tail = _rhat(_rank_normal(np.abs(split - np.median(split))))
     return max(bulk, tail)
+
+
+def rhat_pvalue(rhat: np.ndarray | float, n_meas: int, n_chains: int, tau: np.ndarray | float) -> np.ndarray:
+    """Probability that stationary, converged chains give a split R-hat at least ``rhat``.
+
+    rhat: split R-hat(s) of :func:`split_rhat` (any shape); n_meas: measurements per chain;
+    n_chains: chains (each split in halves: m = 2 n_chains sequences of n = n_meas // 2);
+    tau: tau_int of the series (sweeps, :func:`tau_int` convention ``1/2 + sum rho``; broadcast
+    with ``rhat``). Returns p-values of ``rhat``'s shape (NaN where rhat or tau is NaN).
+
+    Derivation (Gelman & Rubin, Stat. Sci. 7, 457 (1992), sec. 3): with within-sequence variance
+    W = sigma^2 and each sequence mean x_j of variance sigma^2 / n_e (n_e = n / (2 tau) effective
+    draws), the between-sequence term B / n = var_j(x_j) (ddof 1) is sigma^2 chi^2_{m-1} /
+    ((m - 1) n_e), so ``R^2 = (n - 1) / n + B / (n W)`` gives
+    ``X = (m - 1) n_e (R^2 - (n - 1) / n) ~ chi^2_{m-1}`` and p = P(chi^2_{m-1} >= X). For one
+    chain (m = 2) X is the square of the drift of the two halves in standard errors. It is an
+    approximation: W is estimated, and the rank-normalised and tail R-hats of :func:`split_rhat`
+    have their own tau (the largest tau of the series makes it conservative, i.e. it flags less);
+    checked against simulated stationary chains in ``tests/test_observables.py``.
+    """
+    from scipy.stats import chi2
+
+    m = 2 * int(n_chains)
+    n = int(n_meas) // 2
+    if n < 4 or m < 2:
+        raise ValueError(f"rhat_pvalue needs >= 1 chain and >= 8 measurements per chain, got n_chains="
+                         f"{n_chains}, n_meas={n_meas}")
+    r = np.asarray(rhat, float)
+    n_e = n / (2.0 * np.maximum(np.asarray(tau, float), 0.5))
+    X = (m - 1) * n_e * (r ** 2 - (n - 1) / n)
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isfinite(X), chi2.sf(np.maximum(X, 0.0), m - 1), np.nan)
 
 
 def run_warnings(th: Thermo, n_chains: int, T: float) -> list[str]:
