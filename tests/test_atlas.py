@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from spinsim.analysis.atlas_run import (AtlasMismatchError, AtlasTask, FixedSystems, run_atlas, run_atlas_task,
-                                        short_run_flags)
+                                        short_run_flags, RHAT_ALPHA, RHAT_TESTS)
 from spinsim.analysis.atlas_store import read_atlas
 from spinsim.lattices import square
 from spinsim.observables import MIN_MEAS, MIN_TAU_MULTIPLE, RHAT_WARN
@@ -203,10 +203,53 @@ def test_short_run_rule():
     np.testing.assert_array_equal(short_run_flags({"energy": E, "tau_int": tau, "rhat": rhat}, 200),
                                   [False, False, True, False])
     assert 200 < MIN_TAU_MULTIPLE * 4.1 and MIN_MEAS <= 200
-    rhat2 = np.array([1.0, RHAT_WARN + 0.01, 1.0, 1.0])
+    # R-hat against its noise: 200 sweeps, one chain, tau 1 -> n_e = 50 per half; at p = a / 24
+    # (a = RHAT_ALPHA, 4 temperatures x RHAT_TESTS) R^2 = 0.99 + chi2.isf(a / 24, 1) / 50
+    from scipy.stats import chi2
+    edge = np.sqrt(0.99 + chi2.isf(RHAT_ALPHA / (RHAT_TESTS * 4), 1) / 50)
+    rhat2 = np.array([1.0, edge * 1.001, RHAT_WARN + 0.01, edge * 0.999])
     np.testing.assert_array_equal(short_run_flags({"energy": E, "tau_int": np.ones(4), "rhat": rhat2}, 200),
                                   [False, True, False, False])
+    # two chains: m = 4 half-chains, chi^2 with 3 degrees of freedom
+    edge2 = np.sqrt(0.99 + chi2.isf(RHAT_ALPHA / (RHAT_TESTS * 4), 3) / (3 * 50))
+    np.testing.assert_array_equal(short_run_flags({"energy": E, "tau_int": np.ones(4),
+                                                   "rhat": np.array([1.0, edge2 * 1.001, 1.0, edge2 * 0.999])},
+                                                  200, n_chains=2), [False, True, False, False])
     assert short_run_flags({"energy": E, "tau_int": np.ones(4)}, MIN_MEAS - 1).all()
+
+
+def _ar1_row(rng: np.random.Generator, n_T: int, n_chains: int, n: int, rho: float,
+             drift_at: int = -1, drift: float = 0.0) -> dict:
+    """A row of n_T temperatures whose E, |m|, m.u series are stationary AR(1) chains with
+    tau_int = (1 + rho) / (2 (1 - rho)); at ``drift_at`` E's second half is shifted by ``drift``
+    standard deviations (a run that is not equilibrated)."""
+    from test_mc_diagnostics import _ar1
+    from spinsim.observables import thermodynamics
+
+    th = []
+    for k in range(n_T):
+        E, m, u = (_ar1(rng, rho, n_chains, n) for _ in range(3))
+        if k == drift_at:
+            E[:, n // 2:] += drift
+        th.append(thermodynamics(E=E, mabs=np.abs(m) + 1.0, mu=u, T=1.0, n_free=1, n_comp=3))
+    return {"energy": np.zeros(n_T), "tau_int": np.array([t.tau_int for t in th]),
+            "rhat": np.array([t.estimates["rhat"] for t in th])}
+
+
+@pytest.mark.parametrize("n_chains", [1, 2])
+def test_rhat_rule_false_alarms_and_power(n_chains):
+    """The doubling rule's R-hat test on rows whose series have a known law: stationary AR(1)
+    chains (tau_int = 1.5, 200 sweeps, long enough for the tau rule) flag a row at most at the
+    family-wise rate RHAT_ALPHA (100 rows of 4 temperatures: observed <= 0.12, 3 binomial
+    standard errors above 0.05; the former fixed 1.01 threshold flagged nearly every such row),
+    and a 1.5-sigma shift of E between the halves of one temperature's run is flagged there in
+    at least 27 of 30 rows."""
+    rng = np.random.default_rng(7 + n_chains)
+    alarms = [short_run_flags(_ar1_row(rng, 4, n_chains, 200, 0.5), 200, n_chains).any() for _ in range(100)]
+    assert np.mean(alarms) <= 0.12
+    hits = [short_run_flags(_ar1_row(rng, 4, n_chains, 200, 0.5, drift_at=2, drift=1.5), 200, n_chains)[2]
+            for _ in range(30)]
+    assert sum(hits) >= 27
 
 
 def test_sweeps_double_only_when_flagged():
@@ -223,7 +266,7 @@ def test_sweeps_double_only_when_flagged():
     if s > 100:
         half = compute_row(H, np.array([2.3]), 0.0, np.ones((36, 1)), 3, 0,
                            dict(opts, sweeps=s // 2, discard=max(100, s // 8)))
-        assert short_run_flags(half, s // 2).any()
+        assert short_run_flags(half, s // 2, n_chains=2).any()
 
 
 _KILL_SCRIPT = textwrap.dedent("""

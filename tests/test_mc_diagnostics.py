@@ -8,7 +8,8 @@ import pytest
 
 import spinsim as ss
 
-from spinsim.observables import MIN_MEAS, MIN_TAU_MULTIPLE, split_rhat, run_warnings, thermodynamics
+from spinsim.observables import (MIN_MEAS, MIN_TAU_MULTIPLE, rhat_pvalue, split_rhat, run_warnings,
+                                 thermodynamics)
 
 
 def _ar1(rng: np.random.Generator, rho: float, n_chains: int, n: int) -> np.ndarray:
@@ -91,6 +92,27 @@ def test_split_rhat_flags_disagreeing_chains_and_passes_agreeing_ones():
 
 
 # ----------------------------------------------------------------------------- Monte Carlo
+@pytest.mark.parametrize("n_chains,rho", [(1, 0.0), (3, 0.0), (2, 0.6)])
+def test_rhat_pvalue_follows_its_chi_square_law(n_chains, rho):
+    """rhat_pvalue's law (Gelman & Rubin 1992): for stationary chains with the true tau_int the
+    Gelman-Rubin R-hat of the 2 n_chains half-chains gives p-values uniform on [0, 1]: KS test
+    over 600 runs of 400 draws (p > 0.001), and P(p < 0.05) within 3 binomial errors of 0.05."""
+    from scipy.stats import kstest
+    from spinsim.observables import _rhat
+
+    rng = np.random.default_rng(11 + n_chains)
+    tau = (1 + rho) / (2 * (1 - rho))
+    ps = []
+    for _ in range(600):
+        x = _ar1(rng, rho, n_chains, 400)
+        ps.append(float(rhat_pvalue(_rhat(np.concatenate([x[:, :200], x[:, 200:]])), 400, n_chains, tau)))
+    ps = np.array(ps)
+    assert kstest(ps, "uniform").pvalue > 1e-3
+    assert abs(np.mean(ps < 0.05) - 0.05) < 3 * np.sqrt(0.05 * 0.95 / ps.size)
+    with pytest.raises(ValueError, match="n_meas=6"):
+        rhat_pvalue(1.0, 6, 1, 1.0)
+
+
 def test_ising_metropolis_at_very_high_temperature_samples_independent_spins():
     """T = 1e6: the exact |m| is that of 8 independent spins (to ~1e-6). Before: every spin
     flipped every sweep (always-flip proposal, acceptance ~1): |m| frozen at its initial value
