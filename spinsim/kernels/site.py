@@ -19,7 +19,7 @@ from .field import local_field, refresh_projections
 from .moves import (ALG_HEATBATH, ALG_METROPOLIS, ALG_OVERRELAX, heatbath_continuous,
                     heatbath_discrete, metropolis_accept, overrelax, propose_continuous,
                     propose_discrete)
-from .rng import exchange_slot, n_slots, site_visit, uniform, visit_seed
+from .rng import exchange_slot, n_slots, site_visit, uniform, uniform_triple21, visit_seed
 
 
 @physics
@@ -36,6 +36,8 @@ def site_update(alg, kind, sig, cur, phi, m, beta, delta, V, vs, new, logw, n_h)
     n = phi.shape[0]
     nq = cur
     dE = 0.0
+    if kind == KIND_CONTINUOUS and n == 3 and n_h == 0 and alg != ALG_HEATBATH:
+        return site_update_3(alg, sig, cur, phi, m, beta, delta, vs, new)
     if kind == KIND_CONTINUOUS:
         if alg == ALG_METROPOLIS:
             propose_continuous(sig, delta, vs, 0, new, n_h)
@@ -60,6 +62,66 @@ def site_update(alg, kind, sig, cur, phi, m, beta, delta, V, vs, new, logw, n_h)
     if alg == ALG_METROPOLIS and not metropolis_accept(dE, beta, vs):
         return False, nq, dE
     return True, nq, dE
+
+
+@physics
+def site_update_3(alg, sig, cur, phi, m, beta, delta, vs, new):
+    """:func:`site_update` of an n = 3 unit spin (no hidden components) by Metropolis or
+    over-relaxation with the spin, the field and the proposal in registers (the n = 3 heat bath is
+    :func:`~.moves.heatbath_3`). The same draws and the same floating-point operations, in the
+    same order, as :func:`~.moves.propose_continuous` / :func:`~.moves.overrelax` followed by
+    site_update's energy change and acceptance, so the chains are bit for bit those of the
+    general path (tests/test_mc.py); written out because the general path, through the move's
+    (n,) scratch array, ran the lattice Metropolis at 0.79 of the rate of the pre-unification
+    kernel (BENCHMARKS.md). Returns (ok, cur, dE)."""
+    s0 = sig[0]
+    s1 = sig[1]
+    s2 = sig[2]
+    p0 = phi[0]
+    p1 = phi[1]
+    p2 = phi[2]
+    if alg == ALG_METROPOLIS:
+        j = 0
+        while True:                      # eps uniform in the unit ball, by rejection from the cube
+            e0, e1, e2 = uniform_triple21(vs, j)
+            j += 1
+            if e0 * e0 + e1 * e1 + e2 * e2 <= 1.0:
+                break
+        x0 = s0 + delta * e0
+        x1 = s1 + delta * e1
+        x2 = s2 + delta * e2
+        nrm = math.sqrt(x0 * x0 + x1 * x1 + x2 * x2 + 0.0)
+        if nrm < 1e-300:
+            n0 = s0
+            n1 = s1
+            n2 = s2
+        else:
+            inv = 1.0 / nrm
+            n0 = x0 * inv
+            n1 = x1 * inv
+            n2 = x2 * inv
+    else:                                # reflection about phi: n = 2 (s.phi) phi / |phi|^2 - s
+        pp = p0 * p0 + p1 * p1 + p2 * p2
+        if pp <= 0.0:
+            n0 = s0
+            n1 = s1
+            n2 = s2
+        else:
+            f = 2.0 * (s0 * p0 + s1 * p1 + s2 * p2) / pp
+            n0 = f * p0 - s0
+            n1 = f * p1 - s1
+            n2 = f * p2 - s2
+    new[0] = n0
+    new[1] = n1
+    new[2] = n2
+    dE = 0.0
+    dE -= (n0 - s0) * p0
+    dE -= (n1 - s1) * p1
+    dE -= (n2 - s2) * p2
+    dE *= m
+    if alg == ALG_METROPOLIS and not metropolis_accept(dE, beta, vs):
+        return False, cur, dE
+    return True, cur, dE
 
 
 @physics
