@@ -1,18 +1,20 @@
 """The whole study as one function (``spinsim demo``): heads, logit gaps in the paper's and the
 corrected mode with family-wise statistics, ablations, one head's phase diagram with its
-boundaries, the analytic-vs-sampled candidate-gap check, ground states of every head, a report.
+boundaries, the analytic-vs-sampled candidate-gap check, ground states of every head, the phase
+atlas of every head at a quick grid (:mod:`.demo_atlas`), a report.
 
 :func:`run_demo` takes a :class:`DemoSettings` and returns a :class:`DemoResult`. Each finished
 stage is kept in ``settings.out`` (:mod:`.demo_store`), so a rerun of an interrupted demo resumes
 without redoing it. It writes into ``settings.out``: ``study.h5`` (everything, rewritten once at the end with every group through its
 own writer; SPEC section 6 layout, plus ``/phase``,
-``/validate`` and ``/ground``), ``phase.h5`` (the resumable sweep), figures (PNG + PDF),
+``/validate`` and ``/ground``), ``phase.h5`` (the resumable sweep), ``atlas.h5`` (the resumable
+atlas), figures (PNG + PDF),
 ``report.md`` and ``report.html`` (self-contained; prose in :mod:`.demo_report`).
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -79,7 +81,9 @@ class DemoResult:
     SweepResult, with ``phase_info``) and candidate-gap check (``validation`` on
     ``validated_item``) were computed; ``ground``: the
     :class:`~spinsim.analysis.ground_study.GroundStudy` of every head on the first prompt;
-    ``timings``: seconds per step.
+    ``timings``: seconds per step; ``atlas``: the :class:`~spinsim.analysis.atlas_store.Atlas` of
+    every head on the first prompt at a quick grid (:mod:`.demo_atlas`), ``atlas_figures`` its
+    figures (name -> PNG path).
     """
 
     settings: DemoSettings
@@ -103,6 +107,8 @@ class DemoResult:
     resumed: tuple[str, ...] = ()                       # stages read back from an earlier run
     weights_note: str = ""                              # how the weights were stored (GGUF quantisation)
     report_paths: tuple[Path, Path] | None = None       # (report.md, report.html) once written
+    atlas: Any = None                                   # every head's (T, h) diagram (atlas.h5, .demo_atlas)
+    atlas_figures: dict[str, str] = field(default_factory=dict)
 
 
 class _Clock:
@@ -162,6 +168,7 @@ def run_demo(settings: DemoSettings, log: Callable[[str], None] | None = None) -
 
     from . import demo_store as store
     from .ablation import ablation_study
+    from .demo_atlas import demo_atlas
     from .demo_report import demo_figures, report_sections, weights_note
     from .figures import plot_sweep
     from .gaps import GapMode
@@ -249,6 +256,9 @@ def run_demo(settings: DemoSettings, log: Callable[[str], None] | None = None) -
                                         log=lambda line: bar.update(1))
             write_ground_study(ground_file, ground, prompt=item0.prompt)
 
+    with clock.step("atlas", f"phase atlas of all {heads.n_layers * n_heads} heads on the first prompt (quick grid)"):
+        atlas, atlas_figs = demo_atlas(lm, item0.prompt, out, settings)
+
     _write_study(out / "study.h5", lm, gs, settings, store.stage_path(out, "phase"), phase_info, val, vitem, best,
                  ground, item0.prompt, clock.timings)
     with clock.step("figures", "figures and report"):
@@ -257,7 +267,8 @@ def run_demo(settings: DemoSettings, log: Callable[[str], None] | None = None) -
     result = DemoResult(settings, lm.model_id, lm.family, lm.weights_sha256, gs, summary, best, item0, phase,
                         phase_info, val, vitem, ground, figs, dict(clock.timings),
                         time.perf_counter() - clock.t0, out / "study.h5", out / "phase.h5", resumed=tuple(done),
-                        weights_note=weights_note(getattr(lm.source, "gguf_file", None)))
+                        weights_note=weights_note(getattr(lm.source, "gguf_file", None)), atlas=atlas,
+                        atlas_figures=atlas_figs)
     result.report_paths = write_report(out, f"spinsim study of {lm.model_id}", report_sections(result))
     return result
 

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from .demo_atlas import atlas_blocks
+
 __all__ = ["PAPER", "demo_figures", "report_sections"]
 
 #: what the paper reports (Bhattacharjee & Lee; SPEC section 0)
@@ -363,6 +365,7 @@ def report_sections(r: Any) -> list[tuple[str, list[Any]]]:
                                                         "outlined heads survive the family-wise permutation test."},
         ]),
         ("Ablations", _ablation_blocks(gs, corr, ground, r.figures)),
+        *([("Phase atlas of every head", atlas_blocks(r.atlas, r.atlas_figures))] if r.atlas is not None else []),
         ("Phase diagram of one head", _phase_blocks(r)),
         ("Analytic vs sampled gaps", _validation_blocks(r)),
         ("Ground states and excitations", _ground_blocks(r, n_all)),
@@ -370,7 +373,8 @@ def report_sections(r: Any) -> list[tuple[str, list[Any]]]:
             {"table": timing_rows, "header": ["step", "seconds"]},
             f"spinsim demo --model {st.model} --out {st.out}" + (" --quick" if st.quick else "") +
             f" (seed {st.seed}); {platform.processor() or platform.machine()}, python {platform.python_version()}. "
-            "Files: study.h5 (all of it), phase.h5 (the resumable sweep), stages/ (what a rerun resumes from), "
+            "Files: study.h5 (all but the atlas), phase.h5 (the resumable sweep), atlas.h5 (the resumable atlas), "
+            "stages/ (what a rerun resumes from), "
             "figures (PNG and PDF)." + (f" Stages read back from an earlier run: {', '.join(r.resumed)} (their "
                                         "timings above are the time to read them)." if r.resumed else ""),
         ]),

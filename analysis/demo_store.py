@@ -33,7 +33,9 @@ __all__ = ["DemoMismatchError", "STAGE_FILES", "stage_path", "start_run", "read_
 
 #: stage name -> file under out/ (the sweep keeps its own resumable file)
 STAGE_FILES = {"gaps": "stages/gaps.h5", "ablation": "stages/ablation.h5", "phase": "phase.h5",
-               "validate": "stages/validate.h5", "ground": "stages/ground.h5"}
+               "validate": "stages/validate.h5", "ground": "stages/ground.h5", "atlas": "atlas.h5"}
+#: stages whose file resumes row by row (it exists before the stage has finished)
+RESUMABLE = ("phase", "atlas")
 _RUN = "stages/run.json"
 
 
@@ -74,7 +76,7 @@ def start_run(out: str | os.PathLike, params: Mapping[str, Any], overwrite: bool
     """Record ``params`` (JSON-able, in a fixed order) for the run in ``out``, or check them
     against the kept run's. Returns the names of the stages already finished.
 
-    ``overwrite``: remove every stage file and ``phase.h5`` first. Raises
+    ``overwrite``: remove every stage file, ``phase.h5`` and ``atlas.h5`` first. Raises
     :class:`DemoMismatchError` naming the first differing parameter when ``out`` holds a run with
     other parameters (and ``overwrite`` is False).
     """
@@ -83,7 +85,8 @@ def start_run(out: str | os.PathLike, params: Mapping[str, Any], overwrite: bool
     params = json.loads(json.dumps(dict(params)))          # as it will read back
     if overwrite:
         shutil.rmtree(out / "stages", ignore_errors=True)
-        stage_path(out, "phase").unlink(missing_ok=True)
+        for s in RESUMABLE:
+            stage_path(out, s).unlink(missing_ok=True)
     if run.is_file():
         old = json.loads(run.read_text())
         diff = _first_difference(old, params) or _first_difference(params, old)
@@ -98,7 +101,7 @@ def start_run(out: str | os.PathLike, params: Mapping[str, Any], overwrite: bool
         tmp = run.with_name(f".{run.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(params, indent=1))
         os.replace(tmp, run)
-    return [s for s in STAGE_FILES if s != "phase" and stage_path(out, s).is_file()]
+    return [s for s in STAGE_FILES if s not in RESUMABLE and stage_path(out, s).is_file()]
 
 
 def read_gap_study(path: str | os.PathLike, items: Sequence[Any]) -> Any:

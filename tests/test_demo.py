@@ -10,7 +10,9 @@ import pytest
 
 from _figures import panels as _panels
 from _h5layout import check_file
+from spinsim.analysis.atlas_store import read_atlas
 from spinsim.analysis.demo import RESTARTS_QUICK
+from spinsim.analysis.demo_atlas import GRID_QUICK
 from spinsim.analysis.ground_study import read_ground_study
 from spinsim.cli import main
 from spinsim.phase import read_sweep
@@ -76,6 +78,26 @@ def check_demo_outputs(out, saved, model: str, tmp_path, capsys) -> None:
         assert a["ground/E0"].shape == (3, 4) and np.all(np.isfinite(a["ground/E0"][()]))
         assert "spinsim_version" in a.attrs and "timings_s" in a.attrs
         _check_figures(saved, a)
+    _check_atlas(out, saved, html, capsys)
+
+
+def _check_atlas(out, saved, html, capsys) -> None:
+    """The demo's atlas: every head of the model at the quick grid, complete, summarised, its chi
+    small multiples drawing the file's numbers, its section in the report."""
+    check_file(out / "atlas.h5", capsys)
+    at = read_atlas(out / "atlas.h5")
+    assert at.complete and len(at.heads) == 12 and at.heads[0] == "L0H0"      # tiny model: 3 layers x 4 heads
+    np.testing.assert_array_equal(at.T, GRID_QUICK.T)
+    np.testing.assert_array_equal(at.h, GRID_QUICK.h)
+    assert np.all(at.sweeps == GRID_QUICK.sweeps) and at.summary["T_c"].shape == (12,)
+    assert set(at.summary["kind"]) <= {"uniform", "staggered", "pinned", "disordered", "unresolved"}
+    for name in ("atlas_chi", "atlas_maps"):
+        assert (out / f"{name}.png").is_file() and (out / f"{name}.pdf").is_file() and f"{name}.png" in saved
+    ax = next(x for x in saved["atlas_chi.png"].axes if x.get_title() == "L0H0")
+    ok = ~at.flagged[0, 0, 0, 0]
+    np.testing.assert_allclose(ax.lines[0].get_xdata(), at.T[ok])
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), at.values["susceptibility"][0, 0, 0, 0][ok])
+    assert "Phase atlas of every head" in html and "of 12</strong> heads" in html
 
 
 def test_demo_bad_alpha_or_out_is_a_usage_error(tmp_path, capsys, monkeypatch):

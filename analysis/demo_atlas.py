@@ -1,0 +1,117 @@
+"""The demo's phase atlas: every head's (T, h) diagram on the demo's first prompt, at a quick grid.
+
+``spinsim demo`` surveys the phases of every head with :func:`spinsim.analysis.atlas_run.run_atlas`
+(the machinery of ``spinsim atlas``): each head on the prompt is the SPEC section 1 spin system
+(every token a free O(d_model) spin of length |x_i|, the exact rotary coupling of Llama-family
+heads, the prompt field h x_i/|x_i| as the field axis), heat bath in the exact reduced spin space,
+one chain per temperature, sweeps doubled once while the short-run rule or split R-hat flags a
+temperature (:data:`~spinsim.analysis.atlas_run.ADAPT_RULE`; none with ``--quick``). The grid
+(:data:`GRID`, :data:`GRID_QUICK`) brackets the model's own point T = 1 and holds h = 0 (T_c, the
+ordering kind, the model's side) and one prompt field (the "pinned" kind). Written to
+``out/atlas.h5`` row by row (resumable after Ctrl-C or kill -9), summarised per head
+(:func:`~spinsim.analysis.atlas_summary.summarize`), drawn as small multiples of chi(T) and
+layer x head maps of T_c, coupling class and ordering kind.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, NamedTuple
+
+import numpy as np
+
+__all__ = ["AtlasGrid", "GRID", "GRID_QUICK", "demo_atlas", "atlas_blocks"]
+
+
+class AtlasGrid(NamedTuple):
+    """The demo atlas's grid: temperatures T (n_T,) and prompt fields h (n_h,) in energy units
+    (k_B = 1), the first try's measured sweeps per chain and the doubling's cap."""
+
+    T: np.ndarray
+    h: np.ndarray
+    sweeps: int
+    max_sweeps: int
+
+
+#: the default demo: 6 T x 2 h, 100 measured sweeps per chain doubled at most once (540 rows on SmolLM2)
+GRID = AtlasGrid(np.linspace(0.25, 2.5, 6), np.array([0.0, 1.5]), 100, 200)
+#: ``--quick``: 4 T x 2 h, 100 sweeps, no doubling (flagged points stay flagged, and are shown so)
+GRID_QUICK = AtlasGrid(np.linspace(0.25, 2.5, 4), np.array([0.0, 1.5]), 100, 100)
+
+
+def demo_atlas(lm: Any, prompt: str, out: Path, settings: Any, log: Callable[[str], None] | None = None) -> tuple[Any, dict[str, str]]:
+    """Run (or resume) the atlas of every head of ``lm`` on ``prompt`` into ``out/atlas.h5``,
+    summarise it and draw its figures into ``out``. ``settings``: the demo's
+    :class:`~spinsim.analysis.demo.DemoSettings` (seed, quick, device, executor, progress).
+
+    Returns (the :class:`~spinsim.analysis.atlas_store.Atlas` with its summary, figures: name ->
+    PNG path). Raises :class:`~spinsim.analysis.atlas_run.AtlasMismatchError` when ``atlas.h5``
+    holds an atlas with other parameters (the demo's own parameter check runs first)."""
+    from spinsim.locks import hold
+
+    from .atlas_heads import ModelHeads
+    from .atlas_run import run_atlas, run_atlas_task
+    from .atlas_store import commit
+    from .atlas_summary import summarize
+    from .figures.atlas import atlas_figures
+
+    T, h, sweeps, cap = GRID_QUICK if settings.quick else GRID
+    executor = None
+    if settings.executor == "dask":
+        from spinsim.executors import make_executor
+        executor = make_executor("dask", run_atlas_task, scheduler=settings.scheduler)
+    tokens = lm.encode(prompt)
+    source = ModelHeads(lm, "all", [[tokens]])
+    path = out / "atlas.h5"
+    a = run_atlas(source, T, h, out=path, seed=settings.seed, sweeps=sweeps, max_sweeps=cap, executor=executor,
+                  progress=settings.progress, attrs={"model_id": lm.model_id, "weights_sha256": lm.weights_sha256,
+                                                     "prompt": prompt, "contexts": "prompt", "input": "residual",
+                                                     "rotary": "auto", "written_by": "spinsim demo"},
+                  n_chains=1, algorithm="heatbath", backend=settings.device, reduce=None, bins="zero")
+    summarize(a, seed=settings.seed)
+    with hold(path, "this atlas"):
+        commit(path, a)
+    figs = {p.stem: str(p) for p in atlas_figures(a, out) if p.suffix == ".png"}
+    if log is not None:
+        log(f"atlas: {len(a.heads)} heads x {a.h.size} fields x {a.T.size} temperatures -> {path}")
+    return a, figs
+
+
+def atlas_blocks(a: Any, figures: dict[str, str]) -> list[Any]:
+    """The report section of the demo's atlas (``write_report`` blocks): what was run, what it
+    found per head (T_c, ordering kind, coupling class, the model's side at T = 1), the flagged
+    points, and the figures."""
+    from .atlas_run import ADAPT_RULE
+    from .atlas_summary import CLASS_RULE, KIND_RULE
+
+    s = a.summary
+    n = len(a.heads)
+    found = np.isfinite(np.asarray(s["T_c"], float))
+    kinds = {k: int(np.sum(s["kind"] == k)) for k in ("uniform", "staggered", "pinned", "disordered", "unresolved")}
+    classes = {k: int(np.sum(s["coupling_class"] == k)) for k in ("ferro", "antiferro", "mixed")}
+    ordered = int(np.sum(s["model_side"] == "ordered"))
+    flagged, points = int(a.flagged.sum()), int(a.flagged.size)
+    sw = np.asarray(a.sweeps)[a.done]
+    by_sweeps = ", ".join(f"{int(np.sum(sw == v))} at {int(v)}" for v in np.unique(sw))
+    tc = np.asarray(s["T_c"], float)[found]
+    text = [
+        f"Every head ({n}) on the first prompt, as a spin system of {int(np.nanmax(a.facts['n_sites']))} free spins "
+        f"(the exact rotary coupling for rotary heads), heat bath in the exact reduced spin space, one chain per "
+        f"point, on a quick grid of {a.T.size} temperatures ({a.T.min():g} to {a.T.max():g}) x {a.h.size} prompt "
+        f"fields ({', '.join(f'{x:g}' for x in a.h)}); T and h in energy units (k_B = 1). Rows by measured sweeps "
+        f"per chain: {by_sweeps} ({ADAPT_RULE}). {flagged} of {points} points "
+        f"({100 * flagged / max(points, 1):.0f} %) are still flagged at the cap: drawn as red crosses, left out of "
+        "every T_c and boundary. `spinsim atlas` runs finer grids and longer chains (README).",
+        f"- T_c at h = 0 found inside the grid for **{int(found.sum())} of {n}** heads"
+        + (f" (median {np.median(tc):.2f}, range {tc.min():.2f} to {tc.max():.2f})" if tc.size else "")
+        + f"; at the model's own point (T = 1, h = 0) **{ordered}** heads are on the ordered side.\n"
+        f"- ordering kind at the lowest unflagged T: " + ", ".join(f"{k} {v}" for k, v in kinds.items() if v)
+        + f" (rule: {KIND_RULE}).\n"
+        f"- coupling class: " + ", ".join(f"{k} {v}" for k, v in classes.items()) + f" (rule: {CLASS_RULE}).",
+    ]
+    blocks: list[Any] = list(text)
+    if "atlas_maps" in figures:
+        blocks.append({"figure": figures["atlas_maps"], "caption": "Layer x head maps: T_c at h = 0 (white: none in "
+                       "the grid), coupling class, ordering kind. The atlas file is atlas.h5 (/atlas, /summary)."})
+    blocks.append({"figure": figures["atlas_chi"], "caption": "Susceptibility chi(T) of every head at each prompt "
+                   "field (colour), log scale; red x: flagged points; dotted: T_c."})
+    return blocks
