@@ -47,6 +47,9 @@ if what == "cpu_mc":
     ss.solve(H, T=[1.0], method="mc", algorithm="metropolis", sweeps=2, discard=1, seed=1, progress=False)
     out["cpu_mc_compile_s"] = time.process_time() - t
     def rate(H, alg, sweeps, **kw):
+        # one chain (solve runs 4 by default since 0451dba; the rates of 30 Nov counted one chain's
+        # updates over four chains' CPU time: 4x too low, their former/present ratios unaffected)
+        kw.setdefault("n_chains", 1)
         ss.solve(H, T=[1.0], method="mc", algorithm=alg, sweeps=2, discard=1, seed=1, progress=False, **kw)
         best = 0.0
         for _ in range(3):

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.ticker import LogLocator, NullLocator
 
 from ..atlas_store import Atlas
 from ..atlas_summary import CLASS_RULE, KIND_RULE, disorder_average
@@ -39,10 +40,15 @@ def chi_small_multiples(a: Atlas, stem: str | os.PathLike) -> list[Path]:
     rows, cols, pos = _layout(a)
     last = int(np.argmax(a.lengths))
     with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(rows, cols, figsize=(1.5 * cols + 1, 1.1 * rows + 1), sharex=True, squeeze=False)
+        fig, axes = plt.subplots(rows, cols, figsize=(1.5 * cols + 1, 1.1 * rows + 1), squeeze=False)
         for ax in axes.ravel():
             ax.set_axis_off()
         colours = plt.cm.viridis(np.linspace(0, 0.9, a.h.size))
+        pad = 0.04 * (a.T.max() - a.T.min()) or 0.05 * a.T.max()
+        t_lo, t_hi = a.T.min() - pad, a.T.max() + pad
+        bottom: dict[int, int] = {}                   # T tick labels on each column's lowest panel only
+        for r, c in pos:
+            bottom[c] = max(bottom.get(c, r), r)
         for i, (r, c) in enumerate(pos):
             ax = axes[r, c]
             ax.set_axis_on()
@@ -52,15 +58,25 @@ def chi_small_multiples(a: Atlas, stem: str | os.PathLike) -> list[Path]:
                 ok = ~av.flagged[last, k]
                 ax.plot(a.T[ok], chi[k, ok], "-", color=colours[k], lw=0.9)
                 ax.plot(a.T[~ok], chi[k, ~ok], "x", color="red", ms=3, mew=0.8)
+            ax.set_xlim(t_lo, t_hi)      # the same T axis everywhere (sharex costs O(panels^2) per limit change)
             ax.set_yscale("log")
-            ax.tick_params(labelsize=6, length=2)
+            # few ticks, no minor ones: matplotlib's default log locators made the 270-panel SmolLM2
+            # figure take ~2.5 minutes to lay out and save (now seconds)
+            ax.yaxis.set_major_locator(LogLocator(numticks=3))
+            ax.yaxis.set_minor_locator(NullLocator())
+            ax.xaxis.set_minor_locator(NullLocator())
+            ax.tick_params(labelsize=6, length=2, labelbottom=r == bottom.get(c, r))
             ax.set_title(a.heads[i], fontsize=7, pad=1)
             if np.isfinite(a.summary.get("T_c", np.full(len(a.heads), np.nan))[i]):
                 ax.axvline(a.summary["T_c"][i], color="k", lw=0.5, ls=":")
         fig.suptitle(r"susceptibility $\chi(T)$ of every head (colour: field h from "
                      f"{a.h.min():g} to {a.h.max():g}; red x: flagged; dotted: T_c)", fontsize=10)
         fig.supxlabel("temperature T (k_B = 1)", fontsize=9)
-        fig.tight_layout(rect=(0, 0, 1, 0.97))
+        if rows * cols <= 48:
+            fig.tight_layout(rect=(0, 0, 1, 0.97))
+        else:           # tight_layout over hundreds of panels costs tens of seconds: fixed margins
+            fig.subplots_adjust(left=0.03, right=0.99, bottom=0.7 / (1.1 * rows + 1), top=1 - 1.0 / (1.1 * rows + 1),
+                                wspace=0.45, hspace=0.55)
         return save(fig, stem)
 
 
