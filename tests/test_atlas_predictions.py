@@ -35,7 +35,31 @@ def test_class_share_per_layer():
     assert t.statistic == pytest.approx(0.0) and t.p_value == pytest.approx(1.0) and t.verdict == "no evidence"
     layered = np.where(layer == 0, "antiferro", "ferro")
     _, t2 = class_share_per_layer(layer, layered, n_resamples=999)
-    assert t2.effect == pytest.approx(1.0) and t2.verdict == "evidence"
+    # bias-corrected V (Bergsma 2013): 27 heads, 3 layers x 2 classes, perfect association:
+    # phi^2 = 1 - 2/26, r~ = 3 - 4/26, c~ = 2 - 1/26 -> V = sqrt((24/26) / (25/26))
+    assert t2.effect == pytest.approx(np.sqrt(24 / 25)) and t2.verdict == "evidence"
+    assert t2.effect_ci[0] <= t2.effect <= t2.effect_ci[1]
+
+
+def test_cramers_v_is_bias_corrected():
+    """Independent labels in a sparse table (30 layers x 3 classes over 270 heads, as SmolLM2's):
+    the plain V sits near 0.3, the corrected one near 0 (mean over 20 draws < 0.06, plain > 0.2),
+    and its interval holds it."""
+    from spinsim.analysis.atlas_predictions import cramers_v_corrected
+
+    rng = np.random.default_rng(0)
+    layer = np.repeat(np.arange(30), 9)
+    plain, corr = [], []
+    for s in range(20):
+        cls = rng.choice(["ferro", "antiferro", "mixed"], layer.size, p=[0.42, 0.06, 0.52])
+        t = np.array([[np.sum((layer == l) & (cls == c)) for c in ("ferro", "antiferro", "mixed")] for l in range(30)])
+        e = t.sum(1, keepdims=True) * t.sum(0, keepdims=True) / t.sum()
+        c2 = float(np.sum((t - e) ** 2 / e))
+        plain.append(np.sqrt(c2 / (layer.size * 2)))
+        corr.append(cramers_v_corrected(c2, layer.size, 30, 3))
+    assert np.mean(plain) > 0.2 and np.mean(corr) < 0.06
+    _, t = class_share_per_layer(layer, cls, n_resamples=199)
+    assert t.effect_ci[0] <= t.effect <= t.effect_ci[1] and t.verdict == "no evidence"
 
 
 def test_class_vs_gap_sign():
