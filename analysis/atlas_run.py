@@ -158,14 +158,23 @@ def short_run_flags(row: dict[str, Any], sweeps: int, n_chains: int = 1) -> np.n
     """(n_T,) bool: temperatures whose error bars the rule of :data:`ADAPT_RULE` does not trust
     (tau_int and rhat from the row, ``sweeps`` measured sweeps per chain, ``n_chains`` chains;
     NaN never flags). R-hat flags a temperature when its p-value under stationarity
-    (:func:`~spinsim.observables.rhat_pvalue`) is below ``RHAT_ALPHA / (RHAT_TESTS n_T)``."""
+    (:func:`~spinsim.observables.rhat_pvalue`) is below ``RHAT_ALPHA / (RHAT_TESTS n_T)``: the
+    row's ``rhat_pvalue`` where the solver gave it (E's, |m|'s and m_u's R-hat each against its
+    own tau_int: a symmetric system's m_u flips sectors far more slowly than E and |m| move, and
+    testing its R-hat against E's tau_int flagged the ordered points of the Curie-Weiss test),
+    else ``rhat`` against ``tau_int``."""
     shape = np.shape(row["energy"])
     tau = np.asarray(row.get("tau_int", np.nan), float) * np.ones(shape)
     rhat = np.asarray(row.get("rhat", np.nan), float) * np.ones(shape)
     with np.errstate(invalid="ignore"):
         short = sweeps < np.maximum(MIN_TAU_MULTIPLE * np.nan_to_num(tau, nan=0.0), MIN_MEAS)
     n_tests = RHAT_TESTS * max(int(np.prod(shape)), 1)
-    p = rhat_pvalue(rhat, sweeps, n_chains, np.nan_to_num(tau, nan=0.5)) if sweeps >= 8 else np.full(shape, np.nan)
+    if row.get("rhat_pvalue") is not None:       # each series' R-hat against its own tau_int (Monte Carlo rows)
+        p = np.asarray(row["rhat_pvalue"], float) * np.ones(shape)
+    elif sweeps >= 8:                            # rows without it: the largest R-hat against tau_int (of E, |m|)
+        p = rhat_pvalue(rhat, sweeps, n_chains, np.nan_to_num(tau, nan=0.5))
+    else:
+        p = np.full(shape, np.nan)
     return np.asarray(short | (np.nan_to_num(p, nan=1.0) < RHAT_ALPHA / n_tests), bool)
 
 

@@ -107,6 +107,10 @@ class Thermo:
     drift_sigma: float
     block_len: int = 0
     n_meas: int = 0
+    #: probability that stationary chains give R-hats this large (:func:`rhat_pvalue`, each of
+    #: E's, |m|'s and m_u's split R-hat with its own series' tau_int; the smallest; NaN below 8
+    #: measurements)
+    rhat_pvalue: float = float("nan")
 
     @property
     def tau_int(self) -> float:
@@ -154,7 +158,16 @@ def thermodynamics(E: np.ndarray, mabs: np.ndarray, mu: np.ndarray, T: float, n_
     derived = derived_estimates(moments, beta, N, n, shift={"E": cE, "mabs": cm, "mu": cu})
     est: dict[str, float] = {k: derived[k] for k in schema.names(has_error=True, errors=True)}   # schema order
     est["tau_int"] = float(tau)
-    est["rhat"] = max(split_rhat(E), split_rhat(mabs), split_rhat(mu))
+    rhats = (split_rhat(E), split_rhat(mabs), split_rhat(mu))
+    est["rhat"] = max(rhats)
+    # each R-hat against its own series' tau_int (m_u can decorrelate far more slowly than E and
+    # |m|: sector flips of a symmetric system): the smallest p-value of the three
+    if n_meas >= 8:
+        ps = [rhat_pvalue(r, n_meas, n_chains, t) for r, t in zip(rhats, (taus[0], taus[1], tau_int(mu)))]
+        ps = [float(p) for p in ps if np.isfinite(p)]
+        rhat_p = min(ps) if ps else float("nan")
+    else:
+        rhat_p = float("nan")
     def sem(b: np.ndarray) -> float:
         return float(b.std(ddof=1) / np.sqrt(b.size)) if b.size > 1 else float("nan")
 
@@ -167,7 +180,7 @@ def thermodynamics(E: np.ndarray, mabs: np.ndarray, mu: np.ndarray, T: float, n_
         drift = float(abs(a.mean() - b.mean()) / se) if se > 0 else 0.0
     else:
         drift = float("nan")
-    return Thermo(est, int(B), drift, int(block_len), int(n_meas))
+    return Thermo(est, int(B), drift, int(block_len), int(n_meas), rhat_p)
 
 
 def _rhat(z: np.ndarray) -> float:

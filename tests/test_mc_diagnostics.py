@@ -113,6 +113,25 @@ def test_rhat_pvalue_follows_its_chi_square_law(n_chains, rho):
         rhat_pvalue(1.0, 6, 1, 1.0)
 
 
+def test_thermo_rhat_pvalue_tests_each_series_against_its_own_tau():
+    """Stationary chains whose m_u decorrelates slowly (AR(1), rho = 0.98, tau_int ~50) while E
+    and |m| are white: Thermo.rhat_pvalue (each R-hat against its own series' tau_int) is small
+    (< 0.01) in at most 4 of 40 runs; the largest R-hat tested against E's tau_int (the atlas
+    rule before, which flagged the ordered Curie-Weiss points) is in at least 30 of them."""
+    from spinsim.observables import thermodynamics
+
+    rng = np.random.default_rng(5)
+    new, old = 0, 0
+    for _ in range(40):
+        E = rng.standard_normal((4, 2000))
+        m = 1.0 + 0.1 * rng.standard_normal((4, 2000))
+        mu = _ar1(rng, 0.98, 4, 2000)
+        th = thermodynamics(E, m, mu, 1.0, 16, 3)
+        new += th.rhat_pvalue < 0.01
+        old += float(rhat_pvalue(th.estimates["rhat"], 2000, 4, th.tau_int)) < 0.01
+    assert new <= 4 and old >= 30, (new, old)
+
+
 def test_ising_metropolis_at_very_high_temperature_samples_independent_spins():
     """T = 1e6: the exact |m| is that of 8 independent spins (to ~1e-6). Before: every spin
     flipped every sweep (always-flip proposal, acceptance ~1): |m| frozen at its initial value

@@ -76,6 +76,8 @@ def compute_row(H: Hamiltonian, T: np.ndarray, h_value: float, direction: np.nda
     cmv = getattr(res, "chain_magnetization_vector", None)          # Monte Carlo: each chain's <m>
     out["chain_magnetization_vector"] = None if cmv is None else np.asarray(cmv, dtype=np.float64)
     out["warnings"] = [str(w) for w in res.meta.get("warnings", [])]
+    rp = res.meta.get("rhat_pvalue")                 # Monte Carlo: per T (spinsim.observables.Thermo)
+    out["rhat_pvalue"] = None if rp is None else np.asarray(rp, dtype=np.float64)
     out["tempering"] = row_tempering(res.meta, T)   # replica exchange: swap acceptance, round trips
     out["bins"] = res.bins           # Monte Carlo: the binned series (spinsim.bins), else None
     return out

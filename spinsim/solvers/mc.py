@@ -293,7 +293,7 @@ def _assemble(H: Hamiltonian, Ts: np.ndarray, order: np.ndarray, out: dict[str, 
     """Per-temperature statistics, returned in the caller's order of T."""
     N, n = H.n_free, H.n_comp
     fields: dict[str, list[float]] = {}       # schema name -> one estimate per temperature
-    acc, mvecs, chain_mvecs, warnings, n_blocks, binned = [], [], [], [], [], []
+    acc, mvecs, chain_mvecs, warnings, n_blocks, binned, rhat_p = [], [], [], [], [], [], []
     for t in range(n_T):
         rows = np.arange(n_chains) * n_T + t
         th = thermodynamics(out["E"][rows], out["mabs"][rows], out["mu"][rows], float(Ts[t]), N, n)
@@ -301,6 +301,7 @@ def _assemble(H: Hamiltonian, Ts: np.ndarray, order: np.ndarray, out: dict[str, 
         for key, value in th.estimates.items():
             fields.setdefault(key, []).append(value)
         n_blocks.append(th.n_blocks)
+        rhat_p.append(th.rhat_pvalue)
         warnings.extend(run_warnings(th, n_chains, float(Ts[t])))      # rules: spinsim.observables
         tries = out["tries"][rows].sum()
         acc.append(out["acc"][rows].sum() / tries if tries > 0 else 1.0)
@@ -315,6 +316,7 @@ def _assemble(H: Hamiltonian, Ts: np.ndarray, order: np.ndarray, out: dict[str, 
         "elapsed_s": round(elapsed, 4),
         "updates_per_s": float(R * (sweeps + discard) * H.n_free / max(elapsed, 1e-12)),
         "n_blocks": list(np.asarray(n_blocks)[inv].tolist()),
+        "rhat_pvalue": list(np.asarray(rhat_p, float)[inv].tolist()),   # spinsim.observables.Thermo
         "warnings": warnings,
     }
     if algorithm == "overrelax":
