@@ -8,10 +8,11 @@
 # Byte code: nothing is byte-compiled at install; every recipe runs with Python writing .pyc files
 # (PYTHONDONTWRITEBYTECODE, set on some machines, is not passed on), so the first process that
 # imports a module caches it and the later ones (xdist workers, CLI and CUDA-simulator
-# subprocesses, Dask workers) read it. Compiling all 15 000 installed files up front (uv's
-# --compile-bytecode, pip's default) cost ~90 s of CPU on a fresh clone; the ~1 900 modules a
-# test run imports take ~12 s. With PYTHONDONTWRITEBYTECODE passed on, every process would compile
-# what it imports again (~7 s instead of ~3 s to import torch, transformers and scipy).
+# subprocesses, Dask workers) read it. Compiling all ~15 300 installed files up front (uv's
+# --compile-bytecode, pip's default) cost ~90 s of CPU on a fresh clone; a whole `make test`
+# imports ~4 300 of them (the ~1 900 of the test collection: ~12 s of CPU). With
+# PYTHONDONTWRITEBYTECODE passed on, every process would compile what it imports again (~7 s
+# instead of ~3 s to import torch, transformers and scipy).
 unexport PYTHONDONTWRITEBYTECODE
 PYTHON ?= python3
 VENV ?= .venv
