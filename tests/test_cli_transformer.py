@@ -195,7 +195,7 @@ def test_one_line_errors(tmp_path, capsys, monkeypatch):
 
 
 @pytest.mark.slow
-def test_smollm2_study_one_command(tmp_path, capsys):
+def test_smollm2_study_one_command(tmp_path, capsys, smollm2):
     """The real study: SmolLM2-135M (270 heads) x the paper's 20 prompts, both modes, 10,000
     permutations, in one command."""
     from spinsim.models.loading import ModelLoadError, resolve_model

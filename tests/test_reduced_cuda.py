@@ -9,6 +9,7 @@ The measurement (hidden parts drawn from the measurement slot) runs on thread 0:
 """
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -92,7 +93,9 @@ CHECKS = ["check_reduced_cooperative_moves", "check_reduced_thread0_moves",
           "check_reduced_solve_backend_cuda_equals_cpu"]
 
 
+@functools.lru_cache(maxsize=None)
 def _gpu_present() -> bool:
+    """Asked once per process (a subprocess importing numba.cuda, ~0.7 s of CPU)."""
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
     try:
         out = subprocess.run([sys.executable, "-c", "from numba import cuda; print(int(cuda.is_available()))"],
@@ -117,5 +120,8 @@ def test_reduced_cuda_chain_equals_cpu_chain(name, mode):
 
 
 if __name__ == "__main__":
+    from _cudasim import yield_while_polling
+
+    yield_while_polling()           # the simulator's poller hands the GIL to the block's threads
     globals()[sys.argv[1]]()
     print(f"{sys.argv[1]}: ok")

@@ -219,7 +219,7 @@ PROMPT40 = ("In the quiet village by the river, an old baker rose before dawn ev
 
 
 @pytest.mark.slow
-def test_smollm2_heads_exact():
+def test_smollm2_heads_exact(smollm2):
     """SmolLM2-135M (the embedded GGUF model): L0H0, L3H5, L15H2, L29H8 on the paper's prompt and a
     40-token prompt reproduce the model's attention for every query row; 'drop' does not."""
     from spinsim.models.loading import ModelLoadError, load_model
