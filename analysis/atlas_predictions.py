@@ -1,7 +1,7 @@
 """The spin-bath predictions, tested with honest statistics (issue 12, item 4).
 
 Every test returns a :class:`PredictionTest`: the statistic, an effect size with a bootstrap 95 %
-interval (:func:`scipy.stats.bootstrap`, percentile, seeded), a permutation p-value
+interval (:func:`scipy.stats.bootstrap`, seeded: percentile, BCa for (b)), a permutation p-value
 (:func:`scipy.stats.permutation_test`, seeded), the number of heads that entered, and a verdict:
 ``"evidence"`` when p < alpha, otherwise ``"no evidence"`` (never "evidence against").
 
@@ -16,7 +16,7 @@ interval (:func:`scipy.stats.bootstrap`, percentile, seeded), a permutation p-va
 (b) :func:`class_share_per_layer`: the ferro / antiferro / mixed share per layer (classification
     rule: :data:`spinsim.analysis.atlas_summary.CLASS_RULE`). Statistic: chi^2 of the layer x class
     table; permutation p of independence (class labels permuted across heads); effect size
-    Cramér's V.
+    Cramér's V bias-corrected (Bergsma 2013, :func:`cramers_v_corrected`).
 (c) :func:`class_vs_gap_sign`: does the classification agree with the sign of each head's
     logit-gap correlation r (Pearson over the prompts, dL_theory vs dL_actual)? Ferro coded +1,
     antiferro -1 (mixed left out), sign(r) +-1; statistic: the agreement fraction; effect size phi
@@ -206,14 +206,17 @@ def class_share_per_layer(layer: Any, classes: Any, n_resamples: int = 9999, see
     v = cramer(x, codes)
     # BCa: resampling heads with replacement inflates chi^2 (duplicates), so the percentile interval
     # of V sits above V itself (SmolLM2: V = 0, percentile interval [0.19, 0.40]). BCa corrects that
-    # shift; it is undefined when V lies below every bootstrap value (V = 0): then [0, 97.5 % point].
+    # shift; where it is undefined or does not hold V (V below nearly every bootstrap value, e.g.
+    # V = 0): the conservative [0, max(V, 97.5 % point)].
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         boot = stats.bootstrap((x, codes), cramer, paired=True, n_resamples=min(1000, n_resamples + 1),
                                method="BCa", random_state=seed)
     lo, hi = float(boot.confidence_interval.low), float(boot.confidence_interval.high)
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        lo, hi = 0.0, float(np.percentile(boot.bootstrap_distribution, 97.5))
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo <= v <= hi):
+        # BCa breaks down when V sits below (nearly) every bootstrap value: its interval then
+        # collapses onto the bottom of the bootstrap distribution, away from V. Conservative instead.
+        lo, hi = 0.0, max(v, float(np.percentile(boot.bootstrap_distribution, 97.5)))
     return shares, PredictionTest("class_share_per_layer", q, "chi^2", c2, "Cramér's V (bias-corrected)", v,
                                   (lo, hi), float(perm.pvalue), "greater", int(ok.sum()),
                                   int((~ok).sum()), _verdict(float(perm.pvalue), alpha), rule)

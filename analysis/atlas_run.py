@@ -268,7 +268,7 @@ def _fingerprint(source: SystemSource, T: np.ndarray, hs: np.ndarray, seed: int,
                                  ("lengths", [int(x) for x in source.lengths]), ("samples", int(source.n_samples))]
     fp += source.identity()
     fp += [("T", [float(x) for x in T]), ("h", [float(x) for x in hs]), ("seed", int(seed)),
-           ("max_sweeps", int(max_sweeps))]
+           ("max_sweeps", int(max_sweeps)), ("adapt_rule", ADAPT_RULE)]   # rows of another rule do not mix
     fp += [(k, jsonable(v)) for k, v in opts.items()]
     return json.loads(json.dumps(fp))            # tuples -> lists, as the file gives them back
 

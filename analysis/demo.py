@@ -257,7 +257,7 @@ def run_demo(settings: DemoSettings, log: Callable[[str], None] | None = None) -
             write_ground_study(ground_file, ground, prompt=item0.prompt)
 
     with clock.step("atlas", f"phase atlas of all {heads.n_layers * n_heads} heads on the first prompt (quick grid)"):
-        atlas, atlas_figs = demo_atlas(lm, item0.prompt, out, settings)
+        atlas, atlas_figs = demo_atlas(lm, item0.prompt, out, settings, log=log)
 
     _write_study(out / "study.h5", lm, gs, settings, store.stage_path(out, "phase"), phase_info, val, vitem, best,
                  ground, item0.prompt, clock.timings)

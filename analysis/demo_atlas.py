@@ -95,11 +95,11 @@ def atlas_blocks(a: Any, figures: dict[str, str]) -> list[Any]:
     by_sweeps = ", ".join(f"{int(np.sum(sw == v))} at {int(v)}" for v in np.unique(sw))
     tc = np.asarray(s["T_c"], float)[found]
     text = [
-        f"Every head ({n}) on the first prompt, as a spin system of {int(np.nanmax(a.facts['n_sites']))} free spins "
+        f"Every head ({n}) on the first prompt, as a spin system of {int(np.nanmax(a.facts['n_free']))} free spins "
         f"(the exact rotary coupling for rotary heads), heat bath in the exact reduced spin space, one chain per "
         f"point, on a quick grid of {a.T.size} temperatures ({a.T.min():g} to {a.T.max():g}) x {a.h.size} prompt "
         f"fields ({', '.join(f'{x:g}' for x in a.h)}); T and h in energy units (k_B = 1). Rows by measured sweeps "
-        f"per chain: {by_sweeps} ({ADAPT_RULE}). {flagged} of {points} points "
+        f"per chain: {by_sweeps} ({a.attrs.get('adapt_rule', ADAPT_RULE)}). {flagged} of {points} points "
         f"({100 * flagged / max(points, 1):.0f} %) are still flagged at the cap: drawn as red crosses, left out of "
         "every T_c and boundary. `spinsim atlas` runs finer grids and longer chains (README).",
         f"- T_c at h = 0 found inside the grid for **{int(found.sum())} of {n}** heads"

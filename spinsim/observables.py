@@ -237,8 +237,9 @@ def rhat_pvalue(rhat: np.ndarray | float, n_meas: int, n_chains: int, tau: np.nd
     ``X = (m - 1) n_e (R^2 - (n - 1) / n) ~ chi^2_{m-1}`` and p = P(chi^2_{m-1} >= X). For one
     chain (m = 2) X is the square of the drift of the two halves in standard errors. It is an
     approximation: W is estimated, and the rank-normalised and tail R-hats of :func:`split_rhat`
-    have their own tau (the largest tau of the series makes it conservative, i.e. it flags less);
-    checked against simulated stationary chains in ``tests/test_observables.py``.
+    have their own tau (a tau larger than the series' own makes it conservative, i.e. it flags
+    less; :func:`thermodynamics` passes each series' own); checked against simulated stationary
+    chains in ``tests/test_mc_diagnostics.py``.
     """
     from scipy.stats import chi2
 

@@ -84,9 +84,15 @@ def smollm2_cache(tmp_path_factory):
     base = tmp_path_factory.getbasetemp()
     shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base   # one folder for this run's workers
     root, record_file = shared / "smollm2-cache", shared / "smollm2-cache.json"
+    from spinsim.models.loading import ModelLoadError
+
     with FileLock(str(shared / "smollm2-cache.lock")):
         if not record_file.is_file():
-            record_file.write_text(json.dumps(_convert_smollm2(root, shared / "smollm2-first-load-logits.npy")))
+            try:            # as the SmolLM2 tests did before the shared conversion: a load failure skips
+                record = _convert_smollm2(root, shared / "smollm2-first-load-logits.npy")
+            except ModelLoadError as exc:
+                pytest.skip(f"SmolLM2-135M did not load: {exc}")
+            record_file.write_text(json.dumps(record))
     return {**json.loads(record_file.read_text()), "root": str(root)}
 
 
