@@ -6,15 +6,13 @@ row a ``spinsim sweep`` runs), with the field ``h u_i`` added along the system's
 head's prompt axis x_i/|x_i|, else its field or the top eigenvector of M_s). Rows run on any
 executor (:mod:`spinsim.executors`: here, a ``concurrent.futures`` pool, a Dask client).
 
-**Runs long enough.** A row starts at ``sweeps`` measured sweeps per chain; while a temperature
-of it is flagged by the short-run rule of :mod:`spinsim.observables` (fewer than
-``MIN_TAU_MULTIPLE`` tau_int or ``MIN_MEAS`` sweeps per chain) or by a split R-hat larger than
-stationary chains give (:func:`spinsim.observables.rhat_pvalue` below ``RHAT_ALPHA`` over the
-row's tests, Bonferroni), the row is rerun with twice the sweeps (and the equilibration scaled
-with them), up to ``max_sweeps``. (A fixed R-hat threshold of 1.01 sits inside split R-hat's
-own noise at these run lengths: on the SmolLM2 grid with one chain, 313 of 316 rows doubled to
-the cap on it, with a median flagged R-hat of 1.015.) Points still flagged at the cap are stored as flagged: figures show them
-as such and no boundary uses them. The sweeps each row needed are stored.
+**Runs long enough.** Each temperature of a row runs until the short-run rule and its split
+R-hat test trust it, doubling its sweeps point by point up to ``max_sweeps``
+(:mod:`.atlas_adapt`, :data:`ADAPT_RULE`). (A fixed R-hat threshold of 1.01 sits inside split
+R-hat's own noise at these run lengths: on the SmolLM2 grid with one chain, 313 of 316 rows
+doubled to the cap on it, with a median flagged R-hat of 1.015.) Points still flagged at the cap
+are stored as flagged: figures show them as such and no boundary uses them. The sweeps each
+point needed are stored (``point_sweeps``), and each row's largest (``sweeps``).
 
 **Bins.** By default the rows at h = 0 (the ones the summary reweights) keep their binned series
 (bin means and the thinned samples of :mod:`spinsim.bins`, stored as a sweep stores them,
@@ -48,31 +46,17 @@ from spinsim.directions import resolve_direction
 from spinsim.hamiltonian import Hamiltonian
 from spinsim.interrupts import sigterm_as_interrupt
 from spinsim.io import remove_stale_temps, root_attrs
-from spinsim.observables import MIN_MEAS, MIN_TAU_MULTIPLE, rhat_pvalue
 from spinsim.phase.fingerprint import jsonable, solver_options
 from spinsim.phase.run import SweepMismatchError, resume_file
-from spinsim.phase.task import compute_row
-from spinsim.solvers.mc import DEFAULT_CHAINS
 from spinsim.solvers.mean_field import mean_field
 from spinsim.validation import check_temperatures
 
+from .atlas_adapt import ADAPT_RULE, RHAT_ALPHA, RHAT_TESTS, short_run_flags, solve_adaptive
 from .atlas_store import Atlas, commit, read_atlas
 from .atlas_summary import chain_overlap
 
 __all__ = ["AtlasTask", "SystemSource", "FixedSystems", "run_atlas", "run_atlas_task", "short_run_flags",
            "ADAPT_RULE", "RHAT_ALPHA", "RHAT_TESTS", "AtlasMismatchError"]
-
-#: family-wise false-alarm rate of the row's R-hat tests (stationary chains double a row this often)
-RHAT_ALPHA = 0.05
-#: split R-hats the row's ``rhat`` is the largest of (bulk and tail of E, |m|, m.u)
-RHAT_TESTS = 6
-
-ADAPT_RULE = (f"sweeps doubled (equilibration with them) while a temperature of the row has fewer than "
-              f"{MIN_TAU_MULTIPLE:.0f} tau_int or {MIN_MEAS} measured sweeps per chain, or a split R-hat "
-              f"that stationary chains exceed with probability < {RHAT_ALPHA} / ({RHAT_TESTS} n_T) "
-              f"(chi-square law of R-hat with n_e = n / (2 tau_int) per half-chain); points still so at the "
-              f"cap are flagged")
-
 
 class AtlasMismatchError(SweepMismatchError):
     """An existing atlas file was written with different parameters."""
@@ -152,36 +136,15 @@ class AtlasTask:
     max_sweeps: int
     auto_discard: bool
     want_order: bool
-
-
-def short_run_flags(row: dict[str, Any], sweeps: int, n_chains: int = 1) -> np.ndarray:
-    """(n_T,) bool: temperatures whose error bars the rule of :data:`ADAPT_RULE` does not trust
-    (tau_int and rhat from the row, ``sweeps`` measured sweeps per chain, ``n_chains`` chains;
-    NaN never flags). R-hat flags a temperature when its p-value under stationarity
-    (:func:`~spinsim.observables.rhat_pvalue`) is below ``RHAT_ALPHA / (RHAT_TESTS n_T)``: the
-    row's ``rhat_pvalue`` where the solver gave it (E's, |m|'s and m_u's R-hat each against its
-    own tau_int: a symmetric system's m_u flips sectors far more slowly than E and |m| move, and
-    testing its R-hat against E's tau_int flagged the ordered points of the Curie-Weiss test),
-    else ``rhat`` against ``tau_int``."""
-    shape = np.shape(row["energy"])
-    tau = np.asarray(row.get("tau_int", np.nan), float) * np.ones(shape)
-    rhat = np.asarray(row.get("rhat", np.nan), float) * np.ones(shape)
-    with np.errstate(invalid="ignore"):
-        short = sweeps < np.maximum(MIN_TAU_MULTIPLE * np.nan_to_num(tau, nan=0.0), MIN_MEAS)
-    n_tests = RHAT_TESTS * max(int(np.prod(shape)), 1)
-    if row.get("rhat_pvalue") is not None:       # each series' R-hat against its own tau_int (Monte Carlo rows)
-        p = np.asarray(row["rhat_pvalue"], float) * np.ones(shape)
-    elif sweeps >= 8:                            # rows without it: the largest R-hat against tau_int (of E, |m|)
-        p = rhat_pvalue(rhat, sweeps, n_chains, np.nan_to_num(tau, nan=0.5))
-    else:
-        p = np.full(shape, np.nan)
-    return np.asarray(short | (np.nan_to_num(p, nan=1.0) < RHAT_ALPHA / n_tests), bool)
+    keep_bins: bool = False      # the row's binned series is stored (else dropped here)
 
 
 def run_atlas_task(task: AtlasTask) -> dict[str, Any]:
-    """Solve one row, doubling the sweeps while :func:`short_run_flags` flags a temperature (up to
-    ``max_sweeps``). Returns the :func:`~spinsim.phase.compute_row` result plus ``key``,
-    ``sweeps`` (measured sweeps per chain used), ``flagged`` (n_T,); for the row of the smallest |h|
+    """Solve one row, doubling a temperature's sweeps while :func:`short_run_flags` flags it (up to
+    ``max_sweeps``; :func:`~.atlas_adapt.solve_adaptive`). Returns the
+    :func:`~spinsim.phase.compute_row` result plus ``key``, ``point_sweeps`` (n_T,) (measured
+    sweeps per chain of each temperature), ``sweeps`` (their largest), ``flagged`` (n_T,)
+    (still flagged at the cap), ``bins`` only when ``keep_bins``; for the row of the smallest |h|
     (``want_order``) also ``order_vector`` (<m> at the lowest T) and the system's mean-field facts
     (``T_mf``, ``lambda_max``, ``lambda_min``, ``spin_length``, ``mf_direction``,
     ``direction_overlap`` +- ``direction_overlap_err`` (n_T,) (:func:`~.atlas_summary.chain_overlap`), the reweighted
@@ -193,19 +156,12 @@ def run_atlas_task(task: AtlasTask) -> dict[str, Any]:
 
 
 def _run_row(task: AtlasTask) -> dict[str, Any]:
-    kw = dict(task.solve_kwargs)
-    sweeps = int(kw["sweeps"])
-    discard0 = int(kw["discard"])
-    n_chains = int(kw.get("n_chains", DEFAULT_CHAINS))
-    while True:
-        kw["sweeps"] = sweeps
-        kw["discard"] = max(100, sweeps // 4) if task.auto_discard else discard0 * sweeps // int(task.solve_kwargs["sweeps"])
-        row = compute_row(task.H, task.T, task.h_value, task.direction, task.seed, task.row, kw)
-        flags = short_run_flags(row, sweeps, n_chains)
-        if not flags.any() or 2 * sweeps > task.max_sweeps:
-            break
-        sweeps *= 2
-    row.update(key=task.key, sweeps=sweeps, flagged=flags)
+    kw = task.solve_kwargs
+    exchange = bool(kw.get("exchange")) or kw.get("algorithm") == "pt"
+    row, point_sweeps, flags = solve_adaptive(task.H, task.T, task.h_value, task.direction, task.seed, task.row,
+                                              kw, task.max_sweeps, task.auto_discard,
+                                              whole=task.want_order or task.keep_bins or exchange)
+    row.update(key=task.key, sweeps=int(point_sweeps.max()), point_sweeps=point_sweeps, flagged=flags)
     cmv = row.pop("chain_magnetization_vector", None)          # used here only: not shipped back
     if task.want_order:                    # once per system: its order vector and mean-field facts
         mv = row.get("magnetization_vector")
@@ -217,6 +173,8 @@ def _run_row(task: AtlasTask) -> dict[str, Any]:
         if cmv is not None:
             row["direction_overlap"], row["direction_overlap_err"] = chain_overlap(cmv, mf.ferro_direction)
         row["T_peak_rw"], row["T_peak_rw_err"] = reweighted_peak(task, row)
+    if not task.keep_bins:
+        row["bins"] = None                 # not stored: not shipped back either
     return row
 
 
@@ -354,16 +312,14 @@ def run_atlas(source: SystemSource, T: Any, fields: Any, *, out: str | os.PathLi
                             for isamp, (H, U) in enumerate(per_len):
                                 tasks += [AtlasTask(H, T, float(hs[k]), U, int(seed), a.row_index(i, il, isamp, k),
                                                     (i, il, isamp, k), dict(opts), int(max_sweeps), discard is None,
-                                                    k == k0)
+                                                    k == k0, bins == "all" or (bins == "zero" and k == k0))
                                           for k in range(hs.size) if not a.done[i, il, isamp, k]]
                     for row in run(tasks):
                         _check_finite(row, a)
-                        if bins == "none" or (bins == "zero" and row["key"][3] != k0):
-                            row["bins"] = None
                         a.store_row(tuple(row["key"]), row)
                         dirty = True
                         bar.set_postfix_str(f"{a.heads[row['key'][0]]} h={hs[row['key'][3]]:.3g} "
-                                            f"sweeps={row['sweeps']}", refresh=False)
+                                            f"sweeps<={row['sweeps']}", refresh=False)
                         bar.update(1)
                         wait = max(2.0, 10 * took) if commit_every is None else commit_every
                         if path is not None and time.monotonic() - last >= wait:

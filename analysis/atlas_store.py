@@ -17,7 +17,9 @@ xarray and h5py read it without spinsim)::
     /atlas/h (h), /atlas/T (T)    added field strength along u_i and temperature (k_B = 1)
     /atlas/component        index scale of the spin components
     /atlas/done (head, length, sample, h)       completion mask (1 = row finished and stored)
-    /atlas/sweeps (head, length, sample, h)     measured sweeps per chain the row needed
+    /atlas/sweeps (head, length, sample, h)     largest measured sweeps per chain of the row's points
+    /atlas/point_sweeps (head, length, sample, h, T)  measured sweeps per chain each point needed
+                                                (the doubling rule, analysis.atlas_adapt)
     /atlas/flagged (head, length, sample, h, T) 1 = still too short at the cap (short-run rule or
                                                 split R-hat): never part of a boundary
     /atlas/<obs>, <obs>_err (head, length, sample, h, T)  every observable of spinsim.schema a
@@ -98,7 +100,7 @@ class Atlas:
     """Many (T, h) diagrams over (head, length, sample) (layout in the module docstring).
 
     ``values[name]`` is (n_head, n_length, n_sample, n_h, n_T); ``done`` and ``sweeps`` are
-    (n_head, n_length, n_sample, n_h); ``flagged`` has the grid shape. ``contexts`` holds one
+    (n_head, n_length, n_sample, n_h); ``flagged`` and ``point_sweeps`` have the grid shape. ``contexts`` holds one
     JSON string per (length, sample). ``summary`` maps a name to a per-head array (written in
     ``/summary`` with its units in ``summary_units``).
     """
@@ -117,6 +119,7 @@ class Atlas:
     done: np.ndarray | None = None
     sweeps: np.ndarray | None = None
     flagged: np.ndarray | None = None
+    point_sweeps: np.ndarray | None = None
     order_vector: np.ndarray | None = None
     contexts: np.ndarray | None = None
     facts: dict[str, np.ndarray] = field(default_factory=dict)
@@ -139,6 +142,8 @@ class Atlas:
             self.sweeps = np.zeros(rows, np.int64)
         if self.flagged is None:
             self.flagged = np.zeros(rows + (self.T.size,), bool)
+        if self.point_sweeps is None:      # files written before point-by-point doubling: the row's
+            self.point_sweeps = np.repeat(np.asarray(self.sweeps, np.int64)[..., None], self.T.size, axis=-1)
         if self.order_vector is None:
             self.order_vector = np.full(rows[:3] + (self.n_comp,), np.nan)
         if self.mf_direction is None:
@@ -180,6 +185,7 @@ class Atlas:
         if isinstance(row.get("bins"), Bins):
             self.row_bins[self.row_index(*key)] = row["bins"]
         self.sweeps[key] = int(row["sweeps"])
+        self.point_sweeps[key] = np.asarray(row.get("point_sweeps", row["sweeps"]), np.int64)
         self.flagged[key] = np.asarray(row["flagged"], bool)
         if row.get("order_vector") is not None:
             self.order_vector[key[:3]] = row["order_vector"]
@@ -214,7 +220,7 @@ class Atlas:
         """Row (head, length, sample, h index k) as a :class:`spinsim.Result` over T with its bins
         (None for a row not done or stored without them), read as a sweep's row is
         (:meth:`spinsim.phase.SweepResult.row`): e.g. ``Reweighting(atlas.row("L3H5", k=0))``.
-        ``meta``: head, length, sample, h, done, sweeps, flagged (n_T,)."""
+        ``meta``: head, length, sample, h, done, sweeps, point_sweeps (n_T,), flagged (n_T,)."""
         i = self.head_position(head) if isinstance(head, str) else int(head)
         key = (i, int(i_len), int(i_sample), int(k))
         n_free = self.facts["n_free"][key[:3]]
@@ -223,16 +229,16 @@ class Atlas:
                       n_sites=int(n_sites) if np.isfinite(n_sites) else 0, bins=self.row_bins.get(self.row_index(*key)),
                       meta={"head": self.heads[i], "length": int(self.lengths[key[1]]), "sample": key[2],
                             "h": float(self.h[key[3]]), "done": bool(self.done[key]), "sweeps": int(self.sweeps[key]),
-                            "flagged": self.flagged[key]},
+                            "point_sweeps": self.point_sweeps[key], "flagged": self.flagged[key]},
                       **{name: v[key] for name, v in self.values.items()})
 
     def sweep(self, head: int | str, i_len: int = 0, i_sample: int = 0) -> Result:
         """One system's diagram as a :class:`spinsim.Result` over (h, T) (``done`` per row;
-        ``meta["flagged"]`` (n_h, n_T), ``meta["sweeps"]`` (n_h,))."""
+        ``meta["flagged"]`` and ``meta["point_sweeps"]`` (n_h, n_T), ``meta["sweeps"]`` (n_h,))."""
         i = self.head_position(head) if isinstance(head, str) else int(head)
         sl = (i, i_len, i_sample)
         return Result(self.T, "mc", h=self.h, done=self.done[sl], n_comp=self.n_comp,
-                      meta={"flagged": self.flagged[sl], "sweeps": self.sweeps[sl], "head": self.heads[i],
+                      meta={"flagged": self.flagged[sl], "sweeps": self.sweeps[sl], "point_sweeps": self.point_sweeps[sl], "head": self.heads[i],
                             "length": int(self.lengths[i_len]), "sample": int(i_sample)},
                       **{k: v[sl] for k, v in self.values.items()})
 
@@ -250,7 +256,8 @@ def write_atlas(f: h5py.Group, a: Atlas) -> None:
     write_values(g, "head_index", a.head_index, ("head",), "index", "head within its layer (from 0; -1: not a model head)")
     write_values(g, "done", a.done.astype(np.uint8), ROW_DIMS, "flag", "completion mask: 1 = row finished and stored",
                  dtype="bool")
-    write_values(g, "sweeps", a.sweeps, ROW_DIMS, "sweeps", "measured sweeps per chain the row needed")
+    write_values(g, "sweeps", a.sweeps, ROW_DIMS, "sweeps", "largest measured sweeps per chain of the row's points")
+    write_values(g, "point_sweeps", a.point_sweeps, GRID_DIMS, "sweeps", "measured sweeps per chain the point needed")
     write_values(g, "flagged", a.flagged.astype(np.uint8), GRID_DIMS, "flag",
                  "1 = error bars not reliable at the sweep cap (short-run rule or split R-hat)", dtype="bool")
     write_observables(g, a.values, GRID_DIMS)
@@ -313,7 +320,8 @@ def read_atlas(path: str | os.PathLike) -> Atlas:
                       done=g["done"][()].astype(bool), sweeps=g["sweeps"][()].astype(np.int64),
                       flagged=g["flagged"][()].astype(bool), order_vector=g["order_vector"][()],
                       contexts=ctx, path=path, mf_direction=g["mf_direction"][()],
-                      facts={k: g[k][()] for k in (*FACTS, *FACTS_T) if k in g})
+                      facts={k: g[k][()] for k in (*FACTS, *FACTS_T) if k in g},
+                      point_sweeps=g["point_sweeps"][()].astype(np.int64) if "point_sweeps" in g else None)
             check_dims(g, "atlas")
             for b in (f[BINS_GROUP].values() if BINS_GROUP in f else ()):
                 check_dims(b, "atlas bins")

@@ -4,8 +4,8 @@
 (the machinery of ``spinsim atlas``): each head on the prompt is the SPEC section 1 spin system
 (every token a free O(d_model) spin of length |x_i|, the exact rotary coupling of Llama-family
 heads, the prompt field h x_i/|x_i| as the field axis), heat bath in the exact reduced spin space,
-one chain per temperature, sweeps doubled once while the short-run rule or split R-hat flags a
-temperature (:data:`~spinsim.analysis.atlas_run.ADAPT_RULE`; none with ``--quick``). The grid
+one chain per temperature, a temperature's sweeps doubled once while the short-run rule or split
+R-hat flags it (:data:`~spinsim.analysis.atlas_run.ADAPT_RULE`; none with ``--quick``). The grid
 (:data:`GRID`, :data:`GRID_QUICK`) brackets the model's own point T = 1 and holds h = 0 (T_c, the
 ordering kind, the model's side) and one prompt field (the "pinned" kind). Written to
 ``out/atlas.h5`` row by row (resumable after Ctrl-C or kill -9), summarised per head
@@ -91,14 +91,14 @@ def atlas_blocks(a: Any, figures: dict[str, str]) -> list[Any]:
     classes = {k: int(np.sum(s["coupling_class"] == k)) for k in ("ferro", "antiferro", "mixed")}
     ordered = int(np.sum(s["model_side"] == "ordered"))
     flagged, points = int(a.flagged.sum()), int(a.flagged.size)
-    sw = np.asarray(a.sweeps)[a.done]
+    sw = np.asarray(a.point_sweeps)[a.done]
     by_sweeps = ", ".join(f"{int(np.sum(sw == v))} at {int(v)}" for v in np.unique(sw))
     tc = np.asarray(s["T_c"], float)[found]
     text = [
         f"Every head ({n}) on the first prompt, as a spin system of {int(np.nanmax(a.facts['n_free']))} free spins "
         f"(the exact rotary coupling for rotary heads), heat bath in the exact reduced spin space, one chain per "
         f"point, on a quick grid of {a.T.size} temperatures ({a.T.min():g} to {a.T.max():g}) x {a.h.size} prompt "
-        f"fields ({', '.join(f'{x:g}' for x in a.h)}); T and h in energy units (k_B = 1). Rows by measured sweeps "
+        f"fields ({', '.join(f'{x:g}' for x in a.h)}); T and h in energy units (k_B = 1). Points by measured sweeps "
         f"per chain: {by_sweeps} ({a.attrs.get('adapt_rule', ADAPT_RULE)}). {flagged} of {points} points "
         f"({100 * flagged / max(points, 1):.0f} %) are still flagged at the cap: drawn as red crosses, left out of "
         "every T_c and boundary. `spinsim atlas` runs finer grids and longer chains (README).",

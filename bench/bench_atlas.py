@@ -1,12 +1,12 @@
 """The SmolLM2 phase atlas (issue 12): wall time of every head's (T, h) diagram on one prompt, the
-sweeps each row actually needed (doubling rule of spinsim.analysis.atlas_run), the projection
+sweeps each point actually needed (doubling rule of spinsim.analysis.atlas_adapt), the projection
 to the issue's 270 heads x 16 T x 8 h grid, and the Dask speed-up on 2 local workers.
 
 Two parts (both write into bench/results/atlas.json, merged):
 
 * ``--part full``: ``--heads`` (default all) on the prompt, grid ``--T`` x ``--field``, into
   ``--out`` (resumable: rerun to continue), then the per-head summary; reports wall time, seconds
-  per row, the histogram of sweeps per row, the share of flagged points, and the projection
+  per row, the histograms of sweeps per point and per row (largest), the share of flagged points, and the projection
   ``seconds per (row x T) * 270 * 8 * 16``.
 * ``--part dask``: ``--dask-heads`` heads run serially (Numba on every core) and on a LocalCluster
   of 1 and 2 worker processes (1 thread each); speed-up 1 -> 2 workers and serial -> 2 workers.
@@ -62,10 +62,14 @@ def full(a: argparse.Namespace, lm) -> dict:
     n_rows = int(at.done.size)
     per_row_T = wall / max(n_rows * T.size, 1)
     sweeps, counts = np.unique(at.sweeps, return_counts=True)
+    psweeps, pcounts = np.unique(at.point_sweeps, return_counts=True)
     return {"heads": len(at.heads), "n_T": int(T.size), "n_h": int(hs.size), "rows": n_rows,
             "sweeps_first": a.sweeps, "sweeps_cap": a.max_sweeps, "chains": a.chains,
             "wall_s_this_run": wall, "s_per_row": wall / n_rows,
-            "rows_by_sweeps": {str(int(s)): int(c) for s, c in zip(sweeps, counts)},
+            "rows_by_largest_sweeps": {str(int(s)): int(c) for s, c in zip(sweeps, counts)},
+            "points_by_sweeps": {str(int(s)): int(c) for s, c in zip(psweeps, pcounts)},
+            "point_sweeps_total": int(at.point_sweeps.sum()),
+            "point_sweeps_if_rows_doubled_whole": int((at.sweeps[..., None] * np.ones(T.size, np.int64)).sum()),
             "flagged_points_fraction": float(at.flagged.mean()),
             "projected_270x16x8_s": per_row_T * 270 * 8 * 16, "out": str(a.out)}
 

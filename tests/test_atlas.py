@@ -12,6 +12,7 @@ import pytest
 
 from spinsim.analysis.atlas_run import (AtlasMismatchError, AtlasTask, FixedSystems, run_atlas, run_atlas_task,
                                         short_run_flags, RHAT_ALPHA, RHAT_TESTS)
+from spinsim.analysis.atlas_adapt import point_seed
 from spinsim.analysis.atlas_store import read_atlas
 from spinsim.lattices import square
 from spinsim.observables import MIN_MEAS, MIN_TAU_MULTIPLE, RHAT_WARN
@@ -253,9 +254,10 @@ def test_rhat_rule_false_alarms_and_power(n_chains):
 
 
 def test_sweeps_double_only_when_flagged():
-    """A row doubles its sweeps exactly when the shorter run was flagged: near T_c of a 6 x 6
+    """A point doubles its sweeps exactly when the shorter run was flagged: near T_c of a 6 x 6
     Ising lattice 2 chains of 100 sweeps disagree; the recorded sweeps are the first that pass
-    or the cap, and the run at half the recorded sweeps was flagged."""
+    or the cap, and the run at half the recorded sweeps (its own stream: analysis.atlas_adapt)
+    was flagged."""
     H = square("ising", 6)
     opts = dict(sweeps=100, discard=100, n_chains=2, algorithm="metropolis")
     task = AtlasTask(H, np.array([2.3]), 0.0, np.ones((36, 1)), 3, 0, (0, 0, 0, 0), opts, 800, True, False)
@@ -263,8 +265,10 @@ def test_sweeps_double_only_when_flagged():
     s = row["sweeps"]
     assert s in (200, 400, 800)                  # at this seed 100 sweeps are flagged: the rule acts
     assert s == 800 or not row["flagged"].any()
-    if s > 100:
-        half = compute_row(H, np.array([2.3]), 0.0, np.ones((36, 1)), 3, 0,
+    if s > 100:                 # the run at half the sweeps: the first (seed 3) or a point rerun's seed
+        level = int(np.log2(s // 200))
+        seed = 3 if level == 0 else point_seed(3, 0, level)
+        half = compute_row(H, np.array([2.3]), 0.0, np.ones((36, 1)), seed, 0,
                            dict(opts, sweeps=s // 2, discard=max(100, s // 8)))
         assert short_run_flags(half, s // 2, n_chains=2).any()
 

@@ -20,6 +20,7 @@ PROMPT = "A dog says woof. A cat says"
 def test_atlas_of_two_tiny_llama_heads(tmp_path, capsys):
     from _tiny_models import llama_dir
 
+    from spinsim.analysis.atlas_adapt import point_seed
     from spinsim.analysis.atlas_store import read_atlas
     from spinsim.models.hamiltonians import head_hamiltonian
     from spinsim.phase.task import compute_row
@@ -42,10 +43,10 @@ def test_atlas_of_two_tiny_llama_heads(tmp_path, capsys):
     assert a.attrs["prompt"] == PROMPT and a.attrs["rotary"] == "auto"
     H = head_hamiltonian(model, "L2H3", PROMPT)
     assert a.lengths.tolist() == [H.n_sites] and a.n_comp == H.n_comp
-    key = (1, 0, 0, 1)
-    s = int(a.sweeps[key])
-    ref = compute_row(H, a.T, 1.0, resolve_direction(H, "prompt")[0], 0, a.row_index(*key),
-                      dict(sweeps=s, discard=max(100, s // 4), n_chains=1, algorithm="heatbath", backend="cpu"))
+    key = (1, 0, 0, 1)       # h = 1: 20 sweeps (< 100) flag every point, each solved again at the cap, 40
+    np.testing.assert_array_equal(a.point_sweeps[key], [40, 40, 40])
+    ref = compute_row(H, a.T, 1.0, resolve_direction(H, "prompt")[0], point_seed(0, a.row_index(*key), 1), 0,
+                      dict(sweeps=40, discard=100, n_chains=1, algorithm="heatbath", backend="cpu"))
     np.testing.assert_array_equal(a.values["energy"][key], ref["energy"])
     for name in ("T_c", "T_mf", "kind", "coupling_class", "boundary_T", "model_side"):
         assert name in a.summary and len(a.summary[name]) == 2

@@ -3,8 +3,8 @@
 Each head on the prompt is the SPEC section 1 spin system (every token a free O(d_model) spin,
 the exact rotary coupling of Llama-family heads, the prompt field h x_i/|x_i| as the field axis),
 run by Monte Carlo in the exact reduced spin space. One row (head, h) is one solve over the T
-grid; a row's sweeps are doubled while the short-run rule or split R-hat flags a temperature, up
-to --max-sweeps (points still flagged are stored as flagged and never used for a boundary). At
+grid; a temperature's sweeps are doubled (that temperature alone solved again) while the short-run
+rule or split R-hat flags it, up to --max-sweeps (points still flagged are stored as flagged and never used for a boundary). At
 the end the per-head summary (T_c with its error, mean-field T_c, coupling class, ordering kind,
 boundary line, where the model sits at T = 1, h = 0) goes to /summary; rules in the file.
 
