@@ -17,10 +17,14 @@ between temperatures are doubled whole, as one run over the grid.
 Streams: the first run of a row uses the atlas seed with replica ids offset by the row's flat
 index (:func:`spinsim.phase.compute_row`); the rerun of a row's flagged points at doubling
 ``level`` uses the seed :func:`point_seed` ``(seed, row, level)`` (:class:`numpy.random.SeedSequence`),
-so every rerun draws streams of its own and a point is a pure function of (seed, row, grid).
+so every point rerun draws chains of its own, and a point is a pure function of (seed, row, grid,
+the rule's inputs). A row doubled whole reruns with the atlas seed and row offset, as before: its
+longer run begins with the shorter run's draws (counter-based generator), so its R-hat retest is
+correlated with the first; both are valid estimates at their sweeps.
 
-On SmolLM2's 16 T x 8 h grid doubling whole rows reran on average 14 unflagged temperatures for
-every flagged one (BENCHMARKS.md, "Where a row's time goes").
+Whole rows reran the unflagged temperatures too: on 8 SmolLM2 heads x 16 T x 4 h a doubled row had
+1-3 of its 16 temperatures flagged, and rerunning only those needs 2.15x less Monte Carlo for the
+same rule (BENCHMARKS.md, "Where a row's time goes").
 """
 from __future__ import annotations
 
@@ -28,13 +32,13 @@ from typing import Any
 
 import numpy as np
 
-from spinsim import schema
 from spinsim.hamiltonian import Hamiltonian
 from spinsim.observables import MIN_MEAS, MIN_TAU_MULTIPLE, rhat_pvalue
 from spinsim.phase.task import compute_row
 from spinsim.solvers.mc import DEFAULT_CHAINS
 
-__all__ = ["ADAPT_RULE", "RHAT_ALPHA", "RHAT_TESTS", "short_run_flags", "solve_adaptive", "point_seed"]
+__all__ = ["ADAPT_RULE", "RHAT_ALPHA", "RHAT_TESTS", "ROW_KEYS", "short_run_flags", "solve_adaptive", "point_seed",
+           "sweeps_spent"]
 
 #: family-wise false-alarm rate of the row's R-hat tests (stationary chains double a point this often per row)
 RHAT_ALPHA = 0.05
@@ -125,18 +129,47 @@ def solve_adaptive(H: Hamiltonian, T: np.ndarray, h_value: float, direction: np.
     return out, point_sweeps, flags
 
 
+#: keys of a compute_row result that are not over T (every other key is, and is merged)
+ROW_KEYS = frozenset({"field_index", "elapsed_s", "warnings", "tempering", "bins"})
+
+
 def _merge(out: dict[str, Any], sub: dict[str, Any], idx: np.ndarray, n_T: int) -> None:
-    """Put the rerun ``sub`` of temperatures ``idx`` into the row ``out`` (in place)."""
-    per_T = set(schema.names(errors=True)) | {"rhat_pvalue", "magnetization_vector", "chain_magnetization_vector"}
-    for name, v in sub.items():
-        if name in ("elapsed_s",):
-            out[name] = float(out.get(name, 0.0)) + float(v)
+    """Put the rerun ``sub`` of temperatures ``idx`` into the row ``out`` (in place): every key
+    but :data:`ROW_KEYS` is an array over T (first axis) and is replaced at ``idx``; ValueError
+    where a key is missing, None on one side only, or not over T (a new compute_row output must
+    be placed in one of the two kinds). ``tempering`` and ``bins`` belong to whole rows only."""
+    for name in sorted(set(out) | set(sub)):
+        v, cur = sub.get(name), out.get(name)
+        if name == "elapsed_s":
+            out[name] = float(cur or 0.0) + float(v or 0.0)
         elif name == "warnings":
-            out[name] = list(out.get(name, [])) + [f"{w} (rerun of T index {idx.tolist()})" for w in v]
-        elif name in per_T and v is not None and out.get(name) is not None:
-            target = np.array(out[name], dtype=np.float64, copy=True)
+            out[name] = list(cur or []) + [f"{w} (rerun of T index {idx.tolist()})" for w in (v or [])]
+        elif name in ROW_KEYS:
+            continue
+        elif v is None and cur is None:
+            continue
+        elif v is None or cur is None:
+            raise ValueError(f"atlas rerun: {name!r} is None in one run only (first run: {type(cur).__name__}, "
+                             f"rerun: {type(v).__name__})")
+        else:
+            target = np.array(cur, dtype=np.float64, copy=True)
             if target.shape[:1] != (n_T,) or np.shape(v)[:1] != (idx.size,) or target.shape[1:] != np.shape(v)[1:]:
                 raise ValueError(f"atlas rerun: {name!r} has shape {np.shape(v)} for {idx.size} temperatures, "
-                                 f"the row {target.shape} for {n_T}")
+                                 f"the row {target.shape} for {n_T}: not an array over T (ROW_KEYS lists the others)")
             target[idx] = v
             out[name] = target
+
+
+def sweeps_spent(point_sweeps: np.ndarray, first: int, auto_discard: bool = True, discard: int | None = None) -> int:
+    """Sweeps per chain the rule of :data:`ADAPT_RULE` ran for points that ended at
+    ``point_sweeps`` (any shape) from ``first`` measured sweeps: every level a point went through,
+    measured plus equilibration (max(100, s / 4) with ``auto_discard``, else ``discard`` scaled with
+    s). Exact for point-by-point and whole rows alike (a whole row's points all end at its largest)."""
+    ps = np.asarray(point_sweeps, np.int64)
+    total, s = 0, int(first)
+    while True:
+        d = max(100, s // 4) if auto_discard else int(discard) * s // int(first)
+        total += int(np.sum(ps >= s)) * (s + d)
+        if 2 * s > max(int(ps.max(initial=0)), 0):
+            return total
+        s *= 2

@@ -3,7 +3,8 @@
 Every atlas row (one system, one field h) is one Monte Carlo solve over the temperature grid, and
 keeps its :class:`spinsim.bins.Bins` over T: bin means, ``E_shift`` and the thinned samples that
 rebinning, the jackknife and histogram reweighting (:mod:`spinsim.reweighting`) read. The sweep
-doubling (:mod:`.atlas_adapt`: rows that keep bins double whole) gives rows of different lengths, and a row's bin length and sample
+doubling (:mod:`.atlas_adapt`: rows that keep bins double whole) gives rows of different lengths,
+and a row's bin length and sample
 stride follow its length (:func:`spinsim.bins.bin_series`), so rows are stored in groups of one
 binning each, one group per number of measured sweeps::
 

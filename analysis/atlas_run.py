@@ -221,12 +221,13 @@ def reweighted_peak(task: AtlasTask, row: dict[str, Any]) -> tuple[float, float]
 
 # ----------------------------------------------------------------------------- the run
 def _fingerprint(source: SystemSource, T: np.ndarray, hs: np.ndarray, seed: int, max_sweeps: int,
-                 opts: dict[str, Any]) -> list[tuple[str, Any]]:
+                 opts: dict[str, Any], bins: str) -> list[tuple[str, Any]]:
     fp: list[tuple[str, Any]] = [("spinsim_kind", "atlas"), ("heads", list(source.heads)),
                                  ("lengths", [int(x) for x in source.lengths]), ("samples", int(source.n_samples))]
     fp += source.identity()
     fp += [("T", [float(x) for x in T]), ("h", [float(x) for x in hs]), ("seed", int(seed)),
-           ("max_sweeps", int(max_sweeps)), ("adapt_rule", ADAPT_RULE)]   # rows of another rule do not mix
+           ("max_sweeps", int(max_sweeps)), ("adapt_rule", ADAPT_RULE),   # rows of another rule do not mix
+           ("bins", bins)]        # rows that keep bins double whole (analysis.atlas_adapt): other numbers
     fp += [(k, jsonable(v)) for k, v in opts.items()]
     return json.loads(json.dumps(fp))            # tuples -> lists, as the file gives them back
 
@@ -276,8 +277,8 @@ def run_atlas(source: SystemSource, T: Any, fields: Any, *, out: str | os.PathLi
     if not isinstance(max_sweeps, (int, np.integer)) or max_sweeps < sweeps:
         raise ValueError(f"max_sweeps must be an integer >= sweeps ({sweeps}), got {max_sweeps!r}")
     opts = solver_options("mc", dict(solve_kwargs, sweeps=sweeps, discard=discard))
-    fp = _fingerprint(source, T, hs, int(seed), int(max_sweeps), opts)
-    run_attrs = root_attrs("atlas", seed=int(seed), adapt_rule=ADAPT_RULE, max_sweeps=int(max_sweeps),
+    fp = _fingerprint(source, T, hs, int(seed), int(max_sweeps), opts, bins)
+    run_attrs = root_attrs("atlas", seed=int(seed), adapt_rule=ADAPT_RULE, max_sweeps=int(max_sweeps), bins=bins,
                            **{f"solver_{k}": v for k, v in opts.items() if v is not None}, **(attrs or {}))
     path = Path(out) if out is not None else None
     if path is not None:

@@ -92,7 +92,10 @@ SUMMARY_DIMS = {"T_c_length": ("head", "length"), "T_c_length_err": ("head", "le
 #: the dimension scales of /summary (not summary arrays)
 SUMMARY_SCALES = ("head", "length", "h")
 ROW_SEEDING = ("row r = flat index over (head, length, sample, h): seed, replica_offset = r * n_T * "
-               "n_chains (independent streams for every row of every head)")
+               "n_chains (independent streams for every row of every head); a whole row doubled reruns with "
+               "the same; the rerun of a row's flagged temperatures at doubling level L (analysis.atlas_adapt) "
+               "uses seed point_seed(seed, r, L) = SeedSequence([seed, r, L]) (63 bits), replica_offset 0, "
+               "replicas in the order of the rerun temperatures")
 
 
 @dataclass(eq=False)
@@ -142,7 +145,7 @@ class Atlas:
             self.sweeps = np.zeros(rows, np.int64)
         if self.flagged is None:
             self.flagged = np.zeros(rows + (self.T.size,), bool)
-        if self.point_sweeps is None:      # files written before point-by-point doubling: the row's
+        if self.point_sweeps is None:      # files written before point-by-point doubling: the row's sweeps
             self.point_sweeps = np.repeat(np.asarray(self.sweeps, np.int64)[..., None], self.T.size, axis=-1)
         if self.order_vector is None:
             self.order_vector = np.full(rows[:3] + (self.n_comp,), np.nan)
@@ -238,7 +241,8 @@ class Atlas:
         i = self.head_position(head) if isinstance(head, str) else int(head)
         sl = (i, i_len, i_sample)
         return Result(self.T, "mc", h=self.h, done=self.done[sl], n_comp=self.n_comp,
-                      meta={"flagged": self.flagged[sl], "sweeps": self.sweeps[sl], "point_sweeps": self.point_sweeps[sl], "head": self.heads[i],
+                      meta={"flagged": self.flagged[sl], "sweeps": self.sweeps[sl],
+                            "point_sweeps": self.point_sweeps[sl], "head": self.heads[i],
                             "length": int(self.lengths[i_len]), "sample": int(i_sample)},
                       **{k: v[sl] for k, v in self.values.items()})
 

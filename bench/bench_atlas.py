@@ -47,11 +47,12 @@ def _warm() -> int:
     return os.getpid()
 
 
-def _warm_quietly(_: int) -> int:
+def _warm_worker(_: int) -> int:
     return _warm()
 
 
 def full(a: argparse.Namespace, lm) -> dict:
+    from spinsim.analysis.atlas_adapt import sweeps_spent
     from spinsim.analysis.atlas_run import run_atlas
     from spinsim.analysis.atlas_store import commit
     from spinsim.analysis.atlas_summary import summarize
@@ -66,7 +67,7 @@ def full(a: argparse.Namespace, lm) -> dict:
         for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[var] = "1"
         pool = ProcessPoolExecutor(a.workers, mp_context=multiprocessing.get_context("spawn"))
-        list(pool.map(_warm_quietly, range(a.workers)))      # import and load the Numba cache before timing
+        list(pool.map(_warm_worker, range(a.workers)))      # import and load the Numba cache before timing
     t0 = time.perf_counter()
     try:
         at = run_atlas(src, T, hs, out=a.out, sweeps=a.sweeps, max_sweeps=a.max_sweeps, n_chains=a.chains,
@@ -87,8 +88,8 @@ def full(a: argparse.Namespace, lm) -> dict:
             "wall_s_this_run": wall, "s_per_row": wall / n_rows,
             "rows_by_largest_sweeps": {str(int(s)): int(c) for s, c in zip(sweeps, counts)},
             "points_by_sweeps": {str(int(s)): int(c) for s, c in zip(psweeps, pcounts)},
-            "point_sweeps_total": int(at.point_sweeps.sum()),
-            "point_sweeps_if_rows_doubled_whole": int((at.sweeps[..., None] * np.ones(T.size, np.int64)).sum()),
+            "sweeps_spent_per_chain": sweeps_spent(at.point_sweeps, a.sweeps),
+            "sweeps_of_the_first_pass": sweeps_spent(np.full(at.point_sweeps.shape, a.sweeps), a.sweeps),
             "flagged_points_fraction": float(at.flagged.mean()),
             "projected_270x16x8_s": per_row_T * 270 * 8 * 16, "out": str(a.out)}
 

@@ -194,13 +194,31 @@ def _rhat(z: np.ndarray) -> float:
     return float(np.sqrt(var_hat / W))
 
 
+def average_ranks(x: np.ndarray) -> np.ndarray:
+    """1-based ranks of all of x's values pooled (x's shape), ties given their average rank: the
+    values of ``scipy.stats.rankdata(x, method="average")`` (which it calls for non-finite x),
+    without its per-call overhead (~0.25 ms, run 6 times per temperature by split R-hat)."""
+    flat = np.ravel(x)
+    if flat.size == 0 or not np.all(np.isfinite(flat)):
+        from scipy.stats import rankdata
+        return rankdata(flat, method="average").reshape(np.shape(x))
+    order = np.argsort(flat, kind="stable")
+    xs = flat[order]
+    new = np.empty(flat.size, bool)
+    new[0] = True
+    np.not_equal(xs[1:], xs[:-1], out=new[1:])
+    starts = np.flatnonzero(new)
+    ends = np.append(starts[1:], flat.size)           # a tie group holds positions starts..ends-1
+    r = np.empty(flat.size)
+    r[order] = np.repeat(0.5 * (starts + ends + 1), ends - starts)
+    return r.reshape(np.shape(x))
+
+
 def _rank_normal(x: np.ndarray) -> np.ndarray:
     """Rank-normalisation: ``Phi^-1((r - 3/8) / (S + 1/4))`` of the pooled ranks r (ties averaged)."""
     from scipy.special import ndtri
-    from scipy.stats import rankdata
 
-    r = rankdata(x, method="average").reshape(x.shape)
-    return ndtri((r - 0.375) / (x.size + 0.25))
+    return ndtri((average_ranks(x) - 0.375) / (x.size + 0.25))
 
 
 def split_rhat(x: np.ndarray) -> float:

@@ -89,8 +89,8 @@ class SiteLowRank(Coupling):
     def projections(self, S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(Q, P), each (n_sites, rank): ``Q_i = A_i^T S_i`` (site i as query), ``P_j = B_j^T S_j``
         (site j as key); S (n_sites, n_comp)."""
-        S = self._sites(S, "S")
-        return np.einsum("inr,in->ir", self.A, S), np.einsum("inr,in->ir", self.B, S)
+        S = self._sites(S, "S")[:, None, :]           # batched BLAS (see restrict): (N, 1, n) @ (N, n, r)
+        return (S @ self.A)[:, 0, :], (S @ self.B)[:, 0, :]
 
     def bilinear(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
         """``G[i, j] = x_i^T A_i B_j^T y_j`` for X, Y (n_sites, n_comp): (n_sites, n_sites)."""
@@ -100,8 +100,8 @@ class SiteLowRank(Coupling):
 
     def local_fields(self, W: Any, S: np.ndarray) -> np.ndarray:
         Q, P = self.projections(S)
-        return (np.einsum("inr,ir->in", self.A, np.asarray(W @ P))
-                + np.einsum("inr,ir->in", self.B, np.asarray(W.T @ Q)))
+        return ((self.A @ np.asarray(W @ P)[:, :, None])[:, :, 0]
+                + (self.B @ np.asarray(W.T @ Q)[:, :, None])[:, :, 0])
 
     def local_field(self, W: Any, S: np.ndarray, k: int) -> np.ndarray:
         Q, P = self.projections(S)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import spinsim as ss
-from spinsim.analysis.atlas_adapt import point_seed, short_run_flags, solve_adaptive
+from spinsim.analysis.atlas_adapt import ROW_KEYS, point_seed, short_run_flags, solve_adaptive, sweeps_spent
 from spinsim.analysis.atlas_run import AtlasTask, run_atlas, run_atlas_task, FixedSystems
 from spinsim.lattices import square
 from spinsim.phase.task import compute_row
@@ -42,7 +42,9 @@ def test_only_flagged_temperatures_are_solved_again():
         sub = compute_row(H, T6[idx], 0.0, U, point_seed(seed, row_index, level), 0,
                           dict(OPTS, sweeps=s, discard=_discard(s)))
         done_here = ps[idx] == s
-        for name in ("energy", "magnetization_err", "binder", "magnetization_vector"):
+        over_T = [k for k in sub if k not in ROW_KEYS and sub[k] is not None]
+        assert {"energy", "tau_int", "rhat", "rhat_pvalue", "magnetization_vector"} <= set(over_T)
+        for name in over_T:                          # every per-temperature output of the rerun
             np.testing.assert_array_equal(np.asarray(row[name])[idx[done_here]], np.asarray(sub[name])[done_here],
                                           err_msg=f"{name} at level {level}")
         np.testing.assert_array_equal(short_run_flags(sub, s, 2, n_T=T6.size), ~done_here)
@@ -60,7 +62,7 @@ def test_point_by_point_row_agrees_with_exact_enumeration():
     T = np.array([1.5, 2.0, 2.3, 2.6, 3.0, 4.0])
     exact = ss.solve(H, T, method="exact")
     row, ps, flags = solve_adaptive(H, T, 0.0, np.ones((16, 1)), 0, 5, OPTS, 1600, True, whole=False)
-    assert len(set(ps.tolist())) >= 2                # a mixed row: some points were rerun
+    assert len(set(ps.tolist())) >= 2 and not flags.any()     # a mixed row: some points were rerun
     ok = ~flags
     for name in ("energy", "magnetization"):
         z = (row[name] - np.asarray(getattr(exact, name))) / row[name + "_err"]
@@ -79,6 +81,7 @@ def test_rows_that_keep_bins_or_reweight_double_whole(tmp_path):
     back = read_atlas(tmp_path / "a.h5")
     np.testing.assert_array_equal(back.point_sweeps, a.point_sweeps)
     np.testing.assert_array_equal(back.sweeps, a.point_sweeps.max(axis=-1))
+    np.testing.assert_array_equal(a.sweeps, a.point_sweeps.max(axis=-1))
     zero, field = a.point_sweeps[0, 0, 0, 0], a.point_sweeps[0, 0, 0, 1]
     assert len(set(zero.tolist())) == 1                         # h = 0: whole
     assert len(set(field.tolist())) > 1, field                  # h = 0.05: point by point at this seed
@@ -86,3 +89,41 @@ def test_rows_that_keep_bins_or_reweight_double_whole(tmp_path):
                      keep_bins=True)
     kept = run_atlas_task(task)
     assert len(set(kept["point_sweeps"].tolist())) == 1 and kept["bins"] is not None
+
+
+def test_replica_exchange_rows_double_whole():
+    """Parallel tempering couples the temperatures: a rerun of some of them alone would be another
+    ladder, so an exchange row doubles as one run (the same first-run streams as a sweep row)."""
+    H, U = square("ising", 6), np.ones((36, 1))
+    opts = dict(OPTS, algorithm="pt", sweeps=50)     # 50 < 100 sweeps: every point flagged at first
+    task = AtlasTask(H, T6, 0.05, U, 0, 3, (0, 0, 0, 1), opts, 100, True, False)
+    row = run_atlas_task(task)
+    np.testing.assert_array_equal(row["point_sweeps"], [100, 100, 100])
+    ref = compute_row(H, T6, 0.05, U, 0, 3, dict(opts, sweeps=100, discard=100))
+    np.testing.assert_array_equal(row["energy"], ref["energy"])
+
+
+def test_sweeps_spent_counts_every_level():
+    """Hand count: first 100 sweeps (equilibration max(100, s/4)): a point ending at 100 ran
+    100 + 100; at 400 it ran 200 + 300 + 500 = 1000; at 800, 1000 + 1000 = 2000."""
+    assert sweeps_spent(np.array([100]), 100) == 200
+    assert sweeps_spent(np.array([400]), 100) == 1000
+    assert sweeps_spent(np.array([[100, 400], [800, 100]]), 100) == 200 + 1000 + 2000 + 200
+    assert sweeps_spent(np.array([200, 200]), 200, auto_discard=False, discard=50) == 2 * (200 + 50)
+
+
+def test_files_without_point_sweeps_read_with_the_row_sweeps(tmp_path):
+    """An atlas written before point-by-point doubling (no /atlas/point_sweeps) reads each point's
+    sweeps as its row's (those rows were doubled whole)."""
+    import h5py
+
+    from spinsim.analysis.atlas_store import read_atlas
+
+    src = FixedSystems({"ising": {9: square("ising", 3)}})
+    run_atlas(src, T6, [0.0], out=tmp_path / "old.h5", progress=False, max_sweeps=200, bins="none",
+              **{k: v for k, v in OPTS.items() if k != "discard"})
+    with h5py.File(tmp_path / "old.h5", "a") as f:
+        del f["atlas/point_sweeps"]
+        f["atlas/sweeps"][...] = 200
+    back = read_atlas(tmp_path / "old.h5")
+    np.testing.assert_array_equal(back.point_sweeps, np.full((1, 1, 1, 1, 3), 200))

@@ -78,6 +78,22 @@ def test_split_rhat_equals_arviz(case, want):
     assert split_rhat(data) == pytest.approx(want, rel=1e-12)
 
 
+def test_average_ranks_are_scipys_with_ties_and_nan():
+    """The ranks behind split R-hat equal scipy.stats.rankdata(method="average") exactly: ties (an
+    Ising |m| takes few values), continuous draws, a NaN (scipy's propagation), a single value."""
+    from scipy.stats import rankdata
+
+    from spinsim.observables import average_ranks
+
+    rng = np.random.default_rng(0)
+    ties = rng.integers(0, 5, (3, 40)).astype(float)
+    cont = rng.normal(size=(2, 50))
+    nan = cont.copy()
+    nan[1, 7] = np.nan
+    for x in (ties, cont, nan, np.array([[2.5]])):
+        np.testing.assert_array_equal(average_ranks(x), rankdata(x, method="average").reshape(x.shape))
+
+
 def test_split_rhat_flags_disagreeing_chains_and_passes_agreeing_ones():
     rng = np.random.default_rng(1)
     agree = _ar1(rng, 0.5, 4, 4000)

@@ -3,8 +3,9 @@
 Each head on the prompt is the SPEC section 1 spin system (every token a free O(d_model) spin,
 the exact rotary coupling of Llama-family heads, the prompt field h x_i/|x_i| as the field axis),
 run by Monte Carlo in the exact reduced spin space. One row (head, h) is one solve over the T
-grid; a temperature's sweeps are doubled (that temperature alone solved again) while the short-run
-rule or split R-hat flags it, up to --max-sweeps (points still flagged are stored as flagged and never used for a boundary). At
+grid; a temperature's sweeps are doubled (that temperature alone solved again; the whole row for the
+h = 0 row, rows that keep bins and --algorithm pt) while the short-run rule or split R-hat flags it,
+up to --max-sweeps (points still flagged are stored as flagged and never used for a boundary). At
 the end the per-head summary (T_c with its error, mean-field T_c, coupling class, ordering kind,
 boundary line, where the model sits at T = 1, h = 0) goes to /summary; rules in the file.
 
@@ -78,7 +79,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     checks.add_executor_arguments(run_)
     run_.add_argument("--bins", choices=("zero", "all", "none"), default="zero",
                       help="which rows keep their binned series for later rebinning or reweighting: the h = 0 "
-                           "rows (default), all (a 270-head x 8-field atlas: ~0.6 GB) or none")
+                           "rows (default), all (a 270-head x 8-field atlas: ~0.6 GB) or none; rows that keep "
+                           "them double their sweeps whole, not point by point (other numbers, more sweeps)")
     rep = p.add_argument_group("figures and the prediction tests")
     rep.add_argument("--figures", help="write the atlas figures (PNG + PDF) into this folder")
     rep.add_argument("--predictions", action="store_true",

@@ -158,8 +158,9 @@ def _uniform_M_sym(H: Hamiltonian, free: np.ndarray, Wp: np.ndarray, bond_sum: f
         return H.M_sym
     A, B = H.M.A[free], H.M.B[free]
     w = Wp / bond_sum if bond_sum != 0 else np.ones_like(Wp) / max(Wp.size, 1)
-    Cw = np.einsum("ij,jbr->ibr", w, B)                     # sum_j w_ij B_j per query i
-    Mu = np.einsum("iar,ibr->ab", A, Cw)
+    N, n, r = B.shape                                       # BLAS products (einsum's loops: ~10x slower)
+    Cw = (w @ B.reshape(N, n * r)).reshape(N, n, r)          # sum_j w_ij B_j per query i
+    Mu = A.transpose(1, 0, 2).reshape(n, -1) @ Cw.transpose(1, 0, 2).reshape(n, -1).T
     return 0.5 * (Mu + Mu.T)
 
 
