@@ -188,7 +188,7 @@ def reweighted_peak(task: AtlasTask, row: dict[str, Any]) -> tuple[float, float]
     ``PEAK_WINDOW`` on each side: the histograms that bracket the peak; far temperatures add
     nothing to the curve there but make MBAR's free energies slow and ill-conditioned: 16
     temperatures over 0.25..2.5 took ~2 s per SmolLM2 head); NaN when the row holds no samples,
-    fewer than 3 unflagged temperatures, a trusted range that is not one interval covering them,
+    fewer than 3 unflagged temperatures, the raw maximum at the first or last of them, a trusted range that is not one interval covering them,
     or a maximum on their edge."""
     from spinsim.reweighting import ReweightError, Reweighting
     from spinsim.result import Result
@@ -201,6 +201,8 @@ def reweighted_peak(task: AtlasTask, row: dict[str, Any]) -> tuple[float, float]
     if not np.any(np.isfinite(chi)):
         return float("nan"), float("nan")
     p = int(np.nanargmax(chi))
+    if p in (0, keep.size - 1):                 # the maximum on the edge of the unflagged grid: beyond it
+        return float("nan"), float("nan")
     keep = keep[max(0, p - PEAK_WINDOW):p + PEAK_WINDOW + 1]
     if keep.size < 3:
         return float("nan"), float("nan")

@@ -14,8 +14,9 @@ Rules (stated here, in the file's ``/summary`` attributes and in the figures):
   on its MBAR-reweighted curve from the unflagged temperatures (one sample; jackknife error;
   method ``"chi_peak_reweighted"``, :func:`spinsim.analysis.atlas_run.reweighted_peak`), else on
   the raw grid (:func:`~spinsim.analysis.boundaries.susceptibility_peak`: parabola through the
-  top three points, resampling error; method ``"chi_peak"``). A peak on the grid's edge gives no
-  T_c (NaN, method ``"none"``, ``at_edge``).
+  top three points, resampling error; method ``"chi_peak"``). A raw maximum on the grid's edge
+  (of its unflagged points) gives no T_c (NaN, method ``"none"``, ``at_edge``), whatever the
+  reweighted curve says (MBAR extrapolates a maximum just inside the last interval).
 * **Mean-field T_c** and the spectrum of M_s (bond-weighted mean coupling) per system, averaged
   over samples. **Coupling class** (:func:`spinsim.models.heads.classify_spectrum`, band 0.1):
   ``ferro`` when lambda_max >= |lambda_min|, ``antiferro`` otherwise, ``mixed`` when
@@ -204,7 +205,9 @@ def summarize(a: Atlas, seed: int = 0) -> dict[str, np.ndarray]:
             tc, te, edge = _peak(a.T, chi[last, k0], chie[last, k0], av.flagged[last, k0], seed)
             s["T_c_at_edge"][i] = edge
             rw, rwe = a.facts["T_peak_rw"][i, last, 0], a.facts["T_peak_rw_err"][i, last, 0]
-            if a.n_samples == 1 and np.isfinite(rw) and np.isfinite(rwe):
+            if edge:            # the raw maximum on the grid's edge: T_c beyond it, whatever MBAR's curve says
+                pass
+            elif a.n_samples == 1 and np.isfinite(rw) and np.isfinite(rwe):
                 s["T_c"][i], s["T_c_err"][i], s["T_c_method"][i] = rw, rwe, "chi_peak_reweighted"
             elif np.isfinite(tc):
                 s["T_c"][i], s["T_c_err"][i], s["T_c_method"][i] = tc, te, "chi_peak"
