@@ -220,10 +220,12 @@ def test_short_run_rule():
 
 
 def _ar1_row(rng: np.random.Generator, n_T: int, n_chains: int, n: int, rho: float,
-             drift_at: int = -1, drift: float = 0.0) -> dict:
+             drift_at: int = -1, drift: float = 0.0, production: bool = True) -> dict:
     """A row of n_T temperatures whose E, |m|, m.u series are stationary AR(1) chains with
     tau_int = (1 + rho) / (2 (1 - rho)); at ``drift_at`` E's second half is shifted by ``drift``
-    standard deviations (a run that is not equilibrated)."""
+    standard deviations (a run that is not equilibrated). ``production``: the row carries the
+    per-series ``rhat_pvalue`` a Monte Carlo row has (the rule's production path), else only
+    ``rhat`` and ``tau_int`` (its fallback for rows without it)."""
     from test_mc_diagnostics import _ar1
     from spinsim.observables import thermodynamics
 
@@ -233,23 +235,29 @@ def _ar1_row(rng: np.random.Generator, n_T: int, n_chains: int, n: int, rho: flo
         if k == drift_at:
             E[:, n // 2:] += drift
         th.append(thermodynamics(E=E, mabs=np.abs(m) + 1.0, mu=u, T=1.0, n_free=1, n_comp=3))
-    return {"energy": np.zeros(n_T), "tau_int": np.array([t.tau_int for t in th]),
-            "rhat": np.array([t.estimates["rhat"] for t in th])}
+    row = {"energy": np.zeros(n_T), "tau_int": np.array([t.tau_int for t in th]),
+           "rhat": np.array([t.estimates["rhat"] for t in th])}
+    if production:
+        row["rhat_pvalue"] = np.array([t.rhat_pvalue for t in th])
+    return row
 
 
+@pytest.mark.parametrize("production", [True, False])
 @pytest.mark.parametrize("n_chains", [1, 2])
-def test_rhat_rule_false_alarms_and_power(n_chains):
+def test_rhat_rule_false_alarms_and_power(n_chains, production):
     """The doubling rule's R-hat test on rows whose series have a known law: stationary AR(1)
     chains (tau_int = 1.5, 200 sweeps, long enough for the tau rule) flag a row at most at the
     family-wise rate RHAT_ALPHA (100 rows of 4 temperatures: observed <= 0.12, 3 binomial
     standard errors above 0.05; the former fixed 1.01 threshold flagged nearly every such row),
     and a 1.5-sigma shift of E between the halves of one temperature's run is flagged there in
-    at least 27 of 30 rows."""
+    at least 27 of 30 rows; on the production path (each series' own R-hat p-value, as Monte
+    Carlo rows carry it) and on the fallback for rows without it."""
     rng = np.random.default_rng(7 + n_chains)
-    alarms = [short_run_flags(_ar1_row(rng, 4, n_chains, 200, 0.5), 200, n_chains).any() for _ in range(100)]
+    alarms = [short_run_flags(_ar1_row(rng, 4, n_chains, 200, 0.5, production=production), 200, n_chains).any()
+              for _ in range(100)]
     assert np.mean(alarms) <= 0.12
-    hits = [short_run_flags(_ar1_row(rng, 4, n_chains, 200, 0.5, drift_at=2, drift=1.5), 200, n_chains)[2]
-            for _ in range(30)]
+    hits = [short_run_flags(_ar1_row(rng, 4, n_chains, 200, 0.5, drift_at=2, drift=1.5, production=production),
+                            200, n_chains)[2] for _ in range(30)]
     assert sum(hits) >= 27
 
 
