@@ -6,8 +6,11 @@
 heads, the prompt field h x_i/|x_i| as the field axis), heat bath in the exact reduced spin space,
 one chain per temperature, a temperature's sweeps doubled once while the short-run rule or split
 R-hat flags it (:data:`~spinsim.analysis.atlas_run.ADAPT_RULE`; none with ``--quick``). The grid
-(:data:`GRID`, :data:`GRID_QUICK`) brackets the model's own point T = 1 and holds h = 0 (T_c, the
-ordering kind, the model's side) and one prompt field (the "pinned" kind). Written to
+(:data:`GRID`, :data:`GRID_QUICK`) brackets the model's own point T = 1 at h = 0 (T_c, the ordering
+kind, the model's side). No field row: a field that pins the spins to their tokens is of the scale of
+each head's own couplings (h ~ 85-425 for SmolLM2's L7H4 on the demo prompt, against 1.5 tried
+first, which changed chi by 0.5 %), so the field direction is the single head's (T, h) diagram and
+``spinsim atlas --field``. Written to
 ``out/atlas.h5`` row by row (resumable after Ctrl-C or kill -9), summarised per head
 (:func:`~spinsim.analysis.atlas_summary.summarize`), drawn as small multiples of chi(T) and
 layer x head maps of T_c, coupling class and ordering kind.
@@ -33,10 +36,10 @@ class AtlasGrid(NamedTuple):
 
 
 #: the default demo: 6 T (log-spaced 0.25 .. 5: on SmolLM2's prompt a grid 0.25 .. 2.5 held only
-#: 73 of the 270 heads' chi peaks) x 2 h, 100 measured sweeps per chain doubled at most once
-GRID = AtlasGrid(np.geomspace(0.25, 5.0, 6), np.array([0.0, 1.5]), 100, 200)
-#: ``--quick``: 4 T x 2 h, 100 sweeps, no doubling (flagged points stay flagged, and are shown so)
-GRID_QUICK = AtlasGrid(np.geomspace(0.25, 5.0, 4), np.array([0.0, 1.5]), 100, 100)
+#: 73 of the 270 heads' chi peaks) at h = 0, 100 measured sweeps per chain doubled at most once
+GRID = AtlasGrid(np.geomspace(0.25, 5.0, 6), np.array([0.0]), 100, 200)
+#: ``--quick``: 4 T at h = 0, 100 sweeps, no doubling (flagged points stay flagged, and are shown so)
+GRID_QUICK = AtlasGrid(np.geomspace(0.25, 5.0, 4), np.array([0.0]), 100, 100)
 
 
 def demo_atlas(lm: Any, prompt: str, out: Path, settings: Any, log: Callable[[str], None] | None = None) -> tuple[Any, dict[str, str]]:
@@ -71,7 +74,7 @@ def demo_atlas(lm: Any, prompt: str, out: Path, settings: Any, log: Callable[[st
     summarize(a, seed=settings.seed)
     with hold(path, "this atlas"):
         commit(path, a)
-    figs = {p.stem: str(p) for p in atlas_figures(a, out) if p.suffix == ".png"}
+    figs = {p.stem: p.name for p in atlas_figures(a, out) if p.suffix == ".png"}     # relative to out, as the report's
     if log is not None:
         log(f"atlas: {len(a.heads)} heads x {a.h.size} fields x {a.T.size} temperatures -> {path}")
     return a, figs
@@ -81,7 +84,6 @@ def atlas_blocks(a: Any, figures: dict[str, str]) -> list[Any]:
     """The report section of the demo's atlas (``write_report`` blocks): what was run, what it
     found per head (T_c, ordering kind, coupling class, the model's side at T = 1), the flagged
     points, and the figures."""
-    from .atlas_run import ADAPT_RULE
     from .atlas_summary import CLASS_RULE, KIND_RULE
 
     s = a.summary
@@ -94,25 +96,32 @@ def atlas_blocks(a: Any, figures: dict[str, str]) -> list[Any]:
     sw = np.asarray(a.point_sweeps)[a.done]
     by_sweeps = ", ".join(f"{int(np.sum(sw == v))} at {int(v)}" for v in np.unique(sw))
     tc = np.asarray(s["T_c"], float)[found]
+    edge = int(np.sum(np.asarray(s["T_c_at_edge"], bool) & ~found))
+    other = n - int(found.sum()) - edge
     text = [
         f"Every head ({n}) on the first prompt, as a spin system of {int(np.nanmax(a.facts['n_free']))} free spins "
         f"(the exact rotary coupling for rotary heads), heat bath in the exact reduced spin space, one chain per "
-        f"point, on a quick grid of {a.T.size} temperatures ({a.T.min():g} to {a.T.max():g}) x {a.h.size} prompt "
-        f"fields ({', '.join(f'{x:g}' for x in a.h)}); T and h in energy units (k_B = 1). Points by measured sweeps "
-        f"per chain: {by_sweeps} ({a.attrs.get('adapt_rule', ADAPT_RULE)}). {flagged} of {points} points "
+        f"point, on a quick grid of {a.T.size} temperatures ({a.T.min():g} to {a.T.max():g}, energy units, k_B = 1) "
+        f"at prompt field h = {', '.join(f'{x:g}' for x in a.h)} (a field that pins the spins to their tokens is of "
+        "the scale of each head's couplings: see the single head's (T, h) diagram below). Points by measured sweeps "
+        f"per chain: {by_sweeps} (a point's sweeps are doubled while its tau_int or split R-hat says the run is too "
+        f"short; the rule in words is the file's `adapt_rule` attribute). {flagged} of {points} points "
         f"({100 * flagged / max(points, 1):.0f} %) are still flagged at the cap: drawn as red crosses, left out of "
         "every T_c and boundary. `spinsim atlas` runs finer grids and longer chains (README).",
         f"- T_c at h = 0 found inside the grid for **{int(found.sum())} of {n}** heads"
         + (f" (median {np.median(tc):.2f}, range {tc.min():.2f} to {tc.max():.2f})" if tc.size else "")
-        + f"; at the model's own point (T = 1, h = 0) **{ordered}** heads are on the ordered side.\n"
+        + f"; at the model's own point (T = 1, h = 0) **{ordered}** of them are on the ordered side. "
+        f"{edge} heads have no T_c in the grid because their chi still rises at its edge (for the top edge: T_c "
+        f"above {a.T.max():g}, so they too are ordered at T = 1)"
+        + (f"; {other} have no unflagged peak to read (a flagged point at or next to it)" if other else "") + ".\n"
         f"- ordering kind at the lowest unflagged T: " + ", ".join(f"{k} {v}" for k, v in kinds.items() if v)
         + f" (rule: {KIND_RULE}).\n"
         f"- coupling class: " + ", ".join(f"{k} {v}" for k, v in classes.items()) + f" (rule: {CLASS_RULE}).",
     ]
     blocks: list[Any] = list(text)
     if "atlas_maps" in figures:
-        blocks.append({"figure": figures["atlas_maps"], "caption": "Layer x head maps: T_c at h = 0 (white: none in "
+        blocks.append({"figure": figures["atlas_maps"], "caption": "Layer x head maps: T_c at h = 0 (grey: none in "
                        "the grid), coupling class, ordering kind. The atlas file is atlas.h5 (/atlas, /summary)."})
     blocks.append({"figure": figures["atlas_chi"], "caption": "Susceptibility chi(T) of every head at each prompt "
-                   "field (colour), log scale; red x: flagged points; dotted: T_c."})
+                   "field of the grid, log scale; red x: flagged points; dotted: T_c."})
     return blocks

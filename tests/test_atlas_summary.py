@@ -144,6 +144,26 @@ def test_a_reweighted_peak_does_not_override_an_edge_maximum():
     assert np.isnan(s["T_c"][1]) and s["T_c_method"][1] == "none" and s["T_c_at_edge"][1]
 
 
+def test_raw_peak_needs_unflagged_neighbours_and_carries_the_grid_resolution():
+    """chi peaked at T = 2.0 on a grid of step 0.2 (one length, one sample, no reweighted peak):
+    T_c = 2.0 with an error of at least the grid's resolution 0.4 / (2 sqrt 12) = 0.058 (the chi
+    values' own resampling spread is tiny here); with the grid neighbour T = 2.2 flagged the peak
+    is not resolved: no T_c, and not 'at the edge'."""
+    a = Atlas(["S0", "S1"], -np.ones(2), -np.ones(2), [8], 1, T, H_FIELD, 3)
+    a.values["susceptibility"] = np.exp(-((T - 2.0) ** 2)) * np.ones(a.grid_shape)
+    a.values["susceptibility_err"] = np.full(a.grid_shape, 1e-6)
+    for k in ("magnetization", "projection"):
+        a.values[k] = np.full(a.grid_shape, 0.1)
+    a.done[:] = True
+    a.facts["spin_length"][:], a.facts["T_mf"][:] = 2.0, 5.0
+    a.facts["lambda_max"][:], a.facts["lambda_min"][:] = 2.0, -1.0
+    a.flagged[1, 0, 0, :, 6] = True                                    # S1: T = 2.2 flagged
+    s = summarize(a)
+    assert s["T_c"][0] == pytest.approx(2.0, abs=0.01) and s["T_c_method"][0] == "chi_peak"
+    assert 0.4 / (2 * np.sqrt(12)) <= s["T_c_err"][0] < 0.06
+    assert np.isnan(s["T_c"][1]) and s["T_c_method"][1] == "none" and not s["T_c_at_edge"][1]
+
+
 def test_ordering_kind_reads_the_lowest_unflagged_temperature():
     """Flagged points enter no estimate: the kind comes from the lowest T that is not flagged, and
     a head whose every point at h = 0 is flagged is 'unresolved'."""

@@ -98,6 +98,10 @@ def _check_atlas(out, saved, html, capsys) -> None:
     np.testing.assert_allclose(ax.lines[0].get_xdata(), at.T[ok])
     np.testing.assert_allclose(ax.lines[0].get_ydata(), at.values["susceptibility"][0, 0, 0, 0][ok])
     assert "Phase atlas of every head" in html and "of 12</strong> heads" in html
+    import re
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", (out / "report.md").read_text())
+    assert {"atlas_maps.png", "atlas_chi.png"} <= set(images)       # the report's figures, relative to out
+    assert all((out / name).is_file() for name in images), images
 
 
 def test_demo_bad_alpha_or_out_is_a_usage_error(tmp_path, capsys, monkeypatch):
