@@ -125,19 +125,25 @@ def test_no_peak_in_grid_gives_no_T_c():
     assert summarize(a)["model_distance_bound"][0] == pytest.approx(np.log(2.0))
 
 
-def test_a_reweighted_peak_does_not_override_an_edge_maximum():
-    """One prompt (one sample, one length): the MBAR-reweighted peak is T_c where the raw chi
-    maximum lies inside the grid; where it lies on the grid's edge the head has no T_c, even if
-    the reweighted curve peaks just inside the last interval (SmolLM2 at 16 T: 87 heads)."""
+def _one_prompt_atlas(chi_err: float) -> Atlas:
+    """Two systems on one prompt (one length, one sample), chi peaked at T = 2.0 at every h."""
     a = Atlas(["S0", "S1"], -np.ones(2), -np.ones(2), [8], 1, T, H_FIELD, 3)
     a.values["susceptibility"] = np.exp(-((T - 2.0) ** 2)) * np.ones(a.grid_shape)
-    a.values["susceptibility"][1] = np.linspace(1, 2, T.size)          # S1: monotone up to the edge
-    a.values["susceptibility_err"] = np.full(a.grid_shape, 1e-3)
+    a.values["susceptibility_err"] = np.full(a.grid_shape, chi_err)
     for k in ("magnetization", "projection"):
         a.values[k] = np.full(a.grid_shape, 0.1)
     a.done[:] = True
     a.facts["spin_length"][:], a.facts["T_mf"][:] = 2.0, 5.0
     a.facts["lambda_max"][:], a.facts["lambda_min"][:] = 2.0, -1.0
+    return a
+
+
+def test_a_reweighted_peak_does_not_override_an_edge_maximum():
+    """One prompt (one sample, one length): the MBAR-reweighted peak is T_c where the raw chi
+    maximum lies inside the grid; where it lies on the grid's edge the head has no T_c, even if
+    the reweighted curve peaks just inside the last interval (SmolLM2 at 16 T: 87 heads)."""
+    a = _one_prompt_atlas(chi_err=1e-3)
+    a.values["susceptibility"][1] = np.linspace(1, 2, T.size)          # S1: monotone up to the edge
     a.facts["T_peak_rw"][:, 0, 0], a.facts["T_peak_rw_err"][:] = [2.01, 2.95], 0.01
     s = summarize(a)
     assert s["T_c"][0] == 2.01 and s["T_c_method"][0] == "chi_peak_reweighted" and not s["T_c_at_edge"][0]
@@ -149,14 +155,7 @@ def test_raw_peak_needs_unflagged_neighbours_and_carries_the_grid_resolution():
     T_c = 2.0 with an error of at least the grid's resolution 0.4 / (2 sqrt 12) = 0.058 (the chi
     values' own resampling spread is tiny here); with the grid neighbour T = 2.2 flagged the peak
     is not resolved: no T_c, and not 'at the edge'."""
-    a = Atlas(["S0", "S1"], -np.ones(2), -np.ones(2), [8], 1, T, H_FIELD, 3)
-    a.values["susceptibility"] = np.exp(-((T - 2.0) ** 2)) * np.ones(a.grid_shape)
-    a.values["susceptibility_err"] = np.full(a.grid_shape, 1e-6)
-    for k in ("magnetization", "projection"):
-        a.values[k] = np.full(a.grid_shape, 0.1)
-    a.done[:] = True
-    a.facts["spin_length"][:], a.facts["T_mf"][:] = 2.0, 5.0
-    a.facts["lambda_max"][:], a.facts["lambda_min"][:] = 2.0, -1.0
+    a = _one_prompt_atlas(chi_err=1e-6)
     a.flagged[1, 0, 0, :, 6] = True                                    # S1: T = 2.2 flagged
     s = summarize(a)
     assert s["T_c"][0] == pytest.approx(2.0, abs=0.01) and s["T_c_method"][0] == "chi_peak"
