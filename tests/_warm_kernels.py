@@ -25,23 +25,18 @@ def _mc() -> None:
     ss.solve(H, [1.0, 2.0], method="mc", sweeps=20, n_chains=1, progress=False, seed=1, exchange=True)
     ss.solve(ss.square("ising", 3), [2.0], method="mc", algorithm="wolff", sweeps=20, n_chains=1,
              progress=False, seed=1)
-    rng = np.random.default_rng(0)                  # the anneal of discrete spins, site-dependent coupling
-    V = rng.standard_normal((3, 3))
-    M = ss.SiteLowRank(rng.standard_normal((3, 3, 2)), rng.standard_normal((3, 3, 2)))
-    Hs = ss.Hamiltonian(1.0 - np.eye(3), M=M, spin=ss.Discrete(V / np.linalg.norm(V, axis=1, keepdims=True)))
-    ss.solve(Hs, method="ground", restarts=2, seed=1, anneal={"sweeps": 10}, progress=False)
 
 
 def _rest() -> None:
-    """Exact enumeration (Ising, continuous, discrete) and the ground-state quench/anneal."""
+    """Exact enumeration (Ising, continuous, discrete) and the ground-state quench/anneal (one
+    signature for every coupling and spin kind: solvers.ground passes read-only arrays)."""
     import spinsim as ss
     ss.solve(ss.chain("ising", 6), [1.0], method="exact")
     ss.solve(ss.chain("ising", 6, h=0.3), [1.0], method="exact")
     V = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
     Hd = ss.Hamiltonian(np.triu(np.ones((4, 4)), 1), M=ss.Identity(2, 1.0), spin=ss.Discrete(V))
     ss.solve(Hd, [1.0], method="exact")
-    Hh = ss.square("heisenberg", 3)
-    ss.solve(Hh, method="ground", restarts=2, seed=1)
+    Hh = ss.square("heisenberg", 3)         # the quench and the anneal: one compiled signature each
     ss.solve(Hh, method="ground", restarts=2, seed=1, anneal={"sweeps": 10})
     Hsk = ss.sherrington_kirkpatrick(6, seed=2, h=0.05)          # Ising spins with a real-valued field
     ss.solve(Hsk, [1.0], method="exact")
