@@ -8,8 +8,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
+from .chunked import run_chunks
 from .enum_common import (EXP_CUT, N_ACC, add_block, block_moments, block_scratch, boltzmann_table, chunk_range,
                           combine_chunks, dos_bin, new_track, scale_by, snap_level, track)
 
@@ -70,7 +71,6 @@ def _block_linear(psi, nb, K, lin):
         stride *= K
 
 
-@njit(cache=True, parallel=True)
 def discrete_pass(stage, nb, psi_base, Eo_base, Mo_base, Ebb, Mb, Ub, ptr, nbr, w_out, w_in, mlen,
                   V, uV, G, GT, X, Y, use_table, tol, cap, E0, x1, beta, lo, inv_w, off, n_bins,
                   n_chunks):
@@ -91,7 +91,39 @@ def discrete_pass(stage, nb, psi_base, Eo_base, Mo_base, Ebb, Mb, Ub, ptr, nbr, 
     weight of each leaf-block state (both relative to exp(ref), like acc[:, 0]), dos (n_bins,)
     int64 histogram as in :func:`ising_float_pass2`).
     ``psi_base``, ``Eo_base``, ``Mo_base`` describe the base state (every outer site in state 0).
+    The chunks of outer states run on threads (:func:`.chunked.run_chunks`) and are combined in
+    chunk order.
     """
+    n, K = psi_base.shape
+    LB = Ebb.shape[0]
+    n_T = beta.shape[0]
+    s2 = stage == 2
+    stats = np.zeros((n_chunks, 6))
+    gcodes = np.zeros((n_chunks, cap), np.int64)
+    accs = np.zeros((n_chunks, n_T if s2 else 1, N_ACC))
+    refs = np.zeros((n_chunks, n_T if s2 else 1))
+    margs = np.zeros((n_chunks, n_T if s2 else 1, n if s2 else 1, K if s2 else 1))
+    wbs = np.zeros((n_chunks, n_T if s2 else 1, LB if s2 else 1))
+    dos = np.zeros((n_chunks, n_bins if s2 else 1), np.int64)
+    run_chunks(_discrete_chunks, n_chunks, stage, nb, psi_base, Eo_base, Mo_base, Ebb, Mb, Ub, ptr, nbr,
+               w_out, w_in, mlen, V, uV, G, GT, X, Y, use_table, tol, cap, E0, x1, beta, lo, inv_w, off,
+               n_bins, n_chunks, stats, gcodes, accs, refs, margs, wbs, dos)
+    marg = np.zeros(margs.shape[1:])
+    wb = np.zeros(wbs.shape[1:])
+    acc, ref, fac = combine_chunks(accs, refs)
+    if s2:
+        for c in range(n_chunks):
+            for t in range(n_T):
+                marg[t] += fac[c, t] * margs[c, t]
+                wb[t] += fac[c, t] * wbs[c, t]
+    return stats, gcodes, acc, ref, marg, wb, dos.sum(axis=0)
+
+
+@njit(cache=True, nogil=True)
+def _discrete_chunks(stage, nb, psi_base, Eo_base, Mo_base, Ebb, Mb, Ub, ptr, nbr, w_out, w_in, mlen,
+                     V, uV, G, GT, X, Y, use_table, tol, cap, E0, x1, beta, lo, inv_w, off, n_bins,
+                     n_chunks, stats, gcodes, accs, refs, margs, wbs, dos, c0, c1):
+    """Chunks [c0, c1) of :func:`discrete_pass` into rows c of its per-chunk arrays."""
     n, K = psi_base.shape
     LB = Ebb.shape[0]
     n_comp = V.shape[1]
@@ -103,16 +135,9 @@ def discrete_pass(stage, nb, psi_base, Eo_base, Mo_base, Ebb, Mb, Ub, ptr, nbr, 
     ebb_rng = Ebb.max() - Ebb.min()
     products = nb * (K - 1) * 4 < LB       # weights by products: fewer exponentials than states
     GE = boltzmann_table(beta, Ebb)
-    stats = np.zeros((n_chunks, 6))
-    gcodes = np.zeros((n_chunks, cap), np.int64)
     s2 = stage == 2
-    accs = np.zeros((n_chunks, n_T if s2 else 1, N_ACC))
-    refs = np.zeros((n_chunks, n_T if s2 else 1))
-    margs = np.zeros((n_chunks, n_T if s2 else 1, n if s2 else 1, K if s2 else 1))
-    wbs = np.zeros((n_chunks, n_T if s2 else 1, LB if s2 else 1))
-    dos = np.zeros((n_chunks, n_bins if s2 else 1), np.int64)
     dsz = X.shape[1]
-    for c in prange(n_chunks):
+    for c in range(c0, c1):
         psi = psi_base.copy()
         Mo = Mo_base.copy()
         state = np.zeros(n, np.int64)
@@ -219,14 +244,3 @@ def discrete_pass(stage, nb, psi_base, Eo_base, Mo_base, Ebb, Mb, Ub, ptr, nbr, 
                         break
                     j += 1
         stats[c] = st
-    marg = np.zeros(margs.shape[1:])
-    wb = np.zeros(wbs.shape[1:])
-    hist = np.zeros(dos.shape[1], np.int64)
-    acc, ref, fac = combine_chunks(accs, refs)
-    if s2:
-        for c in range(n_chunks):
-            for t in range(n_T):
-                marg[t] += fac[c, t] * margs[c, t]
-                wb[t] += fac[c, t] * wbs[c, t]
-            hist += dos[c]
-    return stats, gcodes, acc, ref, marg, wb, hist

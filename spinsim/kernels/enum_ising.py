@@ -7,8 +7,9 @@ from __future__ import annotations
 
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
+from .chunked import run_chunks
 from .enum_common import BIG, chunk_range, cttz
 
 __all__ = ["ising_joint_levels", "ising_levels", "high_init", "low_tables", "low_linear", "high_flip",
@@ -127,7 +128,6 @@ def state_bits(g, n_low):
 
 
 # ----------------------------------------------------------------------------- Ising, lattice E
-@njit(cache=True, parallel=True)
 def ising_joint_levels(ptr, nbr, Ki, bi, e_off, n_e, n_low, block_bits, n_chunks, cap):
     """Joint histogram of (E_int, sum_k sigma_k) over all 2^n states (uniform lengths).
 
@@ -135,7 +135,20 @@ def ising_joint_levels(ptr, nbr, Ki, bi, e_off, n_e, n_low, block_bits, n_chunks
     the others, which run through a Gray code. Returns ``hist`` (n_e, n + 1) int64 with row
     ``E_int + e_off`` and column ``(sum sigma + n) / 2``; per chunk the lowest E_int seen, how
     many states have it and up to ``cap`` of them as state bits (bit k set: sigma_k = -1).
+    The chunks run on threads (:func:`.chunked.run_chunks`).
     """
+    n = bi.shape[0]
+    hist = np.zeros((n_chunks, n_e * (n + 1)), np.int64)
+    gmin, gcnt, gcodes = ground_store(n_chunks, cap)
+    run_chunks(_joint_levels_chunks, n_chunks, ptr, nbr, Ki, bi, e_off, n_low, block_bits, n_chunks,
+               cap, hist, gmin, gcnt, gcodes)
+    return hist.sum(axis=0).reshape(n_e, n + 1), gmin, gcnt, gcodes
+
+
+@njit(cache=True, nogil=True)
+def _joint_levels_chunks(ptr, nbr, Ki, bi, e_off, n_low, block_bits, n_chunks, cap, hist, gmin, gcnt,
+                         gcodes, c0, c1):
+    """Chunks [c0, c1) of :func:`ising_joint_levels` into rows c of hist, gmin, gcnt, gcodes."""
     n = bi.shape[0]
     nh = n - n_low
     nM = n + 1
@@ -147,9 +160,7 @@ def ising_joint_levels(ptr, nbr, Ki, bi, e_off, n_e, n_low, block_bits, n_chunks
     tab = np.empty(L, np.int64)
     for c in range(L):
         tab[c] = Ell[c] * nM + ((Ml[c] + n_low) >> 1)
-    hist = np.zeros((n_chunks, n_e * nM), np.int64)
-    gmin, gcnt, gcodes = ground_store(n_chunks, cap)
-    for c in prange(n_chunks):
+    for c in range(c0, c1):
         s = np.empty(n, np.int64)
         f = np.empty(n, np.int64)
         lin = np.empty(L, np.int64)
@@ -188,10 +199,6 @@ def ising_joint_levels(ptr, nbr, Ki, bi, e_off, n_e, n_low, block_bits, n_chunks
                             cnt += 1
         gmin[c] = em
         gcnt[c] = cnt
-    out = np.zeros(n_e * nM, np.int64)
-    for c in range(n_chunks):
-        out += hist[c]
-    return out.reshape(n_e, nM), gmin, gcnt, gcodes
 
 
 @njit(cache=True)
@@ -207,14 +214,27 @@ def _level_add(lv, le, m, mu):
     lv[le, 6] += mu * mu
 
 
-@njit(cache=True, parallel=True)
 def ising_levels(ptr, nbr, Ki, bi, mlen, uw, e_off, n_e, n_low, block_bits, n_chunks, cap):
     """Per-level sums over all 2^n states for lattice energies and arbitrary lengths/directions.
 
     ``lv`` (n_e, 7): count, sum |m|, m^2, m^4, m, m_u, m_u^2 at each ``E_int + e_off`` with
-    ``m = sum_k mlen_k sigma_k / n`` and ``m_u = sum_k uw_k sigma_k / n``. Ground tracking and
-    layout as in :func:`ising_joint_levels`.
+    ``m = sum_k mlen_k sigma_k / n`` and ``m_u = sum_k uw_k sigma_k / n``. Ground tracking,
+    layout and threads as in :func:`ising_joint_levels`.
     """
+    lvs = np.zeros((n_chunks, n_e, 7))
+    gmin, gcnt, gcodes = ground_store(n_chunks, cap)
+    run_chunks(_levels_chunks, n_chunks, ptr, nbr, Ki, bi, mlen, uw, e_off, n_low, block_bits,
+               n_chunks, cap, lvs, gmin, gcnt, gcodes)
+    out = np.zeros((n_e, 7))
+    for c in range(n_chunks):           # in chunk order: the same sums on any number of threads
+        out += lvs[c]
+    return out, gmin, gcnt, gcodes
+
+
+@njit(cache=True, nogil=True)
+def _levels_chunks(ptr, nbr, Ki, bi, mlen, uw, e_off, n_low, block_bits, n_chunks, cap, lvs, gmin,
+                   gcnt, gcodes, c0, c1):
+    """Chunks [c0, c1) of :func:`ising_levels` into rows c of lvs, gmin, gcnt, gcodes."""
     n = bi.shape[0]
     inv_n = 1.0 / n
     nh = n - n_low
@@ -222,9 +242,7 @@ def ising_levels(ptr, nbr, Ki, bi, mlen, uw, e_off, n_e, n_low, block_bits, n_ch
     n_blocks = 1 << (nh - block_bits)
     bsize = 1 << block_bits
     Ell, _, Mlw, Ulw = low_tables(n_low, ptr, nbr, Ki, mlen, uw)
-    lvs = np.zeros((n_chunks, n_e, 7))
-    gmin, gcnt, gcodes = ground_store(n_chunks, cap)
-    for c in prange(n_chunks):
+    for c in range(c0, c1):
         s = np.empty(n, np.int64)
         f = np.empty(n, np.int64)
         lin = np.empty(L, np.int64)
@@ -251,7 +269,3 @@ def ising_levels(ptr, nbr, Ki, bi, mlen, uw, e_off, n_e, n_low, block_bits, n_ch
                         cnt += 1
         gmin[c] = em
         gcnt[c] = cnt
-    out = np.zeros((n_e, 7))
-    for c in range(n_chunks):
-        out += lvs[c]
-    return out, gmin, gcnt, gcodes

@@ -7,8 +7,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
+from .chunked import run_chunks
 from .enum_common import (EXP_CUT, FM, N_ACC, add_block, block_moments, block_scratch, boltzmann_table, chunk_range,
                           combine_chunks, new_track, scale_by, snap_level, track)
 from .enum_ising import gray_step, high_flip, high_init, high_moments, low_linear, low_tables, state_bits
@@ -16,11 +17,21 @@ from .enum_ising import gray_step, high_flip, high_init, high_moments, low_linea
 __all__ = ["ising_float_pass1", "ising_float_pass2"]
 
 
-@njit(cache=True, parallel=True)
 def ising_float_pass1(ptr, nbr, Kf, bf, tol, n_low, block_bits, n_chunks, cap):
     """Pass 1 for real-valued energies: per chunk [e0, n0, e1, n1, emin, emax] and ground
     states (state bits). A configuration of the high spins whose 2^n_low energies all lie above
-    the current E_1 + tol is skipped after one vectorised min/max."""
+    the current E_1 + tol is skipped after one vectorised min/max. The chunks run on threads
+    (:func:`.chunked.run_chunks`). Returns (stats (n_chunks, 6), codes (n_chunks, cap))."""
+    stats = np.zeros((n_chunks, 6))
+    gcodes = np.zeros((n_chunks, cap), np.int64)
+    run_chunks(_pass1_chunks, n_chunks, ptr, nbr, Kf, bf, tol, n_low, block_bits, n_chunks, cap,
+               stats, gcodes)
+    return stats, gcodes
+
+
+@njit(cache=True, nogil=True)
+def _pass1_chunks(ptr, nbr, Kf, bf, tol, n_low, block_bits, n_chunks, cap, stats, gcodes, c0, c1):
+    """Chunks [c0, c1) of :func:`ising_float_pass1` into rows c of stats and gcodes."""
     n = bf.shape[0]
     nh = n - n_low
     L = 1 << n_low
@@ -28,9 +39,7 @@ def ising_float_pass1(ptr, nbr, Kf, bf, tol, n_low, block_bits, n_chunks, cap):
     bsize = 1 << block_bits
     dummy = np.zeros(n)
     Ell, _, _, _ = low_tables(n_low, ptr, nbr, Kf, dummy, dummy)
-    stats = np.zeros((n_chunks, 6))
-    gcodes = np.zeros((n_chunks, cap), np.int64)
-    for c in prange(n_chunks):
+    for c in range(c0, c1):
         s = np.empty(n)
         f = np.empty(n)
         lin = np.empty(L)
@@ -59,7 +68,6 @@ def ising_float_pass1(ptr, nbr, Kf, bf, tol, n_low, block_bits, n_chunks, cap):
                 for q in range(L):
                     track(E + Ell[q] - lin[q], hi | q, tol, st, codes, cap)
         stats[c] = st
-    return stats, gcodes
 
 
 @njit(cache=True, fastmath=FM)
@@ -83,7 +91,6 @@ def _low_states(E, E0, tol, x1, Ell, lin, Ms, Mlw, Us, Ulw, inv_n, lo, inv_w, of
     return xmin
 
 
-@njit(cache=True, parallel=True)
 def ising_float_pass2(ptr, nbr, Kf, bf, mlen, uw, E0, tol, x1, beta, lo, inv_w, off, n_bins,
                       n_low, block_bits, n_chunks):
     """Pass 2: Boltzmann moments over all states, x = E - E0 (E0, E1 = E0 + x1 and the level
@@ -99,8 +106,23 @@ def ising_float_pass2(ptr, nbr, Kf, bf, mlen, uw, E0, tol, x1, beta, lo, inv_w, 
     are built by doubling from n_low + 1 exponentials and a per-T table of the low-low energies
     (no exponential per state) whenever ``beta * (bound on the range of x_c) < 300`` (every
     intermediate factor then lies within e^{+-600}: no overflow or underflow);
-    otherwise one exponential per state.
+    otherwise one exponential per state. The chunks run on threads (:func:`.chunked.run_chunks`)
+    and are combined in chunk order.
     """
+    n_T = beta.shape[0]
+    accs = np.zeros((n_chunks, n_T, N_ACC))
+    refs = np.zeros((n_chunks, n_T))
+    dos = np.zeros((n_chunks, n_bins), np.int64)
+    run_chunks(_pass2_chunks, n_chunks, ptr, nbr, Kf, bf, mlen, uw, E0, tol, x1, beta, lo, inv_w, off,
+               n_bins, n_low, block_bits, n_chunks, accs, refs, dos)
+    acc, ref, _ = combine_chunks(accs, refs)
+    return acc, ref, dos.sum(axis=0)
+
+
+@njit(cache=True, nogil=True)
+def _pass2_chunks(ptr, nbr, Kf, bf, mlen, uw, E0, tol, x1, beta, lo, inv_w, off, n_bins, n_low,
+                  block_bits, n_chunks, accs, refs, dos, c0, c1):
+    """Chunks [c0, c1) of :func:`ising_float_pass2` into rows c of accs, refs, dos."""
     n = bf.shape[0]
     inv_n = 1.0 / n
     nh = n - n_low
@@ -111,10 +133,7 @@ def ising_float_pass2(ptr, nbr, Kf, bf, mlen, uw, E0, tol, x1, beta, lo, inv_w, 
     Ell, _, Mlw, Ulw = low_tables(n_low, ptr, nbr, Kf, mlen, uw)
     ell_rng = Ell.max() - Ell.min()
     GE = boltzmann_table(beta, Ell)
-    accs = np.zeros((n_chunks, n_T, N_ACC))
-    refs = np.zeros((n_chunks, n_T))
-    dos = np.zeros((n_chunks, n_bins), np.int64)
-    for c in prange(n_chunks):
+    for c in range(c0, c1):
         s = np.empty(n)
         f = np.empty(n)
         lin = np.empty(L)
@@ -158,8 +177,3 @@ def ising_float_pass2(ptr, nbr, Kf, bf, mlen, uw, E0, tol, x1, beta, lo, inv_w, 
                             qw[q] = math.exp(-d) if d < EXP_CUT else 0.0
                     block_moments(qw, x, am, mm, mu, blk_m)
                     add_block(acc[tt], ref[tt:tt + 1], lblock, blk_m)
-    hist = np.zeros(n_bins, np.int64)
-    for c in range(n_chunks):
-        hist += dos[c]
-    acc, ref, _ = combine_chunks(accs, refs)
-    return acc, ref, hist
