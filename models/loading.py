@@ -38,6 +38,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from .gguf_reads import gguf_read_once
 from .sources import (EMBEDDED_MODELS, FAMILIES, _WEIGHT_SUFFIXES, ContextLengthError, ModelLoadError,  # noqa: F401
                       ModelSource, check_context, check_folder_code, context_length, family_of,
                       refuse_custom_code, resolve_model)
@@ -345,7 +346,7 @@ def load_model(spec: str | ModelSource, quiet: bool = True, progress: bool = Tru
         if cached is not None:
             return model_from_module(*cached, src.model_id, src, sha)
         try:
-            with _quiet_stderr(not progress):  # the GGUF de-quantizer's progress bar (tqdm, with ETA)
+            with _quiet_stderr(not progress), gguf_read_once():  # the de-quantizer's progress bar (tqdm)
                 model = AutoModelForCausalLM.from_pretrained(path, **kw)
                 tok = AutoTokenizer.from_pretrained(path, **tok_kw)
         except pickle.UnpicklingError:
