@@ -1,8 +1,8 @@
 """A local cache of dequantised GGUF checkpoints, so the 4-bit file is converted once.
 
 Loading a GGUF file through transformers dequantises every tensor (the embedded Q4_1
-SmolLM2-135M: ~13 s of one core, 30 s without :mod:`.gguf_reads`). The first load saves the resulting float32 model and its
-tokenizer with ``save_pretrained`` (safetensors, no pickles) into
+SmolLM2-135M: ~13 s of one core, 30 s without :mod:`.gguf_reads`). The first load saves the
+resulting float32 model and its tokenizer with ``save_pretrained`` (safetensors, no pickles) into
 
     <cache root>/gguf/<sha256 of the .gguf file>/
 
