@@ -14,9 +14,9 @@ import math
 import numpy as np
 
 from ._jit import physics, physics_call
-from .arrays import KIND_CONTINUOUS, LOWRANK
-from .field import local_field, refresh_projections
-from .moves import (ALG_HEATBATH, ALG_METROPOLIS, ALG_OVERRELAX, heatbath_continuous,
+from .arrays import IDENTITY, KIND_CONTINUOUS, LOWRANK
+from .field import field_isotropic_3, local_field, refresh_projections
+from .moves import (ALG_HEATBATH, ALG_METROPOLIS, ALG_OVERRELAX, heatbath_3, heatbath_continuous,
                     heatbath_discrete, metropolis_accept, overrelax, propose_continuous,
                     propose_discrete)
 from .rng import exchange_slot, n_slots, site_visit, uniform, uniform_triple21, visit_seed
@@ -36,7 +36,7 @@ def site_update(alg, kind, sig, cur, phi, m, beta, delta, V, vs, new, logw, n_h)
     n = phi.shape[0]
     nq = cur
     dE = 0.0
-    if kind == KIND_CONTINUOUS and n == 3 and n_h == 0 and alg != ALG_HEATBATH:
+    if kind == KIND_CONTINUOUS and n == 3 and n_h == 0:
         return site_update_3(alg, sig, cur, phi, m, beta, delta, vs, new)
     if kind == KIND_CONTINUOUS:
         if alg == ALG_METROPOLIS:
@@ -66,14 +66,14 @@ def site_update(alg, kind, sig, cur, phi, m, beta, delta, V, vs, new, logw, n_h)
 
 @physics
 def site_update_3(alg, sig, cur, phi, m, beta, delta, vs, new):
-    """:func:`site_update` of an n = 3 unit spin (no hidden components) by Metropolis or
-    over-relaxation with the spin, the field and the proposal in registers (the n = 3 heat bath is
-    :func:`~.moves.heatbath_3`). The same draws and the same floating-point operations, in the
-    same order, as :func:`~.moves.propose_continuous` / :func:`~.moves.overrelax` followed by
-    site_update's energy change and acceptance, so the chains are bit for bit those of the
-    general path (checked when it was written, 30 Nov, on Heisenberg lattices with and without
-    fields, both algorithms, against the commit before it: no test can reach the general path for
-    n = 3 any more; the physics tests of tests/test_mc.py run this one); written out because the general path, through the move's
+    """:func:`site_update` of an n = 3 unit spin (no hidden components) with the spin, the field
+    and the proposal in registers: Metropolis, heat bath (:func:`~.moves.heatbath_3`) or
+    over-relaxation. The same draws and the same floating-point operations, in the same order, as
+    :func:`~.moves.propose_continuous` / :func:`~.moves.heatbath_continuous` /
+    :func:`~.moves.overrelax` followed by site_update's energy change and acceptance, so the
+    chains are bit for bit those of the general path (checked when written, 30 Nov and 1 Dec, on
+    Heisenberg lattices with and without fields, every algorithm, with and without exchange,
+    against the commit before it). Written out because the general path, through the move's
     (n,) scratch array, ran the lattice Metropolis at 0.79 of the rate of the pre-unification
     kernel (BENCHMARKS.md). Returns (ok, cur, dE)."""
     s0 = sig[0]
@@ -102,6 +102,11 @@ def site_update_3(alg, sig, cur, phi, m, beta, delta, vs, new):
             n0 = x0 * inv
             n1 = x1 * inv
             n2 = x2 * inv
+    elif alg == ALG_HEATBATH:
+        heatbath_3(phi, m, beta, vs, 0, new)
+        n0 = new[0]
+        n1 = new[1]
+        n2 = new[2]
     else:                                # reflection about phi: n = 2 (s.phi) phi / |phi|^2 - s
         pp = p0 * p0 + p1 * p1 + p2 * p2
         if pp <= 0.0:
@@ -148,6 +153,9 @@ def sweep_replica(r, s, alg, key, ch, g, cp, st, h, beta, delta, acc, tries, w):
     S = ch.S
     N = S.shape[1]
     n = S.shape[2]
+    if n == 3 and st.kind == KIND_CONTINUOUS and st.n_hidden == 0 and cp.code == IDENTITY:
+        sweep_isotropic_3(r, s, alg, key, ch, g, cp, st, h, beta, delta, acc, tries, w)
+        return
     nf = st.free.shape[0]
     inv_nf = 1.0 / nf
     Sr = S[r]
@@ -178,6 +186,48 @@ def sweep_replica(r, s, alg, key, ch, g, cp, st, h, beta, delta, acc, tries, w):
         mu_r += apply_move(Sr, k, m, w.new, st.U, mvec_r, inv_nf) * inv_nf
         if cp.code >= LOWRANK:
             refresh_projections(cp, Sr, k, Pr, Qr)
+        e_r += dE
+    end_sweep(ch, r, alg, e_r, mu_r, n_acc, nf, acc, tries)
+
+
+@physics_call
+def sweep_isotropic_3(r, s, alg, key, ch, g, cp, st, h, beta, delta, acc, tries, w):
+    """:func:`sweep_replica` for n = 3 continuous spins with ``M = J 1`` (Heisenberg lattices),
+    every local algorithm: the same field, move (:func:`site_update_3`), bookkeeping and draws in
+    the same order (the chain is bit for bit the general one), as a loop of its own. Inside the
+    general loop (every move of every spin kind inlined into one body) the lattice Metropolis ran
+    at 0.77-0.94 of the pre-unification kernel's rate; in this loop at ~1.6x it (BENCHMARKS.md,
+    issue 10)."""
+    Sr = ch.S[r]
+    N = Sr.shape[0]
+    free = st.free
+    lengths = st.lengths
+    U = st.U
+    nf = free.shape[0]
+    inv_nf = 1.0 / nf
+    mvec_r = ch.mvec[r]
+    sig = w.sig
+    phi = w.phi
+    new = w.new
+    J = cp.J
+    b = beta[r]
+    dlt = delta[r]
+    n_acc = 0
+    e_r = ch.E[r]
+    mu_r = ch.mu[r]
+    for q in range(nf):
+        k = free[q]
+        vs = site_visit(key, s, k, N)
+        field_isotropic_3(Sr, k, g, J, h, phi)
+        m = lengths[k]
+        inv_m = 1.0 / m
+        for c in range(3):
+            sig[c] = Sr[k, c] * inv_m
+        ok, _, dE = site_update_3(alg, sig, 0, phi, m, b, dlt, vs, new)
+        if not ok:
+            continue
+        n_acc += 1
+        mu_r += apply_move(Sr, k, m, new, U, mvec_r, inv_nf) * inv_nf
         e_r += dE
     end_sweep(ch, r, alg, e_r, mu_r, n_acc, nf, acc, tries)
 
