@@ -44,3 +44,33 @@ def test_restored_after_an_error():
         with gguf_read_once():
             raise RuntimeError("inside")
     assert gguf.GGUFReader is reader_cls
+
+
+def test_overlapping_conversions_in_threads_restore_gguf():
+    """Threaded executors may load two models at once: the second conversion waits for the first
+    (without the lock it saved the first's patched functions and put them back last)."""
+    import threading
+
+    reader_cls, name_map = gguf.GGUFReader, gguf.get_tensor_name_map
+    inside, release, first_done = threading.Event(), threading.Event(), threading.Event()
+
+    def first():
+        with gguf_read_once():
+            inside.set()
+            release.wait(5)
+        first_done.set()
+
+    def second():
+        inside.wait(5)
+        with gguf_read_once():
+            first_done.wait(1)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    inside.wait(5)
+    threading.Event().wait(0.2)
+    release.set()
+    for t in threads:
+        t.join(10)
+    assert gguf.GGUFReader is reader_cls and gguf.get_tensor_name_map is name_map

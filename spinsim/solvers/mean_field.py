@@ -356,15 +356,19 @@ def _first_instability(prob: _Problem, hv: float, grid: np.ndarray, rtol: float)
     re-found)."""
     N, n = prob.shape
     m = np.zeros((N, n))
-    prev_T, prev_m = None, None
+    prev_T, prev_m, prev_val = None, None, None
     for Tg in grid:
         m = prob.solve(1.0 / Tg, hv, m)
-        if prob.top_eig(1.0 / Tg, hv, m) / Tg - 1.0 >= 0:
+        val_g = prob.top_eig(1.0 / Tg, hv, m) / Tg - 1.0
+        if val_g >= 0:
             if prev_T is None:
                 return float(Tg)
             stable = {float(prev_T): prev_m}          # T -> solution, on the stable side
+            known = {float(Tg): val_g, float(prev_T): prev_val}   # the bracket's ends, as scanned
 
             def excess(T: float) -> float:
+                if T in known:                        # not solved again (an iterative eigenvalue
+                    return known[T]                   # near 0 could change sign on a re-solve)
                 start = stable[min((t for t in stable if t >= T), default=max(stable))]
                 mm = prob.solve(1.0 / T, hv, start)
                 val = prob.top_eig(1.0 / T, hv, mm) / T - 1.0
@@ -373,5 +377,5 @@ def _first_instability(prob: _Problem, hv: float, grid: np.ndarray, rtol: float)
                 return val
 
             return float(brentq(excess, float(Tg), float(prev_T), xtol=1e-300, rtol=max(rtol, 1e-15)))
-        prev_T, prev_m = Tg, m
+        prev_T, prev_m, prev_val = Tg, m, val_g
     return float("nan")
