@@ -163,11 +163,8 @@ def sweep_replica(r, s, alg, key, ch, g, cp, st, h, beta, delta, acc, tries, w):
     Qr = ch.Q[r]
     Xr = ch.X[r]
     mvec_r = ch.mvec[r]
-    b = beta[r]
-    dlt = delta[r]
+    b, dlt, e_r, mu_r = replica_scalars(ch, r, beta, delta)
     n_acc = 0
-    e_r = ch.E[r]
-    mu_r = ch.mu[r]
     for q in range(nf):
         k = st.free[q]
         vs = site_visit(key, s, k, N)
@@ -210,11 +207,8 @@ def sweep_isotropic_3(r, s, alg, key, ch, g, cp, st, h, beta, delta, acc, tries,
     phi = w.phi
     new = w.new
     J = cp.J
-    b = beta[r]
-    dlt = delta[r]
+    b, dlt, e_r, mu_r = replica_scalars(ch, r, beta, delta)
     n_acc = 0
-    e_r = ch.E[r]
-    mu_r = ch.mu[r]
     for q in range(nf):
         k = free[q]
         vs = site_visit(key, s, k, N)
@@ -230,6 +224,13 @@ def sweep_isotropic_3(r, s, alg, key, ch, g, cp, st, h, beta, delta, acc, tries,
         mu_r += apply_move(Sr, k, m, new, U, mvec_r, inv_nf) * inv_nf
         e_r += dE
     end_sweep(ch, r, alg, e_r, mu_r, n_acc, nf, acc, tries)
+
+
+@physics
+def replica_scalars(ch, r, beta, delta):
+    """(inverse temperature, Metropolis step, tracked E, tracked m.u) of replica r at the start of
+    a sweep; :func:`end_sweep` stores E and m.u back."""
+    return beta[r], delta[r], ch.E[r], ch.mu[r]
 
 
 @physics
