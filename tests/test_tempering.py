@@ -119,6 +119,8 @@ def test_every_replica_samples_the_exact_boltzmann_distribution(name, algorithm)
 
 # ----------------------------------------------------------------------------- a biased exchange fails
 #: wrong exchange rules, as the exponent x of min(1, exp(x)) (right: x = (b1 - b2)(E1 - E2))
+#: the system the wrong rules run on (unjitted: each system costs ~13 s)
+BIASED_SYSTEMS = ("discrete_head",)
 BIASED = {
     "sign": lambda b1, b2, E1, E2: -(b1 - b2) * (E1 - E2),      # the Boltzmann ratio inverted
     "half": lambda b1, b2, E1, E2: 0.5 * (b1 - b2) * (E1 - E2),  # half the exponent
@@ -141,17 +143,18 @@ def _biased_runs(levels_file: str) -> None:
             return x >= 0.0 or uniform(vs, 0) < math.exp(x)
         cpu.exchange_accept = accept
         worst = min(min(marginal_pvalues(n, "pt", sweeps=2000, exact=(lv[f"{n}_E"], lv[f"{n}_g"]))[0])
-                    for n in SYSTEMS)
+                    for n in BIASED_SYSTEMS)
         print(f"RULE {rule} {worst:.3e}", flush=True)
 
 
 @pytest.mark.slow
 def test_a_biased_exchange_rule_fails_the_marginal_check(tmp_path):
-    """The same check with a wrong acceptance rule in the exchange step (an unjitted run, ~40 s,
-    with the rule replaced): for every wrong rule some replica's p-value falls below 1e-6 (measured
-    at this seed: 'sign' and 'always' ~0, 'half' ~3e-12)."""
+    """The same check with a wrong acceptance rule in the exchange step (an unjitted run, ~13 s,
+    with the rule replaced): for every wrong rule some replica's p-value falls below 1e-6. On the
+    discrete head system (measured at this seed, 1 Dec: 'sign' and 'always' 0, 'half' 2.5e-20;
+    the Ising ring, no longer run here to halve the time, gave 0, 0 and 2.9e-12)."""
     levels = {}
-    for n in SYSTEMS:
+    for n in BIASED_SYSTEMS:
         levels[f"{n}_E"], levels[f"{n}_g"] = exact_levels(n)
     np.savez(tmp_path / "levels.npz", **levels)
     env = dict(os.environ, NUMBA_DISABLE_JIT="1")
