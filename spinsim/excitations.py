@@ -166,8 +166,6 @@ def excitations(H: Hamiltonian, S: Any = None, n_modes: int = 16, zero_rtol: flo
         out = X - (2.0 / ww)[:, None, None] * wv[:, :, None] * wX[:, None, :]
         return out[:, :-1, :]
 
-    F = tangent_T(At)          # A^T t for the tangent basis of each site
-    G = tangent_T(Bt)          # B^T t
     Wf = H.W[free][:, free] if sp.issparse(H.W) else H.W[np.ix_(free, free)]
     Wm = (sp.diags(m) @ Wf @ sp.diags(m)).tocsr() if sp.issparse(Wf) else m[:, None] * Wf * m[None, :]
     nred = Nf * dt
@@ -178,8 +176,8 @@ def excitations(H: Hamiltonian, S: Any = None, n_modes: int = 16, zero_rtol: flo
         method_used, complete, lam_max = "none", True, 0.0
     elif use_dense:
         Wd = Wm.toarray() if sp.issparse(Wm) else Wm
-        Fs = F.reshape(nred, -1)
-        Gs = G.reshape(nred, -1)
+        Fs = tangent_T(At).reshape(nred, -1)     # A^T t for the tangent basis of each site
+        Gs = tangent_T(Bt).reshape(nred, -1)     # B^T t
         X = -(Fs @ Gs.T).reshape(Nf, dt, Nf, dt) * Wd[:, None, :, None]
         K = (X + X.transpose(2, 3, 0, 1)).reshape(nred, nred)
         K[np.diag_indices(nred)] += np.repeat(diag, dt)
@@ -205,8 +203,9 @@ def excitations(H: Hamiltonian, S: Any = None, n_modes: int = 16, zero_rtol: flo
                 v -= (c2 * np.sum(wv * v, axis=1))[:, None] * wv            # H_k v_k
                 return (diag[:, None] * x - v[:, :-1]).reshape(-1)
         else:
-            FG = np.ascontiguousarray(np.concatenate([F, G], axis=2))      # (Nf, dt, 2r)
-            r2 = F.shape[2]
+            # F_k = T_k^T A_k, G_k = T_k^T B_k side by side: (Nf, dt, 2r)
+            FG = np.ascontiguousarray(np.concatenate([tangent_T(At), tangent_T(Bt)], axis=2))
+            r2 = At.shape[2]
 
             def matvec(x: np.ndarray) -> np.ndarray:
                 # [f_k | g_k] = x_k^T [F_k | G_k]; y_k = diag_k x_k - F_k (Wm g)_k - G_k (Wm^T f)_k

@@ -55,6 +55,7 @@ from typing import Any
 
 import numpy as np
 
+from ..declared import readonly
 from ..excitations import Excitations, excitations
 from ..hamiltonian import Hamiltonian, Heisenberg
 from ..kernels import quench as kern
@@ -87,19 +88,12 @@ def _kernel_args(H: Hamiltonian, red: Reduction) -> tuple:
     ptr, nbr, w_out, w_in = H.neighbours()
     sites = np.flatnonzero(~H.frozen).astype(np.int64)
     f, i = np.float64, np.int64
-    return (i(mode), f(J), _readonly(Mm, f), _readonly(A, f), _readonly(B, f), _readonly(red.h, f),
-            _readonly(H.lengths, f), _readonly(sites, i), _readonly(ptr, i), _readonly(nbr, i),
-            _readonly(w_out, f), _readonly(w_in, f), _readonly(red.V, f))
-
-
-def _readonly(a: np.ndarray, dtype: type) -> np.ndarray:
-    """A C-contiguous read-only view (a copy where the dtype or layout differs). Every kernel
-    input goes in read-only: Numba compiles one signature per writable/read-only flag of each
-    array, and the Hamiltonian's own arrays are frozen while placeholders and derived arrays
-    are not (two compiles of the quench and the anneal, ~15 s of CPU each on a fresh clone)."""
-    out = np.ascontiguousarray(a, dtype=dtype).view()
-    out.flags.writeable = False
-    return out
+    # every input read-only (declared.readonly): Numba compiles one signature per read-only flag
+    # of each array, and the Hamiltonian's own arrays are frozen while placeholders and derived
+    # arrays were not (two compiles of the quench and the anneal, ~15 s of CPU each)
+    return (i(mode), f(J), *(readonly(np.asarray(a, f)) for a in (Mm, A, B, red.h, H.lengths)),
+            *(readonly(np.asarray(a, i)) for a in (sites, ptr, nbr)),
+            *(readonly(np.asarray(a, f)) for a in (w_out, w_in, red.V)))
 
 
 def _initial(H: Hamiltonian, red: Reduction, seed: int, q: int) -> tuple[np.ndarray, np.ndarray]:
